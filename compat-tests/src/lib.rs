@@ -1,0 +1,1 @@
+//! Compatibility tools for shoal: recorder and replayer of Docker API traffic.
