@@ -1,0 +1,161 @@
+//! The store: typed tables of every cluster object, transactions, and a watch
+//! stream of committed changes.
+//!
+//! Writes go through [`Store::update`]: under one async mutex the closure runs
+//! against the applied state plus an overlay of its own changes, the resulting
+//! [`StoreAction`]s are handed to the [`Proposer`] (raft), and the call returns
+//! only after they are committed and applied. Readers use [`Store::view`] on the
+//! applied state and never block writers for long.
+
+mod action;
+mod local;
+mod proposer;
+mod snapshot;
+mod tables;
+mod tx;
+mod watch;
+
+use std::sync::Arc;
+use std::sync::RwLock;
+
+pub use action::apply_actions;
+pub use action::StoreAction;
+pub use local::LocalProposer;
+pub use proposer::Proposer;
+pub use snapshot::StoreSnapshot;
+pub use tables::Tables;
+use tokio::sync::broadcast;
+pub use tx::ReadTx;
+pub use tx::Tx;
+pub use watch::Commit;
+pub use watch::Event;
+pub use watch::EventAction;
+
+use crate::error::Result;
+
+/// The applied state shared by the store (reads) and the state machine (writes).
+#[derive(Debug)]
+pub struct SharedState {
+    tables: RwLock<Tables>,
+    events: broadcast::Sender<Arc<Commit>>,
+}
+
+impl SharedState {
+    /// An empty state with a watch channel of `capacity` commits.
+    pub fn new(capacity: usize) -> Arc<Self> {
+        let (events, _) = broadcast::channel(capacity);
+        Arc::new(SharedState {
+            tables: RwLock::new(Tables::default()),
+            events,
+        })
+    }
+
+    /// Applies one committed proposal at raft `index` and publishes its events.
+    /// Called only by the state machine (or the local proposer), in log order.
+    pub fn apply(&self, index: u64, actions: &[StoreAction]) {
+        let events = {
+            let mut t = self.tables.write().unwrap_or_else(|e| e.into_inner());
+            let events = apply_actions(&mut t, index, actions);
+            t.last_index = index;
+            events
+        };
+        // No subscribers is fine: nobody is watching yet.
+        let _ = self.events.send(Arc::new(Commit { index, events }));
+    }
+
+    /// Replaces the whole state (snapshot install or restart).
+    pub fn restore(&self, tables: Tables) {
+        let index = tables.last_index;
+        *self.tables.write().unwrap_or_else(|e| e.into_inner()) = tables;
+        let _ = self.events.send(Arc::new(Commit {
+            index,
+            events: vec![Event::resync()],
+        }));
+    }
+
+    /// Reads the tables.
+    pub fn read<R>(&self, f: impl FnOnce(&Tables) -> R) -> R {
+        let t = self.tables.read().unwrap_or_else(|e| e.into_inner());
+        f(&t)
+    }
+}
+
+/// The typed object store of one manager.
+pub struct Store {
+    state: Arc<SharedState>,
+    write: tokio::sync::Mutex<()>,
+    proposer: Arc<dyn Proposer>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// A store over `state` whose writes go through `proposer`.
+    pub fn new(state: Arc<SharedState>, proposer: Arc<dyn Proposer>) -> Arc<Self> {
+        Arc::new(Store {
+            state,
+            write: tokio::sync::Mutex::new(()),
+            proposer,
+        })
+    }
+
+    /// An in-memory store that applies writes at once (tests, benchmarks).
+    pub fn in_memory() -> Arc<Self> {
+        let state = SharedState::new(1024);
+        let proposer = Arc::new(LocalProposer::new(state.clone()));
+        Store::new(state, proposer)
+    }
+
+    /// The shared applied state.
+    pub fn state(&self) -> &Arc<SharedState> {
+        &self.state
+    }
+
+    /// Runs `f` over a consistent read view of the applied state.
+    pub fn view<R>(&self, f: impl FnOnce(&ReadTx<'_>) -> R) -> R {
+        self.state.read(|t| f(&ReadTx::new(t)))
+    }
+
+    /// Runs `f` in a write transaction and commits its changes.
+    ///
+    /// Transactions are serialized. When this returns `Ok`, every change is
+    /// committed, durable (per the proposer) and applied, so a following
+    /// `view` sees it. If `f` fails nothing is written.
+    pub async fn update<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        let _guard = self.write.lock().await;
+        let (result, actions) = self.state.read(|t| {
+            let mut tx = Tx::new(t);
+            let r = f(&mut tx);
+            (r, tx.into_actions())
+        });
+        let r = result?;
+        if !actions.is_empty() {
+            self.proposer.propose(actions).await?;
+        }
+        Ok(r)
+    }
+
+    /// Subscribes to committed changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Commit>> {
+        self.state.events.subscribe()
+    }
+
+    /// Subscribes and reads the state atomically: no commit falls between them.
+    pub fn view_and_watch<R>(
+        &self,
+        f: impl FnOnce(&ReadTx<'_>) -> R,
+    ) -> (R, broadcast::Receiver<Arc<Commit>>) {
+        // Holding the read lock while subscribing means no apply can run between.
+        self.state.read(|t| {
+            let rx = self.state.events.subscribe();
+            (f(&ReadTx::new(t)), rx)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
