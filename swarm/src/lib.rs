@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod model;
+pub mod raft;
 pub mod orchestrator;
 pub mod scheduler;
 pub mod store;
