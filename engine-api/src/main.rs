@@ -1,1 +1,90 @@
-fn main() {}
+//! shoald: the composition root. Parses flags, sets up logging, opens the swarm
+//! node and serves the Docker Engine API until SIGINT/SIGTERM.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Parser;
+use engine_api::config::Config;
+use engine_api::config::Flags;
+use engine_api::server::listener;
+use engine_api::server::router;
+use engine_api::AppState;
+use engine_api::EngineInfo;
+use swarm::node::NodeConfig;
+use swarm::node::SwarmNode;
+use tokio::signal::unix::signal;
+use tokio::signal::unix::SignalKind;
+use tokio_util::sync::CancellationToken;
+
+fn init_tracing(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{},openraft=warn", cfg.log_level))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn daemon_id(data_root: &std::path::Path) -> anyhow::Result<String> {
+    let path = data_root.join("engine-id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        return Ok(id.trim().to_string());
+    }
+    let id = swarm::model::new_id();
+    std::fs::write(&path, &id).with_context(|| format!("write {}", path.display()))?;
+    Ok(id)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cfg = Config::load(Flags::parse())?;
+    init_tracing(&cfg);
+    std::fs::create_dir_all(&cfg.data_root)
+        .with_context(|| format!("create data root {}", cfg.data_root.display()))?;
+    let hostname = swarm::host::hostname();
+    let engine = Arc::new(EngineInfo {
+        version: engine_api::VERSION.to_string(),
+        data_root: cfg.data_root.display().to_string(),
+        hostname: hostname.clone(),
+        id: daemon_id(&cfg.data_root)?,
+        started: Instant::now(),
+    });
+    let node = SwarmNode::open(NodeConfig {
+        data_root: cfg.data_root.clone(),
+        engine_version: engine_api::VERSION.to_string(),
+        hostname,
+    })
+    .await
+    .context("open swarm state")?;
+    let app = router::app(AppState {
+        node: node.clone(),
+        engine,
+    });
+    let cancel = CancellationToken::new();
+    let mut servers = tokio::task::JoinSet::new();
+    for h in &cfg.hosts {
+        let host = listener::Host::parse(h)?;
+        servers.spawn(listener::serve(host, app.clone(), cancel.clone()));
+    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        Some(r) = servers.join_next() => {
+            r.context("listener panicked")?.context("listener failed")?;
+        }
+    }
+    tracing::info!("shutting down");
+    cancel.cancel();
+    node.shutdown().await;
+    while servers.join_next().await.is_some() {}
+    Ok(())
+}

@@ -1,12 +1,19 @@
 //! shoal's control plane and node agent.
 //!
 //! It knows no HTTP, no containerd and no netlink: the `engine-api` crate calls
-//! [`controlapi`] and wires concrete executors into [`exec`] seams.
+//! [`controlapi`] through [`node::SwarmNode`] and wires concrete executors into
+//! the `exec` seams.
 
+pub mod ca;
+pub mod controlapi;
 pub mod error;
+pub mod host;
+pub mod leader;
+pub mod manager;
 pub mod model;
-pub mod raft;
+pub mod node;
 pub mod orchestrator;
+pub mod raft;
 pub mod scheduler;
 pub mod store;
 

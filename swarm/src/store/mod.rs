@@ -11,7 +11,7 @@ mod action;
 mod local;
 mod proposer;
 mod snapshot;
-mod tables;
+pub mod tables;
 mod tx;
 mod watch;
 

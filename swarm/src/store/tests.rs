@@ -100,10 +100,7 @@ async fn tx_sees_its_own_writes_and_indexes_follow() {
     let tasks = store.view(|tx| tx.tasks_by_service(&sid));
     assert_eq!(tasks.len(), 3);
     let victim = tasks[0].id().to_string();
-    store
-        .update(|tx| tx.delete::<Task>(&victim))
-        .await
-        .unwrap();
+    store.update(|tx| tx.delete::<Task>(&victim)).await.unwrap();
     assert_eq!(store.view(|tx| tx.tasks_by_service(&sid).len()), 2);
     let commit = rx.recv().await.unwrap();
     assert_eq!(commit.events.len(), 1);

@@ -124,10 +124,9 @@ impl<'a> Tx<'a> {
 
     /// The tasks of a service, as this transaction sees them.
     pub fn tasks_by_service(&self, service_id: &str) -> Vec<Task> {
-        self.tasks_where(
-            self.base.task_ids_by_service(service_id),
-            |t| t.service_id() == service_id,
-        )
+        self.tasks_where(self.base.task_ids_by_service(service_id), |t| {
+            t.service_id() == service_id
+        })
     }
 
     /// The tasks assigned to a node, as this transaction sees them.

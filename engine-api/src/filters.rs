@@ -1,0 +1,133 @@
+//! Docker list filters: `filters={"key":{"value":true}}` and the legacy
+//! `{"key":["value"]}` form, with per-resource allowed keys.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+
+use crate::error::ApiError;
+
+/// Parsed filters: key to the set of accepted values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters(BTreeMap<String, BTreeSet<String>>);
+
+impl Filters {
+    /// Parses the `filters` query value (absent or empty means no filter).
+    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let raw = raw.unwrap_or("").trim();
+        if raw.is_empty() {
+            return Ok(Filters::default());
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| ApiError::bad_request("invalid filter: expected an object"))?;
+        let mut out = BTreeMap::new();
+        for (k, vals) in obj {
+            let set: BTreeSet<String> = match vals {
+                serde_json::Value::Object(m) => m
+                    .iter()
+                    .filter(|(_, on)| on.as_bool().unwrap_or(false))
+                    .map(|(v, _)| v.clone())
+                    .collect(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                _ => return Err(ApiError::bad_request(format!("invalid filter '{k}'"))),
+            };
+            out.insert(k.clone(), set);
+        }
+        Ok(Filters(out))
+    }
+
+    /// Refuses keys outside `allowed` with dockerd's message.
+    pub fn validate(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(k) => Err(ApiError::bad_request(format!("Invalid filter '{k}'"))),
+            None => Ok(()),
+        }
+    }
+
+    /// The values for `key` (empty when the key is absent).
+    pub fn get(&self, key: &str) -> impl Iterator<Item = &String> {
+        self.0.get(key).into_iter().flatten()
+    }
+
+    /// Whether `key` was given.
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// True when `key` is absent or one of its values equals `value`.
+    pub fn exact(&self, key: &str, value: &str) -> bool {
+        !self.contains(key) || self.get(key).any(|v| v == value)
+    }
+
+    /// True when `key` is absent or `value` starts with one of its values.
+    pub fn prefix(&self, key: &str, value: &str) -> bool {
+        !self.contains(key) || self.get(key).any(|v| value.starts_with(v.as_str()))
+    }
+
+    /// True when `key` is absent or any of its values is a prefix of an ID or
+    /// equals/prefixes a name (dockerd's `id`/`name` semantics).
+    pub fn name_or_id(&self, key: &str, value: &str) -> bool {
+        self.prefix(key, value)
+    }
+
+    /// Label filters: every `k` or `k=v` given must match `labels`.
+    pub fn labels(
+        &self,
+        key: &str,
+        labels: Option<&std::collections::HashMap<String, String>>,
+    ) -> bool {
+        self.get(key).all(|want| {
+            let (k, v) = match want.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (want.as_str(), None),
+            };
+            match (labels.and_then(|l| l.get(k)), v) {
+                (Some(_), None) => true,
+                (Some(have), Some(v)) => have == v,
+                (None, _) => false,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_forms_parse() {
+        let f = Filters::parse(Some(r#"{"name":{"web":true,"db":false}}"#)).unwrap();
+        assert!(f.exact("name", "web"));
+        assert!(!f.exact("name", "db"));
+        let f = Filters::parse(Some(r#"{"name":["web"]}"#)).unwrap();
+        assert!(f.exact("name", "web"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_json() {
+        let f = Filters::parse(Some(r#"{"x":{"a":true}}"#)).unwrap();
+        assert_eq!(
+            f.validate(&["name"]).unwrap_err().message,
+            "Invalid filter 'x'"
+        );
+        assert!(Filters::parse(Some("{")).is_err());
+    }
+
+    #[test]
+    fn labels_match_key_or_pair() {
+        let mut l = std::collections::HashMap::new();
+        l.insert("env".to_string(), "prod".to_string());
+        let f = Filters::parse(Some(r#"{"label":{"env=prod":true}}"#)).unwrap();
+        assert!(f.labels("label", Some(&l)));
+        let f = Filters::parse(Some(r#"{"label":{"env":true}}"#)).unwrap();
+        assert!(f.labels("label", Some(&l)));
+        let f = Filters::parse(Some(r#"{"label":{"env=dev":true}}"#)).unwrap();
+        assert!(!f.labels("label", Some(&l)));
+        assert!(!f.labels("label", None));
+    }
+}

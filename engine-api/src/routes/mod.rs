@@ -1,0 +1,27 @@
+//! One module per resource; each exposes `routes()`.
+
+pub mod configs;
+pub mod networks;
+pub mod nodes;
+pub mod secrets;
+pub mod services;
+pub mod swarm;
+pub mod system;
+pub mod tasks;
+
+use axum::Router;
+
+use crate::AppState;
+
+/// Every route of the API (paths without the version prefix).
+pub fn all() -> Router<AppState> {
+    Router::new()
+        .merge(system::routes())
+        .merge(swarm::routes())
+        .merge(nodes::routes())
+        .merge(services::routes())
+        .merge(tasks::routes())
+        .merge(secrets::routes())
+        .merge(configs::routes())
+        .merge(networks::routes())
+}

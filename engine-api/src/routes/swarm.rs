@@ -1,0 +1,110 @@
+//! `/swarm` routes: init, join, leave, inspect, update, unlock key, unlock.
+
+use axum::extract::Query;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::routing::post;
+use axum::Json;
+use axum::Router;
+use serde::Deserialize;
+use swarm::controlapi::cluster;
+use swarm::node::InitRequest;
+
+use crate::body::query_bool;
+use crate::body::query_version;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::error::ApiResult;
+use crate::server::version::empty_ok;
+use crate::AppState;
+
+/// The swarm routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/swarm", get(inspect))
+        .route("/swarm/init", post(init))
+        .route("/swarm/join", post(join))
+        .route("/swarm/leave", post(leave))
+        .route("/swarm/update", post(update))
+        .route("/swarm/unlockkey", get(unlock_key))
+        .route("/swarm/unlock", post(unlock))
+}
+
+async fn inspect(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let m = s.node.manager()?;
+    let c = cluster::get(m.store())?;
+    Ok(Json(
+        serde_json::to_value(&c.api).map_err(|e| ApiError::bad_request(e.to_string()))?,
+    ))
+}
+
+async fn init(
+    State(s): State<AppState>,
+    JsonBody(req): JsonBody<InitRequest>,
+) -> ApiResult<Json<String>> {
+    Ok(Json(s.node.init(req).await?))
+}
+
+async fn join(State(s): State<AppState>) -> ApiResult<Response> {
+    if s.node.membership().is_some() {
+        return Err(swarm::Error::new(
+            swarm::ErrorKind::Unavailable,
+            swarm::error::ALREADY_IN_SWARM,
+        )
+        .into());
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::NOT_IMPLEMENTED,
+        "joining an existing swarm is not supported by shoal yet: multi-node swarms are planned",
+    ))
+}
+
+async fn leave(
+    State(s): State<AppState>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Response> {
+    s.node.leave(query_bool(&q, "force")).await?;
+    Ok(empty_ok())
+}
+
+async fn update(
+    State(s): State<AppState>,
+    Query(q): Query<crate::body::Query>,
+    JsonBody(spec): JsonBody<swarm::model::api::SwarmSpec>,
+) -> ApiResult<Response> {
+    let m = s.node.manager()?;
+    let version = query_version(&q)?;
+    let rotate = cluster::Rotate {
+        worker_token: query_bool(&q, "rotateWorkerToken"),
+        manager_token: query_bool(&q, "rotateManagerToken"),
+        unlock_key: query_bool(&q, "rotateManagerUnlockKey"),
+    };
+    let out = cluster::update(m.store(), version, spec, rotate).await?;
+    if out.key_changed {
+        s.node.rewrap_key(m.dek(), out.unlock_key.as_deref())?;
+    }
+    Ok(empty_ok())
+}
+
+async fn unlock_key(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let m = s.node.manager()?;
+    let c = cluster::get(m.store())?;
+    Ok(Json(
+        serde_json::json!({ "UnlockKey": c.unlock_key.unwrap_or_default() }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct UnlockRequest {
+    #[serde(rename = "UnlockKey", default)]
+    unlock_key: String,
+}
+
+async fn unlock(
+    State(s): State<AppState>,
+    JsonBody(req): JsonBody<UnlockRequest>,
+) -> ApiResult<Response> {
+    s.node.unlock(&req.unlock_key).await?;
+    Ok(empty_ok())
+}

@@ -1,0 +1,5 @@
+//! Listeners, the router, and API version negotiation.
+
+pub mod listener;
+pub mod router;
+pub mod version;

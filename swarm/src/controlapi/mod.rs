@@ -1,0 +1,8 @@
+//! Validation and CRUD for every API object, through the store. The HTTP edge
+//! calls these; they return dockerd's texts.
+//!
+//! Names are resolved as dockerd does: full ID, then exact name, then a unique
+//! ID prefix ("ambiguous (N matches found)" otherwise).
+
+pub mod cluster;
+pub mod resolve;

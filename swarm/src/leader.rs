@@ -1,0 +1,20 @@
+//! The leader-only control loops, started together and stopped by one token.
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::NodeState;
+use crate::store::Store;
+
+/// Spawns every leader-only loop into `set`; they stop when `cancel` fires.
+pub fn spawn(
+    store: &Arc<Store>,
+    _node: &NodeState,
+    set: &mut JoinSet<()>,
+    cancel: CancellationToken,
+) {
+    // Orchestrators, scheduler and allocator join here as they land.
+    let _ = (store, set, cancel);
+}

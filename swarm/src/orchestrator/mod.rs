@@ -1,0 +1,1 @@
+//! Orchestrators: turn service specs into tasks (replicated, global, jobs, restarts, updates, reaper).

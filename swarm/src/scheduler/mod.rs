@@ -1,0 +1,1 @@
+//! The scheduler: assigns pending tasks to nodes (filters, spread preferences).
