@@ -4,6 +4,7 @@
 //! [`controlapi`] through [`node::SwarmNode`] and wires concrete executors into
 //! the `exec` seams.
 
+pub mod allocator;
 pub mod ca;
 pub mod controlapi;
 pub mod error;

@@ -5,4 +5,11 @@
 //! ID prefix ("ambiguous (N matches found)" otherwise).
 
 pub mod cluster;
+pub mod config;
+pub mod network;
+pub mod node;
 pub mod resolve;
+pub mod secret;
+pub mod service;
+pub mod task;
+pub mod validate;

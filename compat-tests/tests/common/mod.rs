@@ -1,0 +1,271 @@
+//! Shared harness for end-to-end tests: a live `shoald` on a temp socket and
+//! the stock `docker` CLI pointed at it.
+//!
+//! Every test gets its own daemon, data root and socket, so tests run in
+//! parallel and leave nothing behind. The daemon is killed by PID on drop.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::path::PathBuf;
+use std::process::Child;
+use std::process::Command;
+use std::process::Output;
+use std::process::Stdio;
+use std::time::Duration;
+use std::time::Instant;
+
+/// The shoald binary: `$SHOALD_BIN`, else the workspace's debug build.
+pub fn shoald_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("SHOALD_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for profile in ["debug", "release"] {
+        let p = root.join("target").join(profile).join("shoald");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("shoald not built: run `cargo build -p engine-api` or set SHOALD_BIN");
+}
+
+/// The stock docker CLI.
+pub fn docker_bin() -> PathBuf {
+    std::env::var("DOCKER_CLI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/usr/local/bin/docker"))
+}
+
+/// A running shoald.
+pub struct Daemon {
+    /// Temp dir holding the socket, data root and log.
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+/// The result of one CLI run.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts shoald with extra flags and waits for `/_ping` (bounded: 20 s).
+    pub fn start_with(extra: &[&str]) -> Daemon {
+        let dir = tempfile::Builder::new().prefix("shoal-e2e").tempdir().unwrap();
+        let mut d = Daemon { dir, child: None };
+        d.spawn(extra);
+        d
+    }
+
+    /// Starts shoald with defaults.
+    pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// Starts shoald and runs `docker swarm init` on loopback.
+    pub fn with_swarm() -> Daemon {
+        let d = Daemon::start();
+        d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+        d
+    }
+
+    fn spawn(&mut self, extra: &[&str]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("shoald.log"))
+            .unwrap();
+        let child = Command::new(shoald_bin())
+            .arg("--host")
+            .arg(format!("unix://{}", self.socket().display()))
+            .arg("--data-root")
+            .arg(self.data_root())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn shoald");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.socket().exists() && self.docker(&["version", "--format", "{{.Server.Version}}"]).code == 0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("shoald did not answer within 20s; log:\n{}", self.log());
+    }
+
+    /// The API socket path.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    /// The data root.
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("shoald.log")).unwrap_or_default()
+    }
+
+    /// `DOCKER_HOST` for this daemon.
+    pub fn docker_host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// Runs the stock CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Run {
+        self.docker_stdin(args, None)
+    }
+
+    /// Runs the CLI with `input` on stdin.
+    pub fn docker_stdin(&self, args: &[&str], input: Option<&[u8]>) -> Run {
+        use std::io::Write;
+        let mut cmd = Command::new(docker_bin());
+        cmd.args(args)
+            .env("DOCKER_HOST", self.docker_host())
+            .env("DOCKER_CONFIG", self.dir.path().join("cli-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run docker CLI");
+        if let Some(data) = input {
+            child.stdin.take().unwrap().write_all(data).unwrap();
+        }
+        Run::from(child.wait_with_output().unwrap())
+    }
+
+    /// Runs the CLI and asserts success; returns stdout.
+    #[track_caller]
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.docker(args);
+        assert_eq!(
+            r.code, 0,
+            "docker {args:?} failed: {}\n{}\n--- shoald log ---\n{}",
+            r.stderr, r.stdout, self.log()
+        );
+        r.stdout
+    }
+
+    /// Runs the CLI, asserts failure, and returns stderr.
+    #[track_caller]
+    pub fn fail(&self, args: &[&str]) -> String {
+        let r = self.docker(args);
+        assert_ne!(r.code, 0, "docker {args:?} unexpectedly succeeded: {}", r.stdout);
+        r.stderr
+    }
+
+    /// Sends a raw HTTP request over the socket with curl; returns (status, body).
+    pub fn curl(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "--unix-socket"])
+            .arg(self.socket())
+            .arg(format!("http://localhost{path}"));
+        if let Some(b) = body {
+            cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+        }
+        let out = cmd.output().expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// Kills shoald with SIGKILL (no clean shutdown) and waits for it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops shoald with SIGTERM and waits (bounded: 20 s, then SIGKILL).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts shoald again on the same data root and socket.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn(&[]);
+    }
+
+    /// Restarts after a SIGKILL.
+    pub fn restart_after_kill9(&mut self) {
+        self.kill9();
+        self.spawn(&[]);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `f` every 100 ms until it returns Some, for at most `secs` seconds.
+#[track_caller]
+pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Writes `content` to a file in the daemon's temp dir and returns its path.
+pub fn temp_file(d: &Daemon, name: &str, content: &[u8]) -> String {
+    let p = d.dir.path().join(name);
+    std::fs::write(&p, content).unwrap();
+    p.display().to_string()
+}
+
+/// A random lowercase marker string.
+pub fn marker(prefix: &str) -> String {
+    let n: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        ^ (std::process::id() as u64) << 32;
+    format!("{prefix}{n:x}")
+}

@@ -1,0 +1,1 @@
+//! `config` objects: validation and CRUD through the store.

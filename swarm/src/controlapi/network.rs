@@ -1,0 +1,1 @@
+//! `network` objects: validation and CRUD through the store.

@@ -1,0 +1,1 @@
+//! `node` objects: validation and CRUD through the store.

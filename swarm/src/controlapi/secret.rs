@@ -1,0 +1,1 @@
+//! `secret` objects: validation and CRUD through the store.

@@ -1,0 +1,1 @@
+//! `service` objects: validation and CRUD through the store.

@@ -1,0 +1,1 @@
+//! `task` objects: validation and CRUD through the store.

@@ -1,0 +1,1 @@
+//! `validate` objects: validation and CRUD through the store.
