@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages shoal and its tests need (idempotent).
+set -euo pipefail
+need=()
+for pkg in containerd runc nftables iproute2 busybox-static curl python3-venv; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The stock docker CLI is the client the tests drive; the machine image ships
+# 28.x at /usr/local/bin/docker. Without it, fall back to Debian's client.
+if [ ! -x /usr/local/bin/docker ] && ! command -v docker >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends docker-cli >/dev/null 2>&1 \
+    || apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+fi
