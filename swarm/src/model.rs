@@ -223,7 +223,9 @@ impl Object {
 }
 
 /// What the store needs of every object kind.
-pub trait StoreObject: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait StoreObject:
+    Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
     /// The kind.
     const KIND: Kind;
     /// The object's ID.

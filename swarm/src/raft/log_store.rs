@@ -78,7 +78,8 @@ impl LogStore {
             .sealer
             .open(bytes)
             .map_err(|e| StorageError::from(openraft::StorageIOError::read_logs(&e)))?;
-        serde_json::from_slice(&plain).map_err(|e| StorageError::from(openraft::StorageIOError::read_logs(&e)))
+        serde_json::from_slice(&plain)
+            .map_err(|e| StorageError::from(openraft::StorageIOError::read_logs(&e)))
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SErr> {
@@ -209,9 +210,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if ok {
             Ok(())
         } else {
-            Err(StorageError::from(openraft::StorageIOError::write_logs(&std::io::Error::other(
-                "log commit failed",
-            ))))
+            Err(StorageError::from(openraft::StorageIOError::write_logs(
+                &std::io::Error::other("log commit failed"),
+            )))
         }
     }
 

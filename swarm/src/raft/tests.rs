@@ -27,7 +27,9 @@ async fn boot(dir: &Path, key: [u8; 32], init: bool) -> (ShoalRaft, Arc<Store>) 
     if init {
         bootstrap(&raft, 7, "127.0.0.1:2377").await.unwrap();
     }
-    wait_leader(&raft, 7, Duration::from_secs(10)).await.unwrap();
+    wait_leader(&raft, 7, Duration::from_secs(10))
+        .await
+        .unwrap();
     let store = Store::new(state, Arc::new(RaftProposer::new(raft.clone())));
     (raft, store)
 }
