@@ -6,6 +6,9 @@
 # refd_start T NS   start under temp dir T in netns NS; sets REFD_PID
 # refd_stop         stop what refd_start started and remove the netns
 # refd_reset        stop + start again with an empty data root (fresh daemon)
+#
+# PIDs are also kept in files under T (refd.pid, containerd.pid, netns.created)
+# so that another shell can stop or reset the daemon: see refd-ctl.sh.
 
 REFD_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -15,7 +18,7 @@ refd_start() {
     mkdir -p "$REFD_T"
     if ! ip netns list | grep -qw "$REFD_NS"; then
         ip netns add "$REFD_NS"
-        REFD_NS_CREATED=1
+        : >"$REFD_T/netns.created"
     fi
     ip netns exec "$REFD_NS" ip link set lo up
     cat >"$REFD_T/containerd.toml" <<TOML
@@ -33,8 +36,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = ""
 TOML
     nsenter --net="/run/netns/$REFD_NS" unshare --mount --propagation slave \
-        bash "$REFD_LIB/inside-ns.sh" "$REFD_T" &
+        bash "$REFD_LIB/inside-ns.sh" "$REFD_T" </dev/null >"$REFD_T/inside-ns.log" 2>&1 &
     REFD_PID=$!
+    echo "$REFD_PID" >"$REFD_T/refd.pid"
     for _ in $(seq 1 300); do
         if curl -sf --max-time 2 --unix-socket "$REFD_T/docker.sock" http://localhost/_ping >/dev/null 2>&1; then
             return 0
@@ -62,10 +66,14 @@ refd_wait_gone() {
 
 refd_stop() {
     [ -n "${REFD_T:-}" ] || return 0
+    if [ -z "${REFD_PID:-}" ] && [ -f "$REFD_T/refd.pid" ]; then
+        REFD_PID=$(cat "$REFD_T/refd.pid")
+    fi
     if [ -n "${REFD_PID:-}" ]; then
         kill -TERM "$REFD_PID" 2>/dev/null || true
         refd_wait_gone "$REFD_PID"
         wait "$REFD_PID" 2>/dev/null || true
+        rm -f "$REFD_T/refd.pid"
     fi
     if [ -f "$REFD_T/containerd.pid" ]; then
         local cpid
@@ -81,9 +89,9 @@ refd_stop() {
         rm -f "$REFD_T/containerd.pid"
     fi
     REFD_PID=
-    if [ -n "${REFD_NS_CREATED:-}" ]; then
+    if [ -f "$REFD_T/netns.created" ]; then
         ip netns delete "$REFD_NS" 2>/dev/null || true
-        REFD_NS_CREATED=
+        rm -f "$REFD_T/netns.created"
     fi
 }
 
