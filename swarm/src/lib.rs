@@ -4,10 +4,13 @@
 //! [`controlapi`] through [`node::SwarmNode`] and wires concrete executors into
 //! the `exec` seams.
 
+pub mod agent;
 pub mod allocator;
 pub mod ca;
 pub mod controlapi;
+pub mod dispatcher;
 pub mod error;
+pub mod exec;
 pub mod host;
 pub mod leader;
 pub mod manager;

@@ -107,7 +107,7 @@ impl SwarmNode {
                 node.set(Phase::Locked(state));
             }
             LoadedKey::Ready(dek) => {
-                let m = Manager::resume(node.manager_config(), state, Arc::new(dek)).await?;
+                let m = Manager::resume(node.manager_config(), state, Arc::from(dek)).await?;
                 node.set(Phase::Active(m));
             }
         }

@@ -147,7 +147,7 @@ pub enum LoadedKey {
     /// No key yet (a node that never joined a swarm).
     Missing,
     /// The DEK is usable.
-    Ready(Sealer),
+    Ready(Box<Sealer>),
     /// The DEK is wrapped: the manager unlock key is needed.
     Locked,
 }
@@ -171,7 +171,7 @@ impl KeyStore {
         if f.locked {
             return Ok(LoadedKey::Locked);
         }
-        Ok(LoadedKey::Ready(Sealer::new(decode32(&f.dek)?)))
+        Ok(LoadedKey::Ready(Box::new(Sealer::new(decode32(&f.dek)?))))
     }
 
     /// Opens a locked key file with the unlock key.

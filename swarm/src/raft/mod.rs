@@ -3,9 +3,12 @@
 //! through membership changes without touching the state machine.
 
 pub mod encryption;
+// openraft fixes the storage error type (large); boxing it locally buys nothing.
+#[allow(clippy::result_large_err)]
 mod log_store;
 mod network;
 mod proposer;
+#[allow(clippy::result_large_err)]
 mod state_machine;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,82 @@
+//! The node agent: opens a dispatcher session, runs every assigned task
+//! through the executor, and reports status back. It uses only
+//! [`DispatcherApi`], so the same agent serves a local or a remote manager.
+
+mod task_manager;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatcher::DispatcherApi;
+use crate::exec::Executor;
+pub use worker::Worker;
+
+/// Runs the agent for `node_id` until `cancel` fires, reconnecting with
+/// bounded backoff when the session fails.
+pub async fn run(
+    node_id: String,
+    dispatcher: Arc<dyn DispatcherApi>,
+    executor: Arc<dyn Executor>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    while !cancel.is_cancelled() {
+        match session(&node_id, &dispatcher, &executor, &cancel).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "agent session ended; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(8));
+            }
+        }
+    }
+}
+
+async fn session(
+    node_id: &str,
+    dispatcher: &Arc<dyn DispatcherApi>,
+    executor: &Arc<dyn Executor>,
+    cancel: &CancellationToken,
+) -> crate::Result<()> {
+    let desc = executor
+        .describe()
+        .await
+        .map_err(|e| crate::Error::internal(format!("describe node: {e}")))?;
+    let s = dispatcher.session(node_id, desc).await?;
+    let mut assignments = dispatcher.assignments(node_id, &s.session_id).await?;
+    let mut worker = Worker::new(
+        node_id.to_string(),
+        s.session_id.clone(),
+        dispatcher.clone(),
+        executor.clone(),
+        cancel.child_token(),
+    );
+    let mut beat = tokio::time::interval(s.heartbeat_period);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => {
+                worker.stop().await;
+                return Ok(());
+            }
+            _ = beat.tick() => {
+                dispatcher.heartbeat(node_id, &s.session_id).await?;
+            }
+            set = assignments.recv() => match set {
+                Some(set) => worker.apply(set),
+                None => {
+                    worker.stop().await;
+                    return Err(crate::Error::internal("assignment stream closed"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

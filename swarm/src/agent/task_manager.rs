@@ -1,0 +1,66 @@
+//! One task's life on the node: repeat `exec::step` and report each status,
+//! follow desired-state changes, and remove the runtime object when the task
+//! is no longer assigned.
+
+use tokio::sync::mpsc;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatcher::StatusUpdate;
+use crate::exec::step;
+use crate::exec::Controller;
+use crate::model::Task;
+
+/// Drives `task` with `ctl` until it is unassigned or `cancel` fires.
+pub async fn manage(
+    mut task: Task,
+    mut ctl: Box<dyn Controller>,
+    mut assigned: watch::Receiver<Option<Task>>,
+    reports: mpsc::Sender<StatusUpdate>,
+    cancel: CancellationToken,
+) {
+    let id = task.api.id.clone().unwrap_or_default();
+    loop {
+        let waiting = step::decide(task.desired_state(), task.state()) == step::Op::Wait;
+        let next = if waiting {
+            // Only the wait for the process is interrupted by a new desired state.
+            tokio::select! {
+                s = step::step(&task, ctl.as_mut()) => s,
+                r = assigned.changed() => {
+                    if r.is_err() { break; }
+                    continue;
+                }
+                _ = cancel.cancelled() => return,
+            }
+        } else {
+            step::step(&task, ctl.as_mut()).await
+        };
+        match next {
+            Some(status) => {
+                task.api.status = Some(status.clone());
+                let _ = reports
+                    .send(StatusUpdate {
+                        task_id: id.clone(),
+                        status,
+                    })
+                    .await;
+            }
+            None => {
+                tokio::select! {
+                    r = assigned.changed() => if r.is_err() { break; },
+                    _ = cancel.cancelled() => return,
+                }
+            }
+        }
+        let latest = assigned.borrow_and_update().clone();
+        match latest {
+            Some(t) => task.api.desired_state = t.api.desired_state,
+            None => break,
+        }
+    }
+    // Unassigned: stop if still running, then remove.
+    if step::decide(task.desired_state(), task.state()) != step::Op::Done {
+        let _ = ctl.shutdown().await;
+    }
+    let _ = ctl.remove().await;
+}

@@ -1,0 +1,69 @@
+//! The agent-to-manager interface.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::error::Result;
+use crate::model::api;
+use crate::model::Task;
+
+/// An open session.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Identifies the session in later calls.
+    pub session_id: String,
+    /// How often the agent must heartbeat.
+    pub heartbeat_period: Duration,
+}
+
+/// A task's new observed status, from the agent.
+#[derive(Debug, Clone)]
+pub struct StatusUpdate {
+    /// The task.
+    pub task_id: String,
+    /// Its status as the executor observed it.
+    pub status: api::TaskStatus,
+}
+
+/// One change to a node's assignments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Assignment {
+    /// The task is (still) assigned; run it or apply its new desired state.
+    Update(Box<Task>),
+    /// The task is no longer assigned; stop and remove it.
+    Remove(String),
+}
+
+/// A batch of assignment changes. The first set of a session is `full`: any
+/// task the agent runs that is not in it must be removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignmentSet {
+    /// Whether this set replaces everything the agent knows.
+    pub full: bool,
+    /// The changes.
+    pub changes: Vec<Assignment>,
+}
+
+/// What an agent may ask of the manager.
+#[async_trait]
+pub trait DispatcherApi: Send + Sync {
+    /// Opens a session for `node_id`, recording its description and marking it ready.
+    async fn session(&self, node_id: &str, desc: api::NodeDescription) -> Result<SessionInfo>;
+    /// Keeps the session alive; returns the period until the next heartbeat.
+    async fn heartbeat(&self, node_id: &str, session_id: &str) -> Result<Duration>;
+    /// Records observed task states (never moving a task backwards).
+    async fn update_task_status(
+        &self,
+        node_id: &str,
+        session_id: &str,
+        updates: Vec<StatusUpdate>,
+    ) -> Result<()>;
+    /// Streams the node's assignments: a full set, then incremental sets.
+    async fn assignments(
+        &self,
+        node_id: &str,
+        session_id: &str,
+    ) -> Result<mpsc::Receiver<AssignmentSet>>;
+}

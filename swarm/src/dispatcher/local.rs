@@ -1,0 +1,164 @@
+//! The in-process dispatcher: the manager's own agent talks to it directly.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use super::assignments;
+use super::Assignment;
+use super::AssignmentSet;
+use super::DispatcherApi;
+use super::SessionInfo;
+use super::StatusUpdate;
+use crate::error::Error;
+use crate::error::Result;
+use crate::model::api;
+use crate::model::new_id;
+use crate::model::Node;
+use crate::model::Task;
+use crate::store::Store;
+
+/// Serves agents from this manager's store.
+#[derive(Debug, Clone)]
+pub struct Local {
+    store: Arc<Store>,
+    heartbeat: Duration,
+}
+
+impl Local {
+    /// A dispatcher over `store` asking for heartbeats every `heartbeat`.
+    pub fn new(store: Arc<Store>, heartbeat: Duration) -> Self {
+        Local { store, heartbeat }
+    }
+}
+
+fn apply_status(tx: &mut crate::store::Tx<'_>, node_id: &str, u: &StatusUpdate) -> Result<()> {
+    let Some(mut t) = tx.get::<Task>(&u.task_id) else {
+        return Ok(());
+    };
+    let new_state = u.status.state.unwrap_or(api::TaskState::NEW);
+    // Only the node that runs a task reports for it, and states never go back.
+    if t.node_id() != Some(node_id) || new_state < t.state() {
+        return Ok(());
+    }
+    if t.api.status.as_ref() == Some(&u.status) {
+        return Ok(());
+    }
+    t.api.status = Some(u.status.clone());
+    tx.update(t)
+}
+
+#[async_trait]
+impl DispatcherApi for Local {
+    async fn session(&self, node_id: &str, desc: api::NodeDescription) -> Result<SessionInfo> {
+        self.store
+            .update(|tx| {
+                let mut n = tx
+                    .get::<Node>(node_id)
+                    .ok_or_else(|| Error::not_found(crate::model::Kind::Node, node_id))?;
+                let ready =
+                    n.api.status.as_ref().and_then(|s| s.state) == Some(api::NodeState::READY);
+                let same_desc = n
+                    .api
+                    .description
+                    .as_ref()
+                    .map(|d| (&d.hostname, &d.resources))
+                    == Some((&desc.hostname, &desc.resources));
+                if !ready || !same_desc {
+                    n.api.status.get_or_insert_with(Default::default).state =
+                        Some(api::NodeState::READY);
+                    if desc.hostname.is_some() {
+                        let d = n.api.description.get_or_insert_with(Default::default);
+                        d.hostname = desc.hostname.clone();
+                        d.resources = desc.resources.clone().or(d.resources.take());
+                    }
+                    tx.update(n)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(SessionInfo {
+            session_id: new_id(),
+            heartbeat_period: self.heartbeat,
+        })
+    }
+
+    async fn heartbeat(&self, _node_id: &str, _session_id: &str) -> Result<Duration> {
+        Ok(self.heartbeat)
+    }
+
+    async fn update_task_status(
+        &self,
+        node_id: &str,
+        _session_id: &str,
+        updates: Vec<StatusUpdate>,
+    ) -> Result<()> {
+        self.store
+            .update(|tx| {
+                for u in &updates {
+                    apply_status(tx, node_id, u)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn assignments(
+        &self,
+        node_id: &str,
+        _session_id: &str,
+    ) -> Result<mpsc::Receiver<AssignmentSet>> {
+        let (tx, rx) = mpsc::channel(64);
+        let node = node_id.to_string();
+        let (mut known, mut watch) = self
+            .store
+            .view_and_watch(|v| assignments::for_node(v.tasks_by_node(&node).iter()));
+        let first = AssignmentSet {
+            full: true,
+            changes: known
+                .values()
+                .map(|t| Assignment::Update(Box::new(t.clone())))
+                .collect(),
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if tx.send(first).await.is_err() {
+                return;
+            }
+            loop {
+                let touches_node = match watch.recv().await {
+                    Ok(c) => c.events.iter().any(|e| match &e.object {
+                        Some(crate::model::Object::Task(t)) => t.node_id() == Some(node.as_str()),
+                        None => true,
+                        _ => false,
+                    }),
+                    Err(RecvError::Lagged(_)) => true,
+                    Err(RecvError::Closed) => return,
+                };
+                if !touches_node {
+                    continue;
+                }
+                let next: BTreeMap<String, Task> =
+                    store.view(|v| assignments::for_node(v.tasks_by_node(&node).iter()));
+                let changes = assignments::diff(&known, &next);
+                known = next;
+                if !changes.is_empty()
+                    && tx
+                        .send(AssignmentSet {
+                            full: false,
+                            changes,
+                        })
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
+    }
+}

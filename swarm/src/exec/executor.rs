@@ -1,0 +1,50 @@
+//! `Executor` and `Controller`: what the agent needs from a task runtime.
+
+use async_trait::async_trait;
+
+use super::ExecError;
+use crate::model::api;
+use crate::model::Node;
+use crate::model::Task;
+
+/// How a task's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit code.
+    pub code: i64,
+}
+
+/// Runs the tasks of one node.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// Describes this node (hostname, platform, resources, engine) for the manager.
+    async fn describe(&self) -> Result<api::NodeDescription, ExecError>;
+    /// Applies node-level settings after the manager accepted the node.
+    async fn configure(&self, node: &Node) -> Result<(), ExecError>;
+    /// A controller for one task; called once per task the node is assigned.
+    fn controller(&self, task: &Task) -> Result<Box<dyn Controller>, ExecError>;
+}
+
+/// Drives one task's runtime object. Every method is idempotent: the agent
+/// may call it again after a restart.
+#[async_trait]
+pub trait Controller: Send + Sync {
+    /// Pulls the image and creates the container.
+    async fn prepare(&mut self) -> Result<(), ExecError>;
+    /// Starts the container.
+    async fn start(&mut self) -> Result<(), ExecError>;
+    /// Waits for the process to exit.
+    async fn wait(&mut self) -> Result<ExitStatus, ExecError>;
+    /// Stops the process gracefully (signal, then kill after the grace period).
+    async fn shutdown(&mut self) -> Result<(), ExecError>;
+    /// Kills the process at once.
+    async fn terminate(&mut self) -> Result<(), ExecError> {
+        self.shutdown().await
+    }
+    /// Removes the container and its resources.
+    async fn remove(&mut self) -> Result<(), ExecError>;
+    /// Container details for `Status.ContainerStatus`.
+    fn container_status(&self) -> Option<api::ContainerStatus> {
+        None
+    }
+}

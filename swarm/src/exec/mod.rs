@@ -1,0 +1,16 @@
+//! The seam between the node agent and whatever runs tasks.
+//!
+//! `runtime` implements [`Executor`] on containerd; tests use the fakes in
+//! [`fake`]. [`step`] is the pure state machine that drives a [`Controller`]
+//! one transition at a time (swarmkit `exec.Do`).
+
+pub mod errors;
+pub mod executor;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
+pub mod step;
+
+pub use errors::ExecError;
+pub use executor::Controller;
+pub use executor::Executor;
+pub use executor::ExitStatus;
