@@ -8,8 +8,18 @@ use common::Daemon;
 fn init_prints_join_command_and_info_shows_swarm() {
     let d = Daemon::start();
     let out = d.ok(&[
-        "swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", "127.0.0.1:2380",
-        "--task-history-limit", "3", "--dispatcher-heartbeat", "7s", "--cert-expiry", "48h",
+        "swarm",
+        "init",
+        "--advertise-addr",
+        "127.0.0.1",
+        "--listen-addr",
+        "127.0.0.1:2380",
+        "--task-history-limit",
+        "3",
+        "--dispatcher-heartbeat",
+        "7s",
+        "--cert-expiry",
+        "48h",
     ]);
     assert!(out.contains("Swarm initialized: current node ("), "{out}");
     assert!(out.contains("docker swarm join --token SWMTKN-1-"), "{out}");
@@ -20,7 +30,10 @@ fn init_prints_join_command_and_info_shows_swarm() {
     ]);
     assert_eq!(info.trim(), "active true 1 1 3 7s 48h0m0s");
     let err = d.fail(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-    assert!(err.contains("This node is already part of a swarm."), "{err}");
+    assert!(
+        err.contains("This node is already part of a swarm."),
+        "{err}"
+    );
 }
 
 #[test]
@@ -33,7 +46,10 @@ fn join_tokens_rotate() {
     // Both tokens carry the same CA digest.
     assert_eq!(w1.split('-').nth(2), m1.split('-').nth(2));
     let full = d.ok(&["swarm", "join-token", "worker"]);
-    assert!(full.contains("To add a worker to this swarm, run the following command:"), "{full}");
+    assert!(
+        full.contains("To add a worker to this swarm, run the following command:"),
+        "{full}"
+    );
     assert!(full.contains(w1.trim()));
     d.ok(&["swarm", "join-token", "--rotate", "worker"]);
     let w2 = d.ok(&["swarm", "join-token", "-q", "worker"]);
@@ -45,11 +61,17 @@ fn join_tokens_rotate() {
 fn update_and_cert_expiry_validation() {
     let d = Daemon::with_swarm();
     d.ok(&["swarm", "update", "--task-history-limit", "9"]);
-    let v = d.ok(&["info", "--format", "{{.Swarm.Cluster.Spec.Orchestration.TaskHistoryRetentionLimit}}"]);
+    let v = d.ok(&[
+        "info",
+        "--format",
+        "{{.Swarm.Cluster.Spec.Orchestration.TaskHistoryRetentionLimit}}",
+    ]);
     assert_eq!(v.trim(), "9");
     let err = d.fail(&["swarm", "update", "--cert-expiry", "1m"]);
     assert!(
-        err.contains("rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s"),
+        err.contains(
+            "rpc error: code = InvalidArgument desc = minimum certificate expiry time is: 1h0m0s"
+        ),
         "{err}"
     );
 }
@@ -71,15 +93,27 @@ fn stale_swarm_version_is_out_of_sequence() {
 #[test]
 fn autolock_locks_after_restart_until_unlock() {
     let mut d = Daemon::start();
-    d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1", "--autolock"]);
+    d.ok(&[
+        "swarm",
+        "init",
+        "--advertise-addr",
+        "127.0.0.1",
+        "--autolock",
+    ]);
     let key = d.ok(&["swarm", "unlock-key", "-q"]).trim().to_string();
     assert!(key.starts_with("SWMKEY-1-"), "{key}");
     d.restart();
     let state = d.ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
     assert_eq!(state.trim(), "locked");
     let err = d.fail(&["node", "ls"]);
-    assert!(err.contains("Swarm is encrypted and needs to be unlocked"), "{err}");
-    let err = d.docker_stdin(&["swarm", "unlock"], Some(b"SWMKEY-1-bm90IHRoZSBrZXkgYXQgYWxsIG5vdCB0aGUga2V5IGF0IGFsbA==\n"));
+    assert!(
+        err.contains("Swarm is encrypted and needs to be unlocked"),
+        "{err}"
+    );
+    let err = d.docker_stdin(
+        &["swarm", "unlock"],
+        Some(b"SWMKEY-1-bm90IHRoZSBrZXkgYXQgYWxsIG5vdCB0aGUga2V5IGF0IGFsbA==\n"),
+    );
     assert_ne!(err.code, 0);
     let r = d.docker_stdin(&["swarm", "unlock"], Some(format!("{key}\n").as_bytes()));
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -102,7 +136,12 @@ fn autolock_locks_after_restart_until_unlock() {
 fn leave_requires_force_and_erases_state() {
     let d = Daemon::with_swarm();
     let err = d.fail(&["swarm", "leave"]);
-    assert!(err.contains("You are attempting to leave the swarm on a node that is participating as a manager."), "{err}");
+    assert!(
+        err.contains(
+            "You are attempting to leave the swarm on a node that is participating as a manager."
+        ),
+        "{err}"
+    );
     d.ok(&["swarm", "leave", "--force"]);
     let state = d.ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"]);
     assert_eq!(state.trim(), "inactive");
@@ -121,7 +160,14 @@ fn cluster_survives_kill9_with_same_ids_and_versions() {
     let after = d.curl("GET", "/v1.41/swarm", None).1;
     let a: serde_json::Value = serde_json::from_str(&before_upd).unwrap();
     let b: serde_json::Value = serde_json::from_str(&after).unwrap();
-    for k in ["ID", "Version", "CreatedAt", "UpdatedAt", "Spec", "JoinTokens"] {
+    for k in [
+        "ID",
+        "Version",
+        "CreatedAt",
+        "UpdatedAt",
+        "Spec",
+        "JoinTokens",
+    ] {
         assert_eq!(a[k], b[k], "{k} changed across kill -9");
     }
 }

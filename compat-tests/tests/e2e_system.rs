@@ -7,9 +7,17 @@ use common::Daemon;
 #[test]
 fn version_and_info_before_swarm() {
     let d = Daemon::start();
-    let v = d.ok(&["version", "--format", "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}"]);
+    let v = d.ok(&[
+        "version",
+        "--format",
+        "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}",
+    ]);
     assert_eq!(v.trim(), "1.50 1.24");
-    let info = d.ok(&["info", "--format", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"]);
+    let info = d.ok(&[
+        "info",
+        "--format",
+        "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
+    ]);
     assert_eq!(info.trim(), "inactive false");
 }
 
@@ -24,7 +32,13 @@ fn ping_head_and_get_carry_negotiation_headers() {
         .unwrap();
     let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
     assert!(head.starts_with("http/1.1 200"), "{head}");
-    for h in ["api-version: 1.50", "ostype: linux", "docker-experimental: false", "swarm: inactive", "cache-control: no-cache, no-store, must-revalidate"] {
+    for h in [
+        "api-version: 1.50",
+        "ostype: linux",
+        "docker-experimental: false",
+        "swarm: inactive",
+        "cache-control: no-cache, no-store, must-revalidate",
+    ] {
         assert!(head.contains(h), "missing {h} in {head}");
     }
     let (code, body) = d.curl("GET", "/_ping", None);
@@ -49,7 +63,10 @@ fn version_prefixes_and_unknown_routes() {
         "client version 1.11 is too old. Minimum supported API version is 1.24, please upgrade your client to a newer version\n"
     );
     let (code, body) = d.curl("GET", "/v1.41/nosuchthing", None);
-    assert_eq!((code, body.as_str()), (404, r#"{"message":"page not found"}"#));
+    assert_eq!(
+        (code, body.as_str()),
+        (404, r#"{"message":"page not found"}"#)
+    );
 }
 
 #[test]
@@ -92,7 +109,8 @@ fn config_file_sets_hosts_and_conflicts_with_flags() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("specified both as a flag and in the configuration file"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("specified both as a flag and in the configuration file"));
 }
 
 #[test]

@@ -38,12 +38,19 @@ impl Drop for Daemon {
 fn start_shoald(bin: &str, dir: &Path) -> Daemon {
     let sock = dir.join("docker.sock");
     let mut cmd = Command::new(bin);
-    cmd.arg("--host").arg(format!("unix://{}", sock.display())).arg("--data-root").arg(dir.join("data"));
+    cmd.arg("--host")
+        .arg(format!("unix://{}", sock.display()))
+        .arg("--data-root")
+        .arg(dir.join("data"));
     if let Ok(extra) = std::env::var("SHOALD_ARGS") {
         cmd.args(extra.split_whitespace());
     }
     let log = std::fs::File::create(dir.join("shoald.log")).expect("log file");
-    let child = cmd.stdout(Stdio::null()).stderr(log).spawn().expect("start shoald");
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start shoald");
     Daemon { child }
 }
 
@@ -51,10 +58,12 @@ fn start_shoald(bin: &str, dir: &Path) -> Daemon {
 async fn wait_for_ping(sock: &Path) -> bool {
     for _ in 0..300 {
         if let Ok(mut s) = tokio::net::UnixStream::connect(sock).await {
-            let req = b"GET /_ping HTTP/1.1\r\nHost: api.moby.localhost\r\nConnection: close\r\n\r\n";
+            let req =
+                b"GET /_ping HTTP/1.1\r\nHost: api.moby.localhost\r\nConnection: close\r\n\r\n";
             if s.write_all(req).await.is_ok() {
                 let mut buf = Vec::new();
-                let read = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
+                let read =
+                    tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut buf)).await;
                 if read.is_ok() && buf.starts_with(b"HTTP/1.1 200") {
                     return true;
                 }
@@ -72,11 +81,19 @@ async fn shoald_matches_recorded_dockerd_traffic() {
         return;
     };
     let only: Vec<String> = std::env::var("SHOAL_COMPAT_ONLY")
-        .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
-    let scenarios = replay::cassette::load_all(&fixtures().join("scenarios"), &only).expect("load scenarios");
+    let scenarios =
+        replay::cassette::load_all(&fixtures().join("scenarios"), &only).expect("load scenarios");
     assert!(!scenarios.is_empty(), "no scenarios found");
-    let known = KnownDifferences::load(&fixtures().join("KNOWN_DIFFERENCES.md")).expect("known differences");
+    let known = KnownDifferences::load(&fixtures().join("KNOWN_DIFFERENCES.md"))
+        .expect("known differences");
     let tmp = tempfile::tempdir().expect("tempdir");
     let image = tmp.path().join("image.tar");
     replay::build_test_image(&fixtures().join("scenarios"), &image).expect("build test image");
@@ -86,17 +103,30 @@ async fn shoald_matches_recorded_dockerd_traffic() {
         let dir = tempfile::tempdir().expect("tempdir");
         let daemon = start_shoald(&bin, dir.path());
         let sock = dir.path().join("docker.sock");
-        assert!(wait_for_ping(&sock).await, "shoald did not answer /_ping; see {}", dir.path().join("shoald.log").display());
+        assert!(
+            wait_for_ping(&sock).await,
+            "shoald did not answer /_ping; see {}",
+            dir.path().join("shoald.log").display()
+        );
         let mut opts = replay::Options::new(&sock);
         opts.image_tar = Some(image.clone());
         opts.pace = std::env::var("SHOAL_COMPAT_NO_PACE").is_err();
         opts.request_timeout = Duration::from_secs(30);
-        eprintln!("== {} ({} exchanges)", scenario.name, scenario.exchanges.len());
-        report.results.extend(replay::replay_scenario(scenario, &opts).await);
+        eprintln!(
+            "== {} ({} exchanges)",
+            scenario.name,
+            scenario.exchanges.len()
+        );
+        report
+            .results
+            .extend(replay::replay_scenario(scenario, &opts).await);
         drop(daemon);
     }
     print!("{}", report.render(&known, false));
     let summary = report.summary(&known);
     println!("{}", Report::closing_line(&summary));
-    assert_eq!(summary.unlisted, 0, "differences not listed in api-fixtures/KNOWN_DIFFERENCES.md (see above)");
+    assert_eq!(
+        summary.unlisted, 0,
+        "differences not listed in api-fixtures/KNOWN_DIFFERENCES.md (see above)"
+    );
 }

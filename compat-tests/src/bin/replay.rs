@@ -45,13 +45,20 @@ struct Args {
     /// Also print accepted differences.
     #[arg(long)]
     show_known: bool,
+    /// Print markdown rows for unlisted differences (for KNOWN_DIFFERENCES.md).
+    #[arg(long)]
+    emit_known: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let scenarios = replay::cassette::load_all(&args.scenarios, &args.only)?;
-    anyhow::ensure!(!scenarios.is_empty(), "no scenarios under {}", args.scenarios.display());
+    anyhow::ensure!(
+        !scenarios.is_empty(),
+        "no scenarios under {}",
+        args.scenarios.display()
+    );
     let known = match &args.known {
         Some(p) => KnownDifferences::load(p)?,
         None => KnownDifferences::default(),
@@ -71,10 +78,23 @@ async fn main() -> anyhow::Result<()> {
     let mut report = Report::default();
     for scenario in &scenarios {
         if let Some(cmd) = &args.before_each {
-            let status = std::process::Command::new("sh").arg("-c").arg(cmd).arg("sh").arg(&scenario.name).status()?;
-            anyhow::ensure!(status.success(), "--before-each failed for {}", scenario.name);
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .arg("sh")
+                .arg(&scenario.name)
+                .status()?;
+            anyhow::ensure!(
+                status.success(),
+                "--before-each failed for {}",
+                scenario.name
+            );
         }
-        eprintln!("== {} ({} exchanges)", scenario.name, scenario.exchanges.len());
+        eprintln!(
+            "== {} ({} exchanges)",
+            scenario.name,
+            scenario.exchanges.len()
+        );
         let mut one = Report::default();
         for r in replay::replay_scenario(scenario, &opts).await {
             one.push(r);
@@ -84,9 +104,15 @@ async fn main() -> anyhow::Result<()> {
         report.results.extend(one.results);
     }
     let summary = report.summary(&known);
+    if args.emit_known {
+        print!("{}", report.unlisted_rows(&known));
+    }
     println!("{}", Report::closing_line(&summary));
     if summary.unlisted > 0 {
-        eprintln!("shoal-replay: {} difference(s) not listed as known", summary.unlisted);
+        eprintln!(
+            "shoal-replay: {} difference(s) not listed as known",
+            summary.unlisted
+        );
         std::process::exit(1);
     }
     Ok(())

@@ -22,8 +22,15 @@ use serde_json::Value;
 fn id_like() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(r"^([a-z0-9]{25}|[0-9a-f]{64}|SWMTKN-1-[A-Za-z0-9-]+|SWMKEY-1-[A-Za-z0-9+/=]+)$").expect("static regex")
+        Regex::new(r"^([a-z0-9]{25}|[0-9a-f]{64}|SWMTKN-1-[A-Za-z0-9-]+|SWMKEY-1-[A-Za-z0-9+/=]+)$")
+            .expect("static regex")
     })
+}
+
+/// A swarm ID anywhere in a text.
+fn id_token() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"\b[a-z0-9]{25}\b").expect("static regex"))
 }
 
 /// Recorded-to-actual value pairs and object versions on both sides.
@@ -60,16 +67,51 @@ impl Bindings {
         collect_versions(actual, is_swarm, &mut self.actual_versions);
     }
 
+    /// Binds a pair; the first binding of a recorded value wins (objects
+    /// are first seen in the response that created them, which is never
+    /// ambiguous, while later list pairings may be).
     fn bind(&mut self, recorded: &str, actual: &str) {
         if recorded != actual && !recorded.is_empty() && !actual.is_empty() {
-            self.values.insert(recorded.to_string(), actual.to_string());
+            self.values
+                .entry(recorded.to_string())
+                .or_insert_with(|| actual.to_string());
+        }
+    }
+
+    /// Learns from two multiplexed log streams: the ID-like tokens of
+    /// frames paired by their normalized text (`service logs` details carry
+    /// node, service and task IDs).
+    pub fn learn_frames(&mut self, recorded: &Value, actual: &Value) {
+        let sorted = |v: &Value| -> Vec<String> {
+            let mut out: Vec<String> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| f["data"].as_str().unwrap_or("").to_string())
+                .collect();
+            out.sort_by_key(|d| super::matcher::normalize(d));
+            out
+        };
+        for (r, a) in sorted(recorded).iter().zip(sorted(actual).iter()) {
+            let tokens = |s: &str| -> Vec<String> {
+                id_token()
+                    .find_iter(s)
+                    .map(|m| m.as_str().to_string())
+                    .collect()
+            };
+            for (rt, at) in tokens(r).iter().zip(tokens(a).iter()) {
+                self.bind(rt, at);
+            }
         }
     }
 
     fn walk(&mut self, rec: &Value, act: &Value, key: &str) {
         match (rec, act) {
             (Value::String(r), Value::String(a)) => {
-                let keyed = key.ends_with("ID") || key.ends_with("Id") || key == "Worker" || key == "Manager";
+                let keyed = key.ends_with("ID")
+                    || key.ends_with("Id")
+                    || key == "Worker"
+                    || key == "Manager";
                 if id_like().is_match(r) || (keyed && !r.contains(' ')) {
                     self.bind(r, a);
                 }
@@ -103,16 +145,24 @@ impl Bindings {
     pub fn rewrite_json(&self, body: &Value) -> Value {
         match body {
             Value::String(s) => Value::String(self.replace_all(s)),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.rewrite_json(v)).collect()),
-            Value::Object(map) => {
-                Value::Object(map.iter().map(|(k, v)| (self.replace_all(k), self.rewrite_json(v))).collect())
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.rewrite_json(v)).collect())
             }
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (self.replace_all(k), self.rewrite_json(v)))
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
 
     fn replace_all(&self, s: &str) -> String {
-        let mut keys: Vec<&String> = self.values.keys().filter(|k| s.contains(k.as_str())).collect();
+        let mut keys: Vec<&String> = self
+            .values
+            .keys()
+            .filter(|k| s.contains(k.as_str()))
+            .collect();
         if keys.is_empty() {
             return s.to_string();
         }
@@ -160,7 +210,32 @@ pub fn pair_elements<'a>(rec: &'a [Value], act: &'a [Value]) -> Vec<(&'a Value, 
             return out;
         }
     }
-    rec.iter().zip(act.iter()).collect()
+    let (mut r, mut a): (Vec<&Value>, Vec<&Value>) = (rec.iter().collect(), act.iter().collect());
+    if rec
+        .iter()
+        .chain(act.iter())
+        .all(|v| v.get("CreatedAt").is_some())
+    {
+        // Tasks: no names, and lists come in map order. Slot, then what the
+        // task runs, then creation order pairs them across runs.
+        r.sort_by_key(|v| task_order(v));
+        a.sort_by_key(|v| task_order(v));
+    }
+    r.into_iter().zip(a).collect()
+}
+
+fn task_order(v: &Value) -> (i64, String, String) {
+    let slot = v.get("Slot").and_then(Value::as_i64).unwrap_or(-1);
+    let args = v
+        .pointer("/Spec/ContainerSpec/Args")
+        .map(Value::to_string)
+        .unwrap_or_default();
+    let created = v
+        .get("CreatedAt")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    (slot, args, created)
 }
 
 /// A stable name for a list element: `Spec.Name`, `Name`, or a string element itself.
@@ -181,7 +256,10 @@ pub fn element_name(v: &Value) -> Option<String> {
 fn collect_versions(v: &Value, is_swarm: bool, out: &mut HashMap<String, u64>) {
     match v {
         Value::Object(m) => {
-            let index = m.get("Version").and_then(|x| x.get("Index")).and_then(Value::as_u64);
+            let index = m
+                .get("Version")
+                .and_then(|x| x.get("Index"))
+                .and_then(Value::as_u64);
             if let Some(index) = index {
                 if is_swarm && m.contains_key("JoinTokens") {
                     out.insert("swarm".into(), index);
@@ -194,7 +272,9 @@ fn collect_versions(v: &Value, is_swarm: bool, out: &mut HashMap<String, u64>) {
                 }
             }
         }
-        Value::Array(items) => items.iter().for_each(|i| collect_versions(i, is_swarm, out)),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|i| collect_versions(i, is_swarm, out)),
         _ => {}
     }
 }
@@ -227,11 +307,17 @@ fn object_key(path: &str) -> Option<String> {
 /// The raw value of `key` in the query string of `path`.
 pub fn query_value<'a>(path: &'a str, key: &str) -> Option<&'a str> {
     let q = path.split_once('?')?.1;
-    q.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+    q.split('&').find_map(|kv| {
+        kv.split_once('=')
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    })
 }
 
 fn replace_query_value(path: &str, key: &str, value: &str) -> String {
-    let Some((base, q)) = path.split_once('?') else { return path.to_string() };
+    let Some((base, q)) = path.split_once('?') else {
+        return path.to_string();
+    };
     let parts: Vec<String> = q
         .split('&')
         .map(|kv| match kv.split_once('=') {
@@ -253,7 +339,11 @@ mod tests {
         let mut b = Bindings::default();
         let rid = "aaaaaaaaaaaaaaaaaaaaaaaaa";
         let aid = "bbbbbbbbbbbbbbbbbbbbbbbbb";
-        b.learn("/v1.41/services/create", &json!({"ID": rid}), &json!({"ID": aid}));
+        b.learn(
+            "/v1.41/services/create",
+            &json!({"ID": rid}),
+            &json!({"ID": aid}),
+        );
         assert_eq!(b.get(rid), Some(aid));
         let path = format!("/v1.41/tasks?filters=%7B%22service%22%3A%7B%22{rid}%22%3Atrue%7D%7D");
         assert!(b.rewrite_path(&path).contains(aid));
@@ -266,8 +356,15 @@ mod tests {
     #[test]
     fn json_string_bodies_and_tokens_bind() {
         let mut b = Bindings::default();
-        b.learn("/v1.41/swarm/init", &json!("n1n1n1n1n1n1n1n1n1n1n1n1n"), &json!("n2n2n2n2n2n2n2n2n2n2n2n2n"));
-        assert_eq!(b.get("n1n1n1n1n1n1n1n1n1n1n1n1n"), Some("n2n2n2n2n2n2n2n2n2n2n2n2n"));
+        b.learn(
+            "/v1.41/swarm/init",
+            &json!("n1n1n1n1n1n1n1n1n1n1n1n1n"),
+            &json!("n2n2n2n2n2n2n2n2n2n2n2n2n"),
+        );
+        assert_eq!(
+            b.get("n1n1n1n1n1n1n1n1n1n1n1n1n"),
+            Some("n2n2n2n2n2n2n2n2n2n2n2n2n")
+        );
         b.learn(
             "/v1.41/swarm",
             &json!({"JoinTokens": {"Worker": "SWMTKN-1-abc-def"}}),
@@ -282,8 +379,14 @@ mod tests {
         let rec = json!([{"ID": "r1r1r1r1r1r1r1r1r1r1r1r1r", "Spec": {"Name": "a"}}, {"ID": "r2r2r2r2r2r2r2r2r2r2r2r2r", "Spec": {"Name": "b"}}]);
         let act = json!([{"ID": "a2a2a2a2a2a2a2a2a2a2a2a2a", "Spec": {"Name": "b"}}, {"ID": "a1a1a1a1a1a1a1a1a1a1a1a1a", "Spec": {"Name": "a"}}]);
         b.learn("/v1.41/services", &rec, &act);
-        assert_eq!(b.get("r1r1r1r1r1r1r1r1r1r1r1r1r"), Some("a1a1a1a1a1a1a1a1a1a1a1a1a"));
-        assert_eq!(b.get("r2r2r2r2r2r2r2r2r2r2r2r2r"), Some("a2a2a2a2a2a2a2a2a2a2a2a2a"));
+        assert_eq!(
+            b.get("r1r1r1r1r1r1r1r1r1r1r1r1r"),
+            Some("a1a1a1a1a1a1a1a1a1a1a1a1a")
+        );
+        assert_eq!(
+            b.get("r2r2r2r2r2r2r2r2r2r2r2r2r"),
+            Some("a2a2a2a2a2a2a2a2a2a2a2a2a")
+        );
     }
 
     #[test]
@@ -296,8 +399,13 @@ mod tests {
             &json!({"ID": rid, "Version": {"Index": 20}, "Spec": {"Name": "web"}}),
             &json!({"ID": aid, "Version": {"Index": 7}, "Spec": {"Name": "web"}}),
         );
-        let p = b.rewrite_path(&format!("/v1.41/services/{rid}/update?registryAuthFrom=spec&version=20"));
-        assert_eq!(p, format!("/v1.41/services/{aid}/update?registryAuthFrom=spec&version=7"));
+        let p = b.rewrite_path(&format!(
+            "/v1.41/services/{rid}/update?registryAuthFrom=spec&version=20"
+        ));
+        assert_eq!(
+            p,
+            format!("/v1.41/services/{aid}/update?registryAuthFrom=spec&version=7")
+        );
         let by_name = b.rewrite_path("/v1.41/services/web/update?version=20");
         assert_eq!(by_name, "/v1.41/services/web/update?version=7");
         let stale = b.rewrite_path(&format!("/v1.41/services/{rid}/update?version=1"));

@@ -62,7 +62,10 @@ pub fn load_all(root: &Path, only: &[String]) -> anyhow::Result<Vec<Scenario>> {
     dirs.sort();
     let mut out = Vec::new();
     for dir in dirs {
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if !only.is_empty() && !only.iter().any(|o| name.starts_with(o.as_str())) {
             continue;
         }
@@ -80,12 +83,19 @@ fn load_one(dir: &Path, name: &str, global: &RuleSet) -> anyhow::Result<Scenario
         ScenarioMeta::default()
     };
     let text = std::fs::read_to_string(dir.join("traffic.jsonl"))?;
-    let mut exchanges = parse_lines(&text).with_context(|| format!("parsing {}/traffic.jsonl", dir.display()))?;
+    let mut exchanges =
+        parse_lines(&text).with_context(|| format!("parsing {}/traffic.jsonl", dir.display()))?;
     exchanges.sort_by_key(|e| e.seq);
     let mut rules = global.clone();
     let rules_path = dir.join("rules.toml");
     if rules_path.exists() {
         rules.extend(RuleSet::load(&rules_path)?);
     }
-    Ok(Scenario { name: name.to_string(), dir: dir.to_path_buf(), meta, exchanges, rules })
+    Ok(Scenario {
+        name: name.to_string(),
+        dir: dir.to_path_buf(),
+        meta,
+        exchanges,
+        rules,
+    })
 }

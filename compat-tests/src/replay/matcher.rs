@@ -19,6 +19,7 @@
 //! ignore_value = ["**.Version.Index"]               # type only
 //! enum = ["**.Status.State"]   # value must be one recorded at this path in the scenario
 //! fixed_len = ["$"]            # array length must match
+//! optional = ["$[].NodeID"]    # may be missing on either side; compared when on both
 //! skip = false                 # do not compare the exchange at all
 //! ```
 //!
@@ -62,6 +63,9 @@ pub struct Rule {
     /// Paths of arrays whose length must match.
     #[serde(default)]
     pub fixed_len: Vec<String>,
+    /// Paths that may be missing on either side (compared when on both).
+    #[serde(default)]
+    pub optional: Vec<String>,
     /// Skip comparing matching exchanges.
     #[serde(default)]
     pub skip: bool,
@@ -92,7 +96,11 @@ impl RuleSet {
 
     /// The rules that apply to one exchange, merged.
     pub fn for_exchange(&self, ex: &Exchange) -> Rule {
-        let target = format!("{} {}", ex.request.method, path_without_version(&ex.request.path));
+        let target = format!(
+            "{} {}",
+            ex.request.method,
+            path_without_version(&ex.request.path)
+        );
         let mut merged = Rule::default();
         for r in &self.rules {
             if !r.seq.is_empty() && !r.seq.contains(&ex.seq) {
@@ -108,6 +116,7 @@ impl RuleSet {
             merged.ignore_value.extend(r.ignore_value.iter().cloned());
             merged.enums.extend(r.enums.iter().cloned());
             merged.fixed_len.extend(r.fixed_len.iter().cloned());
+            merged.optional.extend(r.optional.iter().cloned());
         }
         merged
     }
@@ -156,17 +165,24 @@ impl EnumSets {
 
     fn collect(&mut self, v: &Value, path: &str) {
         match v {
-            Value::Object(m) => m.iter().for_each(|(k, x)| self.collect(x, &format!("{path}.{k}"))),
+            Value::Object(m) => m
+                .iter()
+                .for_each(|(k, x)| self.collect(x, &format!("{path}.{k}"))),
             Value::Array(a) => a.iter().for_each(|x| self.collect(x, &format!("{path}[]"))),
             other => {
-                self.seen.entry(path.to_string()).or_default().insert(scalar_text(other));
+                self.seen
+                    .entry(path.to_string())
+                    .or_default()
+                    .insert(scalar_text(other));
             }
         }
     }
 
     fn contains(&self, path: &str, v: &Value) -> bool {
         let p = generic_path(path);
-        self.seen.get(&p).is_some_and(|s| s.contains(&scalar_text(v)))
+        self.seen
+            .get(&p)
+            .is_some_and(|s| s.contains(&scalar_text(v)))
     }
 }
 
@@ -191,7 +207,10 @@ pub fn normalize(s: &str) -> String {
         [
             (r"SWMTKN-1-[A-Za-z0-9-]+", "<join-token>"),
             (r"SWMKEY-1-[A-Za-z0-9+/=]+", "<unlock-key>"),
-            (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", "<time>"),
+            (
+                r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})",
+                "<time>",
+            ),
             (r"\b[0-9a-f]{64}\b", "<hex-id>"),
             (r"\b[a-z0-9]{25}\b", "<id>"),
             (r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b", "<ip>"),
@@ -217,18 +236,34 @@ pub fn compare(ex: &Exchange, actual: &Actual, rule: &Rule, enums: &EnumSets) ->
     }
     let rec = &ex.response;
     if rec.status != actual.status {
-        diffs.push(Difference { at: "status".into(), message: format!("status {} != recorded {}", actual.status, rec.status) });
+        diffs.push(Difference {
+            at: "status".into(),
+            message: format!("status {} != recorded {}", actual.status, rec.status),
+        });
     }
     compare_headers(&rec.headers, &actual.headers, rule, &mut diffs);
     if ex.hijacked || rec.truncated || !rec.complete {
         return diffs;
     }
     if rec.body_kind != actual.body_kind {
-        let msg = format!("body is {} ({}) , recorded {} ({})", actual.body_kind, brief(&actual.body), rec.body_kind, brief(&rec.body));
-        diffs.push(Difference { at: "body".into(), message: msg });
+        let msg = format!(
+            "body is {} ({}) , recorded {} ({})",
+            actual.body_kind,
+            brief(&actual.body),
+            rec.body_kind,
+            brief(&rec.body)
+        );
+        diffs.push(Difference {
+            at: "body".into(),
+            message: msg,
+        });
         return diffs;
     }
-    let mut cmp = Comparer { rule, enums, diffs: &mut diffs };
+    let mut cmp = Comparer {
+        rule,
+        enums,
+        diffs: &mut diffs,
+    };
     match rec.body_kind.as_str() {
         "json" => cmp.value(&rec.body, &actual.body, "$"),
         "text" => cmp.text(&rec.body, &actual.body),
@@ -250,12 +285,21 @@ fn compare_headers(
             continue;
         }
         match (rec.get(*name), act.get(*name)) {
-            (Some(_), None) => diffs.push(Difference { at, message: "header missing".into() }),
-            (None, Some(a)) => diffs.push(Difference { at, message: format!("unexpected header {a}") }),
+            (Some(_), None) => diffs.push(Difference {
+                at,
+                message: "header missing".into(),
+            }),
+            (None, Some(a)) => diffs.push(Difference {
+                at,
+                message: format!("unexpected header {a}"),
+            }),
             (Some(r), Some(a)) => {
                 let presence_only = *name == "Server" || matches_any(&rule.ignore_value, &at);
                 if !presence_only && r != a {
-                    diffs.push(Difference { at, message: format!("{a} != recorded {r}") });
+                    diffs.push(Difference {
+                        at,
+                        message: format!("{a} != recorded {r}"),
+                    });
                 }
             }
             (None, None) => {}
@@ -271,7 +315,14 @@ struct Comparer<'a> {
 
 impl Comparer<'_> {
     fn push(&mut self, at: &str, message: String) {
-        self.diffs.push(Difference { at: at.to_string(), message });
+        self.diffs.push(Difference {
+            at: at.to_string(),
+            message,
+        });
+    }
+
+    fn absent_ok(&self, path: &str) -> bool {
+        matches_any(&self.rule.ignore, path) || matches_any(&self.rule.optional, path)
     }
 
     fn value(&mut self, rec: &Value, act: &Value, path: &str) {
@@ -279,7 +330,16 @@ impl Comparer<'_> {
             return;
         }
         if type_name(rec) != type_name(act) {
-            self.push(path, format!("{} {} != recorded {} {}", type_name(act), brief(act), type_name(rec), brief(rec)));
+            self.push(
+                path,
+                format!(
+                    "{} {} != recorded {} {}",
+                    type_name(act),
+                    brief(act),
+                    type_name(rec),
+                    brief(rec)
+                ),
+            );
             return;
         }
         match (rec, act) {
@@ -289,18 +349,37 @@ impl Comparer<'_> {
         }
     }
 
-    fn object(&mut self, r: &serde_json::Map<String, Value>, a: &serde_json::Map<String, Value>, path: &str) {
+    /// Compares members by key; keys that are IDs (`Containers` of a
+    /// network is keyed by container ID) are compared normalized, paired
+    /// in order.
+    fn object(
+        &mut self,
+        r: &serde_json::Map<String, Value>,
+        a: &serde_json::Map<String, Value>,
+        path: &str,
+    ) {
+        let mut a_by_key: HashMap<String, Vec<(&String, &Value)>> = HashMap::new();
+        for (k, v) in a {
+            a_by_key.entry(normalize(k)).or_default().push((k, v));
+        }
         for (k, rv) in r {
-            let p = format!("{path}.{k}");
-            match a.get(k) {
-                Some(av) => self.value(rv, av, &p),
-                None if !matches_any(&self.rule.ignore, &p) => self.push(&p, format!("missing (recorded {})", brief(rv))),
+            let p = format!("{path}.{}", normalize(k));
+            let found = a_by_key
+                .get_mut(&normalize(k))
+                .and_then(|v| (!v.is_empty()).then(|| v.remove(0)));
+            match found {
+                Some((_, av)) => self.value(rv, av, &p),
+                None if !self.absent_ok(&p) => {
+                    self.push(&p, format!("missing (recorded {})", brief(rv)))
+                }
                 None => {}
             }
         }
-        for (k, av) in a {
-            let p = format!("{path}.{k}");
-            if !r.contains_key(k) && !matches_any(&self.rule.ignore, &p) {
+        let mut extra: Vec<(&String, &Value)> = a_by_key.into_values().flatten().collect();
+        extra.sort_by_key(|(k, _)| k.as_str());
+        for (k, av) in extra {
+            let p = format!("{path}.{}", normalize(k));
+            if !self.absent_ok(&p) {
                 self.push(&p, format!("unexpected key ({})", brief(av)));
             }
         }
@@ -334,7 +413,10 @@ impl Comparer<'_> {
         if matches_any(&self.rule.ignore_value, "$") || matches_any(&self.rule.ignore, "$") {
             return;
         }
-        let (r, a) = (normalize(rec.as_str().unwrap_or("")), normalize(act.as_str().unwrap_or("")));
+        let (r, a) = (
+            normalize(rec.as_str().unwrap_or("")),
+            normalize(act.as_str().unwrap_or("")),
+        );
         if r != a {
             self.push("$", format!("text {:?} != recorded {:?}", a, r));
         }
@@ -346,7 +428,13 @@ impl Comparer<'_> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|f| format!("{}:{}", f["stream"], normalize(f["data"].as_str().unwrap_or(""))))
+                .map(|f| {
+                    format!(
+                        "{}:{}",
+                        f["stream"],
+                        normalize(f["data"].as_str().unwrap_or(""))
+                    )
+                })
                 .collect();
             out.sort();
             out
@@ -492,15 +580,22 @@ mod tests {
 
     #[test]
     fn normalizes_ids_times_tokens_addresses() {
-        let s = "service ab3xkq9v0b1c2d3e4f5g6h7i8 at 2024-01-02T03:04:05.123456789Z on 10.0.0.2:2377";
+        let s =
+            "service ab3xkq9v0b1c2d3e4f5g6h7i8 at 2024-01-02T03:04:05.123456789Z on 10.0.0.2:2377";
         assert_eq!(normalize(s), "service <id> at <time> on <ip>:2377");
         assert_eq!(normalize("SWMTKN-1-0abc-def"), "<join-token>");
     }
 
     #[test]
     fn same_shape_with_other_ids_matches() {
-        let e = ex(200, json!({"ID": "aaaaaaaaaaaaaaaaaaaaaaaaa", "CreatedAt": "2024-01-02T03:04:05Z", "Spec": {"Name": "web"}}));
-        let a = actual(200, json!({"ID": "bbbbbbbbbbbbbbbbbbbbbbbbb", "CreatedAt": "2025-01-02T03:04:05Z", "Spec": {"Name": "web"}}));
+        let e = ex(
+            200,
+            json!({"ID": "aaaaaaaaaaaaaaaaaaaaaaaaa", "CreatedAt": "2024-01-02T03:04:05Z", "Spec": {"Name": "web"}}),
+        );
+        let a = actual(
+            200,
+            json!({"ID": "bbbbbbbbbbbbbbbbbbbbbbbbb", "CreatedAt": "2025-01-02T03:04:05Z", "Spec": {"Name": "web"}}),
+        );
         assert!(compare(&e, &a, &Rule::default(), &EnumSets::default()).is_empty());
     }
 
@@ -515,21 +610,36 @@ mod tests {
 
     #[test]
     fn rules_ignore_enum_and_fixed_len() {
-        let e = ex(200, json!([{"Status": {"State": "running"}, "N": [1, 2]}, {"Status": {"State": "pending"}, "N": []}]));
-        let a = actual(200, json!([{"Status": {"State": "pending"}, "N": [1]}, {"Status": {"State": "bogus"}, "N": []}]));
-        let rule = Rule { enums: vec!["**.Status.State".into()], fixed_len: vec!["$[].N".into()], ..Default::default() };
+        let e = ex(
+            200,
+            json!([{"Status": {"State": "running"}, "N": [1, 2]}, {"Status": {"State": "pending"}, "N": []}]),
+        );
+        let a = actual(
+            200,
+            json!([{"Status": {"State": "pending"}, "N": [1]}, {"Status": {"State": "bogus"}, "N": []}]),
+        );
+        let rule = Rule {
+            enums: vec!["**.Status.State".into()],
+            fixed_len: vec!["$[].N".into()],
+            ..Default::default()
+        };
         let enums = EnumSets::from_exchanges(std::slice::from_ref(&e));
         let diffs = compare(&e, &a, &rule, &enums);
         let ats: Vec<&str> = diffs.iter().map(|d| d.at.as_str()).collect();
         assert_eq!(ats, vec!["$[0].N", "$[1].Status.State"]);
-        let ignoring = Rule { ignore: vec!["$[].Status".into(), "$[].N".into()], ..Default::default() };
+        let ignoring = Rule {
+            ignore: vec!["$[].Status".into(), "$[].N".into()],
+            ..Default::default()
+        };
         assert!(compare(&e, &a, &ignoring, &enums).is_empty());
     }
 
     #[test]
     fn headers_compare_values_but_server_by_presence() {
         let mut e = ex(200, json!({}));
-        e.response.headers.insert("Server".into(), json!("Docker/20.10"));
+        e.response
+            .headers
+            .insert("Server".into(), json!("Docker/20.10"));
         let mut a = actual(200, json!({}));
         a.headers.insert("Server".into(), json!("shoal/0.1"));
         a.headers.insert("Api-Version".into(), json!("1.45"));

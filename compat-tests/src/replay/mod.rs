@@ -59,7 +59,12 @@ pub struct Options {
 impl Options {
     /// Options with pacing on and a 60 s request bound.
     pub fn new(socket: impl Into<PathBuf>) -> Self {
-        Options { socket: socket.into(), pace: true, image_tar: None, request_timeout: Duration::from_secs(60) }
+        Options {
+            socket: socket.into(),
+            pace: true,
+            image_tar: None,
+            request_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -68,11 +73,18 @@ impl Options {
 pub async fn replay_scenario(scenario: &Scenario, opts: &Options) -> Vec<ExchangeResult> {
     if scenario.meta.setup.iter().any(|s| s == "load-test-image") {
         if let Err(e) = load_image(opts).await {
-            eprintln!("shoal-replay: {}: loading the test image failed: {e}", scenario.name);
+            eprintln!(
+                "shoal-replay: {}: loading the test image failed: {e}",
+                scenario.name
+            );
         }
     }
     let enums = EnumSets::from_exchanges(&scenario.exchanges);
-    let mut run = Run { opts, conns: HashMap::new(), bindings: Bindings::default() };
+    let mut run = Run {
+        opts,
+        conns: HashMap::new(),
+        bindings: Bindings::default(),
+    };
     let start = Instant::now();
     let base = scenario.exchanges.first().map_or(0, |e| e.at_ms);
     let mut results = Vec::new();
@@ -83,11 +95,24 @@ pub async fn replay_scenario(scenario: &Scenario, opts: &Options) -> Vec<Exchang
         }
         let path = run.bindings.rewrite_path(&ex.request.path);
         let request = format!("{} {}", ex.request.method, path);
-        let mut result = ExchangeResult { scenario: scenario.name.clone(), seq: ex.seq, request, diffs: Vec::new(), error: None };
+        let mut result = ExchangeResult {
+            scenario: scenario.name.clone(),
+            seq: ex.seq,
+            request,
+            diffs: Vec::new(),
+            error: None,
+        };
         match run.exchange(ex, &path).await {
             Ok(actual) => {
-                if ex.response.body_kind == "json" && actual.body_kind == "json" {
-                    run.bindings.learn(&ex.request.path, &ex.response.body, &actual.body);
+                match (ex.response.body_kind.as_str(), actual.body_kind.as_str()) {
+                    ("json", "json") => {
+                        run.bindings
+                            .learn(&ex.request.path, &ex.response.body, &actual.body)
+                    }
+                    ("frames", "frames") => {
+                        run.bindings.learn_frames(&ex.response.body, &actual.body)
+                    }
+                    _ => {}
                 }
                 let rule = scenario.rules.for_exchange(ex);
                 result.diffs = matcher::compare(ex, &actual, &rule, &enums);
@@ -131,12 +156,16 @@ impl Run<'_> {
     fn request_body(&self, ex: &Exchange) -> anyhow::Result<Bytes> {
         let r = &ex.request;
         match r.body_kind.as_str() {
-            "json" => Ok(Bytes::from(serde_json::to_vec(&self.bindings.rewrite_json(&expand_repeats(&r.body)))?)),
+            "json" => Ok(Bytes::from(serde_json::to_vec(
+                &self.bindings.rewrite_json(&expand_repeats(&r.body)),
+            )?)),
             "omitted" => match &self.opts.image_tar {
                 Some(p) if r.path.contains("/images/load") => Ok(Bytes::from(std::fs::read(p)?)),
                 _ => anyhow::bail!("request body was not recorded ({} bytes)", r.body_len),
             },
-            kind => decode_body(&r.body, kind).map(Bytes::from).ok_or_else(|| anyhow::anyhow!("bad body kind {kind}")),
+            kind => decode_body(&r.body, kind)
+                .map(Bytes::from)
+                .ok_or_else(|| anyhow::anyhow!("bad body kind {kind}")),
         }
     }
 
@@ -149,7 +178,9 @@ impl Run<'_> {
             let s = connect(&self.opts.socket).await?;
             self.conns.insert(conn, s);
         }
-        self.conns.get_mut(&conn).ok_or_else(|| anyhow::anyhow!("no connection"))
+        self.conns
+            .get_mut(&conn)
+            .ok_or_else(|| anyhow::anyhow!("no connection"))
     }
 }
 
@@ -162,37 +193,69 @@ async fn connect(socket: &Path) -> anyhow::Result<Sender> {
     Ok(sender)
 }
 
-fn build_request(ex: &Exchange, path: &str, body: Bytes) -> anyhow::Result<http::Request<Full<Bytes>>> {
+fn build_request(
+    ex: &Exchange,
+    path: &str,
+    body: Bytes,
+) -> anyhow::Result<http::Request<Full<Bytes>>> {
     let mut b = http::Request::builder()
         .method(ex.request.method.as_str())
         .uri(path)
         .header("Host", "api.moby.localhost")
         .header("User-Agent", "Docker-Client/28.2.2 (linux)");
     for (name, value) in &ex.request.headers {
-        let value = if name.eq_ignore_ascii_case("X-Registry-Auth") { "e30=" } else { value.as_str().unwrap_or("") };
+        let value = if name.eq_ignore_ascii_case("X-Registry-Auth") {
+            "e30="
+        } else {
+            value.as_str().unwrap_or("")
+        };
         b = b.header(name.as_str(), value);
     }
     Ok(b.body(Full::new(body))?)
 }
 
-async fn read_actual(resp: http::Response<hyper::body::Incoming>, ex: &Exchange, limit: Duration) -> anyhow::Result<Actual> {
+async fn read_actual(
+    resp: http::Response<hyper::body::Incoming>,
+    ex: &Exchange,
+    limit: Duration,
+) -> anyhow::Result<Actual> {
     let status = resp.status().as_u16();
     let mut headers = serde_json::Map::new();
     for name in RESPONSE_HEADERS {
         if let Some(v) = resp.headers().get(*name) {
-            headers.insert((*name).to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()));
+            headers.insert(
+                (*name).to_string(),
+                Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            );
         }
     }
-    let ct = resp.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let ct = resp
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let bytes = if ex.hijacked {
         Vec::new()
     } else if ex.response.complete {
-        tokio::time::timeout(limit, resp.into_body().collect()).await??.to_bytes().to_vec()
+        tokio::time::timeout(limit, resp.into_body().collect())
+            .await??
+            .to_bytes()
+            .to_vec()
     } else {
-        read_some(resp.into_body(), ex.response.body_len as usize, Duration::from_secs(3)).await
+        read_some(
+            resp.into_body(),
+            ex.response.body_len as usize,
+            Duration::from_secs(3),
+        )
+        .await
     };
     let enc = encode_body(&bytes, ct.as_deref(), false);
-    Ok(Actual { status, headers, body: enc.value, body_kind: enc.kind.to_string() })
+    Ok(Actual {
+        status,
+        headers,
+        body: enc.value,
+        body_kind: enc.kind.to_string(),
+    })
 }
 
 /// Reads a stream that the recorded client hung up on: up to `want` bytes
@@ -214,7 +277,9 @@ async fn read_some(mut body: hyper::body::Incoming, want: usize, limit: Duration
 }
 
 async fn load_image(opts: &Options) -> anyhow::Result<()> {
-    let Some(tar) = &opts.image_tar else { anyhow::bail!("no --image-tar given") };
+    let Some(tar) = &opts.image_tar else {
+        anyhow::bail!("no --image-tar given")
+    };
     let body = Bytes::from(std::fs::read(tar)?);
     let mut sender = connect(&opts.socket).await?;
     let req = http::Request::builder()
@@ -225,7 +290,9 @@ async fn load_image(opts: &Options) -> anyhow::Result<()> {
         .body(Full::new(body))?;
     let resp = tokio::time::timeout(opts.request_timeout, sender.send_request(req)).await??;
     let status = resp.status();
-    let text = tokio::time::timeout(opts.request_timeout, resp.into_body().collect()).await??.to_bytes();
+    let text = tokio::time::timeout(opts.request_timeout, resp.into_body().collect())
+        .await??
+        .to_bytes();
     if !status.is_success() {
         anyhow::bail!("{status}: {}", String::from_utf8_lossy(&text));
     }
@@ -241,7 +308,11 @@ pub fn build_test_image(scenarios: &Path, out: &Path) -> anyhow::Result<()> {
         .map(|a| a.join("compat-tests/scripts/make-test-image.sh"))
         .find(|p| p.exists())
         .ok_or_else(|| anyhow::anyhow!("make-test-image.sh not found above {}", root.display()))?;
-    let status = std::process::Command::new("bash").arg(&script).arg(out).stdout(std::process::Stdio::null()).status()?;
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .status()?;
     anyhow::ensure!(status.success(), "{} failed", script.display());
     Ok(())
 }

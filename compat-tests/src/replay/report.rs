@@ -119,7 +119,10 @@ impl Report {
 
     /// Counts matches and differences; `known` decides which are accepted.
     pub fn summary(&self, known: &KnownDifferences) -> Summary {
-        let mut s = Summary { exchanges: self.results.len(), ..Default::default() };
+        let mut s = Summary {
+            exchanges: self.results.len(),
+            ..Default::default()
+        };
         for r in &self.results {
             if r.diffs.is_empty() && r.error.is_none() {
                 s.matched += 1;
@@ -129,7 +132,11 @@ impl Report {
             if r.error.is_some() && known.accepts(&r.key("error")).is_none() {
                 s.unlisted += 1;
             }
-            s.unlisted += r.diffs.iter().filter(|d| known.accepts(&r.key(&d.at)).is_none()).count();
+            s.unlisted += r
+                .diffs
+                .iter()
+                .filter(|d| known.accepts(&r.key(&d.at)).is_none())
+                .count();
         }
         s
     }
@@ -166,9 +173,36 @@ impl Report {
         out
     }
 
+    /// Markdown table rows for the differences `known` does not accept,
+    /// one per distinct key, with the message as a placeholder reason.
+    pub fn unlisted_rows(&self, known: &KnownDifferences) -> String {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut out = String::new();
+        for r in &self.results {
+            let mut keys: Vec<(String, String)> = r
+                .diffs
+                .iter()
+                .map(|d| (r.key(&d.at), d.message.clone()))
+                .collect();
+            if let Some(e) = &r.error {
+                keys.push((r.key("error"), e.clone()));
+            }
+            for (key, msg) in keys {
+                if known.accepts(&key).is_none() && seen.insert(key.clone()) {
+                    let msg = msg.replace('|', "\\|").replace('`', "'");
+                    let _ = writeln!(out, "| `{key}` | TODO: {msg} |");
+                }
+            }
+        }
+        out
+    }
+
     /// The closing line: `compat: N exchanges, M match, K differ`.
     pub fn closing_line(summary: &Summary) -> String {
-        format!("compat: {} exchanges, {} match, {} differ", summary.exchanges, summary.matched, summary.differ)
+        format!(
+            "compat: {} exchanges, {} match, {} differ",
+            summary.exchanges, summary.matched, summary.differ
+        )
     }
 }
 
@@ -182,7 +216,10 @@ mod tests {
     fn parses_table_and_matches_keys() {
         let k = KnownDifferences::parse(KNOWN);
         assert_eq!(k.entries.len(), 2);
-        assert_eq!(k.accepts("01-system:3:header.Server").unwrap().reason, "shoald names itself");
+        assert_eq!(
+            k.accepts("01-system:3:header.Server").unwrap().reason,
+            "shoald names itself"
+        );
         assert!(k.accepts("04-services:17:$.Spec.Labels").is_some());
         assert!(k.accepts("04-services:18:$.Spec.Labels").is_none());
     }
@@ -195,15 +232,32 @@ mod tests {
             scenario: "04-services".into(),
             seq,
             request: "GET /x".into(),
-            diffs: ats.iter().map(|a| Difference { at: a.to_string(), message: "m".into() }).collect(),
+            diffs: ats
+                .iter()
+                .map(|a| Difference {
+                    at: a.to_string(),
+                    message: "m".into(),
+                })
+                .collect(),
             error: None,
         };
         rep.push(mk(1, &[]));
         rep.push(mk(2, &["header.Server"]));
         rep.push(mk(3, &["status", "header.Server"]));
         let s = rep.summary(&k);
-        assert_eq!(s, Summary { exchanges: 3, matched: 1, differ: 2, unlisted: 1 });
-        assert_eq!(Report::closing_line(&s), "compat: 3 exchanges, 1 match, 2 differ");
+        assert_eq!(
+            s,
+            Summary {
+                exchanges: 3,
+                matched: 1,
+                differ: 2,
+                unlisted: 1
+            }
+        );
+        assert_eq!(
+            Report::closing_line(&s),
+            "compat: 3 exchanges, 1 match, 2 differ"
+        );
         let text = rep.render(&k, false);
         assert!(text.contains("04-services:3:status"));
         assert!(!text.contains("04-services:2:"));

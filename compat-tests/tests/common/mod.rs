@@ -68,7 +68,10 @@ impl Run {
 impl Daemon {
     /// Starts shoald with extra flags and waits for `/_ping` (bounded: 20 s).
     pub fn start_with(extra: &[&str]) -> Daemon {
-        let dir = tempfile::Builder::new().prefix("shoal-e2e").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("shoal-e2e")
+            .tempdir()
+            .unwrap();
         let mut d = Daemon { dir, child: None };
         d.spawn(extra);
         d
@@ -109,7 +112,12 @@ impl Daemon {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if self.socket().exists() && self.docker(&["version", "--format", "{{.Server.Version}}"]).code == 0 {
+            if self.socket().exists()
+                && self
+                    .docker(&["version", "--format", "{{.Server.Version}}"])
+                    .code
+                    == 0
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -150,7 +158,11 @@ impl Daemon {
             .env("DOCKER_HOST", self.docker_host())
             .env("DOCKER_CONFIG", self.dir.path().join("cli-config"))
             .env_remove("DOCKER_CONTEXT")
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("run docker CLI");
@@ -165,9 +177,12 @@ impl Daemon {
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.docker(args);
         assert_eq!(
-            r.code, 0,
+            r.code,
+            0,
             "docker {args:?} failed: {}\n{}\n--- shoald log ---\n{}",
-            r.stderr, r.stdout, self.log()
+            r.stderr,
+            r.stdout,
+            self.log()
         );
         r.stdout
     }
@@ -176,16 +191,29 @@ impl Daemon {
     #[track_caller]
     pub fn fail(&self, args: &[&str]) -> String {
         let r = self.docker(args);
-        assert_ne!(r.code, 0, "docker {args:?} unexpectedly succeeded: {}", r.stdout);
+        assert_ne!(
+            r.code, 0,
+            "docker {args:?} unexpectedly succeeded: {}",
+            r.stdout
+        );
         r.stderr
     }
 
     /// Sends a raw HTTP request over the socket with curl; returns (status, body).
     pub fn curl(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "--unix-socket"])
-            .arg(self.socket())
-            .arg(format!("http://localhost{path}"));
+        cmd.args([
+            "-s",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            method,
+            "--unix-socket",
+        ])
+        .arg(self.socket())
+        .arg(format!("http://localhost{path}"));
         if let Some(b) = body {
             cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
         }
@@ -206,7 +234,10 @@ impl Daemon {
     /// Stops shoald with SIGTERM and waits (bounded: 20 s, then SIGKILL).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
