@@ -19,6 +19,7 @@
 //! ignore_value = ["**.Version.Index"]               # type only
 //! enum = ["**.Status.State"]   # value must be one recorded at this path in the scenario
 //! fixed_len = ["$"]            # array length must match
+//! allow = { "$[].Status.State" = ["accepted"] }   # for enum paths: more accepted values
 //! optional = ["$[].NodeID"]    # may be missing on either side; compared when on both
 //! skip = false                 # do not compare the exchange at all
 //! ```
@@ -66,6 +67,9 @@ pub struct Rule {
     /// Paths that may be missing on either side (compared when on both).
     #[serde(default)]
     pub optional: Vec<String>,
+    /// For `enum` paths: values accepted besides those recorded.
+    #[serde(default)]
+    pub allow: std::collections::BTreeMap<String, Vec<String>>,
     /// Skip comparing matching exchanges.
     #[serde(default)]
     pub skip: bool,
@@ -117,6 +121,13 @@ impl RuleSet {
             merged.enums.extend(r.enums.iter().cloned());
             merged.fixed_len.extend(r.fixed_len.iter().cloned());
             merged.optional.extend(r.optional.iter().cloned());
+            for (k, v) in &r.allow {
+                merged
+                    .allow
+                    .entry(k.clone())
+                    .or_default()
+                    .extend(v.iter().cloned());
+            }
         }
         merged
     }
@@ -399,7 +410,10 @@ impl Comparer<'_> {
             return;
         }
         if matches_any(&self.rule.enums, path) {
-            if !self.enums.contains(path, act) {
+            let allowed = self.rule.allow.iter().any(|(p, vals)| {
+                path_match(p, path) && vals.iter().any(|v| act.as_str() == Some(v.as_str()))
+            });
+            if !allowed && !self.enums.contains(path, act) {
                 self.push(path, format!("{} is not a value recorded here", brief(act)));
             }
             return;
