@@ -91,6 +91,12 @@ impl<'a> Tx<'a> {
         self.actions.into_iter().flatten().collect()
     }
 
+    /// A read view of the state this transaction started from (without its
+    /// own writes); for name resolution at the start of a transaction.
+    pub fn base_view(&self) -> ReadTx<'a> {
+        ReadTx::new(self.base)
+    }
+
     /// The transaction's timestamp (used for CreatedAt/UpdatedAt).
     pub fn now(&self) -> &str {
         &self.now
