@@ -1,10 +1,102 @@
-//! `/secrets` routes.
+//! `/secrets` routes (secret data is never returned).
 
+use axum::extract::Path;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::get;
+use axum::routing::post;
+use axum::Json;
 use axum::Router;
+use swarm::controlapi::secret;
+use swarm::model::api;
 
+use crate::body::query_version;
+use crate::body::JsonBody;
+use crate::error::ApiResult;
+use crate::filters::Filters;
+use crate::server::version::empty_ok;
 use crate::AppState;
 
-/// The `/secrets` routes.
+/// The secret routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/secrets", get(list))
+        .route("/secrets/create", post(create))
+        .route("/secrets/{id}", get(inspect).delete(remove))
+        .route("/secrets/{id}/update", post(update))
+}
+
+/// Whether an object with this ID, name and labels passes the list filters
+/// shared by secrets and configs.
+pub fn object_matches(
+    f: &Filters,
+    id: &str,
+    name: &str,
+    labels: Option<&std::collections::HashMap<String, String>>,
+) -> bool {
+    f.prefix("id", id)
+        && f.prefix("name", name)
+        && f.exact("names", name)
+        && f.labels("label", labels)
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Json<Vec<api::Secret>>> {
+    let m = s.node.manager()?;
+    let f = Filters::parse(q.get("filters").map(String::as_str))?;
+    f.validate(&["id", "label", "name", "names"])?;
+    Ok(Json(
+        secret::list(m.store())
+            .iter()
+            .map(secret::view)
+            .filter(|v| {
+                let spec = v.spec.as_ref();
+                object_matches(
+                    &f,
+                    v.id.as_deref().unwrap_or(""),
+                    spec.and_then(|s| s.name.as_deref()).unwrap_or(""),
+                    spec.and_then(|s| s.labels.as_ref()),
+                )
+            })
+            .collect(),
+    ))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    JsonBody(spec): JsonBody<api::SecretSpec>,
+) -> ApiResult<Response> {
+    let m = s.node.manager()?;
+    let id = secret::create(m.store(), spec).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "ID": id }))).into_response())
+}
+
+async fn inspect(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<api::Secret>> {
+    let m = s.node.manager()?;
+    Ok(Json(secret::view(&secret::get(m.store(), &id)?)))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::body::Query>,
+    JsonBody(spec): JsonBody<api::SecretSpec>,
+) -> ApiResult<Response> {
+    let m = s.node.manager()?;
+    secret::update(m.store(), &id, query_version(&q)?, spec).await?;
+    Ok(empty_ok())
+}
+
+async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let m = s.node.manager()?;
+    secret::remove(m.store(), &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
