@@ -1,6 +1,7 @@
 //! One module per resource; each exposes `routes()`.
 
 pub mod configs;
+pub mod distribution;
 pub mod networks;
 pub mod nodes;
 pub mod secrets;
@@ -24,4 +25,5 @@ pub fn all() -> Router<AppState> {
         .merge(secrets::routes())
         .merge(configs::routes())
         .merge(networks::routes())
+        .merge(distribution::routes())
 }

@@ -1,10 +1,172 @@
 //! `/services` routes.
 
-use axum::Router;
+use std::collections::HashMap;
 
+use axum::extract::Path;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::http::header;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::get;
+use axum::routing::post;
+use axum::Json;
+use axum::Router;
+use swarm::controlapi::service;
+use swarm::controlapi::service::UpdateKind;
+use swarm::model::api;
+use swarm::model::Node;
+use swarm::model::Service;
+use swarm::model::Task;
+
+use crate::body::query_bool;
+use crate::body::query_version;
+use crate::body::JsonBody;
+use crate::error::ApiResult;
+use crate::filters::Filters;
 use crate::AppState;
 
-/// The `/services` routes.
+/// The service routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/services", get(list))
+        .route("/services/create", post(create))
+        .route("/services/{id}", get(inspect).delete(remove))
+        .route("/services/{id}/update", post(update))
+        .route("/services/{id}/logs", get(logs))
+}
+
+/// A service as dockerd shows it: the API object plus `PreviousSpec`.
+fn to_json(s: &Service, defaults: bool) -> serde_json::Value {
+    let mut api = s.api.clone();
+    if defaults {
+        api.spec = api.spec.map(service::with_defaults);
+    }
+    let mut v = serde_json::to_value(&api).unwrap_or_default();
+    if let Some(prev) = &s.previous_spec {
+        v["PreviousSpec"] = serde_json::to_value(prev).unwrap_or_default();
+    }
+    if let Some(spec) = v.get_mut("Spec") {
+        // dockerd reports the runtime it derived from the spec.
+        if let Some(tt) = spec.get_mut("TaskTemplate") {
+            if tt.get("ContainerSpec").is_some() && tt.get("Runtime").is_none() {
+                tt["Runtime"] = "container".into();
+            }
+        }
+    }
+    v
+}
+
+fn mode_of(s: &Service) -> &'static str {
+    let m = s.spec().mode.clone().unwrap_or_default();
+    match (
+        m.global.is_some(),
+        m.replicated_job.is_some(),
+        m.global_job.is_some(),
+    ) {
+        (true, _, _) => "global",
+        (_, true, _) => "replicated-job",
+        (_, _, true) => "global-job",
+        _ => "replicated",
+    }
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let m = s.node.manager()?;
+    let f = Filters::parse(q.get("filters").map(String::as_str))?;
+    f.validate(&["id", "label", "mode", "name"])?;
+    let with_status = query_bool(&q, "status");
+    let out = m.store().view(|v| {
+        let t = v.tables();
+        let mut by_service: HashMap<&str, Vec<&Task>> = HashMap::new();
+        if with_status {
+            for task in t.iter::<Task>() {
+                by_service.entry(task.service_id()).or_default().push(task);
+            }
+        }
+        let ready = t
+            .iter::<Node>()
+            .filter(|n| n.api.status.as_ref().and_then(|s| s.state) == Some(api::NodeState::READY))
+            .count();
+        t.iter::<Service>()
+            .filter(|svc| {
+                f.prefix("id", svc.api.id.as_deref().unwrap_or(""))
+                    && f.prefix("name", svc.name())
+                    && f.exact("mode", mode_of(svc))
+                    && f.labels("label", svc.labels())
+            })
+            .map(|svc| {
+                let mut j = to_json(svc, false);
+                if with_status {
+                    let tasks = by_service
+                        .get(svc.api.id.as_deref().unwrap_or(""))
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[]);
+                    j["ServiceStatus"] = serde_json::to_value(service::status(svc, tasks, ready))
+                        .unwrap_or_default();
+                }
+                j
+            })
+            .collect::<Vec<_>>()
+    });
+    Ok(Json(out))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    JsonBody(spec): JsonBody<api::ServiceSpec>,
+) -> ApiResult<Response> {
+    let m = s.node.manager()?;
+    let id = service::create(m.store(), spec).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "ID": id }))).into_response())
+}
+
+async fn inspect(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let m = s.node.manager()?;
+    let svc = service::get(m.store(), &id)?;
+    Ok(Json(to_json(&svc, query_bool(&q, "insertDefaults"))))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::body::Query>,
+    JsonBody(spec): JsonBody<api::ServiceSpec>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let m = s.node.manager()?;
+    let version = query_version(&q)?;
+    let kind = if q.get("rollback").map(String::as_str) == Some("previous") {
+        UpdateKind::Rollback
+    } else {
+        UpdateKind::Replace
+    };
+    service::update(m.store(), &id, version, spec, kind).await?;
+    Ok(Json(serde_json::json!({ "Warnings": null })))
+}
+
+async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let m = s.node.manager()?;
+    service::remove(m.store(), &id).await?;
+    Ok(crate::server::version::empty_ok())
+}
+
+/// No task has run yet without an executor, so an existing service's log is
+/// an empty multiplexed stream.
+async fn logs(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let m = s.node.manager()?;
+    service::get(m.store(), &id)?;
+    let mut r = Response::new(axum::body::Body::empty());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/vnd.docker.multiplexed-stream"),
+    );
+    Ok(r)
 }

@@ -1,10 +1,137 @@
 //! `/tasks` routes.
 
-use axum::Router;
+use std::collections::HashMap;
 
+use axum::extract::Path;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::routing::get;
+use axum::Json;
+use axum::Router;
+use swarm::controlapi::node;
+use swarm::controlapi::task;
+use swarm::model::Node;
+use swarm::model::Service;
+use swarm::model::Task;
+
+use crate::error::ApiResult;
+use crate::filters::Filters;
 use crate::AppState;
 
-/// The `/tasks` routes.
+/// The task routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/tasks", get(list))
+        .route("/tasks/{id}", get(inspect))
+}
+
+/// A task as dockerd shows it: the API object plus `NetworksAttachments`.
+pub fn to_json(t: &Task) -> serde_json::Value {
+    let mut v = serde_json::to_value(&t.api).unwrap_or_default();
+    if !t.networks.is_empty() {
+        let atts: Vec<serde_json::Value> = t
+            .networks
+            .iter()
+            .map(|n| serde_json::json!({ "Network": { "ID": n.network_id }, "Addresses": n.addresses }))
+            .collect();
+        v["NetworksAttachments"] = serde_json::Value::Array(atts);
+    }
+    v
+}
+
+/// The task's display name (`svc.slot` or `svc.node`), for the `name` filter.
+fn task_name(t: &Task, services: &HashMap<String, Service>) -> String {
+    let svc = services
+        .get(t.service_id())
+        .map(|s| s.name().to_string())
+        .unwrap_or_default();
+    match t.api.slot.filter(|s| *s > 0) {
+        Some(slot) => format!("{svc}.{slot}"),
+        None => format!("{svc}.{}", t.node_id().unwrap_or("")),
+    }
+}
+
+struct Ctx {
+    services: HashMap<String, Service>,
+    nodes: Vec<Node>,
+}
+
+fn matches(f: &Filters, t: &Task, cx: &Ctx) -> bool {
+    let svc = cx.services.get(t.service_id());
+    let service_ok = !f.contains("service")
+        || f.get("service").any(|want| {
+            t.service_id() == want
+                || svc.is_some_and(|s| {
+                    s.name() == want
+                        || (want.len() >= 3
+                            && s.api.id.as_deref().unwrap_or("").starts_with(want.as_str()))
+                })
+        });
+    let node_ok = !f.contains("node")
+        || f.get("node").any(|want| {
+            let n = cx.nodes.iter().find(|n| n.api.id.as_deref() == t.node_id());
+            t.node_id() == Some(want.as_str()) || n.is_some_and(|n| node::hostname(n) == want)
+        });
+    let desired = t.desired_state().to_string();
+    let desired_ok = !f.contains("desired-state")
+        || f.get("desired-state").any(|w| {
+            w == &desired
+                || (w == "running" && t.desired_state() <= swarm::model::api::TaskState::RUNNING)
+        });
+    let up_to_date =
+        !f.contains("_up-to-date") || svc.is_some_and(|s| s.spec_version == t.spec_version);
+    let labels = svc.and_then(|s| s.labels());
+    service_ok
+        && node_ok
+        && desired_ok
+        && up_to_date
+        && f.prefix("id", t.api.id.as_deref().unwrap_or(""))
+        && f.prefix("name", &task_name(t, &cx.services))
+        && f.labels("label", labels.or(t.api.labels.as_ref()))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
+    let m = s.node.manager()?;
+    let f = Filters::parse(q.get("filters").map(String::as_str))?;
+    f.validate(&[
+        "id",
+        "label",
+        "name",
+        "node",
+        "service",
+        "desired-state",
+        "_up-to-date",
+    ])?;
+    let (tasks, cx) = m.store().view(|v| {
+        let t = v.tables();
+        let services = t
+            .iter::<Service>()
+            .map(|s| (s.api.id.clone().unwrap_or_default(), s.clone()))
+            .collect();
+        (
+            t.iter::<Task>().cloned().collect::<Vec<_>>(),
+            Ctx {
+                services,
+                nodes: t.iter::<Node>().cloned().collect(),
+            },
+        )
+    });
+    Ok(Json(
+        tasks
+            .iter()
+            .filter(|t| matches(&f, t, &cx))
+            .map(to_json)
+            .collect(),
+    ))
+}
+
+async fn inspect(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let m = s.node.manager()?;
+    Ok(Json(to_json(&task::get(m.store(), &id)?)))
 }

@@ -1,1 +1,373 @@
-//! `service` objects: validation and CRUD through the store.
+//! Services: create, inspect, list (with status), update, rollback, remove.
+
+use std::collections::HashMap;
+
+use super::resolve::resolve;
+use super::validate;
+use crate::error::Error;
+use crate::error::ErrorKind;
+use crate::error::Result;
+use crate::model::api;
+use crate::model::new_id;
+use crate::model::Kind;
+use crate::model::Network;
+use crate::model::Service;
+use crate::model::StoreObject;
+use crate::model::Task;
+use crate::store::Store;
+use crate::store::Tx;
+
+/// First port handed out for ingress ports published without a number.
+pub const DYNAMIC_PORT_START: i64 = 30000;
+/// Last such port.
+pub const DYNAMIC_PORT_END: i64 = 32767;
+
+/// A random `adjective_name` like the ones dockerd gives unnamed services.
+pub fn random_name() -> String {
+    const ADJ: &[&str] = &[
+        "brave", "calm", "eager", "fervent", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+        "nifty", "quirky", "serene", "vibrant", "witty", "zealous",
+    ];
+    const NAMES: &[&str] = &[
+        "lovelace", "hopper", "turing", "curie", "noether", "ritchie", "thompson", "knuth",
+        "hamilton", "liskov", "dijkstra", "torvalds", "babbage", "shannon", "goldberg", "perlman",
+    ];
+    let a = ADJ[rand::random::<usize>() % ADJ.len()];
+    let n = NAMES[rand::random::<usize>() % NAMES.len()];
+    format!("{a}_{n}")
+}
+
+/// Fills what dockerd stores for omitted fields: one replica for
+/// `Replicated: {}`, replicated mode when none is given.
+pub fn normalize(mut spec: api::ServiceSpec) -> api::ServiceSpec {
+    let mode = spec.mode.get_or_insert_with(Default::default);
+    let none = mode.replicated.is_none()
+        && mode.global.is_none()
+        && mode.replicated_job.is_none()
+        && mode.global_job.is_none();
+    if none {
+        mode.replicated = Some(Default::default());
+    }
+    if let Some(r) = mode.replicated.as_mut() {
+        r.replicas.get_or_insert(1);
+    }
+    if let Some(j) = mode.replicated_job.as_mut() {
+        let mc = *j.max_concurrent.get_or_insert(1);
+        j.total_completions.get_or_insert(mc);
+    }
+    spec
+}
+
+/// Resolves network references (by name or ID, as `stack deploy` sends names)
+/// to network IDs.
+fn resolve_networks(tx: &Tx<'_>, spec: &mut api::ServiceSpec) -> Result<()> {
+    let view = tx.base_view();
+    let lists = [spec
+        .task_template
+        .as_mut()
+        .and_then(|t| t.networks.as_mut())];
+    for list in lists.into_iter().flatten() {
+        for n in list.iter_mut() {
+            let target = n.target.clone().unwrap_or_default();
+            let net = resolve::<Network>(&view, &target)
+                .map_err(|_| Error::not_found(Kind::Network, &target))?;
+            n.target = Some(net.id().to_string());
+        }
+    }
+    Ok(())
+}
+
+/// The ingress ports in use by other services: (port, protocol) -> (name, id).
+fn ports_in_use(tx: &Tx<'_>, except: &str) -> HashMap<(i64, String), (String, String)> {
+    let mut out = HashMap::new();
+    for s in tx.list::<Service>() {
+        if s.id() == except {
+            continue;
+        }
+        for p in s.api.endpoint.iter().flat_map(|e| e.ports.iter().flatten()) {
+            if is_ingress(p) {
+                if let Some(pp) = p.published_port.filter(|p| *p > 0) {
+                    out.insert((pp, proto(p)), (s.name().to_string(), s.id().to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn is_ingress(p: &api::EndpointPortConfig) -> bool {
+    !matches!(
+        p.publish_mode,
+        Some(api::EndpointPortConfigPublishModeEnum::HOST)
+    )
+}
+
+fn proto(p: &api::EndpointPortConfig) -> String {
+    match p.protocol {
+        Some(api::EndpointPortConfigProtocolEnum::UDP) => "udp".into(),
+        Some(api::EndpointPortConfigProtocolEnum::SCTP) => "sctp".into(),
+        _ => "tcp".into(),
+    }
+}
+
+/// Computes `Endpoint` for a spec: published ports (assigning dynamic ones
+/// from 30000-32767) and the endpoint spec; refuses ports in use.
+fn endpoint(
+    tx: &Tx<'_>,
+    id: &str,
+    spec: &api::ServiceSpec,
+    prev: Option<&api::ServiceEndpoint>,
+) -> Result<api::ServiceEndpoint> {
+    let mut es = spec.endpoint_spec.clone().unwrap_or_default();
+    if es.mode.is_none() || es.mode == Some(api::EndpointSpecModeEnum::EMPTY) {
+        es.mode = Some(api::EndpointSpecModeEnum::VIP);
+    }
+    let taken = ports_in_use(tx, id);
+    let mut ports = Vec::new();
+    for p in es.ports.iter().flatten() {
+        let mut p = p.clone();
+        p.protocol
+            .get_or_insert(api::EndpointPortConfigProtocolEnum::TCP);
+        p.publish_mode
+            .get_or_insert(api::EndpointPortConfigPublishModeEnum::INGRESS);
+        if is_ingress(&p) && p.published_port.unwrap_or(0) == 0 {
+            let reused = prev
+                .iter()
+                .flat_map(|e| e.ports.iter().flatten())
+                .find(|q| q.target_port == p.target_port && proto(q) == proto(&p))
+                .and_then(|q| q.published_port);
+            let used: Vec<i64> = ports
+                .iter()
+                .filter_map(|q: &api::EndpointPortConfig| q.published_port)
+                .collect();
+            let free = reused.or_else(|| {
+                (DYNAMIC_PORT_START..=DYNAMIC_PORT_END)
+                    .find(|n| !taken.contains_key(&(*n, proto(&p))) && !used.contains(n))
+            });
+            p.published_port = free;
+        }
+        if is_ingress(&p) {
+            if let Some(pp) = p.published_port {
+                if let Some((name, sid)) = taken.get(&(pp, proto(&p))) {
+                    return Err(Error::invalid(format!(
+                        "port '{pp}' is already in use by service '{name}' ({sid}) as an ingress port"
+                    )));
+                }
+            }
+        }
+        ports.push(p);
+    }
+    Ok(api::ServiceEndpoint {
+        spec: Some(es),
+        ports: (!ports.is_empty()).then_some(ports),
+        virtual_ips: prev.and_then(|e| e.virtual_ips.clone()),
+    })
+}
+
+/// `POST /services/create`; returns the new ID.
+pub async fn create(store: &Store, spec: api::ServiceSpec) -> Result<String> {
+    let mut spec = normalize(spec);
+    if spec.name.as_deref().unwrap_or("").is_empty() {
+        spec.name = Some(random_name());
+    }
+    validate::service_spec(&spec)?;
+    let id = new_id();
+    store
+        .update(|tx| {
+            resolve_networks(tx, &mut spec)?;
+            let mut s = Service::default();
+            s.api.id = Some(id.clone());
+            s.api.endpoint = Some(endpoint(tx, &id, &spec, None)?);
+            s.api.spec = Some(spec);
+            s.spec_version = 1;
+            tx.create(s)
+        })
+        .await?;
+    Ok(id)
+}
+
+/// `GET /services/{id}` (ID, name or prefix).
+pub fn get(store: &Store, input: &str) -> Result<Service> {
+    store.view(|tx| resolve::<Service>(tx, input))
+}
+
+/// `GET /services`.
+pub fn list(store: &Store) -> Vec<Service> {
+    store.view(|tx| tx.list::<Service>())
+}
+
+/// How `update` was asked to change the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// Replace the spec with the one given.
+    Replace,
+    /// `rollback=previous`: go back to the previous spec.
+    Rollback,
+}
+
+fn mode_name(spec: &api::ServiceSpec) -> &'static str {
+    let m = spec.mode.clone().unwrap_or_default();
+    if m.global.is_some() {
+        "global"
+    } else if m.replicated_job.is_some() {
+        "replicated-job"
+    } else if m.global_job.is_some() {
+        "global-job"
+    } else {
+        "replicated"
+    }
+}
+
+/// `POST /services/{id}/update?version=N[&rollback=previous]`.
+pub async fn update(
+    store: &Store,
+    input: &str,
+    version: u64,
+    spec: api::ServiceSpec,
+    kind: UpdateKind,
+) -> Result<()> {
+    let spec = normalize(spec);
+    store
+        .update(|tx| {
+            let mut s = resolve::<Service>(&tx.base_view(), input)?;
+            if s.version() != version {
+                return Err(Error::out_of_sequence());
+            }
+            let cur = s.spec().clone();
+            let mut next = match kind {
+                UpdateKind::Replace => spec,
+                UpdateKind::Rollback => s.previous_spec.clone().ok_or_else(|| {
+                    Error::precondition(format!("service {} does not have a previous spec", s.id()))
+                })?,
+            };
+            if next.name != cur.name {
+                return Err(Error::new(
+                    ErrorKind::Unimplemented,
+                    "rpc error: code = Unimplemented desc = renaming services is not supported",
+                ));
+            }
+            if mode_name(&next) != mode_name(&cur) {
+                return Err(Error::invalid("service mode change is not allowed"));
+            }
+            validate::service_spec(&next)?;
+            resolve_networks(tx, &mut next)?;
+            let id = s.id().to_string();
+            s.api.endpoint = Some(endpoint(tx, &id, &next, s.api.endpoint.as_ref())?);
+            if next != cur {
+                s.spec_version += 1;
+                s.api.update_status = Some(api::ServiceUpdateStatus {
+                    state: Some(match kind {
+                        UpdateKind::Replace => api::ServiceUpdateStatusStateEnum::UPDATING,
+                        UpdateKind::Rollback => api::ServiceUpdateStatusStateEnum::ROLLBACK_STARTED,
+                    }),
+                    started_at: Some(tx.now().to_string()),
+                    completed_at: None,
+                    message: Some(match kind {
+                        UpdateKind::Replace => "update in progress".into(),
+                        UpdateKind::Rollback => "manually requested rollback".into(),
+                    }),
+                });
+            }
+            s.previous_spec = Some(cur);
+            s.api.spec = Some(next);
+            tx.update(s)
+        })
+        .await
+}
+
+/// `DELETE /services/{id}`: removes the service; its tasks are told to go
+/// (tasks that never reached a node are deleted at once).
+pub async fn remove(store: &Store, input: &str) -> Result<()> {
+    store
+        .update(|tx| {
+            let s = resolve::<Service>(&tx.base_view(), input)?;
+            for mut t in tx.tasks_by_service(s.id()) {
+                if t.node_id().is_none() || t.state() < api::TaskState::ASSIGNED {
+                    tx.delete::<Task>(t.id())?;
+                } else if t.desired_state() != api::TaskState::REMOVE {
+                    t.api.desired_state = Some(api::TaskState::REMOVE);
+                    tx.update(t)?;
+                }
+            }
+            tx.delete::<Service>(s.id())
+        })
+        .await
+}
+
+/// `ServiceStatus` for `GET /services?status=true`, as dockerd counts it.
+pub fn status(s: &Service, tasks: &[&Task], ready_nodes: usize) -> api::ServiceServiceStatus {
+    let running = tasks
+        .iter()
+        .filter(|t| {
+            t.state() == api::TaskState::RUNNING && t.desired_state() <= api::TaskState::RUNNING
+        })
+        .count() as u64;
+    let completed = tasks
+        .iter()
+        .filter(|t| t.state() == api::TaskState::COMPLETE)
+        .count() as u64;
+    let mode = s.spec().mode.clone().unwrap_or_default();
+    let desired = if let Some(r) = mode.replicated {
+        r.replicas.unwrap_or(1).max(0) as u64
+    } else if let Some(j) = mode.replicated_job {
+        let total = j.total_completions.unwrap_or(0).max(0) as u64;
+        let mc = j.max_concurrent.unwrap_or(1).max(0) as u64;
+        mc.min(total.saturating_sub(completed))
+    } else if mode.global.is_some() {
+        tasks
+            .iter()
+            .filter(|t| t.desired_state() <= api::TaskState::RUNNING)
+            .count() as u64
+    } else {
+        ready_nodes as u64
+    };
+    api::ServiceServiceStatus {
+        running_tasks: Some(running),
+        desired_tasks: Some(desired),
+        completed_tasks: Some(completed),
+    }
+}
+
+/// The defaults `insertDefaults=true` shows (swarmkit's defaults).
+pub fn with_defaults(mut spec: api::ServiceSpec) -> api::ServiceSpec {
+    let tt = spec.task_template.get_or_insert_with(Default::default);
+    let cs = tt.container_spec.get_or_insert_with(Default::default);
+    cs.stop_grace_period.get_or_insert(10_000_000_000);
+    let rp = tt.restart_policy.get_or_insert_with(Default::default);
+    if rp.condition.is_none()
+        || rp.condition == Some(api::TaskSpecRestartPolicyConditionEnum::EMPTY)
+    {
+        rp.condition = Some(api::TaskSpecRestartPolicyConditionEnum::ANY);
+    }
+    rp.delay.get_or_insert(5_000_000_000);
+    rp.max_attempts.get_or_insert(0);
+    let uc = spec.update_config.get_or_insert_with(Default::default);
+    uc.parallelism.get_or_insert(1);
+    if uc.failure_action.is_none()
+        || uc.failure_action == Some(api::ServiceSpecUpdateConfigFailureActionEnum::EMPTY)
+    {
+        uc.failure_action = Some(api::ServiceSpecUpdateConfigFailureActionEnum::PAUSE);
+    }
+    uc.monitor.get_or_insert(5_000_000_000);
+    uc.max_failure_ratio.get_or_insert(0.0);
+    if uc.order.is_none() || uc.order == Some(api::ServiceSpecUpdateConfigOrderEnum::EMPTY) {
+        uc.order = Some(api::ServiceSpecUpdateConfigOrderEnum::STOP_FIRST);
+    }
+    let rc = spec.rollback_config.get_or_insert_with(Default::default);
+    rc.parallelism.get_or_insert(1);
+    if rc.failure_action.is_none()
+        || rc.failure_action == Some(api::ServiceSpecRollbackConfigFailureActionEnum::EMPTY)
+    {
+        rc.failure_action = Some(api::ServiceSpecRollbackConfigFailureActionEnum::PAUSE);
+    }
+    rc.monitor.get_or_insert(5_000_000_000);
+    rc.max_failure_ratio.get_or_insert(0.0);
+    if rc.order.is_none() || rc.order == Some(api::ServiceSpecRollbackConfigOrderEnum::EMPTY) {
+        rc.order = Some(api::ServiceSpecRollbackConfigOrderEnum::STOP_FIRST);
+    }
+    spec
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;
