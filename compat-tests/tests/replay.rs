@@ -6,6 +6,8 @@
 //! `$SHOALD_BIN --host unix://$TMP/docker.sock --data-root $TMP/data $SHOALD_ARGS`.
 //! `SHOAL_COMPAT_ONLY=01,04` limits the scenarios; `SHOAL_COMPAT_NO_PACE=1`
 //! sends requests back to back instead of at the recorded times.
+//! `SHOAL_COMPAT_REPORT_ONLY=1` prints the differences without failing (for
+//! a CI that must not block on compatibility work in progress).
 
 use std::path::Path;
 use std::path::PathBuf;
@@ -125,6 +127,20 @@ async fn shoald_matches_recorded_dockerd_traffic() {
     print!("{}", report.render(&known, false));
     let summary = report.summary(&known);
     println!("{}", Report::closing_line(&summary));
+    if summary.unlisted > 0 && std::env::var("SHOAL_COMPAT_REPORT_ONLY").is_ok() {
+        eprintln!(
+            "{} unlisted difference(s); not failing because SHOAL_COMPAT_REPORT_ONLY is set",
+            summary.unlisted
+        );
+        return;
+    }
+    if summary.unlisted > 0 && std::env::var("SHOAL_COMPAT_REPORT_ONLY").is_ok() {
+        eprintln!(
+            "{} unlisted difference(s); not failing: SHOAL_COMPAT_REPORT_ONLY is set",
+            summary.unlisted
+        );
+        return;
+    }
     assert_eq!(
         summary.unlisted, 0,
         "differences not listed in api-fixtures/KNOWN_DIFFERENCES.md (see above)"
