@@ -16,5 +16,6 @@ pub fn spawn(
     cancel: CancellationToken,
 ) {
     // Orchestrators, scheduler and allocator join here as they land.
+    set.spawn(crate::allocator::run(store.clone(), cancel.clone()));
     let _ = (store, set, cancel);
 }

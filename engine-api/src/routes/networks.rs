@@ -1,10 +1,248 @@
-//! `/networks` routes.
+//! `/networks` routes: swarm-scoped overlay networks from the store, plus
+//! the node-local networks dockerd always lists (`host`, `none`, and
+//! `docker_gwbridge` while in a swarm).
 
+use axum::extract::Path;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::get;
+use axum::routing::post;
+use axum::Json;
 use axum::Router;
+use serde_json::json;
+use serde_json::Value;
+use swarm::controlapi::network;
+use swarm::model::api;
+use swarm::model::Network;
 
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::error::ApiResult;
+use crate::filters::Filters;
 use crate::AppState;
 
 /// The `/networks` routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/networks", get(list))
+        .route("/networks/create", post(create))
+        .route("/networks/{id}", get(inspect).delete(remove))
+}
+
+/// The names of dockerd's predefined networks.
+const PREDEFINED: &[&str] = &["host", "none", "bridge"];
+
+/// The node-local networks this daemon shows.
+fn local_networks(s: &AppState) -> Vec<Value> {
+    let started = time::OffsetDateTime::now_utc()
+        - time::Duration::seconds_f64(s.engine.started.elapsed().as_secs_f64());
+    let created = swarm::model::format_time(started);
+    let mut out = Vec::new();
+    let mut add = |name: &str, driver: &str, config: Value, options: Value| {
+        out.push(json!({
+            "Name": name,
+            "Id": network::local_id(&s.engine.id, name),
+            "Created": created,
+            "Scope": "local",
+            "Driver": driver,
+            "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": null, "Config": config},
+            "Internal": false,
+            "Attachable": false,
+            "Ingress": false,
+            "ConfigFrom": {"Network": ""},
+            "ConfigOnly": false,
+            "Containers": {},
+            "Options": options,
+            "Labels": {},
+        }));
+    };
+    add("host", "host", json!([]), json!({}));
+    add("none", "null", json!([]), json!({}));
+    if s.node.manager().is_ok() {
+        add(
+            "docker_gwbridge",
+            "bridge",
+            json!([{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}]),
+            json!({
+                "com.docker.network.bridge.enable_icc": "false",
+                "com.docker.network.bridge.enable_ip_masquerade": "true",
+                "com.docker.network.bridge.name": "docker_gwbridge",
+            }),
+        );
+    }
+    out
+}
+
+/// dockerd's view of a swarm network (the cluster's copy).
+fn swarm_view(n: &Network) -> Value {
+    let a = &n.api;
+    let ipam = a.ipam.clone().unwrap_or_default();
+    json!({
+        "Name": a.name,
+        "Id": a.id,
+        "Created": a.created,
+        "Scope": "swarm",
+        "Driver": a.driver,
+        "EnableIPv6": a.enable_ipv6.unwrap_or(false),
+        "IPAM": {
+            "Driver": ipam.driver.unwrap_or_else(|| "default".into()),
+            "Options": ipam.options,
+            "Config": ipam.config.unwrap_or_default(),
+        },
+        "Internal": a.internal.unwrap_or(false),
+        "Attachable": a.attachable.unwrap_or(false),
+        "Ingress": a.ingress.unwrap_or(false),
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": false,
+        "Containers": null,
+        "Options": a.options,
+        "Labels": a.labels,
+    })
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// dockerd's network filters: `name`/`id` match substrings, the rest exactly.
+fn matches(f: &Filters, v: &Value) -> ApiResult<bool> {
+    let contains = |key: &str, val: &str| {
+        !f.contains(key) || f.get(key).any(|want| val.contains(want.as_str()))
+    };
+    let labels: Option<std::collections::HashMap<String, String>> = v
+        .get("Labels")
+        .cloned()
+        .and_then(|l| serde_json::from_value(l).ok());
+    let name = text(v, "Name");
+    let builtin = PREDEFINED.contains(&name);
+    for t in f.get("type") {
+        if t != "custom" && t != "builtin" {
+            return Err(ApiError::bad_request(format!(
+                "Invalid filter: 'type'='{t}'"
+            )));
+        }
+    }
+    let kind = if builtin { "builtin" } else { "custom" };
+    Ok(contains("name", name)
+        && contains("id", text(v, "Id"))
+        && f.exact("driver", text(v, "Driver"))
+        && f.exact("scope", text(v, "Scope"))
+        && f.exact("type", kind)
+        && f.labels("label", labels.as_ref()))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let f = Filters::parse(q.get("filters").map(String::as_str))?;
+    f.validate(&["dangling", "driver", "id", "label", "name", "scope", "type"])?;
+    let mut all = local_networks(&s);
+    if let Ok(m) = s.node.manager() {
+        let mut nets = network::list(m.store());
+        nets.sort_by(|a, b| a.api.created.cmp(&b.api.created));
+        all.extend(nets.iter().map(swarm_view));
+    }
+    let mut out = Vec::new();
+    for v in all {
+        if matches(&f, &v)? {
+            out.push(v);
+        }
+    }
+    Ok(Json(out))
+}
+
+fn not_found(input: &str) -> ApiError {
+    ApiError::not_found(format!("network {input} not found"))
+}
+
+/// Finds a network the way dockerd does: local by exact ID or name, then the
+/// cluster's (ID, name, ID prefix), then a local ID prefix.
+fn find(s: &AppState, input: &str, scope: &str) -> ApiResult<Value> {
+    let locals = local_networks(s);
+    let local_exact = locals
+        .iter()
+        .find(|v| text(v, "Id") == input || text(v, "Name") == input);
+    if scope != "swarm" {
+        if let Some(v) = local_exact {
+            return Ok(v.clone());
+        }
+    }
+    if scope != "local" {
+        if let Ok(m) = s.node.manager() {
+            match network::get(m.store(), input) {
+                Ok(n) => return Ok(swarm_view(&n)),
+                Err(e) if e.kind() != swarm::ErrorKind::NotFound => return Err(e.into()),
+                Err(_) => {}
+            }
+        }
+    }
+    if scope != "swarm" && !input.is_empty() {
+        if let Some(v) = locals.iter().find(|v| text(v, "Id").starts_with(input)) {
+            return Ok(v.clone());
+        }
+    }
+    Err(not_found(input))
+}
+
+async fn inspect(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Json<Value>> {
+    let scope = q.get("scope").map(String::as_str).unwrap_or("");
+    Ok(Json(find(&s, &id, scope)?))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    JsonBody(req): JsonBody<api::NetworkCreateRequest>,
+) -> ApiResult<Response> {
+    let taken_locally = local_networks(&s)
+        .iter()
+        .any(|v| text(v, "Name") == req.name)
+        || PREDEFINED.contains(&req.name.as_str());
+    if taken_locally {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("network with name {} already exists", req.name),
+        ));
+    }
+    let driver = req.driver.as_deref().unwrap_or("");
+    let swarm_scoped = driver == "overlay" || req.scope.as_deref() == Some("swarm");
+    if !swarm_scoped {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!(
+                "local-scope networks (driver \"{}\") are not supported by this daemon; use --driver overlay",
+                if driver.is_empty() { "bridge" } else { driver }
+            ),
+        ));
+    }
+    let m = s
+        .node
+        .manager()
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, swarm::error::NOT_MANAGER))?;
+    let id = network::create(m.store(), req).await?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": id, "Warning": ""}))).into_response())
+}
+
+async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    if let Some(v) = local_networks(&s)
+        .iter()
+        .find(|v| text(v, "Id") == id || text(v, "Name") == id)
+    {
+        let name = text(v, "Name");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("{name} is a pre-defined network and cannot be removed"),
+        ));
+    }
+    let m = s.node.manager().map_err(|_| not_found(&id))?;
+    network::remove(m.store(), &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

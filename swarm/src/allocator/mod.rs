@@ -1,1 +1,172 @@
-//! The allocator: IPAM pools, service VIPs, published ports, the ingress network; moves tasks from new to pending.
+//! The allocator: IPAM pools, service VIPs, published ports and the default
+//! ingress network; it moves tasks from `new` to `pending` once their network
+//! attachments are in place.
+//!
+//! The decision core is [`allocate_all`], a synchronous pass over one write
+//! transaction: everything it decides is derived from the store alone (the
+//! lowest free subnet, address, VXLAN ID and port), so a pass over an
+//! already-allocated store writes nothing. [`run`] is the leader-only driver:
+//! one pass at start, then one per commit that touches what it allocates (and
+//! a full pass after a lagged watch).
+
+pub mod ipam;
+pub mod network;
+pub mod ports;
+pub mod vip;
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+pub use ports::check_published_ports;
+
+use crate::error::Result;
+use crate::model::api;
+use crate::model::Network;
+use crate::model::Object;
+use crate::model::Service;
+use crate::model::Task;
+use crate::store::Commit;
+use crate::store::Store;
+use crate::store::Tx;
+
+/// The status message of a task waiting for the scheduler.
+pub const PENDING_MESSAGE: &str = "pending task scheduling";
+
+/// Runs the allocator until `cancel` fires. Called from the leader's loop set.
+pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
+    let mut rx = store.subscribe();
+    let mut dirty = true;
+    loop {
+        if dirty {
+            if let Err(e) = store.update(allocate_all).await {
+                tracing::warn!(error = %e, "allocator pass failed");
+            }
+        }
+        let next = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rx.recv() => r,
+        };
+        dirty = match next {
+            Ok(commit) => relevant(&commit),
+            Err(RecvError::Lagged(_)) => true,
+            Err(RecvError::Closed) => return,
+        };
+    }
+}
+
+/// Whether a commit may need allocation work.
+fn relevant(c: &Commit) -> bool {
+    c.events.iter().any(|e| match &e.object {
+        None => true,
+        Some(Object::Task(t)) => t.state() == api::TaskState::NEW,
+        Some(Object::Service(_) | Object::Network(_) | Object::Cluster(_)) => true,
+        Some(_) => false,
+    })
+}
+
+/// One allocation pass; returns how many objects it wrote. Failures of one
+/// object (an exhausted pool, a port clash) are logged and skip that object.
+pub fn allocate_all(tx: &mut Tx<'_>) -> Result<usize> {
+    let Some(cluster) = tx.cluster() else {
+        return Ok(0);
+    };
+    let mut written = 0;
+    let mut networks = tx.list::<Network>();
+    networks.sort_by(|a, b| a.api.created.cmp(&b.api.created));
+    if !networks.iter().any(network::is_ingress) {
+        let mut ing = network::ingress_network();
+        network::allocate_network(&networks, Some(&cluster), &mut ing)?;
+        tx.create(ing.clone())?;
+        networks.push(ing);
+        written += 1;
+    }
+    for i in 0..networks.len() {
+        if network::is_allocated(&networks[i]) {
+            continue;
+        }
+        let mut n = networks[i].clone();
+        match network::allocate_network(&networks, Some(&cluster), &mut n) {
+            Ok(()) => {
+                tx.update(n.clone())?;
+                networks[i] = n;
+                written += 1;
+            }
+            Err(e) => {
+                tracing::warn!(network = %n.api.name.as_deref().unwrap_or(""), error = %e, "network allocation failed")
+            }
+        }
+    }
+    let mut services = tx.list::<Service>();
+    services.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
+    let tasks = tx.list::<Task>();
+    let mut book = vip::AddressBook::build(&networks, &services, &tasks);
+    written += allocate_services(tx, &mut book, &networks, &mut services)?;
+    written += allocate_tasks(tx, &mut book, &networks, &services, tasks)?;
+    Ok(written)
+}
+
+fn allocate_services(
+    tx: &mut Tx<'_>,
+    book: &mut vip::AddressBook,
+    networks: &[Network],
+    services: &mut [Service],
+) -> Result<usize> {
+    let mut written = 0;
+    for i in 0..services.len() {
+        if services[i].pending_delete {
+            continue;
+        }
+        let all = services.to_vec();
+        match vip::desired_endpoint(book, networks, &all, &services[i]) {
+            Ok(ep) if services[i].api.endpoint.as_ref() != Some(&ep) => {
+                let mut s = services[i].clone();
+                s.api.endpoint = Some(ep);
+                tx.update(s.clone())?;
+                services[i] = s;
+                written += 1;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(service = %services[i].name(), error = %e, "service allocation failed")
+            }
+        }
+    }
+    Ok(written)
+}
+
+fn allocate_tasks(
+    tx: &mut Tx<'_>,
+    book: &mut vip::AddressBook,
+    networks: &[Network],
+    services: &[Service],
+    mut tasks: Vec<Task>,
+) -> Result<usize> {
+    tasks.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
+    let mut written = 0;
+    for mut t in tasks {
+        if t.state() != api::TaskState::NEW || t.desired_state() > api::TaskState::RUNNING {
+            continue;
+        }
+        let svc = services
+            .iter()
+            .find(|s| s.api.id.as_deref() == Some(t.service_id()));
+        if svc.is_some_and(|s| s.pending_delete) {
+            continue;
+        }
+        t.networks = vip::task_attachments(book, networks, svc, &t);
+        t.api.status = Some(api::TaskStatus {
+            timestamp: Some(tx.now().to_string()),
+            state: Some(api::TaskState::PENDING),
+            message: Some(PENDING_MESSAGE.to_string()),
+            ..t.api.status.clone().unwrap_or_default()
+        });
+        tx.update(t)?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests;

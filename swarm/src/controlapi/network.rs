@@ -1,1 +1,261 @@
-//! `network` objects: validation and CRUD through the store.
+//! Swarm-scoped networks: create (allocated at once, so the first inspect
+//! shows the subnet), inspect, list and remove, with dockerd's texts.
+
+use super::resolve::resolve;
+use crate::allocator::ipam;
+use crate::allocator::network as alloc;
+use crate::allocator::ports;
+use crate::error::Error;
+use crate::error::ErrorKind;
+use crate::error::Result;
+use crate::model::api;
+use crate::model::Network;
+use crate::model::Service;
+use crate::model::StoreObject;
+use crate::model::Task;
+use crate::store::ReadTx;
+use crate::store::Store;
+
+/// The drivers a swarm network may use.
+const SWARM_DRIVERS: &[&str] = &["overlay"];
+
+fn go_error(msg: String) -> Error {
+    Error::new(ErrorKind::Unknown, msg)
+}
+
+/// Checks the IPAM part of a create request (dockerd's 500 texts).
+fn validate_ipam(ipam: Option<&api::Ipam>) -> Result<()> {
+    for c in ipam.and_then(|i| i.config.as_ref()).into_iter().flatten() {
+        let subnet = c.subnet.as_deref().unwrap_or("");
+        let parsed = if subnet.is_empty() {
+            None
+        } else {
+            let (_, s) = ipam::parse_cidr(subnet)
+                .map_err(|e| go_error(format!("Invalid subnet {subnet} : {e}")))?;
+            Some(s)
+        };
+        if let Some(r) = c.ip_range.as_deref().filter(|r| !r.is_empty()) {
+            let (_, range) =
+                ipam::parse_cidr(r).map_err(|e| go_error(format!("Invalid range {r} : {e}")))?;
+            if parsed.is_some_and(|s| !s.contains(range.base) || range.prefix < s.prefix) {
+                return Err(Error::invalid(format!(
+                    "ipam configuration: subnet {subnet} does not contain range {r}"
+                )));
+            }
+        }
+        if let Some(g) = c.gateway.as_deref().filter(|g| !g.is_empty()) {
+            let ip = ipam::parse_ip(g).ok_or_else(|| {
+                Error::invalid(format!("ipam configuration: invalid gateway {g}"))
+            })?;
+            if parsed.is_some_and(|s| !s.contains(ip)) {
+                return Err(Error::invalid(format!(
+                    "ipam configuration: subnet {subnet} does not contain gateway {g}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a create request as dockerd and swarmkit do.
+pub fn validate(req: &api::NetworkCreateRequest) -> Result<()> {
+    if req.name.is_empty() {
+        return Err(Error::invalid("meta: name must be provided"));
+    }
+    let driver = req.driver.as_deref().unwrap_or("overlay");
+    if !SWARM_DRIVERS.contains(&driver) {
+        return Err(Error::invalid(format!(
+            "network driver {driver} is not supported for swarm networks"
+        )));
+    }
+    if req.ingress == Some(true) && req.attachable == Some(true) {
+        return Err(Error::invalid("ingress network cannot be attachable"));
+    }
+    validate_ipam(req.ipam.as_ref())
+}
+
+/// `POST /networks/create` for a swarm network; returns the new ID.
+pub async fn create(store: &Store, mut req: api::NetworkCreateRequest) -> Result<String> {
+    if req.driver.as_deref().unwrap_or("").is_empty() {
+        req.driver = Some("overlay".into());
+    }
+    validate(&req)?;
+    let mut n = alloc::new_network(req);
+    let id = n.id().to_string();
+    store
+        .update(|tx| {
+            let name = n.api.name.clone().unwrap_or_default();
+            if tx.name_taken::<Network>(&name, "") {
+                return Err(Error::new(
+                    ErrorKind::NameConflict,
+                    format!("network with name {name} already exists"),
+                ));
+            }
+            let others = tx.list::<Network>();
+            if alloc::is_ingress(&n) {
+                if let Some(ing) = others.iter().find(|o| alloc::is_ingress(o)) {
+                    return Err(Error::already_exists(format!(
+                        "ingress network ({}) is already present",
+                        ing.id()
+                    )));
+                }
+            }
+            alloc::allocate_network(&others, tx.cluster().as_ref(), &mut n)?;
+            tx.create(n)
+        })
+        .await?;
+    Ok(id)
+}
+
+/// `GET /networks/{id}` (ID, name or ID prefix).
+pub fn get(store: &Store, input: &str) -> Result<Network> {
+    store.view(|tx| resolve::<Network>(tx, input))
+}
+
+/// `GET /networks` (swarm networks only).
+pub fn list(store: &Store) -> Vec<Network> {
+    store.view(|tx| tx.list::<Network>())
+}
+
+fn service_uses(svc: &Service, n: &Network) -> bool {
+    let id = n.id();
+    let name = n.api.name.as_deref().unwrap_or("");
+    let spec = svc.spec();
+    let targets = spec
+        .task_template
+        .as_ref()
+        .and_then(|t| t.networks.as_ref())
+        .or(spec.networks.as_ref());
+    let attached = targets.into_iter().flatten().any(|a| {
+        let t = a.target.as_deref().unwrap_or("");
+        t == id || t == name
+    });
+    attached
+        || crate::allocator::vip::vips(svc)
+            .iter()
+            .any(|v| v.network_id.as_deref() == Some(id) && !alloc::is_ingress(n))
+}
+
+/// Why a network cannot be removed now, if it cannot.
+fn in_use(tx: &ReadTx<'_>, n: &Network) -> Option<Error> {
+    let id = n.id();
+    let services = tx.tables().iter::<Service>();
+    if alloc::is_ingress(n) {
+        for s in services {
+            let p = s.api.endpoint.as_ref().and_then(|e| e.ports.clone());
+            if ports::uses_ingress(&p.unwrap_or_default()) {
+                return Some(Error::precondition(format!(
+                    "ingress network cannot be removed because service {} depends on it",
+                    s.id()
+                )));
+            }
+        }
+        return None;
+    }
+    if let Some(s) = services.into_iter().find(|s| service_uses(s, n)) {
+        return Some(Error::precondition(format!(
+            "network {id} is in use by service {}",
+            s.id()
+        )));
+    }
+    let task = tx.tables().iter::<Task>().find(|t| {
+        crate::allocator::vip::holds_addresses(t) && t.networks.iter().any(|a| a.network_id == id)
+    });
+    task.map(|t| Error::precondition(format!("network {id} is in use by task {}", t.id())))
+}
+
+/// `DELETE /networks/{id}`: refused while a service or task uses it.
+pub async fn remove(store: &Store, input: &str) -> Result<()> {
+    store
+        .update(|tx| {
+            let base = tx.base_view();
+            let n = resolve::<Network>(&base, input)?;
+            if let Some(e) = in_use(&base, &n) {
+                return Err(e);
+            }
+            tx.delete::<Network>(n.id())
+        })
+        .await
+}
+
+/// A stable 64-hex ID for a node-local network (`host`, `none`, ...), from
+/// a per-daemon `seed` and the network name, as dockerd's local IDs look.
+pub fn local_id(seed: &str, name: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{seed}/{name}").as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(name: &str) -> api::NetworkCreateRequest {
+        api::NetworkCreateRequest {
+            name: name.into(),
+            driver: Some("overlay".into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn create_allocates_and_refuses_duplicates() {
+        let store = Store::in_memory();
+        let id = create(&store, req("n1")).await.unwrap();
+        let n = get(&store, "n1").unwrap();
+        assert_eq!(n.id(), id);
+        assert!(alloc::is_allocated(&n));
+        let e = create(&store, req("n1")).await.unwrap_err();
+        assert_eq!(e.message(), "network with name n1 already exists");
+        assert_eq!(e.kind(), ErrorKind::NameConflict);
+        remove(&store, &id[..6]).await.unwrap();
+        assert_eq!(
+            get(&store, "n1").unwrap_err().message(),
+            "network n1 not found"
+        );
+    }
+
+    #[test]
+    fn bad_subnet_is_dockerds_500() {
+        let mut r = req("n");
+        r.ipam = Some(api::Ipam {
+            config: Some(vec![api::IpamConfig {
+                subnet: Some("10.0.0.0/33".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        let e = validate(&r).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unknown);
+        assert_eq!(
+            e.message(),
+            "Invalid subnet 10.0.0.0/33 : invalid CIDR address: 10.0.0.0/33"
+        );
+    }
+
+    #[tokio::test]
+    async fn in_use_network_cannot_be_removed() {
+        let store = Store::in_memory();
+        let nid = create(&store, req("backend")).await.unwrap();
+        let mut svc = Service::default();
+        let sid = crate::model::new_id();
+        svc.api.id = Some(sid.clone());
+        svc.api.spec = Some(api::ServiceSpec {
+            name: Some("user".into()),
+            task_template: Some(api::TaskSpec {
+                networks: Some(vec![api::NetworkAttachmentConfig {
+                    target: Some("backend".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        store.update(|tx| tx.create(svc)).await.unwrap();
+        let e = remove(&store, "backend").await.unwrap_err();
+        assert_eq!(
+            e.message(),
+            format!("rpc error: code = FailedPrecondition desc = network {nid} is in use by service {sid}")
+        );
+    }
+}
