@@ -89,7 +89,7 @@ fn config_file_sets_hosts_and_conflicts_with_flags() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let ok = common::wait_for(20, "config-file daemon", || {
+    common::wait_for(20, "config-file daemon", || {
         let out = std::process::Command::new(common::docker_bin())
             .args(["version", "--format", "{{.Server.Version}}"])
             .env("DOCKER_HOST", format!("unix://{}", sock.display()))
@@ -97,7 +97,6 @@ fn config_file_sets_hosts_and_conflicts_with_flags() {
             .ok()?;
         out.status.success().then_some(())
     });
-    let _ = ok;
     let _ = child.kill();
     let _ = child.wait();
     // The same setting as flag and in the file is refused, as dockerd does.

@@ -15,7 +15,7 @@ pub fn spawn(
     set: &mut JoinSet<()>,
     cancel: CancellationToken,
 ) {
-    // Orchestrators, scheduler and allocator join here as they land.
     set.spawn(crate::allocator::run(store.clone(), cancel.clone()));
-    let _ = (store, set, cancel);
+    crate::orchestrator::spawn_all(store.clone(), set, cancel.clone());
+    set.spawn(crate::scheduler::run(store.clone(), cancel));
 }

@@ -189,20 +189,29 @@ mod tests {
     #[test]
     fn duplicate_ingress_port_is_refused_with_swarmkit_text() {
         let p1 = service("id1", spec("p1", vec![port(80, Some(8080))]));
-        let e = check_published_ports(&[p1.clone()], "", &spec("p2", vec![port(80, Some(8080))]))
-            .unwrap_err();
+        let e = check_published_ports(
+            std::slice::from_ref(&p1),
+            "",
+            &spec("p2", vec![port(80, Some(8080))]),
+        )
+        .unwrap_err();
         assert_eq!(
             e.message(),
             "rpc error: code = InvalidArgument desc = port '8080' is already in use by service 'p1' (id1) as an ingress port"
         );
         // The service itself, other ports and host-mode ports are fine.
         check_published_ports(
-            &[p1.clone()],
+            std::slice::from_ref(&p1),
             "id1",
             &spec("p1", vec![port(80, Some(8080))]),
         )
         .unwrap();
-        check_published_ports(&[p1.clone()], "", &spec("p2", vec![port(80, Some(8081))])).unwrap();
+        check_published_ports(
+            std::slice::from_ref(&p1),
+            "",
+            &spec("p2", vec![port(80, Some(8081))]),
+        )
+        .unwrap();
         let mut host = port(80, Some(8080));
         host.publish_mode = Some(Mode::HOST);
         check_published_ports(&[p1], "", &spec("p2", vec![host])).unwrap();

@@ -1,1 +1,111 @@
-//! Orchestrators: turn service specs into tasks (replicated, global, jobs, restarts, updates, reaper).
+//! Orchestrators: turn service specs into tasks.
+//!
+//! Each mode has a pure `reconcile` over one service and its tasks that
+//! returns [`Action`]s (replicated slots, one task per node for global, and
+//! jobs); [`restart`] decides replacements of ended tasks, [`reaper`] trims
+//! task history, and [`driver`] feeds them from the store's watch stream and
+//! commits their actions.
+
+pub mod driver;
+pub mod global;
+pub mod jobs;
+pub mod reaper;
+pub mod replicated;
+pub mod restart;
+pub mod update;
+
+use std::sync::Arc;
+
+pub use driver::spawn_all;
+
+use crate::model::api;
+use crate::model::api::TaskState;
+use crate::model::new_id;
+use crate::model::Service;
+use crate::model::Task;
+use crate::store::Store;
+
+/// A change the orchestrators want committed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Create this task.
+    Create(Box<Task>),
+    /// Set the task's desired state to shutdown.
+    Shutdown(String),
+    /// Delete the task from the store.
+    Delete(String),
+    /// Mark the task as built from the service's current spec (no restart needed).
+    Bless(String, u64),
+    /// Set the service's update status.
+    UpdateStatus(String, api::ServiceUpdateStatus),
+}
+
+/// A reconcile result: actions, and when to look again (restart delays).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Changes to commit.
+    pub actions: Vec<Action>,
+    /// Reconcile again after this long, if set.
+    pub wake_after: Option<std::time::Duration>,
+}
+
+impl Plan {
+    fn wake(&mut self, d: std::time::Duration) {
+        self.wake_after = Some(self.wake_after.map_or(d, |w| w.min(d)));
+    }
+}
+
+/// Whether the service is a job (replicated-job or global-job).
+pub fn is_job(s: &Service) -> bool {
+    let m = s.spec().mode.clone().unwrap_or_default();
+    m.replicated_job.is_some() || m.global_job.is_some()
+}
+
+/// A new task for `service` as dockerd shows it: state new, desired running
+/// (complete for jobs), in `slot` or on `node`.
+pub fn new_task(service: &Service, slot: Option<i64>, node: Option<&str>, now: &str) -> Task {
+    let mut t = Task::default();
+    t.api.id = Some(new_id());
+    t.api.labels = Some(Default::default());
+    t.api.spec = service.spec().task_template.clone();
+    t.api.service_id = service.api.id.clone();
+    t.api.slot = slot;
+    t.api.node_id = node.map(str::to_string);
+    t.api.status = Some(api::TaskStatus {
+        timestamp: Some(now.to_string()),
+        state: Some(TaskState::NEW),
+        message: Some("created".into()),
+        ..Default::default()
+    });
+    let job = is_job(service);
+    t.api.desired_state = Some(if job {
+        TaskState::COMPLETE
+    } else {
+        TaskState::RUNNING
+    });
+    if job {
+        t.api.job_iteration = Some(api::ObjectVersion {
+            index: Some(service.spec_version),
+        });
+    }
+    t.spec_version = service.spec_version;
+    t
+}
+
+/// Whether the task is still wanted (desired state running, or complete for jobs).
+pub fn is_wanted(t: &Task) -> bool {
+    t.desired_state() <= TaskState::COMPLETE && t.desired_state() != TaskState::SHUTDOWN
+}
+
+/// Whether the task's process is not over yet.
+pub fn is_alive(t: &Task) -> bool {
+    t.state() <= TaskState::RUNNING
+}
+
+/// Whether the task runs an older spec than the service's (needs replacing).
+pub fn is_dirty(t: &Task, s: &Service) -> bool {
+    t.api.spec != s.spec().task_template
+}
+
+/// Shared handle for tests and the manager.
+pub type SharedStore = Arc<Store>;

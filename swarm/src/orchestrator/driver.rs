@@ -1,0 +1,191 @@
+//! The orchestrator driver: watches commits, reconciles the services they
+//! touched, and commits the resulting actions in one transaction per batch.
+
+use std::collections::BTreeMap;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::global;
+use super::jobs;
+use super::reaper;
+use super::replicated;
+use super::Action;
+use super::Plan;
+use crate::model::api::TaskState;
+use crate::model::Node;
+use crate::model::Object;
+use crate::model::Service;
+use crate::model::Task;
+use crate::store::Store;
+use crate::store::Tx;
+
+/// Starts the orchestrator loop in `set`; it stops when `cancel` fires.
+pub fn spawn_all(store: Arc<Store>, set: &mut JoinSet<()>, cancel: CancellationToken) {
+    set.spawn(run(store, cancel));
+}
+
+const DEFAULT_HISTORY: i64 = 5;
+
+fn plan_for(tx: &Tx<'_>, s: &Service, nodes: &[Node], now: time::OffsetDateTime) -> Plan {
+    let owned = tx.tasks_by_service(s.api.id.as_deref().unwrap_or(""));
+    let tasks: Vec<&Task> = owned.iter().collect();
+    let mode = s.spec().mode.clone().unwrap_or_default();
+    let now_str = tx.now().to_string();
+    let mut plan = if mode.global.is_some() || mode.global_job.is_some() {
+        global::reconcile(s, &tasks, nodes, now, &now_str)
+    } else if mode.replicated_job.is_some() {
+        jobs::reconcile(s, &tasks, now, &now_str)
+    } else {
+        replicated::reconcile(s, &tasks, now, &now_str)
+    };
+    let limit = tx
+        .cluster()
+        .and_then(|c| c.api.spec?.orchestration?.task_history_retention_limit)
+        .unwrap_or(DEFAULT_HISTORY);
+    plan.actions.extend(reaper::trim(&tasks, limit));
+    plan
+}
+
+fn apply(tx: &mut Tx<'_>, a: Action) -> crate::Result<()> {
+    match a {
+        Action::Create(t) => tx.create(*t),
+        Action::Shutdown(id) => match tx.get::<Task>(&id) {
+            Some(mut t)
+                if t.desired_state() < TaskState::SHUTDOWN
+                    || t.desired_state() == TaskState::COMPLETE =>
+            {
+                t.api.desired_state = Some(TaskState::SHUTDOWN);
+                tx.update(t)
+            }
+            _ => Ok(()),
+        },
+        Action::Delete(id) => match tx.get::<Task>(&id) {
+            Some(_) => tx.delete::<Task>(&id),
+            None => Ok(()),
+        },
+        Action::Bless(id, v) => match tx.get::<Task>(&id) {
+            Some(mut t) if t.spec_version != v => {
+                t.spec_version = v;
+                tx.update(t)
+            }
+            _ => Ok(()),
+        },
+        Action::UpdateStatus(sid, st) => match tx.get::<Service>(&sid) {
+            Some(mut s) => {
+                s.api.update_status = Some(st);
+                tx.update(s)
+            }
+            None => Ok(()),
+        },
+    }
+}
+
+/// Reconciles `dirty` services (all when `None`); returns restart wake-ups.
+async fn pass(
+    store: &Store,
+    dirty: Option<&HashSet<String>>,
+) -> crate::Result<Vec<(Duration, String)>> {
+    store
+        .update(|tx| {
+            let now = time::OffsetDateTime::now_utc();
+            let nodes = tx.list::<Node>();
+            let ids: Vec<String> = match dirty {
+                Some(d) => d.iter().cloned().collect(),
+                None => tx
+                    .list::<Service>()
+                    .into_iter()
+                    .filter_map(|s| s.api.id)
+                    .collect(),
+            };
+            let mut wakes = Vec::new();
+            for sid in ids {
+                let actions = match tx.get::<Service>(&sid) {
+                    Some(s) => {
+                        let plan = plan_for(tx, &s, &nodes, now);
+                        if let Some(d) = plan.wake_after {
+                            wakes.push((d, sid.clone()));
+                        }
+                        plan.actions
+                    }
+                    None => {
+                        let owned = tx.tasks_by_service(&sid);
+                        reaper::orphans(&owned.iter().collect::<Vec<_>>())
+                    }
+                };
+                for a in actions {
+                    apply(tx, a)?;
+                }
+            }
+            Ok(wakes)
+        })
+        .await
+}
+
+fn touched(c: &crate::store::Commit, dirty: &mut HashSet<String>) -> bool {
+    let mut all = false;
+    for e in &c.events {
+        match &e.object {
+            Some(Object::Service(s)) => {
+                dirty.insert(s.api.id.clone().unwrap_or_default());
+            }
+            Some(Object::Task(t)) => {
+                dirty.insert(t.service_id().to_string());
+            }
+            Some(Object::Node(_)) | Some(Object::Cluster(_)) | None => all = true,
+            _ => {}
+        }
+    }
+    all
+}
+
+async fn run(store: Arc<Store>, cancel: CancellationToken) {
+    let mut rx = store.subscribe();
+    let mut all = true;
+    let mut dirty: HashSet<String> = HashSet::new();
+    let mut wakes: BTreeMap<Instant, String> = BTreeMap::new();
+    loop {
+        let scope = if all { None } else { Some(&dirty) };
+        match pass(&store, scope).await {
+            Ok(ws) => {
+                for (d, sid) in ws {
+                    wakes.insert(Instant::now() + d, sid);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "orchestrator pass failed"),
+        }
+        all = false;
+        dirty.clear();
+        let next_wake = wakes.keys().next().copied();
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = async { match next_wake { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
+                let now = Instant::now();
+                let due: Vec<Instant> = wakes.range(..=now).map(|(k, _)| *k).collect();
+                for k in due {
+                    if let Some(sid) = wakes.remove(&k) {
+                        dirty.insert(sid);
+                    }
+                }
+            }
+            r = rx.recv() => match r {
+                Ok(c) => all |= touched(&c, &mut dirty),
+                Err(RecvError::Lagged(_)) => all = true,
+                Err(RecvError::Closed) => return,
+            }
+        }
+        // Coalesce a burst of commits into one pass.
+        loop {
+            match rx.try_recv() {
+                Ok(c) => all |= touched(&c, &mut dirty),
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => all = true,
+                Err(_) => break,
+            }
+        }
+    }
+}

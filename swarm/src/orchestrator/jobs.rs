@@ -1,0 +1,127 @@
+//! Replicated jobs: run tasks to completion, at most MaxConcurrent at a time,
+//! until TotalCompletions have completed. Global jobs go through `global`.
+
+use super::is_alive;
+use super::is_wanted;
+use super::new_task;
+use super::restart;
+use super::Action;
+use super::Plan;
+use crate::model::api::TaskState;
+use crate::model::Service;
+use crate::model::Task;
+
+/// Reconciles one replicated job at time `now`.
+pub fn reconcile(s: &Service, tasks: &[&Task], now: time::OffsetDateTime, now_str: &str) -> Plan {
+    let mut plan = Plan::default();
+    let job = s
+        .spec()
+        .mode
+        .as_ref()
+        .and_then(|m| m.replicated_job.clone())
+        .unwrap_or_default();
+    let max_concurrent = job.max_concurrent.unwrap_or(1).max(0) as usize;
+    let total = job
+        .total_completions
+        .unwrap_or(max_concurrent as i64)
+        .max(0) as usize;
+    // Only tasks of this iteration of the job count.
+    let current: Vec<&Task> = tasks
+        .iter()
+        .copied()
+        .filter(|t| t.spec_version == s.spec_version)
+        .collect();
+    for t in tasks
+        .iter()
+        .filter(|t| t.spec_version != s.spec_version && is_wanted(t) && is_alive(t))
+    {
+        plan.actions
+            .push(Action::Shutdown(t.api.id.clone().unwrap_or_default()));
+    }
+    let completed = current
+        .iter()
+        .filter(|t| t.state() == TaskState::COMPLETE)
+        .count();
+    let alive = current
+        .iter()
+        .filter(|t| is_wanted(t) && is_alive(t))
+        .count();
+    let policy = s
+        .spec()
+        .task_template
+        .as_ref()
+        .and_then(|t| t.restart_policy.as_ref());
+    let mut retries = 0;
+    for t in current
+        .iter()
+        .filter(|t| is_wanted(t) && !is_alive(t) && t.state() != TaskState::COMPLETE)
+    {
+        match restart::decide(policy, t, &current, now) {
+            restart::Restart::Now => {
+                plan.actions
+                    .push(Action::Shutdown(t.api.id.clone().unwrap_or_default()));
+                retries += 1;
+            }
+            restart::Restart::After(d) => plan.wake(d),
+            restart::Restart::Never => {}
+        }
+    }
+    let room = max_concurrent.saturating_sub(alive);
+    let left = total.saturating_sub(completed + alive);
+    let next_slot = current.iter().filter_map(|t| t.api.slot).max().unwrap_or(0);
+    let _ = retries;
+    for i in 0..room.min(left) {
+        plan.actions.push(Action::Create(Box::new(new_task(
+            s,
+            Some(next_slot + 1 + i as i64),
+            None,
+            now_str,
+        ))));
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::api;
+
+    fn job(max: i64, total: i64) -> Service {
+        let mut s = Service::default();
+        s.api.id = Some("j".into());
+        s.spec_version = 1;
+        s.api.spec = Some(api::ServiceSpec {
+            mode: Some(api::ServiceSpecMode {
+                replicated_job: Some(api::ServiceSpecModeReplicatedJob {
+                    max_concurrent: Some(max),
+                    total_completions: Some(total),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        s
+    }
+
+    const NOW: time::OffsetDateTime = time::macros::datetime!(2026-01-01 00:00:00 UTC);
+
+    #[test]
+    fn respects_max_concurrent_and_total() {
+        let s = job(2, 3);
+        let p = reconcile(&s, &[], NOW, "now");
+        assert_eq!(p.actions.len(), 2);
+        let mut done = new_task(&s, Some(1), None, "now");
+        done.api.status.as_mut().unwrap().state = Some(TaskState::COMPLETE);
+        let mut running = new_task(&s, Some(2), None, "now");
+        running.api.status.as_mut().unwrap().state = Some(TaskState::RUNNING);
+        let p = reconcile(&s, &[&done, &running], NOW, "now");
+        assert_eq!(p.actions.len(), 1, "one more to reach 3 completions");
+        let mut done2 = running.clone();
+        done2.api.status.as_mut().unwrap().state = Some(TaskState::COMPLETE);
+        let mut done3 = new_task(&s, Some(3), None, "now");
+        done3.api.status.as_mut().unwrap().state = Some(TaskState::COMPLETE);
+        assert!(reconcile(&s, &[&done, &done2, &done3], NOW, "now")
+            .actions
+            .is_empty());
+    }
+}

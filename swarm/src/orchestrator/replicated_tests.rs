@@ -1,0 +1,123 @@
+use super::*;
+use crate::model::api;
+use crate::model::api::TaskState;
+
+fn service(replicas: i64) -> Service {
+    let mut s = Service::default();
+    s.api.id = Some("svc".into());
+    s.spec_version = 1;
+    s.api.spec = Some(api::ServiceSpec {
+        name: Some("web".into()),
+        task_template: Some(api::TaskSpec {
+            container_spec: Some(api::TaskSpecContainerSpec {
+                image: Some("busybox".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        mode: Some(api::ServiceSpecMode {
+            replicated: Some(api::ServiceSpecModeReplicated {
+                replicas: Some(replicas),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    s
+}
+
+fn task(s: &Service, id: &str, slot: i64, state: TaskState) -> Task {
+    let mut t = new_task(s, Some(slot), None, "2026-01-01T00:00:00Z");
+    t.api.id = Some(id.into());
+    t.api.status.as_mut().unwrap().state = Some(state);
+    t
+}
+
+const NOW: time::OffsetDateTime = time::macros::datetime!(2026-01-01 00:01:00 UTC);
+
+fn creates(p: &Plan) -> Vec<i64> {
+    p.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Create(t) => t.api.slot,
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn scale_up_fills_missing_slots() {
+    let s = service(3);
+    let t1 = task(&s, "a", 1, TaskState::RUNNING);
+    let p = reconcile(&s, &[&t1], NOW, "now");
+    assert_eq!(creates(&p), vec![2, 3]);
+}
+
+#[test]
+fn scale_down_shuts_down_highest_slots() {
+    let s = service(1);
+    let ts: Vec<Task> = (1..=3)
+        .map(|i| task(&s, &format!("t{i}"), i, TaskState::RUNNING))
+        .collect();
+    let refs: Vec<&Task> = ts.iter().collect();
+    let p = reconcile(&s, &refs, NOW, "now");
+    assert_eq!(
+        p.actions,
+        vec![Action::Shutdown("t2".into()), Action::Shutdown("t3".into())]
+    );
+}
+
+#[test]
+fn failed_task_is_replaced_in_its_slot() {
+    let s = service(1);
+    let t = task(&s, "t1", 1, TaskState::FAILED);
+    let p = reconcile(&s, &[&t], NOW, "now");
+    assert_eq!(p.actions[0], Action::Shutdown("t1".into()));
+    assert_eq!(creates(&p), vec![1]);
+}
+
+#[test]
+fn dirty_tasks_replaced_within_parallelism() {
+    let mut s = service(3);
+    let ts: Vec<Task> = (1..=3)
+        .map(|i| task(&s, &format!("t{i}"), i, TaskState::RUNNING))
+        .collect();
+    s.api
+        .spec
+        .as_mut()
+        .unwrap()
+        .task_template
+        .as_mut()
+        .unwrap()
+        .force_update = Some(1);
+    s.spec_version = 2;
+    s.api.update_status = Some(api::ServiceUpdateStatus {
+        state: Some(api::ServiceUpdateStatusStateEnum::UPDATING),
+        ..Default::default()
+    });
+    let refs: Vec<&Task> = ts.iter().collect();
+    let p = reconcile(&s, &refs, NOW, "now");
+    assert_eq!(
+        creates(&p),
+        vec![1],
+        "parallelism 1 replaces one task at a time"
+    );
+    // Once nothing is out of date, the update completes.
+    let fresh: Vec<Task> = (1..=3)
+        .map(|i| task(&s, &format!("n{i}"), i, TaskState::RUNNING))
+        .collect();
+    let refs: Vec<&Task> = fresh.iter().collect();
+    let p = reconcile(&s, &refs, NOW, "now");
+    assert!(
+        matches!(&p.actions[..], [Action::UpdateStatus(_, st)] if st.state == Some(api::ServiceUpdateStatusStateEnum::COMPLETED))
+    );
+}
+
+#[test]
+fn scale_only_change_blesses_tasks() {
+    let mut s = service(1);
+    let t = task(&s, "t1", 1, TaskState::RUNNING);
+    s.spec_version = 2;
+    let p = reconcile(&s, &[&t], NOW, "now");
+    assert_eq!(p.actions, vec![Action::Bless("t1".into(), 2)]);
+}

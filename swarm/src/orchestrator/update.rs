@@ -1,0 +1,77 @@
+//! Rolling updates: which out-of-date tasks to replace now, and when an
+//! update is complete.
+
+use super::is_alive;
+use super::is_dirty;
+use super::is_wanted;
+use super::Action;
+use crate::model::api;
+use crate::model::api::ServiceUpdateStatusStateEnum as U;
+use crate::model::Service;
+use crate::model::Task;
+
+/// Parallelism of the running update (rollback config while rolling back).
+fn parallelism(s: &Service) -> usize {
+    let rollback = s.api.update_status.as_ref().and_then(|u| u.state) == Some(U::ROLLBACK_STARTED);
+    let p = if rollback {
+        s.spec()
+            .rollback_config
+            .as_ref()
+            .and_then(|c| c.parallelism)
+    } else {
+        s.spec().update_config.as_ref().and_then(|c| c.parallelism)
+    };
+    p.unwrap_or(1).max(0) as usize
+}
+
+/// How many dirty tasks may be replaced now: parallelism minus replacements
+/// that have not reached running yet (0 parallelism: all at once).
+pub fn budget(s: &Service, tasks: &[&Task]) -> usize {
+    let p = parallelism(s);
+    if p == 0 {
+        return usize::MAX;
+    }
+    let updating = matches!(
+        s.api.update_status.as_ref().and_then(|u| u.state),
+        Some(U::UPDATING) | Some(U::ROLLBACK_STARTED)
+    );
+    if !updating {
+        return usize::MAX;
+    }
+    let in_flight = tasks
+        .iter()
+        .filter(|t| {
+            is_wanted(t)
+                && is_alive(t)
+                && !is_dirty(t, s)
+                && t.state() < api::TaskState::RUNNING
+                && t.spec_version == s.spec_version
+        })
+        .count();
+    p.saturating_sub(in_flight)
+}
+
+/// The update status to set once no out-of-date task remains.
+pub fn completion(s: &Service, tasks: &[&Task], now: &str) -> Option<Action> {
+    let st = s.api.update_status.as_ref()?;
+    let (state, msg) = match st.state? {
+        U::UPDATING => (U::COMPLETED, "update completed"),
+        U::ROLLBACK_STARTED => (U::ROLLBACK_COMPLETED, "rollback completed"),
+        _ => return None,
+    };
+    let pending = tasks
+        .iter()
+        .any(|t| is_wanted(t) && is_alive(t) && is_dirty(t, s));
+    if pending {
+        return None;
+    }
+    Some(Action::UpdateStatus(
+        s.api.id.clone().unwrap_or_default(),
+        api::ServiceUpdateStatus {
+            state: Some(state),
+            started_at: st.started_at.clone(),
+            completed_at: Some(now.to_string()),
+            message: Some(msg.into()),
+        },
+    ))
+}
