@@ -202,8 +202,10 @@ impl Daemon {
     /// Sends a raw HTTP request over the socket with curl; returns (status, body).
     pub fn curl(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         let mut cmd = Command::new("curl");
+        // -g: query strings carry JSON filters with braces, not URL globs.
         cmd.args([
             "-s",
+            "-g",
             "-o",
             "-",
             "-w",

@@ -146,7 +146,7 @@ fn allocate_tasks(
     tasks.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
     let mut written = 0;
     for mut t in tasks {
-        if t.state() != api::TaskState::NEW || t.desired_state() > api::TaskState::RUNNING {
+        if t.state() != api::TaskState::NEW || t.desired_state() > api::TaskState::COMPLETE {
             continue;
         }
         let svc = services

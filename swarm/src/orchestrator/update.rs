@@ -38,6 +38,18 @@ pub fn budget(s: &Service, tasks: &[&Task]) -> usize {
     if !updating {
         return usize::MAX;
     }
+    // A replacement is in flight while it has not reached running and its
+    // slot (or node, for global services) still holds an out-of-date task.
+    // Tasks added by a scale-up have no such predecessor and do not count.
+    let key = |t: &Task| match t.api.slot {
+        Some(slot) if slot > 0 => format!("slot:{slot}"),
+        _ => format!("node:{}", t.node_id().unwrap_or("")),
+    };
+    let replaced: std::collections::HashSet<String> = tasks
+        .iter()
+        .filter(|t| is_dirty(t, s))
+        .map(|t| key(t))
+        .collect();
     let in_flight = tasks
         .iter()
         .filter(|t| {
@@ -45,7 +57,7 @@ pub fn budget(s: &Service, tasks: &[&Task]) -> usize {
                 && is_alive(t)
                 && !is_dirty(t, s)
                 && t.state() < api::TaskState::RUNNING
-                && t.spec_version == s.spec_version
+                && replaced.contains(&key(t))
         })
         .count();
     p.saturating_sub(in_flight)

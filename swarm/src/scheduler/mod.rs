@@ -40,7 +40,7 @@ pub async fn pass(store: &Store) -> crate::Result<usize> {
             if pending(task) {
                 queue.push(task.clone());
             } else if task.node_id().is_some()
-                && task.desired_state() <= TaskState::RUNNING
+                && task.desired_state() <= TaskState::COMPLETE
                 && task.state() <= TaskState::RUNNING
             {
                 active.push(task.clone());
