@@ -104,6 +104,57 @@ fn swarm_view(n: &Network) -> Value {
     })
 }
 
+/// The cluster object of a network (swarmkit's `Network`), as task
+/// attachments show it.
+pub fn cluster_view(n: &Network) -> Value {
+    let a = &n.api;
+    let sp = &n.spec;
+    let mut spec = json!({
+        "Name": a.name,
+        "Labels": a.labels.clone().unwrap_or_default(),
+        "DriverConfiguration": {"Name": a.driver},
+        "Scope": "swarm",
+    });
+    if let Some(o) = sp.options.clone().filter(|o| !o.is_empty()) {
+        spec["DriverConfiguration"]["Options"] = json!(o);
+    }
+    for (key, on) in [
+        ("Attachable", a.attachable),
+        ("Ingress", a.ingress),
+        ("Internal", a.internal),
+    ] {
+        if on.unwrap_or(false) {
+            spec[key] = json!(true);
+        }
+    }
+    let ipam = a.ipam.clone().unwrap_or_default();
+    let configs: Vec<Value> = ipam
+        .config
+        .unwrap_or_default()
+        .iter()
+        .map(|c| json!({"Subnet": c.subnet, "Gateway": c.gateway}))
+        .collect();
+    let vxlan = a
+        .options
+        .as_ref()
+        .and_then(|o| o.get(swarm::allocator::network::VXLAN_KEY).cloned());
+    json!({
+        "ID": a.id,
+        "Version": {"Index": n.version},
+        "CreatedAt": a.created,
+        "UpdatedAt": n.updated_at,
+        "Spec": spec,
+        "DriverState": {
+            "Name": a.driver,
+            "Options": vxlan.map(|v| json!({swarm::allocator::network::VXLAN_KEY: v})),
+        },
+        "IPAMOptions": {
+            "Driver": {"Name": ipam.driver.unwrap_or_else(|| "default".into())},
+            "Configs": configs,
+        },
+    })
+}
+
 fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }

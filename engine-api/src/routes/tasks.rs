@@ -10,6 +10,7 @@ use axum::Json;
 use axum::Router;
 use swarm::controlapi::node;
 use swarm::controlapi::task;
+use swarm::model::Network;
 use swarm::model::Node;
 use swarm::model::Service;
 use swarm::model::Task;
@@ -25,18 +26,33 @@ pub fn routes() -> Router<AppState> {
         .route("/tasks/{id}", get(inspect))
 }
 
-/// A task as dockerd shows it: the API object plus `NetworksAttachments`.
-pub fn to_json(t: &Task) -> serde_json::Value {
+/// A task as dockerd shows it: the API object plus `NetworksAttachments`,
+/// each carrying the cluster's copy of the network as of now.
+pub fn to_json(t: &Task, networks: &HashMap<String, Network>) -> serde_json::Value {
     let mut v = serde_json::to_value(&t.api).unwrap_or_default();
     if !t.networks.is_empty() {
         let atts: Vec<serde_json::Value> = t
             .networks
             .iter()
-            .map(|n| serde_json::json!({ "Network": { "ID": n.network_id }, "Addresses": n.addresses }))
+            .map(|a| {
+                let net = match networks.get(&a.network_id) {
+                    Some(n) => super::networks::cluster_view(n),
+                    None => serde_json::json!({ "ID": a.network_id }),
+                };
+                serde_json::json!({ "Network": net, "Addresses": a.addresses })
+            })
             .collect();
         v["NetworksAttachments"] = serde_json::Value::Array(atts);
     }
     v
+}
+
+/// Every network by ID, for rendering attachments.
+fn network_map(v: &swarm::store::ReadTx<'_>) -> HashMap<String, Network> {
+    v.tables()
+        .iter::<Network>()
+        .map(|n| (n.api.id.clone().unwrap_or_default(), n.clone()))
+        .collect()
 }
 
 /// The task's display name (`svc.slot` or `svc.node`), for the `name` filter.
@@ -105,7 +121,8 @@ async fn list(
         "desired-state",
         "_up-to-date",
     ])?;
-    let (tasks, cx) = m.store().view(|v| {
+    let (tasks, cx, nets) = m.store().view(|v| {
+        let nets = network_map(v);
         let t = v.tables();
         let services = t
             .iter::<Service>()
@@ -117,13 +134,14 @@ async fn list(
                 services,
                 nodes: t.iter::<Node>().cloned().collect(),
             },
+            nets,
         )
     });
     Ok(Json(
         tasks
             .iter()
             .filter(|t| matches(&f, t, &cx))
-            .map(to_json)
+            .map(|t| to_json(t, &nets))
             .collect(),
     ))
 }
@@ -133,5 +151,7 @@ async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let m = s.node.manager()?;
-    Ok(Json(to_json(&task::get(m.store(), &id)?)))
+    let t = task::get(m.store(), &id)?;
+    let nets = m.store().view(network_map);
+    Ok(Json(to_json(&t, &nets)))
 }

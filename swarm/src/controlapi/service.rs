@@ -38,7 +38,7 @@ pub fn random_name() -> String {
 }
 
 /// Fills what dockerd stores for omitted fields: one replica for
-/// `Replicated: {}`, replicated mode when none is given.
+/// `Replicated: {}`, replicated mode when none is given, the runtime.
 pub fn normalize(mut spec: api::ServiceSpec) -> api::ServiceSpec {
     let mode = spec.mode.get_or_insert_with(Default::default);
     let none = mode.replicated.is_none()
@@ -54,6 +54,13 @@ pub fn normalize(mut spec: api::ServiceSpec) -> api::ServiceSpec {
     if let Some(j) = mode.replicated_job.as_mut() {
         let mc = *j.max_concurrent.get_or_insert(1);
         j.total_completions.get_or_insert(mc);
+    }
+    // dockerd reports the runtime it derives from the spec and clients send
+    // it back on update; storing it keeps such a round trip a no-op for tasks.
+    if let Some(tt) = spec.task_template.as_mut() {
+        if tt.container_spec.is_some() && tt.runtime.as_deref().unwrap_or("").is_empty() {
+            tt.runtime = Some("container".into());
+        }
     }
     spec
 }

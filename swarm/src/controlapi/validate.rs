@@ -7,14 +7,16 @@ use crate::model::api;
 
 const MIN_MEMORY: i64 = 4 * 1024 * 1024;
 
-/// Whether `name` is a valid DNS label (swarmkit's service name rule).
+/// Whether `name` passes swarmkit's service name rule (a DNS label that may
+/// also hold `_`, as the generated `adjective_name` names do).
 pub fn is_dns_label(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
 }
 
 /// Whether `image` parses as a Docker image reference (lowercase repository

@@ -17,6 +17,7 @@ use super::reaper;
 use super::replicated;
 use super::Action;
 use super::Plan;
+use crate::model::api;
 use crate::model::api::TaskState;
 use crate::model::Node;
 use crate::model::Object;
@@ -32,18 +33,53 @@ pub fn spawn_all(store: Arc<Store>, set: &mut JoinSet<()>, cancel: CancellationT
 
 const DEFAULT_HISTORY: i64 = 5;
 
+/// Whether tasks on this node must move elsewhere: it is gone, down or drained.
+fn node_lost(nodes: &[Node], id: &str) -> bool {
+    match nodes.iter().find(|n| n.api.id.as_deref() == Some(id)) {
+        None => true,
+        Some(n) => {
+            let down = n.api.status.as_ref().and_then(|st| st.state) == Some(api::NodeState::DOWN);
+            let drained = n.api.spec.as_ref().and_then(|sp| sp.availability)
+                == Some(api::NodeSpecAvailabilityEnum::DRAIN);
+            down || drained
+        }
+    }
+}
+
+/// Shuts down current tasks of a slot-based service whose node was lost, and
+/// marks the copies so the reconciler refills their slots at once.
+fn evict(tasks: &mut [Task], nodes: &[Node]) -> Vec<Action> {
+    let mut out = Vec::new();
+    for t in tasks.iter_mut() {
+        let lost = t.node_id().is_some_and(|n| node_lost(nodes, n));
+        if lost && super::is_wanted(t) && super::is_alive(t) {
+            t.api.desired_state = Some(TaskState::SHUTDOWN);
+            out.push(Action::Shutdown(t.api.id.clone().unwrap_or_default()));
+        }
+    }
+    out
+}
+
 fn plan_for(tx: &Tx<'_>, s: &Service, nodes: &[Node], now: time::OffsetDateTime) -> Plan {
-    let owned = tx.tasks_by_service(s.api.id.as_deref().unwrap_or(""));
-    let tasks: Vec<&Task> = owned.iter().collect();
+    let mut owned = tx.tasks_by_service(s.api.id.as_deref().unwrap_or(""));
     let mode = s.spec().mode.clone().unwrap_or_default();
+    let global = mode.global.is_some() || mode.global_job.is_some();
+    // Global services decide per node themselves.
+    let evicted = if global {
+        Vec::new()
+    } else {
+        evict(&mut owned, nodes)
+    };
+    let tasks: Vec<&Task> = owned.iter().collect();
     let now_str = tx.now().to_string();
-    let mut plan = if mode.global.is_some() || mode.global_job.is_some() {
+    let mut plan = if global {
         global::reconcile(s, &tasks, nodes, now, &now_str)
     } else if mode.replicated_job.is_some() {
         jobs::reconcile(s, &tasks, now, &now_str)
     } else {
         replicated::reconcile(s, &tasks, now, &now_str)
     };
+    plan.actions.splice(0..0, evicted);
     let limit = tx
         .cluster()
         .and_then(|c| c.api.spec?.orchestration?.task_history_retention_limit)

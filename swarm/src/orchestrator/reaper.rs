@@ -10,15 +10,20 @@ use super::Action;
 use crate::model::api::TaskState;
 use crate::model::Task;
 
-fn is_history(t: &Task) -> bool {
-    !is_wanted(t) && (!is_alive(t) || t.state() < TaskState::ASSIGNED || t.node_id().is_none())
+/// Whether the task is still meant to run (or complete) and has not ended:
+/// never trimmed.
+fn is_current(t: &Task) -> bool {
+    is_wanted(t) && is_alive(t)
 }
 
-/// Deletions that bring one service's history within `limit` per slot/node.
+/// Deletions that bring one service's tasks within `limit` per slot (or per
+/// node for global services), oldest first. As in swarmkit the limit counts
+/// the current task too, and a task no longer wanted goes even if its node
+/// has not reported it stopped (the node drops it from its assignments).
 pub fn trim(tasks: &[&Task], limit: i64) -> Vec<Action> {
     let limit = limit.max(0) as usize;
     let mut groups: BTreeMap<(i64, &str), Vec<&Task>> = BTreeMap::new();
-    for t in tasks.iter().filter(|t| is_history(t)) {
+    for t in tasks {
         let key = match t.api.slot.filter(|s| *s > 0) {
             Some(slot) => (slot, ""),
             None => (0, t.node_id().unwrap_or("")),
@@ -26,17 +31,22 @@ pub fn trim(tasks: &[&Task], limit: i64) -> Vec<Action> {
         groups.entry(key).or_default().push(t);
     }
     let mut out = Vec::new();
-    for (_, mut hist) in groups {
-        if hist.len() <= limit {
+    for (_, mut all) in groups {
+        if all.len() <= limit {
             continue;
         }
-        hist.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
-        let excess = hist.len() - limit;
-        out.extend(
-            hist.into_iter()
-                .take(excess)
-                .map(|t| Action::Delete(t.api.id.clone().unwrap_or_default())),
-        );
+        all.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
+        let mut left = all.len();
+        for t in all {
+            if left <= limit {
+                break;
+            }
+            if is_current(t) {
+                continue;
+            }
+            out.push(Action::Delete(t.api.id.clone().unwrap_or_default()));
+            left -= 1;
+        }
     }
     out
 }
@@ -80,5 +90,34 @@ mod tests {
         let refs: Vec<&Task> = ts.iter().collect();
         assert_eq!(trim(&refs, 2), vec![Action::Delete("a".into())]);
         assert!(trim(&refs, 5).is_empty());
+    }
+
+    #[test]
+    fn limit_counts_the_current_task_which_is_never_trimmed() {
+        let mut current = old("now", 1, "9");
+        current.api.desired_state = Some(TaskState::RUNNING);
+        current.api.status = Some(api::TaskStatus {
+            state: Some(TaskState::ASSIGNED),
+            ..Default::default()
+        });
+        // Replaced but never reported stopped: still history.
+        let mut stuck = old("stuck", 1, "2");
+        stuck.api.status = current.api.status.clone();
+        let ts = [old("a", 1, "1"), stuck, current];
+        let refs: Vec<&Task> = ts.iter().collect();
+        assert_eq!(
+            trim(&refs, 2),
+            vec![Action::Delete("a".into())],
+            "oldest first, current kept"
+        );
+        assert_eq!(
+            trim(&refs, 1),
+            vec![Action::Delete("a".into()), Action::Delete("stuck".into())]
+        );
+        assert_eq!(
+            trim(&refs, 0).len(),
+            2,
+            "the current task survives a zero limit"
+        );
     }
 }

@@ -38,9 +38,13 @@ pub fn budget(s: &Service, tasks: &[&Task]) -> usize {
     if !updating {
         return usize::MAX;
     }
-    // A replacement is in flight while it has not reached running and its
-    // slot (or node, for global services) still holds an out-of-date task.
-    // Tasks added by a scale-up have no such predecessor and do not count.
+    p.saturating_sub(in_flight(s, tasks))
+}
+
+/// Replacements in flight: current tasks that have not reached running while
+/// their slot (or node, for global services) still holds an out-of-date task.
+/// Tasks added by a scale-up have no such predecessor and do not count.
+fn in_flight(s: &Service, tasks: &[&Task]) -> usize {
     let key = |t: &Task| match t.api.slot {
         Some(slot) if slot > 0 => format!("slot:{slot}"),
         _ => format!("node:{}", t.node_id().unwrap_or("")),
@@ -50,7 +54,7 @@ pub fn budget(s: &Service, tasks: &[&Task]) -> usize {
         .filter(|t| is_dirty(t, s))
         .map(|t| key(t))
         .collect();
-    let in_flight = tasks
+    tasks
         .iter()
         .filter(|t| {
             is_wanted(t)
@@ -59,11 +63,12 @@ pub fn budget(s: &Service, tasks: &[&Task]) -> usize {
                 && t.state() < api::TaskState::RUNNING
                 && replaced.contains(&key(t))
         })
-        .count();
-    p.saturating_sub(in_flight)
+        .count()
 }
 
-/// The update status to set once no out-of-date task remains.
+/// The update status to set once every task runs the current spec: no
+/// out-of-date task is left and every replacement reached running (as
+/// swarmkit's updater waits for each new task).
 pub fn completion(s: &Service, tasks: &[&Task], now: &str) -> Option<Action> {
     let st = s.api.update_status.as_ref()?;
     let (state, msg) = match st.state? {
@@ -73,7 +78,8 @@ pub fn completion(s: &Service, tasks: &[&Task], now: &str) -> Option<Action> {
     };
     let pending = tasks
         .iter()
-        .any(|t| is_wanted(t) && is_alive(t) && is_dirty(t, s));
+        .any(|t| is_wanted(t) && is_alive(t) && is_dirty(t, s))
+        || in_flight(s, tasks) > 0;
     if pending {
         return None;
     }
