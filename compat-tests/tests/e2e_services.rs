@@ -132,6 +132,17 @@ fn replicated_service_create_scale_and_ls() {
         restart.trim(),
         r#"{"Condition":"on-failure","Delay":5000000000,"MaxAttempts":3}"#
     );
+    let health = d.ok(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck}}",
+        "web",
+    ]);
+    assert_eq!(
+        health.trim(),
+        r#"{"Test":["CMD-SHELL","true"],"Interval":10000000000}"#
+    );
     let cpus = d.ok(&[
         "service",
         "inspect",

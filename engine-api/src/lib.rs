@@ -10,6 +10,7 @@ pub mod error;
 pub mod filters;
 pub mod routes;
 pub mod server;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -22,7 +22,6 @@ use swarm::model::Task;
 
 use crate::body::query_bool;
 use crate::body::query_version;
-use crate::body::JsonBody;
 use crate::error::ApiResult;
 use crate::filters::Filters;
 use crate::AppState;
@@ -46,6 +45,10 @@ fn to_json(s: &Service, defaults: bool) -> serde_json::Value {
     let mut v = serde_json::to_value(&api).unwrap_or_default();
     if let Some(prev) = &s.previous_spec {
         v["PreviousSpec"] = serde_json::to_value(prev).unwrap_or_default();
+        crate::wire::service_spec_out(&mut v["PreviousSpec"]);
+    }
+    if let Some(spec) = v.get_mut("Spec") {
+        crate::wire::service_spec_out(spec);
     }
     if let Some(spec) = v.get_mut("Spec") {
         // dockerd reports the runtime it derived from the spec.
@@ -116,10 +119,8 @@ async fn list(
     Ok(Json(out))
 }
 
-async fn create(
-    State(s): State<AppState>,
-    JsonBody(spec): JsonBody<api::ServiceSpec>,
-) -> ApiResult<Response> {
+async fn create(State(s): State<AppState>, body: axum::body::Bytes) -> ApiResult<Response> {
+    let spec: api::ServiceSpec = crate::wire::decode_service_spec(&body)?;
     let m = s.node.manager()?;
     let id = service::create(m.store(), spec).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "ID": id }))).into_response())
@@ -139,8 +140,9 @@ async fn update(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<crate::body::Query>,
-    JsonBody(spec): JsonBody<api::ServiceSpec>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let spec: api::ServiceSpec = crate::wire::decode_service_spec(&body)?;
     let m = s.node.manager()?;
     let version = query_version(&q)?;
     let kind = if q.get("rollback").map(String::as_str) == Some("previous") {

@@ -30,6 +30,9 @@ pub fn routes() -> Router<AppState> {
 /// each carrying the cluster's copy of the network as of now.
 pub fn to_json(t: &Task, networks: &HashMap<String, Network>) -> serde_json::Value {
     let mut v = serde_json::to_value(&t.api).unwrap_or_default();
+    if let Some(spec) = v.get_mut("Spec") {
+        crate::wire::task_spec_out(spec);
+    }
     if !t.networks.is_empty() {
         let atts: Vec<serde_json::Value> = t
             .networks

@@ -158,8 +158,12 @@ fn in_use(tx: &ReadTx<'_>, n: &Network) -> Option<Error> {
             s.id()
         )));
     }
+    // As in swarmkit, only tasks still meant to run block removal; tasks
+    // already told to stop release their addresses with the network.
     let task = tx.tables().iter::<Task>().find(|t| {
-        crate::allocator::vip::holds_addresses(t) && t.networks.iter().any(|a| a.network_id == id)
+        t.desired_state() <= crate::model::api::TaskState::RUNNING
+            && crate::allocator::vip::holds_addresses(t)
+            && t.networks.iter().any(|a| a.network_id == id)
     });
     task.map(|t| Error::precondition(format!("network {id} is in use by task {}", t.id())))
 }
