@@ -1,14 +1,17 @@
-//! Where dockerd's JSON and the generated API types disagree on a key.
+//! Where dockerd's JSON and the generated API types disagree.
 //!
 //! Go decodes JSON keys case-insensitively and writes `Healthcheck` in a
 //! service's container spec; the generated type names that field
 //! `HealthCheck` and serde matches keys exactly. Requests are rewritten to
 //! the type's spelling before decoding and responses back to dockerd's.
+//! Responses also get the fields dockerd always writes (Go structs without
+//! `omitempty`) and lose those newer than the request's API version.
 
 use serde_json::Value;
 
 use crate::body::decode;
 use crate::error::ApiError;
+use crate::server::version::ApiVersion;
 
 const DOCKERD: &str = "Healthcheck";
 const GENERATED: &str = "HealthCheck";
@@ -41,17 +44,42 @@ pub fn decode_service_spec<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Resu
     serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// Rewrites a serialized `ServiceSpec` to dockerd's key spellings.
-pub fn service_spec_out(spec: &mut Value) {
+/// Rewrites a serialized `ServiceSpec` as dockerd writes it for API `version`.
+pub fn service_spec_out(spec: &mut Value, version: ApiVersion) {
     if let Some(tt) = spec.get_mut("TaskTemplate") {
-        task_spec_out(tt);
+        task_spec_out(tt, version);
+    }
+    for key in ["UpdateConfig", "RollbackConfig"] {
+        if let Some(c) = spec.get_mut(key).and_then(Value::as_object_mut) {
+            // Go writes a whole float64 without a fraction.
+            if let Some(r) = c.get("MaxFailureRatio").and_then(Value::as_f64) {
+                if r.fract() == 0.0 && r.abs() < 1e15 {
+                    c.insert("MaxFailureRatio".into(), Value::from(r as i64));
+                }
+            }
+        }
     }
 }
 
-/// Rewrites a serialized `TaskSpec` to dockerd's key spellings.
-pub fn task_spec_out(task_spec: &mut Value) {
-    if let Some(cs) = container_spec_of_task_spec(task_spec) {
-        rename(cs, GENERATED, DOCKERD);
+/// Rewrites a serialized `TaskSpec` as dockerd writes it for API `version`.
+pub fn task_spec_out(task_spec: &mut Value, version: ApiVersion) {
+    let Some(cs) = container_spec_of_task_spec(task_spec) else {
+        return;
+    };
+    rename(cs, GENERATED, DOCKERD);
+    let Some(cs) = cs.as_object_mut() else {
+        return;
+    };
+    cs.entry("Isolation").or_insert_with(|| "default".into());
+    if let Some(p) = cs.get_mut("Privileges").and_then(Value::as_object_mut) {
+        p.entry("CredentialSpec").or_insert(Value::Null);
+        p.entry("SELinuxContext").or_insert(Value::Null);
+        // Seccomp, AppArmor and NoNewPrivileges came with API 1.46.
+        if !version.at_least(46) {
+            for k in ["NoNewPrivileges", "Seccomp", "AppArmor"] {
+                p.remove(k);
+            }
+        }
     }
 }
 
@@ -72,7 +100,7 @@ mod tests {
             .expect("healthcheck kept");
         assert_eq!(hc.interval, Some(10_000_000_000));
         let mut out = serde_json::to_value(&spec).unwrap();
-        service_spec_out(&mut out);
+        service_spec_out(&mut out, ApiVersion(41));
         let cs = &out["TaskTemplate"]["ContainerSpec"];
         assert_eq!(cs["Healthcheck"]["Test"][1], "true");
         assert!(cs.get("HealthCheck").is_none());

@@ -252,11 +252,8 @@ fn new_cluster(
     unlock_key: Option<String>,
 ) -> Result<Cluster> {
     let (subject, key) = ca::root::tls_info(root);
-    let pool = req
-        .default_addr_pool
-        .clone()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| vec!["10.0.0.0/8".to_string()]);
+    // Unset means the allocator's default (10.0.0.0/8); dockerd reports null then.
+    let pool = req.default_addr_pool.clone().filter(|p| !p.is_empty());
     let subnet_size = match req.subnet_size {
         Some(s) if s > 0 => s,
         _ => 24,
@@ -275,7 +272,7 @@ fn new_cluster(
                 Some(p) if p > 0 => p,
                 _ => 4789,
             }),
-            default_addr_pool: Some(pool),
+            default_addr_pool: pool,
             subnet_size: Some(subnet_size),
             join_tokens: Some(api::JoinTokens {
                 worker: Some(ca::tokens::generate(&root.cert_der)),

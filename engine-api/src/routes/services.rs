@@ -24,7 +24,9 @@ use crate::body::query_bool;
 use crate::body::query_version;
 use crate::error::ApiResult;
 use crate::filters::Filters;
+use crate::server::version::ApiVersion;
 use crate::AppState;
+use axum::Extension;
 
 /// The service routes.
 pub fn routes() -> Router<AppState> {
@@ -37,7 +39,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A service as dockerd shows it: the API object plus `PreviousSpec`.
-fn to_json(s: &Service, defaults: bool) -> serde_json::Value {
+fn to_json(s: &Service, defaults: bool, version: ApiVersion) -> serde_json::Value {
     let mut api = s.api.clone();
     if defaults {
         api.spec = api.spec.map(service::with_defaults);
@@ -45,10 +47,10 @@ fn to_json(s: &Service, defaults: bool) -> serde_json::Value {
     let mut v = serde_json::to_value(&api).unwrap_or_default();
     if let Some(prev) = &s.previous_spec {
         v["PreviousSpec"] = serde_json::to_value(prev).unwrap_or_default();
-        crate::wire::service_spec_out(&mut v["PreviousSpec"]);
+        crate::wire::service_spec_out(&mut v["PreviousSpec"], version);
     }
     if let Some(spec) = v.get_mut("Spec") {
-        crate::wire::service_spec_out(spec);
+        crate::wire::service_spec_out(spec, version);
     }
     if let Some(spec) = v.get_mut("Spec") {
         // dockerd reports the runtime it derived from the spec.
@@ -77,6 +79,7 @@ fn mode_of(s: &Service) -> &'static str {
 
 async fn list(
     State(s): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
     Query(q): Query<crate::body::Query>,
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let m = s.node.manager()?;
@@ -103,7 +106,7 @@ async fn list(
                     && f.labels("label", svc.labels())
             })
             .map(|svc| {
-                let mut j = to_json(svc, false);
+                let mut j = to_json(svc, false, version);
                 if with_status {
                     let tasks = by_service
                         .get(svc.api.id.as_deref().unwrap_or(""))
@@ -128,12 +131,17 @@ async fn create(State(s): State<AppState>, body: axum::body::Bytes) -> ApiResult
 
 async fn inspect(
     State(s): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
     Path(id): Path<String>,
     Query(q): Query<crate::body::Query>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let m = s.node.manager()?;
     let svc = service::get(m.store(), &id)?;
-    Ok(Json(to_json(&svc, query_bool(&q, "insertDefaults"))))
+    Ok(Json(to_json(
+        &svc,
+        query_bool(&q, "insertDefaults"),
+        version,
+    )))
 }
 
 async fn update(

@@ -34,9 +34,17 @@ pub fn routes() -> Router<AppState> {
 async fn inspect(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     let m = s.node.manager()?;
     let c = cluster::get(m.store())?;
-    Ok(Json(
-        serde_json::to_value(&c.api).map_err(|e| ApiError::bad_request(e.to_string()))?,
-    ))
+    let mut v = serde_json::to_value(&c.api).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    null_addr_pool(&mut v);
+    Ok(Json(v))
+}
+
+/// dockerd writes `DefaultAddrPool: null` when init did not set a pool.
+pub fn null_addr_pool(cluster: &mut serde_json::Value) {
+    if let Some(o) = cluster.as_object_mut() {
+        o.entry("DefaultAddrPool")
+            .or_insert(serde_json::Value::Null);
+    }
 }
 
 async fn init(

@@ -161,7 +161,10 @@ fn swarm_info(s: &AppState) -> api::SwarmInfo {
 }
 
 async fn info(State(s): State<AppState>) -> Json<serde_json::Value> {
-    let swarm = swarm_info(&s);
+    let mut swarm = serde_json::to_value(swarm_info(&s)).unwrap_or_default();
+    if let Some(c) = swarm.get_mut("Cluster") {
+        super::swarm::null_addr_pool(c);
+    }
     let kernel = kernel_version();
     Json(serde_json::json!({
         "ID": s.engine.id,

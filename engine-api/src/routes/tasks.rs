@@ -17,7 +17,9 @@ use swarm::model::Task;
 
 use crate::error::ApiResult;
 use crate::filters::Filters;
+use crate::server::version::ApiVersion;
 use crate::AppState;
+use axum::Extension;
 
 /// The task routes.
 pub fn routes() -> Router<AppState> {
@@ -28,10 +30,18 @@ pub fn routes() -> Router<AppState> {
 
 /// A task as dockerd shows it: the API object plus `NetworksAttachments`,
 /// each carrying the cluster's copy of the network as of now.
-pub fn to_json(t: &Task, networks: &HashMap<String, Network>) -> serde_json::Value {
+pub fn to_json(
+    t: &Task,
+    networks: &HashMap<String, Network>,
+    version: ApiVersion,
+) -> serde_json::Value {
     let mut v = serde_json::to_value(&t.api).unwrap_or_default();
     if let Some(spec) = v.get_mut("Spec") {
-        crate::wire::task_spec_out(spec);
+        crate::wire::task_spec_out(spec, version);
+        // dockerd derives Runtime for services only, not in a task's spec.
+        if let Some(o) = spec.as_object_mut() {
+            o.remove("Runtime");
+        }
     }
     if !t.networks.is_empty() {
         let atts: Vec<serde_json::Value> = t
@@ -111,6 +121,7 @@ fn matches(f: &Filters, t: &Task, cx: &Ctx) -> bool {
 
 async fn list(
     State(s): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
     Query(q): Query<crate::body::Query>,
 ) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let m = s.node.manager()?;
@@ -144,17 +155,18 @@ async fn list(
         tasks
             .iter()
             .filter(|t| matches(&f, t, &cx))
-            .map(|t| to_json(t, &nets))
+            .map(|t| to_json(t, &nets, version))
             .collect(),
     ))
 }
 
 async fn inspect(
     State(s): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let m = s.node.manager()?;
     let t = task::get(m.store(), &id)?;
     let nets = m.store().view(network_map);
-    Ok(Json(to_json(&t, &nets)))
+    Ok(Json(to_json(&t, &nets, version)))
 }

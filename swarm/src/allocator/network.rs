@@ -198,13 +198,10 @@ pub fn new_network(spec: api::NetworkCreateRequest) -> Network {
 
 /// The default routing-mesh network swarmkit creates with a new cluster.
 pub fn ingress_network() -> Network {
-    let mut labels = HashMap::new();
-    labels.insert("com.docker.swarm.internal".to_string(), "true".to_string());
     new_network(api::NetworkCreateRequest {
         name: INGRESS_NAME.to_string(),
         driver: Some("overlay".into()),
         ingress: Some(true),
-        labels: Some(labels),
         ..Default::default()
     })
 }

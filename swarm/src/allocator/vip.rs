@@ -170,11 +170,26 @@ pub fn desired_endpoint(
             });
         }
     }
+    let allocated = !ports.is_empty() || !virtual_ips.is_empty();
     Ok(api::ServiceEndpoint {
-        spec: Some(endpoint_spec),
+        spec: Some(endpoint_spec_view(spec, allocated)),
         ports: (!ports.is_empty()).then_some(ports),
         virtual_ips: (!virtual_ips.is_empty()).then_some(virtual_ips),
     })
+}
+
+/// `Endpoint.Spec` as dockerd shows it: swarmkit copies the service's
+/// endpoint spec there only when the service needed network allocation
+/// (published ports or networks); otherwise it stays empty.
+pub fn endpoint_spec_view(spec: &api::ServiceSpec, allocated: bool) -> api::EndpointSpec {
+    if !allocated {
+        return api::EndpointSpec::default();
+    }
+    let mut es = spec.endpoint_spec.clone().unwrap_or_default();
+    if es.mode.is_none() || es.mode == Some(api::EndpointSpecModeEnum::EMPTY) {
+        es.mode = Some(api::EndpointSpecModeEnum::VIP);
+    }
+    es
 }
 
 /// The network attachments of a new task: one address on each network of

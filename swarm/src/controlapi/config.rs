@@ -22,7 +22,7 @@ fn data_len(spec: &api::ConfigSpec) -> Result<usize> {
     let raw = spec.data.as_deref().unwrap_or("");
     B64.decode(raw)
         .map(|d| d.len())
-        .map_err(|e| Error::invalid(format!("illegal base64 data: {e}")))
+        .map_err(|e| crate::controlapi::validate::base64_error(&e))
 }
 
 /// Checks a config spec as swarmkit does.

@@ -55,6 +55,28 @@ pub fn normalize(mut spec: api::ServiceSpec) -> api::ServiceSpec {
         let mc = *j.max_concurrent.get_or_insert(1);
         j.total_completions.get_or_insert(mc);
     }
+    // swarmkit's zero values: an update or rollback config without a
+    // failure action pauses, and dockerd reports it so.
+    if let Some(uc) = spec.update_config.as_mut() {
+        if uc.failure_action.is_none()
+            || uc.failure_action == Some(api::ServiceSpecUpdateConfigFailureActionEnum::EMPTY)
+        {
+            uc.failure_action = Some(api::ServiceSpecUpdateConfigFailureActionEnum::PAUSE);
+        }
+    }
+    if let Some(rc) = spec.rollback_config.as_mut() {
+        if rc.failure_action.is_none()
+            || rc.failure_action == Some(api::ServiceSpecRollbackConfigFailureActionEnum::EMPTY)
+        {
+            rc.failure_action = Some(api::ServiceSpecRollbackConfigFailureActionEnum::PAUSE);
+        }
+    }
+    // An endpoint spec without a mode means VIP, and dockerd says so.
+    if let Some(es) = spec.endpoint_spec.as_mut() {
+        if es.mode.is_none() || es.mode == Some(api::EndpointSpecModeEnum::EMPTY) {
+            es.mode = Some(api::EndpointSpecModeEnum::VIP);
+        }
+    }
     // dockerd reports the runtime it derives from the spec and clients send
     // it back on update; storing it keeps such a round trip a no-op for tasks.
     if let Some(tt) = spec.task_template.as_mut() {
@@ -164,8 +186,14 @@ fn endpoint(
         }
         ports.push(p);
     }
+    let networks = spec.networks.iter().flatten().count()
+        + spec
+            .task_template
+            .as_ref()
+            .map_or(0, |t| t.networks.iter().flatten().count());
+    let allocated = !ports.is_empty() || networks > 0;
     Ok(api::ServiceEndpoint {
-        spec: Some(es),
+        spec: Some(crate::allocator::vip::endpoint_spec_view(spec, allocated)),
         ports: (!ports.is_empty()).then_some(ports),
         virtual_ips: prev.and_then(|e| e.virtual_ips.clone()),
     })

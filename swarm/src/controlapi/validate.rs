@@ -7,6 +7,22 @@ use crate::model::api;
 
 const MIN_MEMORY: i64 = 4 * 1024 * 1024;
 
+/// dockerd's answer to undecodable base64 in a JSON `[]byte` field: Go's
+/// decoder text with the offset of the first bad byte, as a plain 400.
+pub fn base64_error(e: &base64::DecodeError) -> Error {
+    let at = match e {
+        base64::DecodeError::InvalidByte(at, _) | base64::DecodeError::InvalidLastSymbol(at, _) => {
+            *at
+        }
+        base64::DecodeError::InvalidLength(len) => *len,
+        base64::DecodeError::InvalidPadding => 0,
+    };
+    Error::new(
+        crate::error::ErrorKind::InvalidArgument,
+        format!("illegal base64 data at input byte {at}"),
+    )
+}
+
 /// Whether `name` passes swarmkit's service name rule (a DNS label that may
 /// also hold `_`, as the generated `adjective_name` names do).
 pub fn is_dns_label(name: &str) -> bool {
