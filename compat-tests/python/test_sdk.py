@@ -1,17 +1,31 @@
 """Drives swarm, nodes, services, tasks, secrets, configs and networks
 through the Python `docker` SDK (PyPI `docker`) against the daemon at
-$DOCKER_HOST (a Unix socket). The assertions were checked against the
-reference dockerd 20.10 (api-fixtures/README.md) and must hold for shoald.
+$DOCKER_HOST (a Unix socket). The assertions hold for the reference dockerd
+20.10 (api-fixtures/README.md) and must hold for shoald.
 
-    DOCKER_HOST=unix:///path/docker.sock python3 -m pytest compat-tests/python
+    scripts/test.d/python-sdk.sh          (venv + its own shoald + pytest)
 
-The daemon must not be in a swarm at the start; the module inits one and
-leaves it at the end. Skipped when DOCKER_HOST is unset.
+or by hand against a running daemon:
+
+    DOCKER_HOST=unix:///path/docker.sock python3 -m pytest -p no:cacheprovider compat-tests/python
+
+The daemon must not be in a swarm at the start (a swarm left over is left
+with --force); the module inits one and leaves it at the end. Skipped when
+DOCKER_HOST is unset. `test_autolock_restart_unlock` restarts a shoald of its
+own and needs $SHOALD_BIN (skipped without it).
+
+shoald runs no containers yet: tasks are scheduled (state `assigned`) but never
+start, so the service tests only assert what holds for a task once the
+scheduler has placed it (node, slot, desired state, spec), never that it runs.
+Images are not pulled or inspected by the SDK for services; against dockerd,
+load the test image first (compat-tests/scripts/make-test-image.sh | docker load).
 """
 
 import base64
 import os
 import pathlib
+import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -22,21 +36,30 @@ docker = pytest.importorskip("docker")
 from docker.types import EndpointSpec  # noqa: E402
 from docker.types import IPAMConfig  # noqa: E402
 from docker.types import IPAMPool  # noqa: E402
+from docker.types import SecretReference  # noqa: E402
 from docker.types import ServiceMode  # noqa: E402
 
 IMAGE = "shoal-test/busybox:latest"
-REPO = pathlib.Path(__file__).resolve().parents[2]
+SECOND = 1_000_000_000
+KEEP = 3  # task history kept per slot once the module's swarm is updated
 NOT_MANAGER = (
     'This node is not a swarm manager. Use "docker swarm init" or '
     '"docker swarm join" to connect this node to swarm and try again.'
 )
+NOT_IN_SWARM = "This node is not part of a swarm"
+LOCKED = (
+    'Swarm is encrypted and needs to be unlocked before it can be used. '
+    'Please use "docker swarm unlock" to unlock it.'
+)
+# Task states from `assigned` on: the scheduler has placed the task on a node.
+PLACED = {"assigned", "accepted", "preparing", "ready", "starting", "running"}
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DOCKER_HOST"), reason="DOCKER_HOST is not set"
 )
 
 
-def wait_for(what, check, timeout=60.0, interval=0.5):
+def wait_for(what, check, timeout=30.0, interval=0.2):
     """Polls check() until it returns a truthy value (bounded in time)."""
     deadline = time.monotonic() + timeout
     last = None
@@ -45,7 +68,48 @@ def wait_for(what, check, timeout=60.0, interval=0.5):
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def with_fresh_version(obj, call, attempts=20):
+    """Reloads obj and runs call(); retries while the write loses the race
+    against the daemon's own updates of the object (allocator, node status),
+    which both dockerd and shoald answer with `update out of sequence`."""
+    for _ in range(attempts):
+        obj.reload()
+        try:
+            return call()
+        except docker.errors.APIError as e:
+            if "update out of sequence" not in (e.explanation or ""):
+                raise
+        time.sleep(0.1)
+    raise AssertionError(f"{obj!r}: update out of sequence {attempts} times")
+
+
+def desired_running(service):
+    """The service's tasks that the orchestrator wants running."""
+    return [t for t in service.tasks() if t["DesiredState"] == "running"]
+
+
+def placed(service, count, node_id):
+    """The desired-running tasks when exactly `count` of them are placed on
+    node_id (and none is waiting elsewhere), else None."""
+    tasks = desired_running(service)
+    if len(tasks) == count and all(
+        t["Status"]["State"] in PLACED and t.get("NodeID") == node_id for t in tasks
+    ):
+        return tasks
+    return None
+
+
+def service_status(client, name):
+    [s] = client.api.services(filters={"name": name}, status=True)
+    return s["ServiceStatus"]
+
+
+def _leave_if_active(client):
+    if client.info()["Swarm"]["LocalNodeState"] != "inactive":
+        client.swarm.leave(force=True)
 
 
 @pytest.fixture(scope="module")
@@ -56,58 +120,90 @@ def client():
 
 
 @pytest.fixture(scope="module")
-def image(client):
-    """Loads the local test image when the daemon does not have it."""
-    try:
-        client.images.get(IMAGE)
-        return IMAGE
-    except docker.errors.ImageNotFound:
-        pass
-    with tempfile.TemporaryDirectory() as tmp:
-        tar = pathlib.Path(tmp) / "image.tar"
-        script = REPO / "compat-tests" / "scripts" / "make-test-image.sh"
-        subprocess.run(["bash", str(script), str(tar)], check=True, stdout=subprocess.DEVNULL)
-        with open(tar, "rb") as f:
-            client.images.load(f.read())
-    return IMAGE
-
-
-@pytest.fixture(scope="module")
 def swarm(client):
-    if client.info()["Swarm"]["LocalNodeState"] == "active":
-        client.swarm.leave(force=True)
-    with pytest.raises(docker.errors.APIError) as err:
-        client.nodes.list()
-    assert err.value.status_code == 503
-    assert err.value.explanation == NOT_MANAGER
+    _leave_if_active(client)
     node_id = client.swarm.init(
         advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377", task_history_retention_limit=4
     )
     yield node_id
-    client.swarm.leave(force=True)
+    _leave_if_active(client)
+
+
+# --- system and the node outside a swarm (these run before `swarm`) ---------
+
+
+def test_system(client):
+    assert client.ping() is True
+    version = client.version()
+    assert version["Os"] == "linux"
+    assert version["ApiVersion"] == client.api.api_version
+    assert tuple(map(int, version["ApiVersion"].split("."))) >= (1, 41)
+    assert tuple(map(int, version["MinAPIVersion"].split("."))) <= (1, 24)
+    info = client.info()
+    assert info["OSType"] == "linux"
+    assert isinstance(info["Name"], str) and info["Name"]
+    assert info["NCPU"] >= 1
+
+
+def test_not_in_swarm(client):
+    _leave_if_active(client)
+    info = client.info()["Swarm"]
+    assert info["LocalNodeState"] == "inactive"
+    assert info["NodeID"] == ""
+    assert info["ControlAvailable"] is False
+    for call in (client.nodes.list, client.services.list, client.secrets.list, client.api.inspect_swarm,
+                 client.api.get_unlock_key, lambda: client.api.tasks()):
+        with pytest.raises(docker.errors.APIError) as err:
+            call()
+        assert err.value.status_code == 503, call
+        assert err.value.explanation == NOT_MANAGER, call
+    with pytest.raises(docker.errors.APIError) as err:
+        client.swarm.leave()
+    assert err.value.status_code == 503
+    assert err.value.explanation == NOT_IN_SWARM
+
+
+def test_unlock_not_in_swarm(client):
+    _leave_if_active(client)
+    with pytest.raises(docker.errors.APIError) as err:
+        client.api.unlock_swarm("SWMKEY-1-" + "A" * 43)
+    assert err.value.status_code == 503
+    assert err.value.explanation == NOT_MANAGER
+
+
+# --- swarm ------------------------------------------------------------------
 
 
 def test_swarm_init_inspect_update(client, swarm):
     assert isinstance(swarm, str) and len(swarm) == 25
     client.swarm.reload()
     attrs = client.swarm.attrs
+    assert len(attrs["ID"]) == 25
+    assert attrs["Spec"]["Name"] == "default"
     assert attrs["JoinTokens"]["Worker"].startswith("SWMTKN-1-")
     assert attrs["JoinTokens"]["Manager"].startswith("SWMTKN-1-")
     assert attrs["JoinTokens"]["Worker"] != attrs["JoinTokens"]["Manager"]
     assert attrs["Spec"]["Orchestration"]["TaskHistoryRetentionLimit"] == 4
     assert attrs["Spec"]["EncryptionConfig"]["AutoLockManagers"] is False
     worker_token = attrs["JoinTokens"]["Worker"]
+    manager_token = attrs["JoinTokens"]["Manager"]
 
-    client.swarm.update(task_history_retention_limit=3, rotate_worker_token=True)
+    client.swarm.update(task_history_retention_limit=KEEP, rotate_worker_token=True)
     client.swarm.reload()
-    assert client.swarm.attrs["Spec"]["Orchestration"]["TaskHistoryRetentionLimit"] == 3
+    assert client.swarm.attrs["Spec"]["Orchestration"]["TaskHistoryRetentionLimit"] == KEEP
     assert client.swarm.attrs["JoinTokens"]["Worker"] != worker_token
+    assert client.swarm.attrs["JoinTokens"]["Manager"] == manager_token
     assert client.swarm.attrs["Version"]["Index"] > attrs["Version"]["Index"]
+
+    with pytest.raises(docker.errors.APIError) as err:
+        client.api.update_swarm(version=attrs["Version"]["Index"], swarm_spec=attrs["Spec"])
+    assert "update out of sequence" in err.value.explanation
 
     info = client.info()["Swarm"]
     assert info["LocalNodeState"] == "active"
     assert info["ControlAvailable"] is True
     assert info["NodeID"] == swarm
+    assert info["Cluster"]["ID"] == attrs["ID"]
     assert info["Nodes"] == 1 and info["Managers"] == 1
 
 
@@ -120,13 +216,50 @@ def test_swarm_init_twice_and_leave_last_manager(client, swarm):
         client.swarm.leave()
     assert err.value.status_code == 503
     assert "Use `--force` to ignore this message." in err.value.explanation
+    assert client.info()["Swarm"]["LocalNodeState"] == "active"
+
+
+def test_swarm_update_replaces_the_whole_spec(client, swarm):
+    # Swarm.update() sends a spec holding only the settings it is given; what
+    # is left out is reset (dockerd stores it as 0, which keeps no task history).
+    try:
+        client.swarm.update(rotate_worker_token=True)
+        client.swarm.reload()
+        assert client.swarm.attrs["Spec"]["Orchestration"].get("TaskHistoryRetentionLimit", 0) == 0
+    finally:
+        client.swarm.update(task_history_retention_limit=KEEP)
+    client.swarm.reload()
+    assert client.swarm.attrs["Spec"]["Orchestration"]["TaskHistoryRetentionLimit"] == KEEP
 
 
 def test_unlock_key(client, swarm):
-    client.swarm.update(autolock_managers=True)
-    key = client.api.get_unlock_key()
-    assert key["UnlockKey"].startswith("SWMKEY-1-")
-    client.swarm.update(autolock_managers=False)
+    # Every update passes the retention limit along (see the test above).
+    assert client.api.get_unlock_key()["UnlockKey"] == ""
+    client.swarm.update(autolock_managers=True, task_history_retention_limit=KEEP)
+    try:
+        client.swarm.reload()
+        assert client.swarm.attrs["Spec"]["EncryptionConfig"]["AutoLockManagers"] is True
+        key = client.api.get_unlock_key()["UnlockKey"]
+        assert key.startswith("SWMKEY-1-")
+        assert client.api.get_unlock_key()["UnlockKey"] == key
+        # Swarm.update() sends only the settings it is given: keep autolock on.
+        client.swarm.update(
+            autolock_managers=True, rotate_manager_unlock_key=True, task_history_retention_limit=KEEP
+        )
+        assert client.api.get_unlock_key()["UnlockKey"] not in ("", key)
+    finally:
+        client.swarm.update(autolock_managers=False, task_history_retention_limit=KEEP)
+    assert client.api.get_unlock_key()["UnlockKey"] == ""
+
+
+def test_unlock_when_not_locked(client, swarm):
+    with pytest.raises(docker.errors.APIError) as err:
+        client.api.unlock_swarm("SWMKEY-1-" + "A" * 43)
+    assert err.value.status_code == 409
+    assert err.value.explanation == "swarm is not locked"
+
+
+# --- nodes ------------------------------------------------------------------
 
 
 def test_nodes(client, swarm):
@@ -139,18 +272,19 @@ def test_nodes(client, swarm):
     assert node.attrs["Status"]["State"] == "ready"
     assert node.attrs["ManagerStatus"]["Leader"] is True
     assert node.attrs["ManagerStatus"]["Reachability"] == "reachable"
-    assert client.nodes.list(filters={"role": "manager"})[0].id == swarm
+    assert [n.id for n in client.nodes.list(filters={"role": "manager"})] == [swarm]
     assert client.nodes.list(filters={"role": "worker"}) == []
+    hostname = node.attrs["Description"]["Hostname"]
+    assert client.nodes.get(hostname).id == swarm
 
-    spec = dict(node.attrs["Spec"])
-    spec["Labels"] = {"env": "test"}
-    assert node.update(spec) is True
+    assert with_fresh_version(node, lambda: node.update(dict(node.attrs["Spec"], Labels={"env": "test"}))) is True
     node.reload()
     assert node.attrs["Spec"]["Labels"] == {"env": "test"}
+    assert [n.id for n in client.nodes.list(filters={"node.label": "env=test"})] == [swarm]
+    assert client.nodes.list(filters={"node.label": "env=prod"}) == []
 
-    demote = dict(node.attrs["Spec"], Role="worker")
     with pytest.raises(docker.errors.APIError) as err:
-        node.update(demote)
+        with_fresh_version(node, lambda: node.update(dict(node.attrs["Spec"], Role="worker")))
     assert err.value.status_code == 400
     assert "attempting to demote the last manager of the swarm" in err.value.explanation
 
@@ -164,6 +298,9 @@ def test_nodes(client, swarm):
     assert err.value.explanation == "node nosuch not found"
 
 
+# --- secrets and configs ------------------------------------------------------
+
+
 def test_secrets(client, swarm):
     s = client.secrets.create(name="sdk-s1", data=b"pw1", labels={"env": "prod"})
     assert len(s.id) == 25
@@ -172,8 +309,10 @@ def test_secrets(client, swarm):
     assert got.name == "sdk-s1"
     assert got.attrs["Spec"]["Labels"] == {"env": "prod"}
     assert "Data" not in got.attrs["Spec"]
+    assert client.secrets.get(s.id[:6]).id == s.id
     assert [x.id for x in client.secrets.list(filters={"name": "sdk-s1"})] == [s.id]
     assert [x.id for x in client.secrets.list(filters={"label": "env=prod"})] == [s.id]
+    assert client.secrets.list(filters={"label": "env=dev"}) == []
 
     with pytest.raises(docker.errors.APIError) as err:
         client.secrets.create(name="sdk-s1", data=b"again")
@@ -193,19 +332,24 @@ def test_secrets(client, swarm):
     with pytest.raises(docker.errors.NotFound) as err:
         client.secrets.get("sdk-s1")
     assert err.value.explanation == "secret sdk-s1 not found"
+    assert client.secrets.list(filters={"name": "sdk-s1"}) == []
 
 
 def test_configs(client, swarm):
     c = client.configs.create(name="sdk-c1", data=b"listen=80\n", labels={"app": "x"})
+    assert len(c.id) == 25
     got = client.configs.get("sdk-c1")
     assert got.id == c.id
     assert got.name == "sdk-c1"
+    assert got.attrs["Spec"]["Labels"] == {"app": "x"}
     assert base64.b64decode(got.attrs["Spec"]["Data"]) == b"listen=80\n"
     assert [x.id for x in client.configs.list(filters={"label": "app=x"})] == [c.id]
+    assert [x.id for x in client.configs.list(filters={"name": "sdk-c1"})] == [c.id]
 
     with pytest.raises(docker.errors.APIError) as err:
         client.configs.create(name="sdk-c1", data=b"again")
     assert err.value.status_code == 409
+    assert "config sdk-c1 already exists" in err.value.explanation
 
     with pytest.raises(docker.errors.APIError) as err:
         client.configs.create(name="sdk-huge", data=b"a" * 1100000)
@@ -213,8 +357,21 @@ def test_configs(client, swarm):
     assert "less than 1024000 bytes" in err.value.explanation
 
     c.remove()
-    with pytest.raises(docker.errors.NotFound):
+    with pytest.raises(docker.errors.NotFound) as err:
         client.configs.get("sdk-c1")
+    assert err.value.explanation == "config sdk-c1 not found"
+
+
+# --- networks -------------------------------------------------------------
+
+
+def test_ingress_network(client, swarm):
+    [ingress] = client.networks.list(names=["ingress"])
+    ingress.reload()
+    assert ingress.attrs["Driver"] == "overlay"
+    assert ingress.attrs["Scope"] == "swarm"
+    assert ingress.attrs["Ingress"] is True
+    assert ingress.id in [n.id for n in client.networks.list(filters={"driver": "overlay"})]
 
 
 def test_networks(client, swarm):
@@ -222,38 +379,85 @@ def test_networks(client, swarm):
     n = client.networks.create(
         "sdk-ov", driver="overlay", attachable=True, ipam=ipam, labels={"team": "a"}
     )
-    n.reload()
-    assert n.attrs["Driver"] == "overlay"
+
+    def allocated():
+        # dockerd shows the driver once the allocator has taken the network.
+        n.reload()
+        return n.attrs["Driver"] == "overlay" and n.attrs["IPAM"]["Config"]
+
+    wait_for("the network allocated", allocated, timeout=10)
+    assert n.name == "sdk-ov"
     assert n.attrs["Scope"] == "swarm"
     assert n.attrs["Attachable"] is True
+    assert n.attrs["Ingress"] is False
     assert n.attrs["IPAM"]["Config"] == [{"Subnet": "10.30.0.0/24", "Gateway": "10.30.0.1"}]
     assert n.attrs["Labels"] == {"team": "a"}
-    assert n.id in [x.id for x in client.networks.list(names=["sdk-ov"])]
+    assert [x.id for x in client.networks.list(names=["sdk-ov"])] == [n.id]
     assert n.id in [x.id for x in client.networks.list(filters={"driver": "overlay"})]
+    assert [x.id for x in client.networks.list(filters={"label": "team=a"})] == [n.id]
+    assert client.networks.get(n.id[:8]).id == n.id
 
     with pytest.raises(docker.errors.APIError) as err:
         client.networks.create("sdk-ov", driver="overlay", check_duplicate=True)
     assert err.value.status_code == 409
+    assert "network with name sdk-ov already exists" in err.value.explanation
 
     n.remove()
-    with pytest.raises(docker.errors.NotFound):
+    with pytest.raises(docker.errors.NotFound) as err:
         client.networks.get("sdk-ov")
+    assert err.value.explanation == "network sdk-ov not found"
+    assert client.networks.list(names=["sdk-ov"]) == []
 
 
-def running_tasks(service):
-    return [t for t in service.tasks() if t["Status"]["State"] == "running" and t["DesiredState"] == "running"]
+def test_network_attachment_and_removal(client, swarm):
+    ipam = IPAMConfig(pool_configs=[IPAMPool(subnet="10.31.0.0/24", gateway="10.31.0.1")])
+    n = client.networks.create("sdk-att", driver="overlay", ipam=ipam)
+    svc = client.services.create(
+        IMAGE, command=["sleep", "3600"], name="sdk-att-svc", networks=["sdk-att"],
+        stop_grace_period=SECOND,
+    )
+    [task] = wait_for("the task placed", lambda: placed(svc, 1, swarm))
+    [att] = [a for a in task["NetworksAttachments"] if a["Network"]["ID"] == n.id]
+    [addr] = att["Addresses"]
+    assert addr.startswith("10.31.0.") and addr.endswith("/24")
+    assert addr not in ("10.31.0.0/24", "10.31.0.1/24")
+    svc.reload()
+    vips = {v["NetworkID"]: v["Addr"] for v in svc.attrs["Endpoint"]["VirtualIPs"]}
+    assert vips[n.id].startswith("10.31.0.") and vips[n.id] != addr
+
+    with pytest.raises(docker.errors.APIError) as err:
+        n.remove()
+    assert err.value.status_code == 400
+    assert f"network {n.id} is in use by service {svc.id}" in err.value.explanation
+
+    svc.remove()
+
+    def removed():
+        try:
+            n.remove()
+            return True
+        except docker.errors.APIError as e:
+            return e.explanation
+
+    assert wait_for("the network to be removable once its service is gone", removed, timeout=15) is True
+    # dockerd drops the node's local copy of the network shortly after.
+    wait_for("the network gone", lambda: not _exists(client.networks, "sdk-att"))
+    assert client.networks.list(names=["sdk-att"]) == []
 
 
-def test_services_and_tasks(client, swarm, image):
+# --- services and tasks ---------------------------------------------------
+
+
+def test_services_and_tasks(client, swarm):
     secret = client.secrets.create(name="sdk-user-secret", data=b"pw")
     svc = client.services.create(
-        image,
+        IMAGE,
         command=["sleep", "3600"],
         name="sdk-sleeper",
-        mode=ServiceMode("replicated", replicas=1),
-        stop_grace_period=1000000000,
-        secrets=[docker.types.SecretReference(secret.id, "sdk-user-secret")],
+        stop_grace_period=SECOND,
+        secrets=[SecretReference(secret.id, "sdk-user-secret")],
         labels={"owner": "sdk"},
+        env=["X=0"],
     )
     assert len(svc.id) == 25
     svc.reload()
@@ -261,18 +465,25 @@ def test_services_and_tasks(client, swarm, image):
     assert spec["Name"] == "sdk-sleeper"
     assert spec["Labels"] == {"owner": "sdk"}
     assert spec["Mode"] == {"Replicated": {"Replicas": 1}}
-    assert spec["TaskTemplate"]["ContainerSpec"]["Image"] == image
-    assert spec["TaskTemplate"]["ContainerSpec"]["Command"] == ["sleep", "3600"]
-    assert spec["TaskTemplate"]["ContainerSpec"]["Secrets"][0]["SecretName"] == "sdk-user-secret"
+    cs = spec["TaskTemplate"]["ContainerSpec"]
+    assert cs["Image"] == IMAGE
+    assert cs["Command"] == ["sleep", "3600"]
+    assert cs["Env"] == ["X=0"]
+    assert cs["StopGracePeriod"] == SECOND
+    assert [(s["SecretName"], s["SecretID"], s["File"]["Name"]) for s in cs["Secrets"]] == [
+        ("sdk-user-secret", secret.id, "sdk-user-secret")
+    ]
+    assert client.services.get("sdk-sleeper").id == svc.id
+    assert client.services.get(svc.id[:6]).id == svc.id
 
-    wait_for("one running task", lambda: len(running_tasks(svc)) == 1)
-    task = running_tasks(svc)[0]
+    [task] = wait_for("the task placed", lambda: placed(svc, 1, swarm))
     assert task["ServiceID"] == svc.id
-    assert task["NodeID"] == swarm
     assert task["Slot"] == 1
-    assert task["Status"]["ContainerStatus"]["ContainerID"]
-    tasks = client.api.tasks(filters={"service": "sdk-sleeper"})
-    assert task["ID"] in [t["ID"] for t in tasks]
+    assert task["Spec"]["ContainerSpec"]["Env"] == ["X=0"]
+    assert service_status(client, "sdk-sleeper")["DesiredTasks"] == 1
+    assert [t["ID"] for t in client.api.tasks(filters={"service": "sdk-sleeper"})] == [task["ID"]]
+    assert task["ID"] in [t["ID"] for t in client.api.tasks(filters={"node": swarm})]
+    assert task["ID"] in [t["ID"] for t in client.api.tasks(filters={"desired-state": "running"})]
     assert client.api.inspect_task(task["ID"])["ID"] == task["ID"]
 
     with pytest.raises(docker.errors.APIError) as err:
@@ -281,26 +492,48 @@ def test_services_and_tasks(client, swarm, image):
     assert "is in use by the following service: sdk-sleeper" in err.value.explanation
 
     with pytest.raises(docker.errors.APIError) as err:
-        client.services.create(image, command=["sleep", "1"], name="sdk-sleeper")
+        client.services.create(IMAGE, command=["sleep", "1"], name="sdk-sleeper")
     assert err.value.status_code == 409
+    assert "service sdk-sleeper already exists" in err.value.explanation
 
-    assert svc.scale(2) == {"Warnings": None}
-    wait_for("two running tasks", lambda: len(running_tasks(svc)) == 2)
+    # A spec change replaces the task (rolling update) with one of the new spec.
+    version = svc.version
+    with_fresh_version(svc, lambda: svc.update(env=["A=1"], labels={"owner": "sdk", "v": "2"}))
     svc.reload()
-    assert svc.attrs["Spec"]["Mode"]["Replicated"]["Replicas"] == 2
-
-    svc.update(env=["A=1"], endpoint_spec=EndpointSpec(mode="vip"))
-    svc.reload()
+    assert svc.version > version
     assert svc.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"] == ["A=1"]
+    assert svc.attrs["Spec"]["Labels"] == {"owner": "sdk", "v": "2"}
+    assert svc.attrs["PreviousSpec"]["TaskTemplate"]["ContainerSpec"]["Env"] == ["X=0"]
+    def updated_task_placed():
+        tasks = placed(svc, 1, swarm)
+        return tasks if tasks and tasks[0]["Spec"]["ContainerSpec"].get("Env") == ["A=1"] else None
+
+    [new] = wait_for("the updated task placed", updated_task_placed)
+    assert new["ID"] != task["ID"] and new["Slot"] == 1
+    assert client.api.inspect_task(task["ID"])["DesiredState"] == "shutdown"
     assert [s.id for s in client.services.list(filters={"name": "sdk-sleeper"})] == [svc.id]
     assert [s.id for s in client.services.list(filters={"label": "owner=sdk"})] == [svc.id]
+    assert [s.id for s in client.services.list(filters={"label": "v=2"})] == [svc.id]
+    assert client.services.list(filters={"label": "owner=nobody"}) == []
 
     svc.remove()
     assert client.services.list(filters={"name": "sdk-sleeper"}) == []
     with pytest.raises(docker.errors.NotFound) as err:
         client.services.get("sdk-sleeper")
     assert err.value.explanation == "service sdk-sleeper not found"
+    wait_for(
+        "no task left to run",
+        lambda: not [t for t in client.api.tasks(filters={"desired-state": "running"}) if t["ServiceID"] == svc.id],
+    )
     wait_for("secret free", lambda: _try_remove(secret))
+
+
+def _exists(collection, name):
+    try:
+        collection.get(name)
+        return True
+    except docker.errors.NotFound:
+        return False
 
 
 def _try_remove(obj):
@@ -311,12 +544,279 @@ def _try_remove(obj):
         return False
 
 
-def test_service_validation_errors(client, swarm, image):
+def test_service_mode_replicas(client, swarm):
+    svc = client.services.create(
+        IMAGE, command=["sleep", "3600"], name="sdk-two", mode=ServiceMode("replicated", replicas=2),
+        stop_grace_period=SECOND,
+    )
+    try:
+        svc.reload()
+        assert svc.attrs["Spec"]["Mode"] == {"Replicated": {"Replicas": 2}}
+        tasks = wait_for("two tasks placed", lambda: placed(svc, 2, swarm))
+        assert sorted(t["Slot"] for t in tasks) == [1, 2]
+        assert service_status(client, "sdk-two")["DesiredTasks"] == 2
+    finally:
+        svc.remove()
+
+
+def test_service_scale(client, swarm):
+    svc = client.services.create(
+        IMAGE, command=["sleep", "3600"], name="sdk-scale", stop_grace_period=SECOND
+    )
+    try:
+        wait_for("one task placed", lambda: placed(svc, 1, swarm))
+        result = with_fresh_version(svc, lambda: svc.scale(3))
+        assert not result.get("Warnings"), result
+        svc.reload()
+        assert svc.attrs["Spec"]["Mode"] == {"Replicated": {"Replicas": 3}}
+        tasks = wait_for("three tasks placed", lambda: placed(svc, 3, swarm))
+        assert sorted(t["Slot"] for t in tasks) == [1, 2, 3]
+        assert service_status(client, "sdk-scale")["DesiredTasks"] == 3
+
+        with_fresh_version(svc, lambda: svc.scale(1))
+        svc.reload()
+        assert svc.attrs["Spec"]["Mode"] == {"Replicated": {"Replicas": 1}}
+        wait_for("one task placed", lambda: placed(svc, 1, swarm))
+        assert service_status(client, "sdk-scale")["DesiredTasks"] == 1
+    finally:
+        svc.remove()
+
+
+def test_global_service(client, swarm):
+    svc = client.services.create(
+        IMAGE, command=["sleep", "3600"], name="sdk-global", mode="global", stop_grace_period=SECOND
+    )
+    try:
+        svc.reload()
+        assert svc.attrs["Spec"]["Mode"] == {"Global": {}}
+        [task] = wait_for("one task per node", lambda: placed(svc, 1, swarm))
+        assert task.get("Slot", 0) == 0
+        assert service_status(client, "sdk-global")["DesiredTasks"] == 1
+        assert [s.id for s in client.services.list(filters={"mode": "global"})] == [svc.id]
+        with pytest.raises(docker.errors.InvalidArgument):
+            svc.scale(2)
+    finally:
+        svc.remove()
+
+
+def test_published_port(client, swarm):
+    svc = client.services.create(
+        IMAGE, command=["sleep", "3600"], name="sdk-web", endpoint_spec=EndpointSpec(ports={18080: 80}),
+        stop_grace_period=SECOND,
+    )
+    try:
+        [ingress] = client.networks.list(names=["ingress"])
+
+        def endpoint():
+            svc.reload()
+            return svc.attrs["Endpoint"] if svc.attrs["Endpoint"].get("VirtualIPs") else None
+
+        ep = wait_for("a virtual IP on ingress", endpoint)
+        port = {"Protocol": "tcp", "PublishedPort": 18080, "TargetPort": 80, "PublishMode": "ingress"}
+        assert ep["Ports"] == [port]
+        assert [v["NetworkID"] for v in ep["VirtualIPs"]] == [ingress.id]
+
+        with pytest.raises(docker.errors.APIError) as err:
+            client.services.create(
+                IMAGE, name="sdk-web2", endpoint_spec=EndpointSpec(ports={18080: 81})
+            )
+        assert err.value.status_code == 400
+        assert f"port '18080' is already in use by service 'sdk-web' ({svc.id})" in err.value.explanation
+
+        # dockerd stores the spec with its defaults filled in.
+        assert svc.attrs["Spec"]["EndpointSpec"] == {"Mode": "vip", "Ports": [port]}
+        assert ep["Spec"] == {"Mode": "vip", "Ports": [port]}
+    finally:
+        svc.remove()
+
+
+def test_constraints_leave_task_pending(client, swarm):
+    svc = client.services.create(
+        IMAGE, command=["sleep", "3600"], name="sdk-pinned", constraints=["node.role==worker"],
+        stop_grace_period=SECOND,
+    )
+    try:
+        def pending():
+            tasks = desired_running(svc)
+            return tasks if len(tasks) == 1 and tasks[0]["Status"]["State"] == "pending" else None
+
+        [task] = wait_for("a pending task", pending)
+        assert "NodeID" not in task or task["NodeID"] == ""
+        wait_for(
+            "the scheduler's explanation",
+            lambda: client.api.inspect_task(task["ID"])["Status"].get("Err")
+            == "no suitable node (scheduling constraints not satisfied on 1 node)",
+        )
+        with_fresh_version(svc, lambda: svc.update(constraints=["node.role==manager"]))
+        wait_for("the task placed once the constraint fits", lambda: placed(svc, 1, swarm))
+    finally:
+        svc.remove()
+
+
+def test_drain_and_activate_node(client, swarm):
+    svc = client.services.create(
+        IMAGE, command=["sleep", "3600"], name="sdk-drain", stop_grace_period=SECOND
+    )
+    node = client.nodes.get(swarm)
+    try:
+        [before] = wait_for("one task placed", lambda: placed(svc, 1, swarm))
+        with_fresh_version(node, lambda: node.update(dict(node.attrs["Spec"], Availability="drain")))
+        node.reload()
+        assert node.attrs["Spec"]["Availability"] == "drain"
+
+        def rescheduled():
+            tasks = desired_running(svc)
+            if len(tasks) == 1 and tasks[0]["Status"]["State"] == "pending":
+                return tasks
+            return None
+
+        [after] = wait_for("the task to leave the drained node", rescheduled)
+        assert after["ID"] != before["ID"]
+        assert client.api.inspect_task(before["ID"])["DesiredState"] == "shutdown"
+        wait_for(
+            "the scheduler's explanation",
+            lambda: client.api.inspect_task(after["ID"])["Status"].get("Err")
+            == "no suitable node (1 node not available for new tasks)",
+        )
+    finally:
+        with_fresh_version(node, lambda: node.update(dict(node.attrs["Spec"], Availability="active")))
+    try:
+        wait_for("the task placed again", lambda: placed(svc, 1, swarm))
+    finally:
+        svc.remove()
+
+
+def test_service_validation_errors(client, swarm):
     with pytest.raises(docker.errors.APIError) as err:
-        client.services.create(image, command=["sleep", "1"], name="bad_name!")
+        client.services.create(IMAGE, command=["sleep", "1"], name="bad_name!")
     assert err.value.status_code == 400
     assert "name must be valid as a DNS name component" in err.value.explanation
-    with pytest.raises(docker.errors.NotFound):
+    with pytest.raises(docker.errors.APIError) as err:
+        client.services.create(IMAGE, name="sdk-badc", constraints=["node.role"])
+    assert "constraint expected one operator from ==, !=" in err.value.explanation
+    assert client.services.list(filters={"name": "sdk-badc"}) == []
+    with pytest.raises(docker.errors.APIError) as err:
+        client.api.services(filters={"bogus": "x"})
+    assert err.value.status_code == 400
+    assert err.value.explanation == "Invalid filter 'bogus'"
+    with pytest.raises(docker.errors.APIError) as err:
+        client.api.tasks(filters={"bogus": "x"})
+    assert err.value.status_code == 400
+    assert err.value.explanation == "Invalid filter 'bogus'"
+    with pytest.raises(docker.errors.NotFound) as err:
         client.services.get("nosuch")
-    with pytest.raises(docker.errors.NotFound):
+    assert err.value.explanation == "service nosuch not found"
+    with pytest.raises(docker.errors.NotFound) as err:
         client.api.inspect_task("nosuch")
+    assert err.value.explanation == "task nosuch not found"
+    with pytest.raises(docker.errors.NotFound):
+        client.api.remove_service("nosuch")
+
+
+def test_task_filters_on_unknown_objects(client, swarm):
+    with pytest.raises(docker.errors.NotFound) as err:
+        client.api.tasks(filters={"service": "nosuch"})
+    assert err.value.explanation == "service nosuch not found"
+    with pytest.raises(docker.errors.NotFound) as err:
+        client.api.tasks(filters={"node": "nosuch"})
+    assert err.value.explanation == "node nosuch not found"
+
+
+# --- autolock across a restart (a shoald of the test's own) ---------------
+
+
+class OwnShoald:
+    """A shoald on a temp socket and data root that this test may restart;
+    only the process started here is ever signalled."""
+
+    def __init__(self, binary):
+        self.binary = binary
+        self.dir = tempfile.mkdtemp(prefix="shoal-sdk-lock")
+        self.socket = os.path.join(self.dir, "docker.sock")
+        self.proc = None
+
+    def start(self):
+        log = open(os.path.join(self.dir, "shoald.log"), "ab")
+        self.proc = subprocess.Popen(
+            [self.binary, "--host", f"unix://{self.socket}", "--data-root", os.path.join(self.dir, "data")],
+            stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ, NO_COLOR="1"),
+        )
+        log.close()
+        c = docker.DockerClient(base_url=f"unix://{self.socket}", version="1.41", timeout=10)
+        try:
+            def up():
+                assert self.proc.poll() is None, f"shoald exited: {self.log()}"
+                try:
+                    return os.path.exists(self.socket) and c.ping()
+                except Exception:
+                    return False
+
+            wait_for("shoald to answer /_ping", up, timeout=20, interval=0.05)
+        finally:
+            c.close()
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def log(self):
+        return pathlib.Path(self.dir, "shoald.log").read_text(errors="replace")
+
+
+@pytest.fixture
+def own_shoald():
+    binary = os.environ.get("SHOALD_BIN")
+    if not binary:
+        pytest.skip("SHOALD_BIN is not set (this test restarts a shoald of its own)")
+    d = OwnShoald(binary)
+    d.start()
+    yield d
+    d.stop()
+    shutil.rmtree(d.dir, ignore_errors=True)
+
+
+def test_autolock_restart_unlock(own_shoald):
+    c = docker.DockerClient(base_url=f"unix://{own_shoald.socket}", version="auto", timeout=30)
+
+    def api_error(call):
+        with pytest.raises(docker.errors.APIError) as err:
+            call()
+        return (err.value.status_code, err.value.explanation)
+
+    try:
+        node_id = c.swarm.init(advertise_addr="127.0.0.1", autolock_managers=True)
+        key = c.api.get_unlock_key()["UnlockKey"]
+        assert key.startswith("SWMKEY-1-")
+        c.secrets.create(name="sdk-kept", data=b"kept")
+
+        own_shoald.stop()
+        own_shoald.start()
+        assert c.info()["Swarm"]["LocalNodeState"] == "locked"
+        assert api_error(c.nodes.list) == (503, LOCKED)
+        leave = api_error(c.swarm.leave)
+        malformed = api_error(lambda: c.api.unlock_swarm("not-a-key"))
+        wrong_key = "SWMKEY-1-" + base64.b64encode(os.urandom(32)).decode().rstrip("=")
+        wrong = api_error(lambda: c.api.unlock_swarm(wrong_key))
+        assert c.info()["Swarm"]["LocalNodeState"] == "locked"
+
+        assert c.api.unlock_swarm(key) is True
+        assert c.info()["Swarm"]["LocalNodeState"] == "active"
+        assert [n.id for n in c.nodes.list()] == [node_id]
+        assert [s.name for s in c.secrets.list()] == ["sdk-kept"]
+
+        # What dockerd answers while locked, all compared at once.
+        assert {"leave": leave, "malformed key": malformed, "wrong key": wrong} == {
+            "leave": (503, "Swarm is encrypted and locked. Please unlock it first or use "
+                           "`--force` to ignore this message."),
+            "malformed key": (400, "invalid key string"),
+            "wrong key": (401, "swarm could not be unlocked: invalid key provided"),
+        }
+    finally:
+        c.close()

@@ -41,7 +41,31 @@ pub fn decode_service_spec<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Resu
     {
         rename(cs, DOCKERD, GENERATED);
     }
+    // Go matches keys in any case: the Python SDK sends
+    // `{"replicated": {"Replicas": 2}}` for the service mode.
+    canonical_keys(&mut v, &["Mode"]);
+    if let Some(mode) = v.get_mut("Mode") {
+        canonical_keys(
+            mode,
+            &["Replicated", "Global", "ReplicatedJob", "GlobalJob"],
+        );
+        for (k, inner) in [
+            ("Replicated", &["Replicas"][..]),
+            ("ReplicatedJob", &["MaxConcurrent", "TotalCompletions"][..]),
+        ] {
+            if let Some(m) = mode.get_mut(k) {
+                canonical_keys(m, inner);
+            }
+        }
+    }
     serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// Renames keys of `obj` that match one of `keys` in another case to it.
+fn canonical_keys(obj: &mut Value, keys: &[&str]) {
+    for k in keys {
+        rename(obj, k, k);
+    }
 }
 
 /// Rewrites a serialized `ServiceSpec` as dockerd writes it for API `version`.
@@ -87,6 +111,20 @@ pub fn task_spec_out(task_spec: &mut Value, version: ApiVersion) {
 mod tests {
     use super::*;
     use swarm::model::api;
+
+    #[test]
+    fn mode_keys_match_in_any_case() {
+        let body = br#"{"Name":"m","Mode":{"replicated":{"replicas":2}}}"#;
+        let spec: api::ServiceSpec = decode_service_spec(body).unwrap();
+        let r = spec
+            .mode
+            .and_then(|m| m.replicated)
+            .and_then(|r| r.replicas);
+        assert_eq!(r, Some(2));
+        let body = br#"{"Name":"g","mode":{"global":{}}}"#;
+        let spec: api::ServiceSpec = decode_service_spec(body).unwrap();
+        assert!(spec.mode.and_then(|m| m.global).is_some());
+    }
 
     #[test]
     fn healthcheck_round_trips_in_dockerds_spelling() {

@@ -12,8 +12,11 @@ pub enum ErrorKind {
     InvalidArgument,
     /// 404: the object does not exist.
     NotFound,
-    /// 409: a name is taken.
+    /// 409: a name is taken, or the request conflicts with the node's state
+    /// (unlocking a swarm that is not locked).
     NameConflict,
+    /// 401: a secret the caller gave is wrong (the unlock key).
+    Unauthorized,
     /// 400 with gRPC FailedPrecondition text.
     FailedPrecondition,
     /// 500: stale version ("update out of sequence") and swarmkit's other

@@ -19,6 +19,7 @@ use crate::manager::Manager;
 use crate::model::api;
 use crate::raft::encryption::KeyStore;
 use crate::raft::encryption::LoadedKey;
+use crate::raft::encryption::SealError;
 use crate::raft::encryption::Sealer;
 
 /// Static facts about this node, from flags and the machine.
@@ -190,15 +191,17 @@ impl SwarmNode {
         let state = match &*self.phase.read().unwrap_or_else(|e| e.into_inner()) {
             Phase::Locked(s) => s.clone(),
             Phase::Active(_) => {
-                return Err(Error::new(ErrorKind::Unavailable, "swarm is not locked"))
+                return Err(Error::new(ErrorKind::NameConflict, "swarm is not locked"))
             }
-            Phase::Inactive => return Err(Error::new(ErrorKind::Unavailable, NOT_IN_SWARM)),
+            Phase::Inactive => return Err(Error::not_manager()),
         };
-        let dek = self.keys().unlock(key).map_err(|_| {
-            Error::new(
-                ErrorKind::InvalidArgument,
-                "invalid key: swarm could not be unlocked",
-            )
+        let dek = self.keys().unlock(key).map_err(|e| match e {
+            SealError::BadUnlockKey => Error::new(ErrorKind::InvalidArgument, "invalid key string"),
+            SealError::Open => Error::new(
+                ErrorKind::Unauthorized,
+                "swarm could not be unlocked: invalid key provided",
+            ),
+            other => Error::new(ErrorKind::Internal, other.to_string()),
         })?;
         let m = Manager::resume(self.manager_config(), state, Arc::new(dek)).await?;
         self.set(Phase::Active(m));
@@ -227,7 +230,7 @@ impl SwarmNode {
                 self.set(Phase::Locked(s));
                 return Err(Error::new(
                     ErrorKind::Unavailable,
-                    "You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message. ",
+                    "Swarm is encrypted and locked. Please unlock it first or use `--force` to ignore this message.",
                 ));
             }
             Phase::Active(m) => m.stop().await,

@@ -135,6 +135,13 @@ async fn list(
         "desired-state",
         "_up-to-date",
     ])?;
+    // dockerd resolves these filters to objects first: an unknown one is a 404.
+    for want in f.get("service") {
+        swarm::controlapi::service::get(m.store(), want)?;
+    }
+    for want in f.get("node") {
+        node::get(m.store(), want)?;
+    }
     let (tasks, cx, nets) = m.store().view(|v| {
         let nets = network_map(v);
         let t = v.tables();

@@ -108,7 +108,26 @@ pub async fn update(
     spec: api::SwarmSpec,
     rotate: Rotate,
 ) -> Result<UpdateOutcome> {
-    let spec = with_defaults(spec);
+    // The request replaces the whole spec and dockerd stores its zeros as
+    // given (they mean "default" where swarmkit reads them); only the name
+    // keeps its default.
+    let mut spec = spec;
+    if spec.name.as_deref().unwrap_or("").is_empty() {
+        spec.name = Some("default".into());
+    }
+    // Go writes these sections (and the ticks) even when they are zero.
+    spec.labels.get_or_insert_with(Default::default);
+    spec.orchestration.get_or_insert_with(Default::default);
+    let r = spec.raft.get_or_insert_with(Default::default);
+    r.election_tick.get_or_insert(0);
+    r.heartbeat_tick.get_or_insert(0);
+    spec.dispatcher.get_or_insert_with(Default::default);
+    spec.ca_config.get_or_insert_with(Default::default);
+    spec.task_defaults.get_or_insert_with(Default::default);
+    spec.encryption_config
+        .get_or_insert_with(Default::default)
+        .auto_lock_managers
+        .get_or_insert(false);
     validate(&spec)?;
     store
         .update(|tx| {

@@ -71,10 +71,23 @@ pub fn normalize(mut spec: api::ServiceSpec) -> api::ServiceSpec {
             rc.failure_action = Some(api::ServiceSpecRollbackConfigFailureActionEnum::PAUSE);
         }
     }
-    // An endpoint spec without a mode means VIP, and dockerd says so.
+    // An endpoint spec without a mode means VIP, a port without protocol or
+    // publish mode is TCP through ingress, and dockerd says so.
     if let Some(es) = spec.endpoint_spec.as_mut() {
         if es.mode.is_none() || es.mode == Some(api::EndpointSpecModeEnum::EMPTY) {
             es.mode = Some(api::EndpointSpecModeEnum::VIP);
+        }
+        for p in es.ports.iter_mut().flatten() {
+            if p.protocol.is_none()
+                || p.protocol == Some(api::EndpointPortConfigProtocolEnum::EMPTY)
+            {
+                p.protocol = Some(api::EndpointPortConfigProtocolEnum::TCP);
+            }
+            if p.publish_mode.is_none()
+                || p.publish_mode == Some(api::EndpointPortConfigPublishModeEnum::EMPTY)
+            {
+                p.publish_mode = Some(api::EndpointPortConfigPublishModeEnum::INGRESS);
+            }
         }
     }
     // dockerd reports the runtime it derives from the spec and clients send

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::path::PathBuf;
 
 use base64::engine::general_purpose::STANDARD as B64;
+use base64::engine::general_purpose::STANDARD_NO_PAD as RAW_B64;
 use base64::Engine;
 use ring::aead;
 use ring::rand::SecureRandom;
@@ -115,7 +116,8 @@ fn random32() -> [u8; 32] {
 
 /// Makes a new manager unlock key (`SWMKEY-1-...`).
 pub fn new_unlock_key() -> String {
-    format!("{UNLOCK_KEY_PREFIX}{}", B64.encode(random32()))
+    // swarmkit writes the key body without base64 padding.
+    format!("{UNLOCK_KEY_PREFIX}{}", RAW_B64.encode(random32()))
 }
 
 fn kek_from_unlock_key(key: &str) -> Result<Sealer, SealError> {
@@ -123,7 +125,10 @@ fn kek_from_unlock_key(key: &str) -> Result<Sealer, SealError> {
         .trim()
         .strip_prefix(UNLOCK_KEY_PREFIX)
         .ok_or(SealError::BadUnlockKey)?;
-    let raw = B64.decode(body).map_err(|_| SealError::BadUnlockKey)?;
+    // Keys made before the switch to unpadded bodies still unlock.
+    let raw = RAW_B64
+        .decode(body.trim_end_matches('='))
+        .map_err(|_| SealError::BadUnlockKey)?;
     let raw: [u8; 32] = raw.try_into().map_err(|_| SealError::BadUnlockKey)?;
     Ok(Sealer::new(raw))
 }
