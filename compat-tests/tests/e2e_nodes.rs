@@ -151,3 +151,43 @@ fn last_manager_cannot_be_demoted_or_removed() {
         "{err}"
     );
 }
+
+#[test]
+fn node_ps_lists_the_tasks_placed_on_the_node() {
+    let d = Daemon::with_swarm();
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "2",
+        "busybox",
+        "top",
+    ]);
+    let rows = common::wait_for(20, "two tasks on self", || {
+        let out = d.ok(&[
+            "node",
+            "ps",
+            "--format",
+            "{{.Name}}|{{.DesiredState}}|{{.CurrentState}}",
+            "self",
+        ]);
+        let rows: Vec<String> = out
+            .lines()
+            .filter(|l| l.starts_with("web."))
+            .map(str::to_string)
+            .collect();
+        (rows.len() == 2 && rows.iter().all(|r| r.contains("|Running|Assigned"))).then_some(rows)
+    });
+    assert!(
+        rows[0].starts_with("web.1|") && rows[1].starts_with("web.2|"),
+        "{rows:?}"
+    );
+    let host = d.ok(&["node", "ls", "--format", "{{.Hostname}}"]);
+    let by_name = d.ok(&["node", "ps", "-q", host.trim()]);
+    assert_eq!(by_name.lines().count(), 2, "{by_name}");
+    let err = d.fail(&["node", "ps", "nosuch"]);
+    assert!(err.contains("node nosuch not found"), "{err}");
+}
