@@ -63,6 +63,14 @@ pub fn validate(req: &api::NetworkCreateRequest) -> Result<()> {
         return Err(Error::invalid("meta: name must be provided"));
     }
     let driver = req.driver.as_deref().unwrap_or("overlay");
+    // A driver no node knows is looked up as a plugin first, as dockerd does.
+    const BUILTIN: &[&str] = &["overlay", "bridge", "host", "null", "macvlan", "ipvlan"];
+    if !BUILTIN.contains(&driver) {
+        return Err(Error::new(
+            crate::error::ErrorKind::NotFound,
+            format!("plugin \"{driver}\" not found"),
+        ));
+    }
     if !SWARM_DRIVERS.contains(&driver) {
         return Err(Error::invalid(format!(
             "network driver {driver} is not supported for swarm networks"

@@ -71,6 +71,8 @@ pub fn normalize(mut spec: api::ServiceSpec) -> api::ServiceSpec {
             rc.failure_action = Some(api::ServiceSpecRollbackConfigFailureActionEnum::PAUSE);
         }
     }
+    // dockerd shows `Labels: {}` for a service created without labels.
+    spec.labels.get_or_insert_with(Default::default);
     // An endpoint spec without a mode means VIP, a port without protocol or
     // publish mode is TCP through ingress, and dockerd says so.
     if let Some(es) = spec.endpoint_spec.as_mut() {

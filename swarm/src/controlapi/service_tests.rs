@@ -63,7 +63,11 @@ async fn update_checks_version_name_and_keeps_previous_spec() {
     );
     let s = get(&store, &id).unwrap();
     assert_eq!(s.spec_version, 2);
-    assert!(s.previous_spec.as_ref().unwrap().labels.is_none());
+    assert_eq!(
+        s.previous_spec.as_ref().unwrap().labels,
+        Some(Default::default()),
+        "the previous spec is the one before the update (no labels)"
+    );
     let e = update(&store, &id, s.version(), spec("other"), UpdateKind::Replace)
         .await
         .unwrap_err();
@@ -81,7 +85,7 @@ async fn update_checks_version_name_and_keeps_previous_spec() {
     .await
     .unwrap();
     let s = get(&store, &id).unwrap();
-    assert!(s.spec().labels.is_none());
+    assert_eq!(s.spec().labels, Some(Default::default()));
     assert_eq!(
         s.api.update_status.unwrap().state,
         Some(api::ServiceUpdateStatusStateEnum::ROLLBACK_STARTED)
