@@ -14,9 +14,11 @@ pub mod network;
 pub mod ports;
 pub mod vip;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 
 pub use ports::check_published_ports;
@@ -37,38 +39,76 @@ pub const PENDING_MESSAGE: &str = "pending task scheduling";
 /// Runs the allocator until `cancel` fires. Called from the leader's loop set.
 pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
     let mut rx = store.subscribe();
+    // `None`: every service; otherwise only these (new tasks are always seen).
+    let mut scope: Option<HashSet<String>> = None;
     let mut dirty = true;
     loop {
         if dirty {
-            if let Err(e) = store.update(allocate_all).await {
+            if let Err(e) = store.update(|tx| allocate_scoped(tx, scope.as_ref())).await {
                 tracing::warn!(error = %e, "allocator pass failed");
             }
         }
+        scope = Some(HashSet::new());
+        dirty = false;
         let next = tokio::select! {
             _ = cancel.cancelled() => return,
             r = rx.recv() => r,
         };
-        dirty = match next {
-            Ok(commit) => relevant(&commit),
-            Err(RecvError::Lagged(_)) => true,
-            Err(RecvError::Closed) => return,
+        let mut note = |r: Result<Arc<Commit>, ()>| match r {
+            Ok(c) => dirty |= widen(&c, &mut scope),
+            Err(()) => {
+                dirty = true;
+                scope = None;
+            }
         };
+        match next {
+            Ok(c) => note(Ok(c)),
+            Err(RecvError::Lagged(_)) => note(Err(())),
+            Err(RecvError::Closed) => return,
+        }
+        // Coalesce a burst of commits into one pass.
+        loop {
+            match rx.try_recv() {
+                Ok(c) => note(Ok(c)),
+                Err(TryRecvError::Lagged(_)) => note(Err(())),
+                Err(_) => break,
+            }
+        }
     }
 }
 
-/// Whether a commit may need allocation work.
-fn relevant(c: &Commit) -> bool {
-    c.events.iter().any(|e| match &e.object {
-        None => true,
-        Some(Object::Task(t)) => t.state() == api::TaskState::NEW,
-        Some(Object::Service(_) | Object::Network(_) | Object::Cluster(_)) => true,
-        Some(_) => false,
-    })
+/// Whether a commit may need allocation work; widens `scope` by the
+/// services it touched (to all of them for network or cluster changes).
+fn widen(c: &Commit, scope: &mut Option<HashSet<String>>) -> bool {
+    let mut relevant = false;
+    for e in &c.events {
+        match &e.object {
+            Some(Object::Task(t)) => relevant |= t.state() == api::TaskState::NEW,
+            Some(Object::Service(s)) => {
+                relevant = true;
+                if let Some(ids) = scope.as_mut() {
+                    ids.insert(s.api.id.clone().unwrap_or_default());
+                }
+            }
+            None | Some(Object::Network(_) | Object::Cluster(_)) => {
+                relevant = true;
+                *scope = None;
+            }
+            Some(_) => {}
+        }
+    }
+    relevant
 }
 
 /// One allocation pass; returns how many objects it wrote. Failures of one
 /// object (an exhausted pool, a port clash) are logged and skip that object.
 pub fn allocate_all(tx: &mut Tx<'_>) -> Result<usize> {
+    allocate_scoped(tx, None)
+}
+
+/// An allocation pass over the services in `services` (all when `None`),
+/// every unallocated network and every new task.
+pub fn allocate_scoped(tx: &mut Tx<'_>, services: Option<&HashSet<String>>) -> Result<usize> {
     let Some(cluster) = tx.cluster() else {
         return Ok(0);
     };
@@ -98,11 +138,12 @@ pub fn allocate_all(tx: &mut Tx<'_>) -> Result<usize> {
             }
         }
     }
+    let scope = services;
     let mut services = tx.list::<Service>();
     services.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
     let tasks = tx.list::<Task>();
     let mut book = vip::AddressBook::build(&networks, &services, &tasks);
-    written += allocate_services(tx, &mut book, &networks, &mut services)?;
+    written += allocate_services(tx, &mut book, &networks, &mut services, scope)?;
     written += allocate_tasks(tx, &mut book, &networks, &services, tasks)?;
     Ok(written)
 }
@@ -112,14 +153,17 @@ fn allocate_services(
     book: &mut vip::AddressBook,
     networks: &[Network],
     services: &mut [Service],
+    scope: Option<&HashSet<String>>,
 ) -> Result<usize> {
     let mut written = 0;
     for i in 0..services.len() {
         if services[i].pending_delete {
             continue;
         }
-        let all = services.to_vec();
-        match vip::desired_endpoint(book, networks, &all, &services[i]) {
+        if scope.is_some_and(|ids| !ids.contains(services[i].api.id.as_deref().unwrap_or(""))) {
+            continue;
+        }
+        match vip::desired_endpoint(book, networks, services, &services[i]) {
             Ok(ep) if services[i].api.endpoint.as_ref() != Some(&ep) => {
                 let mut s = services[i].clone();
                 s.api.endpoint = Some(ep);

@@ -98,6 +98,14 @@ pub fn normalize(mut spec: api::ServiceSpec) -> api::ServiceSpec {
         if tt.container_spec.is_some() && tt.runtime.as_deref().unwrap_or("").is_empty() {
             tt.runtime = Some("container".into());
         }
+        // Likewise the isolation dockerd reports as "default".
+        if let Some(cs) = tt.container_spec.as_mut() {
+            if cs.isolation.is_none()
+                || cs.isolation == Some(api::TaskSpecContainerSpecIsolationEnum::EMPTY)
+            {
+                cs.isolation = Some(api::TaskSpecContainerSpecIsolationEnum::DEFAULT);
+            }
+        }
     }
     spec
 }

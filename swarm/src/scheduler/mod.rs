@@ -8,6 +8,7 @@ pub mod constraint;
 pub mod filter;
 pub mod pipeline;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::broadcast::error::RecvError;
@@ -19,7 +20,10 @@ pub use pipeline::Decision;
 use crate::model::api::TaskState;
 use crate::model::api::TaskStatus;
 use crate::model::Node;
+use crate::model::Object;
 use crate::model::Task;
+use crate::store::Commit;
+use crate::store::EventAction;
 use crate::store::Store;
 
 /// Message of a task the scheduler placed (swarmkit's).
@@ -29,8 +33,57 @@ fn pending(t: &Task) -> bool {
     t.state() == TaskState::PENDING && t.desired_state() <= TaskState::COMPLETE
 }
 
-/// One scheduling pass over the store; returns the number of tasks assigned.
+/// Which pending tasks a pass looks at.
+#[derive(Debug, Default)]
+pub enum Scope {
+    /// Every pending task (at start, and after a change that may free or
+    /// add capacity: a node changed, a placed task ended or went away).
+    #[default]
+    All,
+    /// Only these tasks, which became pending since the last pass; the
+    /// others were already tried against the same nodes and capacity.
+    Tasks(HashSet<String>),
+}
+
+impl Scope {
+    /// Widens the scope by one commit's events.
+    pub fn add(&mut self, c: &Commit) {
+        for e in &c.events {
+            if matches!(self, Scope::All) {
+                return;
+            }
+            match &e.object {
+                None | Some(Object::Node(_)) => *self = Scope::All,
+                Some(Object::Task(t)) if pending(t) && e.action != EventAction::Remove => {
+                    if let Scope::Tasks(ids) = self {
+                        ids.insert(t.api.id.clone().unwrap_or_default());
+                    }
+                }
+                Some(Object::Task(t)) => {
+                    let freed = e.action == EventAction::Remove
+                        || t.desired_state() > TaskState::COMPLETE
+                        || t.state() > TaskState::RUNNING;
+                    if t.node_id().is_some() && freed {
+                        *self = Scope::All;
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// One scheduling pass over every pending task; returns how many it assigned.
 pub async fn pass(store: &Store) -> crate::Result<usize> {
+    pass_scoped(store, &Scope::All).await
+}
+
+/// One scheduling pass over the pending tasks in `scope`.
+pub async fn pass_scoped(store: &Store, scope: &Scope) -> crate::Result<usize> {
+    let wanted = |task: &Task| match scope {
+        Scope::All => true,
+        Scope::Tasks(ids) => ids.contains(task.api.id.as_deref().unwrap_or("")),
+    };
     let (nodes, active, queue) = store.view(|v| {
         let t = v.tables();
         let nodes: Vec<Node> = t.iter::<Node>().cloned().collect();
@@ -38,6 +91,9 @@ pub async fn pass(store: &Store) -> crate::Result<usize> {
         let mut queue = Vec::new();
         for task in t.iter::<Task>() {
             if pending(task) {
+                if !wanted(task) {
+                    continue;
+                }
                 queue.push(task.clone());
             } else if task.node_id().is_some()
                 && task.desired_state() <= TaskState::COMPLETE
@@ -93,25 +149,29 @@ pub async fn pass(store: &Store) -> crate::Result<usize> {
 /// batch of commits that touched tasks or nodes.
 pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
     let mut rx = store.subscribe();
+    let mut scope = Scope::All;
     loop {
-        if let Err(e) = pass(&store).await {
+        if let Err(e) = pass_scoped(&store, &scope).await {
             tracing::warn!(error = %e, "scheduler pass failed");
         }
-        let mut relevant = false;
-        while !relevant {
+        scope = Scope::Tasks(HashSet::new());
+        while matches!(&scope, Scope::Tasks(ids) if ids.is_empty()) {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = rx.recv() => match r {
-                    Ok(c) => relevant = c.events.iter().any(|e| matches!(
-                        e.object,
-                        Some(crate::model::Object::Task(_)) | Some(crate::model::Object::Node(_)) | None
-                    )),
-                    Err(RecvError::Lagged(_)) => relevant = true,
+                    Ok(c) => scope.add(&c),
+                    Err(RecvError::Lagged(_)) => scope = Scope::All,
                     Err(RecvError::Closed) => return,
                 }
             }
         }
         // Coalesce a burst of commits into one pass.
-        while rx.try_recv().is_ok() {}
+        loop {
+            match rx.try_recv() {
+                Ok(c) => scope.add(&c),
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => scope = Scope::All,
+                Err(_) => break,
+            }
+        }
     }
 }

@@ -124,8 +124,20 @@ fn explain(refusals: &BTreeMap<Refusal, usize>) -> String {
 pub fn schedule(nodes: &[Node], active: &[Task], pending: &[Task]) -> Vec<Decision> {
     let mut infos = node_infos(nodes, active);
     let mut out = Vec::with_capacity(pending.len());
+    // Tasks of one service spec (and preset node) need the same; placing
+    // tasks only uses nodes up, so once such a group fits nowhere in this
+    // pass its other tasks do not either (swarmkit's task groups).
+    let mut failed: HashMap<(&str, u64, Option<&str>), String> = HashMap::new();
     for t in pending {
         let id = t.api.id.clone().unwrap_or_default();
+        let group = (t.service_id(), t.spec_version, t.node_id());
+        if let Some(message) = failed.get(&group) {
+            out.push(Decision::Unplaceable {
+                task_id: id,
+                message: message.clone(),
+            });
+            continue;
+        }
         let needs = Needs::of(t);
         let mut refusals: BTreeMap<Refusal, usize> = BTreeMap::new();
         let mut fit: Vec<usize> = Vec::new();
@@ -145,6 +157,7 @@ pub fn schedule(nodes: &[Node], active: &[Task], pending: &[Task]) -> Vec<Decisi
             } else {
                 explain(&refusals)
             };
+            failed.insert(group, message.clone());
             out.push(Decision::Unplaceable {
                 task_id: id,
                 message,
