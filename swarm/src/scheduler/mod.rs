@@ -175,3 +175,70 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Event;
+
+    fn task(id: &str, state: TaskState, desired: TaskState, node: Option<&str>) -> Task {
+        let mut t = Task::default();
+        t.api.id = Some(id.into());
+        t.api.node_id = node.map(str::to_string);
+        t.api.desired_state = Some(desired);
+        t.api.status = Some(TaskStatus {
+            state: Some(state),
+            ..Default::default()
+        });
+        t
+    }
+
+    fn commit(action: EventAction, object: Object) -> Commit {
+        Commit {
+            index: 1,
+            events: vec![Event {
+                action,
+                object: Some(object),
+            }],
+        }
+    }
+
+    fn scoped() -> Scope {
+        Scope::Tasks(HashSet::new())
+    }
+
+    #[test]
+    fn scope_widens_only_when_capacity_may_have_changed() {
+        let mut s = scoped();
+        let pending = task("p", TaskState::PENDING, TaskState::RUNNING, None);
+        s.add(&commit(
+            EventAction::Update,
+            Object::Task(Box::new(pending)),
+        ));
+        assert!(matches!(&s, Scope::Tasks(ids) if ids.len() == 1 && ids.contains("p")));
+
+        // A task just placed takes capacity; it frees none.
+        let placed = task("a", TaskState::ASSIGNED, TaskState::RUNNING, Some("n1"));
+        s.add(&commit(
+            EventAction::Update,
+            Object::Task(Box::new(placed.clone())),
+        ));
+        assert!(matches!(&s, Scope::Tasks(ids) if ids.len() == 1));
+
+        // A placed task told to stop, or removed, frees its node's share.
+        let stopping = task("a", TaskState::ASSIGNED, TaskState::SHUTDOWN, Some("n1"));
+        s.add(&commit(
+            EventAction::Update,
+            Object::Task(Box::new(stopping)),
+        ));
+        assert!(matches!(s, Scope::All));
+        let mut s = scoped();
+        s.add(&commit(EventAction::Remove, Object::Task(Box::new(placed))));
+        assert!(matches!(s, Scope::All));
+
+        // Any node change may add capacity.
+        let mut s = scoped();
+        s.add(&commit(EventAction::Update, Object::Node(Box::default())));
+        assert!(matches!(s, Scope::All));
+    }
+}
