@@ -139,12 +139,29 @@ pub fn allocate_scoped(tx: &mut Tx<'_>, services: Option<&HashSet<String>>) -> R
         }
     }
     let scope = services;
-    let mut services = tx.list::<Service>();
-    services.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
-    let tasks = tx.list::<Task>();
-    let mut book = vip::AddressBook::build(&networks, &services, &tasks);
-    written += allocate_services(tx, &mut book, &networks, &mut services, scope)?;
-    written += allocate_tasks(tx, &mut book, &networks, &services, tasks)?;
+    // Read the untouched store by reference: cloning every task and service
+    // on each pass made loading many services quadratic.
+    let base = tx.base_view();
+    let tables = base.tables();
+    let new_tasks: Vec<Task> = tables
+        .iter::<Task>()
+        .filter(|t| {
+            t.state() == api::TaskState::NEW && t.desired_state() <= api::TaskState::COMPLETE
+        })
+        .cloned()
+        .collect();
+    let services_in_scope = scope.is_none_or(|ids| !ids.is_empty());
+    if new_tasks.is_empty() && !services_in_scope {
+        return Ok(written);
+    }
+    let mut book =
+        vip::AddressBook::build(&networks, tables.iter::<Service>(), tables.iter::<Task>());
+    if services_in_scope {
+        let mut services = tx.list::<Service>();
+        services.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
+        written += allocate_services(tx, &mut book, &networks, &mut services, scope)?;
+    }
+    written += allocate_tasks(tx, &mut book, &networks, new_tasks)?;
     Ok(written)
 }
 
@@ -184,22 +201,17 @@ fn allocate_tasks(
     tx: &mut Tx<'_>,
     book: &mut vip::AddressBook,
     networks: &[Network],
-    services: &[Service],
     mut tasks: Vec<Task>,
 ) -> Result<usize> {
     tasks.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
     let mut written = 0;
     for mut t in tasks {
-        if t.state() != api::TaskState::NEW || t.desired_state() > api::TaskState::COMPLETE {
+        // This transaction's view: the service pass above may have changed it.
+        let svc = tx.get::<Service>(t.service_id());
+        if svc.as_ref().is_some_and(|s| s.pending_delete) {
             continue;
         }
-        let svc = services
-            .iter()
-            .find(|s| s.api.id.as_deref() == Some(t.service_id()));
-        if svc.is_some_and(|s| s.pending_delete) {
-            continue;
-        }
-        t.networks = vip::task_attachments(book, networks, svc, &t);
+        t.networks = vip::task_attachments(book, networks, svc.as_ref(), &t);
         t.api.status = Some(api::TaskStatus {
             timestamp: Some(tx.now().to_string()),
             state: Some(api::TaskState::PENDING),

@@ -31,7 +31,11 @@ pub fn holds_addresses(t: &Task) -> bool {
 
 impl AddressBook {
     /// The book for the given store contents.
-    pub fn build(networks: &[Network], services: &[Service], tasks: &[Task]) -> Self {
+    pub fn build<'x>(
+        networks: &[Network],
+        services: impl IntoIterator<Item = &'x Service>,
+        tasks: impl IntoIterator<Item = &'x Task>,
+    ) -> Self {
         let mut book = AddressBook::default();
         for n in networks {
             if let Some(subnet) = network::subnet_of(n) {
@@ -49,7 +53,7 @@ impl AddressBook {
                 );
             }
         }
-        for t in tasks.iter().filter(|t| holds_addresses(t)) {
+        for t in tasks.into_iter().filter(|t| holds_addresses(t)) {
             for a in &t.networks {
                 for addr in &a.addresses {
                     book.reserve(&a.network_id, addr);
@@ -270,7 +274,7 @@ mod tests {
             }),
             ..Default::default()
         });
-        let mut book = AddressBook::build(&nets, &[], &[]);
+        let mut book = AddressBook::build(&nets, [], []);
         let ep = desired_endpoint(&mut book, &nets, &[], &svc).unwrap();
         let v = ep.virtual_ips.clone().unwrap();
         assert_eq!(v[0].network_id, ing.api.id);
