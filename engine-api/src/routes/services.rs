@@ -40,11 +40,14 @@ pub fn routes() -> Router<AppState> {
 
 /// A service as dockerd shows it: the API object plus `PreviousSpec`.
 fn to_json(s: &Service, defaults: bool, version: ApiVersion) -> serde_json::Value {
-    let mut api = s.api.clone();
-    if defaults {
+    let mut v = if defaults {
+        let mut api = s.api.clone();
         api.spec = api.spec.map(service::with_defaults);
+        serde_json::to_value(&api)
+    } else {
+        serde_json::to_value(&s.api)
     }
-    let mut v = serde_json::to_value(&api).unwrap_or_default();
+    .unwrap_or_default();
     if let Some(prev) = &s.previous_spec {
         v["PreviousSpec"] = serde_json::to_value(prev).unwrap_or_default();
         crate::wire::service_spec_out(&mut v["PreviousSpec"], version);

@@ -157,9 +157,9 @@ pub fn allocate_scoped(tx: &mut Tx<'_>, services: Option<&HashSet<String>>) -> R
     let mut book =
         vip::AddressBook::build(&networks, tables.iter::<Service>(), tables.iter::<Task>());
     if services_in_scope {
-        let mut services = tx.list::<Service>();
-        services.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
-        written += allocate_services(tx, &mut book, &networks, &mut services, scope)?;
+        let mut stored: Vec<&Service> = tables.iter::<Service>().collect();
+        stored.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
+        written += allocate_services(tx, &mut book, &networks, &stored, scope)?;
     }
     written += allocate_tasks(tx, &mut book, &networks, new_tasks)?;
     Ok(written)
@@ -169,32 +169,35 @@ fn allocate_services(
     tx: &mut Tx<'_>,
     book: &mut vip::AddressBook,
     networks: &[Network],
-    services: &mut [Service],
+    stored: &[&Service],
     scope: Option<&HashSet<String>>,
 ) -> Result<usize> {
-    let mut written = 0;
-    for i in 0..services.len() {
-        if services[i].pending_delete {
+    // Services rewritten in this pass; their new ports count for the next.
+    let mut updated: Vec<Service> = Vec::new();
+    for svc in stored {
+        let id = svc.api.id.as_deref().unwrap_or("");
+        if svc.pending_delete || scope.is_some_and(|ids| !ids.contains(id)) {
             continue;
         }
-        if scope.is_some_and(|ids| !ids.contains(services[i].api.id.as_deref().unwrap_or(""))) {
-            continue;
-        }
-        match vip::desired_endpoint(book, networks, services, &services[i]) {
-            Ok(ep) if services[i].api.endpoint.as_ref() != Some(&ep) => {
-                let mut s = services[i].clone();
+        let others = stored
+            .iter()
+            .copied()
+            .filter(|o| !updated.iter().any(|u| u.api.id == o.api.id))
+            .chain(updated.iter());
+        match vip::desired_endpoint(book, networks, others, svc) {
+            Ok(ep) if svc.api.endpoint.as_ref() != Some(&ep) => {
+                let mut s = (*svc).clone();
                 s.api.endpoint = Some(ep);
                 tx.update(s.clone())?;
-                services[i] = s;
-                written += 1;
+                updated.push(s);
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(service = %services[i].name(), error = %e, "service allocation failed")
+                tracing::warn!(service = %svc.name(), error = %e, "service allocation failed")
             }
         }
     }
-    Ok(written)
+    Ok(updated.len())
 }
 
 fn allocate_tasks(

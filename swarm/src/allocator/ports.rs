@@ -100,14 +100,14 @@ pub fn check_published_ports(
 /// publish mode filled in, and unset ingress published ports assigned (kept
 /// from `previous` when the same target was already assigned, else the lowest
 /// free one in 30000-32767 among every other service's ports).
-pub fn assign_ports(
-    services: &[Service],
+pub fn assign_ports<'x>(
+    services: impl IntoIterator<Item = &'x Service>,
     self_id: &str,
     spec: &api::ServiceSpec,
     previous: &[api::EndpointPortConfig],
 ) -> Result<Vec<api::EndpointPortConfig>> {
     let mut taken: BTreeSet<(i64, Protocol)> = services
-        .iter()
+        .into_iter()
         .filter(|s| s.api.id.as_deref() != Some(self_id))
         .flat_map(held_ports)
         .map(|p| (published(&p), protocol(&p)))

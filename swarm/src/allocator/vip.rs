@@ -134,10 +134,10 @@ pub fn service_networks(
 /// The endpoint a service should have: its endpoint spec, its ports with
 /// published ports assigned, and one VIP per attached network (kept from the
 /// current endpoint where possible). `services` are all stored services.
-pub fn desired_endpoint(
+pub fn desired_endpoint<'x>(
     book: &mut AddressBook,
     networks: &[Network],
-    services: &[Service],
+    services: impl IntoIterator<Item = &'x Service>,
     svc: &Service,
 ) -> Result<api::ServiceEndpoint> {
     let spec = svc.spec();

@@ -132,7 +132,8 @@ fn resolve_networks(tx: &Tx<'_>, spec: &mut api::ServiceSpec) -> Result<()> {
 /// The ingress ports in use by other services: (port, protocol) -> (name, id).
 fn ports_in_use(tx: &Tx<'_>, except: &str) -> HashMap<(i64, String), (String, String)> {
     let mut out = HashMap::new();
-    for s in tx.list::<Service>() {
+    // By reference: the write transaction has changed no service yet here.
+    for s in tx.base_view().tables().iter::<Service>() {
         if s.id() == except {
             continue;
         }

@@ -121,84 +121,181 @@ fn explain(refusals: &BTreeMap<Refusal, usize>) -> String {
 
 /// Decides where each pending task goes, given the nodes and the tasks
 /// already on them. Deterministic for the same input.
+///
+/// As in swarmkit, tasks are handled in groups that need the same (one
+/// service spec, one preset node): the filters run once per group, then
+/// each task takes the best candidate from a heap keyed by (tasks of the
+/// service on the node, tasks on the node, node ID); a candidate is checked
+/// again before use, since placing tasks uses its resources up.
 pub fn schedule(nodes: &[Node], active: &[Task], pending: &[Task]) -> Vec<Decision> {
     let mut infos = node_infos(nodes, active);
-    let mut out = Vec::with_capacity(pending.len());
-    // Tasks of one service spec (and preset node) need the same; placing
-    // tasks only uses nodes up, so once such a group fits nowhere in this
-    // pass its other tasks do not either (swarmkit's task groups).
-    let mut failed: HashMap<(&str, u64, Option<&str>), String> = HashMap::new();
-    for t in pending {
-        let id = t.api.id.clone().unwrap_or_default();
-        let group = (t.service_id(), t.spec_version, t.node_id());
-        if let Some(message) = failed.get(&group) {
-            out.push(Decision::Unplaceable {
-                task_id: id,
-                message: message.clone(),
+    // Node IDs ranked once, so heap keys are plain integers.
+    let mut by_id: Vec<usize> = (0..infos.len()).collect();
+    by_id.sort_by(|&x, &y| infos[x].node.api.id.cmp(&infos[y].node.api.id));
+    let mut rank = vec![0usize; infos.len()];
+    for (r, &i) in by_id.iter().enumerate() {
+        rank[i] = r;
+    }
+    let mut decisions: Vec<Option<Decision>> = vec![None; pending.len()];
+    for group in groups(pending) {
+        let first = &pending[group[0]];
+        let mut g = Group::new(&infos, first, &rank);
+        for &ti in &group {
+            let task_id = pending[ti].api.id.clone().unwrap_or_default();
+            decisions[ti] = Some(match g.next(&mut infos) {
+                Ok(i) => Decision::Assign {
+                    task_id,
+                    node_id: infos[i].node.api.id.clone().unwrap_or_default(),
+                },
+                Err(message) => Decision::Unplaceable { task_id, message },
             });
-            continue;
         }
-        let needs = Needs::of(t);
-        let mut refusals: BTreeMap<Refusal, usize> = BTreeMap::new();
-        let mut fit: Vec<usize> = Vec::new();
-        let preset = t.node_id();
+    }
+    decisions.into_iter().flatten().collect()
+}
+
+/// Indexes of `pending` grouped by identical needs, in first-seen order.
+fn groups(pending: &[Task]) -> Vec<Vec<usize>> {
+    let mut out: Vec<Vec<usize>> = Vec::new();
+    let mut by_key: HashMap<(&str, u64, Option<&str>), Vec<usize>> = HashMap::new();
+    for (i, t) in pending.iter().enumerate() {
+        let key = (t.service_id(), t.spec_version, t.node_id());
+        let candidates = by_key.entry(key).or_default();
+        let same = candidates
+            .iter()
+            .copied()
+            .find(|&g| pending[out[g][0]].api.spec == t.api.spec);
+        match same {
+            Some(g) => out[g].push(i),
+            None => {
+                candidates.push(out.len());
+                out.push(vec![i]);
+            }
+        }
+    }
+    out
+}
+
+type Key = std::cmp::Reverse<(usize, usize, usize, usize)>;
+
+/// The placement state of one task group within a pass.
+struct Group {
+    needs: Needs,
+    preset: Option<String>,
+    /// Tasks of this service per node (indexed like the node infos).
+    count: Vec<usize>,
+    /// Node ID ranks, the last tie-breaker.
+    rank: Vec<usize>,
+    /// Candidates per spread value (one bucket without a spread preference).
+    buckets: Vec<std::collections::BinaryHeap<Key>>,
+    /// Sum of `count` over each bucket's remaining candidates.
+    sums: Vec<usize>,
+    bucket_of: Vec<usize>,
+    /// Set once no candidate is left.
+    failed: Option<String>,
+}
+
+impl Group {
+    fn new(infos: &[NodeInfo], first: &Task, rank: &[usize]) -> Group {
+        let needs = Needs::of(first);
+        let preset = first.node_id().map(str::to_string);
+        let count: Vec<usize> = infos
+            .iter()
+            .map(|n| n.per_service.get(&needs.service_id).copied().unwrap_or(0))
+            .collect();
+        let mut values: BTreeMap<String, usize> = BTreeMap::new();
+        let spread = spread_key(first);
+        let mut bucket_of = vec![0; infos.len()];
         for (i, n) in infos.iter().enumerate() {
-            if preset.is_some_and(|p| n.node.api.id.as_deref() != Some(p)) {
+            if let Some(k) = &spread {
+                let v = label_value(&n.node, k);
+                let next = values.len();
+                bucket_of[i] = *values.entry(v).or_insert(next);
+            }
+        }
+        let n_buckets = values.len().max(1);
+        let mut g = Group {
+            needs,
+            preset,
+            count,
+            rank: rank.to_vec(),
+            buckets: vec![Default::default(); n_buckets],
+            sums: vec![0; n_buckets],
+            bucket_of,
+            failed: None,
+        };
+        let mut refusals: BTreeMap<Refusal, usize> = BTreeMap::new();
+        for (i, n) in infos.iter().enumerate() {
+            if g.preset
+                .as_deref()
+                .is_some_and(|p| n.node.api.id.as_deref() != Some(p))
+            {
                 continue;
             }
-            match filter::check(n, &needs) {
-                Ok(()) => fit.push(i),
+            match filter::check(n, &g.needs) {
+                Ok(()) => {
+                    let b = g.bucket_of[i];
+                    g.sums[b] += g.count[i];
+                    let key = g.key(infos, i);
+                    g.buckets[b].push(key);
+                }
                 Err(r) => *refusals.entry(r).or_default() += 1,
             }
         }
-        if fit.is_empty() {
-            let message = if infos.is_empty() || (preset.is_some() && refusals.is_empty()) {
-                "no suitable node".to_string()
-            } else {
-                explain(&refusals)
-            };
-            failed.insert(group, message.clone());
-            out.push(Decision::Unplaceable {
-                task_id: id,
-                message,
-            });
-            continue;
+        if g.buckets.iter().all(|b| b.is_empty()) {
+            g.failed = Some(g.message(infos, &refusals));
         }
-        if let Some(key) = spread_key(t) {
-            // Keep only nodes in the least-used value group of the spread label.
-            let mut by_value: BTreeMap<String, usize> = BTreeMap::new();
-            for &i in &fit {
-                let v = label_value(&infos[i].node, &key);
-                let c = infos[i]
-                    .per_service
-                    .get(&needs.service_id)
-                    .copied()
-                    .unwrap_or(0);
-                *by_value.entry(v).or_default() += c;
-            }
-            if let Some(min) = by_value.values().min().copied() {
-                fit.retain(|&i| by_value[&label_value(&infos[i].node, &key)] == min);
-            }
-        }
-        let best = fit
-            .iter()
-            .copied()
-            .min_by_key(|&i| {
-                let n = &infos[i];
-                (
-                    n.per_service.get(&needs.service_id).copied().unwrap_or(0),
-                    n.total,
-                    n.node.api.id.clone(),
-                )
-            })
-            .unwrap_or(fit[0]);
-        place(&mut infos[best], &needs);
-        out.push(Decision::Assign {
-            task_id: id,
-            node_id: infos[best].node.api.id.clone().unwrap_or_default(),
-        });
+        g
     }
-    out
+
+    fn key(&self, infos: &[NodeInfo], i: usize) -> Key {
+        std::cmp::Reverse((self.count[i], infos[i].total, self.rank[i], i))
+    }
+
+    fn message(&self, infos: &[NodeInfo], refusals: &BTreeMap<Refusal, usize>) -> String {
+        if infos.is_empty() || (self.preset.is_some() && refusals.is_empty()) {
+            "no suitable node".to_string()
+        } else {
+            explain(refusals)
+        }
+    }
+
+    /// The node for the group's next task, or why there is none.
+    fn next(&mut self, infos: &mut [NodeInfo]) -> Result<usize, String> {
+        loop {
+            if let Some(m) = &self.failed {
+                return Err(m.clone());
+            }
+            // The spread value with the fewest of this service's tasks.
+            let b = (0..self.buckets.len())
+                .filter(|&b| !self.buckets[b].is_empty())
+                .min_by_key(|&b| self.sums[b]);
+            let Some(b) = b else {
+                // Every candidate filled up during this pass: say why now.
+                let mut refusals: BTreeMap<Refusal, usize> = BTreeMap::new();
+                for n in infos.iter() {
+                    if let Err(r) = filter::check(n, &self.needs) {
+                        *refusals.entry(r).or_default() += 1;
+                    }
+                }
+                self.failed = Some(self.message(infos, &refusals));
+                continue;
+            };
+            let Some(std::cmp::Reverse((.., i))) = self.buckets[b].pop() else {
+                continue;
+            };
+            self.sums[b] -= self.count[i];
+            if filter::check(&infos[i], &self.needs).is_err() {
+                continue;
+            }
+            place(&mut infos[i], &self.needs);
+            self.count[i] += 1;
+            self.sums[b] += self.count[i];
+            let key = self.key(infos, i);
+            self.buckets[b].push(key);
+            return Ok(i);
+        }
+    }
 }
 
 #[doc(hidden)]
