@@ -438,7 +438,8 @@ fn placement_constraints_pending_until_a_node_matches() {
             "{{.CurrentState}}|{{.Error}}",
             "zoned",
         ]);
-        out.starts_with("Pending").then_some(out)
+        // The scheduler explains a moment after the task turns pending.
+        (out.starts_with("Pending") && out.contains("no suitable node")).then_some(out)
     });
     assert!(
         err.contains("no suitable node (scheduling constraints not satisfied on 1 node)"),
@@ -493,14 +494,17 @@ fn placement_constraints_pending_until_a_node_matches() {
         let pending = rows.iter().filter(|r| r.2.starts_with("Pending")).count();
         (assigned == 1 && pending == 1).then_some(())
     });
-    let err = d.ok(&[
-        "service",
-        "ps",
-        "--no-trunc",
-        "--format",
-        "{{.Error}}",
-        "capped",
-    ]);
+    let err = wait_for(20, "the pending replica's reason", || {
+        let out = d.ok(&[
+            "service",
+            "ps",
+            "--no-trunc",
+            "--format",
+            "{{.Error}}",
+            "capped",
+        ]);
+        out.contains("no suitable node").then_some(out)
+    });
     assert!(err.contains("max replicas per node limit exceed"), "{err}");
 
     // Draining the node takes the wanted tasks off it.

@@ -8,6 +8,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod filters;
+pub mod render_cache;
 pub mod routes;
 pub mod server;
 pub mod wire;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub node: Arc<SwarmNode>,
     /// Engine facts for `/version` and `/info`.
     pub engine: Arc<EngineInfo>,
+    /// Rendered services, reused while unchanged.
+    pub services_json: Arc<render_cache::RenderCache>,
 }
 
 /// Static facts about this daemon.

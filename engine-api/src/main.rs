@@ -66,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let app = router::app(AppState {
         node: node.clone(),
         engine,
+        services_json: Default::default(),
     });
     let cancel = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();

@@ -18,6 +18,7 @@ use swarm::controlapi::service::UpdateKind;
 use swarm::model::api;
 use swarm::model::Node;
 use swarm::model::Service;
+use swarm::model::StoreObject;
 use swarm::model::Task;
 
 use crate::body::query_bool;
@@ -84,12 +85,13 @@ async fn list(
     State(s): State<AppState>,
     Extension(version): Extension<ApiVersion>,
     Query(q): Query<crate::body::Query>,
-) -> ApiResult<Json<Vec<serde_json::Value>>> {
+) -> ApiResult<Response> {
     let m = s.node.manager()?;
     let f = Filters::parse(q.get("filters").map(String::as_str))?;
     f.validate(&["id", "label", "mode", "name"])?;
     let with_status = query_bool(&q, "status");
-    let out = m.store().view(|v| {
+    let cache = &s.services_json;
+    let body = m.store().view(|v| {
         let t = v.tables();
         let mut by_service: HashMap<&str, Vec<&Task>> = HashMap::new();
         if with_status {
@@ -101,28 +103,48 @@ async fn list(
             .iter::<Node>()
             .filter(|n| n.api.status.as_ref().and_then(|s| s.state) == Some(api::NodeState::READY))
             .count();
-        t.iter::<Service>()
-            .filter(|svc| {
-                f.prefix("id", svc.api.id.as_deref().unwrap_or(""))
-                    && f.prefix("name", svc.name())
-                    && f.exact("mode", mode_of(svc))
-                    && f.labels("label", svc.labels())
-            })
-            .map(|svc| {
-                let mut j = to_json(svc, false, version);
-                if with_status {
-                    let tasks = by_service
-                        .get(svc.api.id.as_deref().unwrap_or(""))
-                        .map(Vec::as_slice)
-                        .unwrap_or(&[]);
-                    j["ServiceStatus"] = serde_json::to_value(service::status(svc, tasks, ready))
-                        .unwrap_or_default();
+        let mut body = String::from("[");
+        let mut live = 0;
+        for svc in t.iter::<Service>() {
+            live += 1;
+            let shown = f.prefix("id", svc.api.id.as_deref().unwrap_or(""))
+                && f.prefix("name", svc.name())
+                && f.exact("mode", mode_of(svc))
+                && f.labels("label", svc.labels());
+            if !shown {
+                continue;
+            }
+            let json = cache.get_or_render(svc.id(), svc.version(), version.0, || {
+                to_json(svc, false, version).to_string()
+            });
+            if body.len() > 1 {
+                body.push(',');
+            }
+            if with_status {
+                // The status is live (task counts): splice it into the object.
+                let tasks = by_service
+                    .get(svc.api.id.as_deref().unwrap_or(""))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let status = serde_json::to_string(&service::status(svc, tasks, ready))
+                    .unwrap_or_else(|_| "null".into());
+                let open = json.strip_suffix('}').unwrap_or(&json);
+                body.push_str(open);
+                if open.len() > 1 {
+                    body.push(',');
                 }
-                j
-            })
-            .collect::<Vec<_>>()
+                body.push_str("\"ServiceStatus\":");
+                body.push_str(&status);
+                body.push('}');
+            } else {
+                body.push_str(&json);
+            }
+        }
+        body.push(']');
+        cache.prune(live, |id| t.get::<Service>(id).is_some());
+        body
     });
-    Ok(Json(out))
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn create(State(s): State<AppState>, body: axum::body::Bytes) -> ApiResult<Response> {

@@ -33,6 +33,9 @@ use crate::store::Commit;
 use crate::store::Store;
 use crate::store::Tx;
 
+/// How long the allocator waits after a change for more before a pass.
+const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// The status message of a task waiting for the scheduler.
 pub const PENDING_MESSAGE: &str = "pending task scheduling";
 
@@ -66,7 +69,12 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
             Err(RecvError::Lagged(_)) => note(Err(())),
             Err(RecvError::Closed) => return,
         }
-        // Coalesce a burst of commits into one pass.
+        // Let a burst of commits arrive, then cover it with one pass and one
+        // commit (swarmkit debounces the same way); bounded by cancellation.
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(BATCH_DELAY) => {}
+        }
         loop {
             match rx.try_recv() {
                 Ok(c) => note(Ok(c)),

@@ -26,6 +26,9 @@ use crate::model::Task;
 use crate::store::Store;
 use crate::store::Tx;
 
+/// How long the orchestrator waits after a change for more before a pass.
+const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// Starts the orchestrator loop in `set`; it stops when `cancel` fires.
 pub fn spawn_all(store: Arc<Store>, set: &mut JoinSet<()>, cancel: CancellationToken) {
     set.spawn(run(store, cancel));
@@ -215,7 +218,12 @@ async fn run(store: Arc<Store>, cancel: CancellationToken) {
                 Err(RecvError::Closed) => return,
             }
         }
-        // Coalesce a burst of commits into one pass.
+        // Let a burst of commits arrive, then cover it with one pass and one
+        // commit (swarmkit debounces the same way); bounded by cancellation.
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(BATCH_DELAY) => {}
+        }
         loop {
             match rx.try_recv() {
                 Ok(c) => all |= touched(&c, &mut dirty),

@@ -26,6 +26,9 @@ use crate::store::Commit;
 use crate::store::EventAction;
 use crate::store::Store;
 
+/// How long the scheduler waits after a change for more before a pass.
+const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Message of a task the scheduler placed (swarmkit's).
 pub const ASSIGNED_MESSAGE: &str = "scheduler assigned task to node";
 
@@ -165,7 +168,12 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
                 }
             }
         }
-        // Coalesce a burst of commits into one pass.
+        // Let a burst of commits arrive, then cover it with one pass and one
+        // commit (swarmkit debounces the same way); bounded by cancellation.
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(BATCH_DELAY) => {}
+        }
         loop {
             match rx.try_recv() {
                 Ok(c) => scope.add(&c),
