@@ -74,7 +74,7 @@ mod tests {
         assert_eq!(&*c.get_or_render("a", 2, 41, || r("old api")), "old api");
         assert_eq!(calls.get(), 3);
         for i in 0..200 {
-            c.get_or_render(&format!("gone{i}"), 1, 50, || String::new());
+            c.get_or_render(&format!("gone{i}"), 1, 50, String::new);
         }
         c.prune(1, |id| id == "a");
         assert_eq!(&*c.get_or_render("a", 2, 41, || r("x")), "old api");
