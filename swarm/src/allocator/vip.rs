@@ -156,7 +156,11 @@ pub fn desired_endpoint<'x>(
     let dnsrr = endpoint_spec.mode == Some(api::EndpointSpecModeEnum::DNSRR);
     let current = vips(svc);
     let mut virtual_ips = Vec::new();
-    for (net, _) in service_networks(networks, spec, ports::uses_ingress(&ports)) {
+    let attached = service_networks(networks, spec, ports::uses_ingress(&ports));
+    // Needing allocation (ports or networks) is what makes swarmkit copy the
+    // endpoint spec, VIPs or not (dnsrr gets none).
+    let allocated = !ports.is_empty() || !attached.is_empty();
+    for (net, _) in attached {
         let ingress = networks
             .iter()
             .any(|n| n.api.id.as_deref() == Some(net.as_str()) && network::is_ingress(n));
@@ -174,7 +178,6 @@ pub fn desired_endpoint<'x>(
             });
         }
     }
-    let allocated = !ports.is_empty() || !virtual_ips.is_empty();
     Ok(api::ServiceEndpoint {
         spec: Some(endpoint_spec_view(spec, allocated)),
         ports: (!ports.is_empty()).then_some(ports),
@@ -295,5 +298,43 @@ mod tests {
         assert_eq!(att.len(), 2);
         assert_eq!(att[0].addresses, vec!["10.0.0.3/24".to_string()]);
         assert_eq!(att[1].aliases, vec!["w".to_string()]);
+    }
+
+    #[test]
+    fn endpoint_spec_is_shown_once_the_service_needed_allocation() {
+        let n1 = allocated("n1", &[], false);
+        let nets = vec![n1.clone()];
+        let svc = |networks: bool| {
+            let mut s = Service::default();
+            s.api.id = Some("s".into());
+            s.api.spec = Some(api::ServiceSpec {
+                task_template: Some(api::TaskSpec {
+                    networks: networks.then(|| {
+                        vec![api::NetworkAttachmentConfig {
+                            target: n1.api.id.clone(),
+                            ..Default::default()
+                        }]
+                    }),
+                    ..Default::default()
+                }),
+                endpoint_spec: Some(api::EndpointSpec {
+                    mode: Some(api::EndpointSpecModeEnum::DNSRR),
+                    ports: None,
+                }),
+                ..Default::default()
+            });
+            s
+        };
+        let mut book = AddressBook::build(&nets, [], []);
+        // dnsrr on a network: no VIP, but the spec is copied.
+        let ep = desired_endpoint(&mut book, &nets, [], &svc(true)).unwrap();
+        assert!(ep.virtual_ips.is_none());
+        assert_eq!(
+            ep.spec.unwrap().mode,
+            Some(api::EndpointSpecModeEnum::DNSRR)
+        );
+        // Nothing to allocate: swarmkit leaves Endpoint.Spec empty.
+        let ep = desired_endpoint(&mut book, &nets, [], &svc(false)).unwrap();
+        assert_eq!(ep.spec, Some(api::EndpointSpec::default()));
     }
 }
