@@ -27,6 +27,9 @@ use crate::raft::encryption::Sealer;
 use crate::store::SharedState;
 use crate::store::Store;
 
+/// Commits the store's watch channel holds for slow watchers.
+const WATCH_COMMITS: usize = 256;
+
 /// Where and as what a manager runs.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
@@ -173,7 +176,10 @@ impl Manager {
         dek: Arc<Sealer>,
         bootstrap: bool,
     ) -> Result<Arc<Self>> {
-        let shared = SharedState::new(4096);
+        // The watch ring keeps its last commits in memory until overwritten;
+        // every watcher handles falling behind with a full pass, so a short
+        // ring costs little and keeps memory down under heavy writes.
+        let shared = SharedState::new(WATCH_COMMITS);
         let r = raft::start(
             &cfg.dir.join("raft"),
             dek.clone(),
