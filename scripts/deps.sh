@@ -2,7 +2,7 @@
 # Installs the Debian packages shoal and its tests need (idempotent).
 set -euo pipefail
 need=()
-for pkg in containerd runc nftables iproute2 busybox-static curl python3-venv; do
+for pkg in containerd runc nftables iproute2 busybox-static curl python3-venv protobuf-compiler; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

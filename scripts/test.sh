@@ -10,6 +10,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --all-targets
 export SHOALD_BIN="$PWD/target/debug/shoald"
+# deps.sh installed containerd: tests that need it must not skip.
+export SHOAL_REQUIRE_CONTAINERD=1
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else

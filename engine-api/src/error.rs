@@ -54,6 +54,21 @@ impl From<swarm::Error> for ApiError {
     }
 }
 
+impl From<runtime::Error> for ApiError {
+    fn from(e: runtime::Error) -> Self {
+        let status = match e.kind() {
+            runtime::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            runtime::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+            runtime::ErrorKind::Conflict => StatusCode::CONFLICT,
+            // dockerd answers 500 when its containerd is gone.
+            runtime::ErrorKind::Unavailable | runtime::ErrorKind::Internal => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {

@@ -27,6 +27,9 @@ pub struct AppState {
     pub engine: Arc<EngineInfo>,
     /// Rendered services, reused while unchanged.
     pub services_json: Arc<render_cache::RenderCache>,
+    /// containerd (images now; containers and tasks later). Connects lazily:
+    /// calls fail with a clear error while containerd is unreachable.
+    pub runtime: runtime::Containerd,
 }
 
 /// Static facts about this daemon.

@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         node: node.clone(),
         engine,
         services_json: Default::default(),
+        runtime: runtime::Containerd::new(&cfg.containerd, cfg.data_root.join("tmp")),
     });
     let cancel = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();

@@ -302,3 +302,157 @@ pub fn marker(prefix: &str) -> String {
         ^ (std::process::id() as u64) << 32;
     format!("{prefix}{n:x}")
 }
+
+/// Why tests that need a real containerd cannot run here, if they cannot.
+pub fn containerd_missing() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(1);
+    if uid != 0 {
+        return Some("not running as root".into());
+    }
+    for bin in ["containerd", "ctr"] {
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {bin}"))
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            return Some(format!(
+                "{bin} is not installed (apt-get install containerd)"
+            ));
+        }
+    }
+    None
+}
+
+/// A private containerd under a temp dir (its own socket, root and state),
+/// stopped by PID on drop.
+pub struct Containerd {
+    /// Temp dir holding the socket, root, state, config and log.
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Containerd {
+    /// Starts containerd and waits until it answers (bounded: 20 s). Returns
+    /// `None`, after printing why, when this machine cannot run it.
+    pub fn start() -> Option<Containerd> {
+        if let Some(why) = containerd_missing() {
+            // The test command sets this: there a missing containerd is a
+            // failure, not a reason to skip.
+            if std::env::var_os("SHOAL_REQUIRE_CONTAINERD").is_some() {
+                panic!("containerd is required here: {why}");
+            }
+            eprintln!("skipping: {why}");
+            return None;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("shoal-ctrd")
+            .tempdir()
+            .unwrap();
+        let p = dir.path();
+        let config = format!(
+            "version = 2\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{}\"\n",
+            p.join("opt").display()
+        );
+        std::fs::write(p.join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(p.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(p.join("config.toml"))
+            .arg("--address")
+            .arg(p.join("c.sock"))
+            .arg("--root")
+            .arg(p.join("root"))
+            .arg("--state")
+            .arg(p.join("state"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn containerd");
+        let c = Containerd {
+            dir,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = Command::new("ctr")
+                .arg("--address")
+                .arg(c.socket())
+                .arg("version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return Some(c);
+            }
+            if Instant::now() > deadline {
+                panic!("containerd did not answer within 20s; log:\n{}", c.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The containerd socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("c.sock")
+    }
+
+    /// containerd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Daemon {
+    /// Starts shoald against the private containerd `c`.
+    pub fn with_containerd(c: &Containerd) -> Daemon {
+        let socket = c.socket().display().to_string();
+        Daemon::start_with(&["--containerd", &socket])
+    }
+}
+
+/// Builds the test image with `compat-tests/scripts/make-test-image.sh`
+/// (docker-archive, or OCI layout when `oci`) into `dir`; returns the tar.
+pub fn make_test_image(dir: &Path, oci: bool) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-test-image.sh");
+    let out = dir.join(if oci { "image-oci.tar" } else { "image.tar" });
+    let mut cmd = Command::new("bash");
+    cmd.arg(script);
+    if oci {
+        cmd.arg("--oci");
+    }
+    let o = cmd.arg(&out).output().expect("run make-test-image.sh");
+    assert!(
+        o.status.success(),
+        "make-test-image.sh failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}

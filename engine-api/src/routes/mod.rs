@@ -2,6 +2,7 @@
 
 pub mod configs;
 pub mod distribution;
+pub mod images;
 pub mod networks;
 pub mod nodes;
 pub mod secrets;
@@ -26,4 +27,5 @@ pub fn all() -> Router<AppState> {
         .merge(configs::routes())
         .merge(networks::routes())
         .merge(distribution::routes())
+        .merge(images::routes())
 }

@@ -1,0 +1,130 @@
+//! The containerd channel and the namespace every call carries.
+
+use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::transport::Channel;
+
+use crate::error::Error;
+use crate::error::Result;
+
+/// The containerd namespace shoal keeps all of its objects in.
+pub const NAMESPACE: &str = "shoal";
+
+/// How long a first connection attempt may take before the call fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A handle on one containerd. Cheap to clone.
+///
+/// Creating it never touches the socket: the connection is made on first use
+/// and retried on every call until it succeeds, so shoald starts (and answers
+/// other routes) while containerd is down; calls then fail with
+/// [`Error::Unavailable`].
+#[derive(Clone)]
+pub struct Containerd {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    socket: PathBuf,
+    work_dir: PathBuf,
+    channel: tokio::sync::Mutex<Option<Channel>>,
+}
+
+impl std::fmt::Debug for Containerd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Containerd")
+            .field("socket", &self.inner.socket)
+            .finish()
+    }
+}
+
+impl Containerd {
+    /// A handle for the containerd at `socket`. `work_dir` is where uploads
+    /// (such as `docker load` archives) are spooled; it is created on demand.
+    pub fn new(socket: impl Into<PathBuf>, work_dir: impl Into<PathBuf>) -> Containerd {
+        Containerd {
+            inner: Arc::new(Inner {
+                socket: socket.into(),
+                work_dir: work_dir.into(),
+                channel: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The containerd socket path.
+    pub fn socket(&self) -> &Path {
+        &self.inner.socket
+    }
+
+    pub(crate) fn work_dir(&self) -> &Path {
+        &self.inner.work_dir
+    }
+
+    /// The gRPC channel, connecting first if needed.
+    pub(crate) async fn channel(&self) -> Result<Channel> {
+        let mut slot = self.inner.channel.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let socket = self.inner.socket.clone();
+        let connect = containerd_client::connect(&socket);
+        let channel = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(self.unavailable(error_chain(&e))),
+            Err(_) => return Err(self.unavailable("timed out connecting".into())),
+        };
+        *slot = Some(channel.clone());
+        Ok(channel)
+    }
+
+    fn unavailable(&self, reason: String) -> Error {
+        Error::Unavailable {
+            socket: self.inner.socket.display().to_string(),
+            reason,
+        }
+    }
+
+    /// Wraps `msg` in a request carrying the `shoal` namespace and, when
+    /// given, a lease that protects written content from garbage collection.
+    pub(crate) fn request<T>(&self, msg: T, lease: Option<&str>) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(msg);
+        let md = req.metadata_mut();
+        md.insert(
+            "containerd-namespace",
+            tonic::metadata::MetadataValue::from_static(NAMESPACE),
+        );
+        if let Some(lease) = lease {
+            if let Ok(v) = lease.parse() {
+                md.insert("containerd-lease", v);
+            }
+        }
+        req
+    }
+
+    /// Maps a failed call's status to an [`Error`].
+    pub(crate) fn status(&self, op: &'static str, s: tonic::Status) -> Error {
+        if s.code() == tonic::Code::Unavailable {
+            return self.unavailable(s.message().to_string());
+        }
+        Error::Containerd {
+            op,
+            code: s.code(),
+            message: s.message().to_string(),
+        }
+    }
+}
+
+/// An error and its sources as one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        cur = s.source();
+    }
+    text
+}
