@@ -17,8 +17,6 @@ pub mod vip;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::broadcast::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
 
 pub use ports::check_published_ports;
@@ -32,6 +30,7 @@ use crate::model::Task;
 use crate::store::Commit;
 use crate::store::Store;
 use crate::store::Tx;
+use crate::store::Watched;
 
 /// How long the allocator waits after a change for more before a pass.
 const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
@@ -53,33 +52,19 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
         }
         scope = Some(HashSet::new());
         dirty = false;
-        let next = tokio::select! {
-            _ = cancel.cancelled() => return,
-            r = rx.recv() => r,
+        let Some(first) = Watched::next(&mut rx, &cancel).await else {
+            return;
         };
-        let mut note = |r: Result<Arc<Commit>, ()>| match r {
-            Ok(c) => dirty |= widen(&c, &mut scope),
-            Err(()) => {
-                dirty = true;
-                scope = None;
-            }
+        let Some(rest) = Watched::burst(&mut rx, &cancel, BATCH_DELAY).await else {
+            return;
         };
-        match next {
-            Ok(c) => note(Ok(c)),
-            Err(RecvError::Lagged(_)) => note(Err(())),
-            Err(RecvError::Closed) => return,
-        }
-        // Let a burst of commits arrive, then cover it with one pass and one
-        // commit (swarmkit debounces the same way); bounded by cancellation.
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(BATCH_DELAY) => {}
-        }
-        loop {
-            match rx.try_recv() {
-                Ok(c) => note(Ok(c)),
-                Err(TryRecvError::Lagged(_)) => note(Err(())),
-                Err(_) => break,
+        for w in std::iter::once(first).chain(rest) {
+            match w {
+                Watched::Commit(c) => dirty |= widen(&c, &mut scope),
+                Watched::Lagged => {
+                    dirty = true;
+                    scope = None;
+                }
             }
         }
     }

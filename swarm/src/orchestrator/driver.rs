@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +24,7 @@ use crate::model::Service;
 use crate::model::Task;
 use crate::store::Store;
 use crate::store::Tx;
+use crate::store::Watched;
 
 /// How long the orchestrator waits after a change for more before a pass.
 const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
@@ -212,23 +212,19 @@ async fn run(store: Arc<Store>, cancel: CancellationToken) {
                     }
                 }
             }
-            r = rx.recv() => match r {
-                Ok(c) => all |= touched(&c, &mut dirty),
-                Err(RecvError::Lagged(_)) => all = true,
-                Err(RecvError::Closed) => return,
+            w = Watched::next(&mut rx, &cancel) => match w {
+                Some(Watched::Commit(c)) => all |= touched(&c, &mut dirty),
+                Some(Watched::Lagged) => all = true,
+                None => return,
             }
         }
-        // Let a burst of commits arrive, then cover it with one pass and one
-        // commit (swarmkit debounces the same way); bounded by cancellation.
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(BATCH_DELAY) => {}
-        }
-        loop {
-            match rx.try_recv() {
-                Ok(c) => all |= touched(&c, &mut dirty),
-                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => all = true,
-                Err(_) => break,
+        let Some(rest) = Watched::burst(&mut rx, &cancel, BATCH_DELAY).await else {
+            return;
+        };
+        for w in rest {
+            match w {
+                Watched::Commit(c) => all |= touched(&c, &mut dirty),
+                Watched::Lagged => all = true,
             }
         }
     }

@@ -11,7 +11,6 @@ pub mod pipeline;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 pub use pipeline::schedule;
@@ -22,9 +21,9 @@ use crate::model::api::TaskStatus;
 use crate::model::Node;
 use crate::model::Object;
 use crate::model::Task;
-use crate::store::Commit;
 use crate::store::EventAction;
 use crate::store::Store;
+use crate::store::Watched;
 
 /// How long the scheduler waits after a change for more before a pass.
 const BATCH_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
@@ -49,8 +48,15 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// Widens the scope by one commit's events.
-    pub fn add(&mut self, c: &Commit) {
+    /// Widens the scope by one change seen on the watch.
+    pub fn add(&mut self, w: &Watched) {
+        let c = match w {
+            Watched::Commit(c) => c,
+            Watched::Lagged => {
+                *self = Scope::All;
+                return;
+            }
+        };
         for e in &c.events {
             if matches!(self, Scope::All) {
                 return;
@@ -159,27 +165,16 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
         }
         scope = Scope::Tasks(HashSet::new());
         while matches!(&scope, Scope::Tasks(ids) if ids.is_empty()) {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = rx.recv() => match r {
-                    Ok(c) => scope.add(&c),
-                    Err(RecvError::Lagged(_)) => scope = Scope::All,
-                    Err(RecvError::Closed) => return,
-                }
+            match Watched::next(&mut rx, &cancel).await {
+                Some(w) => scope.add(&w),
+                None => return,
             }
         }
-        // Let a burst of commits arrive, then cover it with one pass and one
-        // commit (swarmkit debounces the same way); bounded by cancellation.
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(BATCH_DELAY) => {}
-        }
-        loop {
-            match rx.try_recv() {
-                Ok(c) => scope.add(&c),
-                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => scope = Scope::All,
-                Err(_) => break,
-            }
+        let Some(rest) = Watched::burst(&mut rx, &cancel, BATCH_DELAY).await else {
+            return;
+        };
+        for w in &rest {
+            scope.add(w);
         }
     }
 }
@@ -187,6 +182,7 @@ pub async fn run(store: Arc<Store>, cancel: CancellationToken) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Commit;
     use crate::store::Event;
 
     fn task(id: &str, state: TaskState, desired: TaskState, node: Option<&str>) -> Task {
@@ -201,14 +197,14 @@ mod tests {
         t
     }
 
-    fn commit(action: EventAction, object: Object) -> Commit {
-        Commit {
+    fn commit(action: EventAction, object: Object) -> Watched {
+        Watched::Commit(Arc::new(Commit {
             index: 1,
             events: vec![Event {
                 action,
                 object: Some(object),
             }],
-        }
+        }))
     }
 
     fn scoped() -> Scope {
@@ -244,9 +240,12 @@ mod tests {
         s.add(&commit(EventAction::Remove, Object::Task(Box::new(placed))));
         assert!(matches!(s, Scope::All));
 
-        // Any node change may add capacity.
+        // Any node change may add capacity; missed commits may have too.
         let mut s = scoped();
         s.add(&commit(EventAction::Update, Object::Node(Box::default())));
+        assert!(matches!(s, Scope::All));
+        let mut s = scoped();
+        s.add(&Watched::Lagged);
         assert!(matches!(s, Scope::All));
     }
 }

@@ -30,6 +30,7 @@ pub use tx::Tx;
 pub use watch::Commit;
 pub use watch::Event;
 pub use watch::EventAction;
+pub use watch::Watched;
 
 use crate::error::Result;
 
