@@ -118,7 +118,7 @@ fn writes_acknowledged_just_before_kill9_are_kept() {
     for id in &ids {
         assert!(ls.contains(id.as_str()), "secret {id} lost: {ls}");
     }
-    let svc2 = d.ok(&["service", "inspect", "--format", "{{.ID}}", "last"]);
+    let svc2 = d.service_format("last", "{{.ID}}");
     assert_eq!(svc2.trim(), svc.trim());
     // Its tasks are made after the restart if they were not before.
     wait_for(20, "orchestrator resumed for last", || {
@@ -194,12 +194,6 @@ fn nothing_under_data_root_is_plain_text() {
         "s1",
     ]);
     assert_eq!(l.trim(), label);
-    let e = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{index .Spec.TaskTemplate.ContainerSpec.Env 0}}",
-        "app",
-    ]);
+    let e = d.service_format("app", "{{index .Spec.TaskTemplate.ContainerSpec.Env 0}}");
     assert_eq!(e.trim(), format!("TOKEN={env}"));
 }

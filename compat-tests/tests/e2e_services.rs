@@ -39,6 +39,14 @@ fn running_desired(d: &Daemon, svc: &str) -> usize {
     ps(d, svc, &["--filter", "desired-state=running"]).len()
 }
 
+/// Waits until the scheduler has said why a task of `svc` fits nowhere.
+fn scheduler_reason(d: &Daemon, svc: &str, what: &str) -> String {
+    wait_for(20, what, || {
+        let out = d.ok(&["service", "ps", "--no-trunc", "--format", "{{.Error}}", svc]);
+        out.contains("no suitable node").then_some(out)
+    })
+}
+
 fn wait_assigned(d: &Daemon, svc: &str, n: usize) {
     wait_for(20, &format!("{n} assigned tasks of {svc}"), || {
         let rows = ps(d, svc, &["--filter", "desired-state=running"]);
@@ -121,35 +129,20 @@ fn replicated_service_create_scale_and_ls() {
     ] {
         assert!(pretty.contains(want), "missing {want:?} in\n{pretty}");
     }
-    let restart = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{json .Spec.TaskTemplate.RestartPolicy}}",
-        "web",
-    ]);
+    let restart = d.service_format("web", "{{json .Spec.TaskTemplate.RestartPolicy}}");
     assert_eq!(
         restart.trim(),
         r#"{"Condition":"on-failure","Delay":5000000000,"MaxAttempts":3}"#
     );
-    let health = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck}}",
+    let health = d.service_format(
         "web",
-    ]);
+        "{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck}}",
+    );
     assert_eq!(
         health.trim(),
         r#"{"Test":["CMD-SHELL","true"],"Interval":10000000000}"#
     );
-    let cpus = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{.Spec.TaskTemplate.Resources.Limits.NanoCPUs}} {{.Spec.TaskTemplate.Resources.Reservations.MemoryBytes}}",
-        "web",
-    ]);
+    let cpus = d.service_format("web", "{{.Spec.TaskTemplate.Resources.Limits.NanoCPUs}} {{.Spec.TaskTemplate.Resources.Reservations.MemoryBytes}}");
     assert_eq!(cpus.trim(), "500000000 16777216");
 
     d.ok(&["service", "scale", "-d", "web=5"]);
@@ -241,24 +234,15 @@ fn update_env_ports_image_force_and_rollback() {
         "9090:90",
         "api",
     ]);
-    let env = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{json .Spec.TaskTemplate.ContainerSpec.Env}}",
-        "api",
-    ]);
+    let env = d.service_format("api", "{{json .Spec.TaskTemplate.ContainerSpec.Env}}");
     // The CLI rebuilds the list from a map: compare it as a set.
     let mut env: Vec<String> = serde_json::from_str(env.trim()).unwrap();
     env.sort();
     assert_eq!(env, ["B=2", "C=3"]);
-    let ports = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{range .Endpoint.Ports}}{{.PublishedPort}}:{{.TargetPort}} {{end}}",
+    let ports = d.service_format(
         "api",
-    ]);
+        "{{range .Endpoint.Ports}}{{.PublishedPort}}:{{.TargetPort}} {{end}}",
+    );
     assert_eq!(ports.trim(), "9090:90");
     // The update replaced the task: the old one is shut down, a new one assigned.
     wait_for(20, "replacement after env update", || {
@@ -270,43 +254,19 @@ fn update_env_ports_image_force_and_rollback() {
                 .any(|r| r.1 == "Running" && r.2.starts_with("Assigned")))
         .then_some(())
     });
-    let status = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{.UpdateStatus.State}}",
-        "api",
-    ]);
+    let status = d.service_format("api", "{{.UpdateStatus.State}}");
     assert!(
         ["updating", "completed"].contains(&status.trim()),
         "{status}"
     );
 
     d.ok(&["service", "update", "-d", "--image", "busybox:1.36", "api"]);
-    let img = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
-        "api",
-    ]);
+    let img = d.service_format("api", "{{.Spec.TaskTemplate.ContainerSpec.Image}}");
     assert_eq!(img.trim(), "busybox:1.36");
     d.ok(&["service", "rollback", "-d", "api"]);
-    let img = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.PreviousSpec.TaskTemplate.ContainerSpec.Image}}",
-        "api",
-    ]);
+    let img = d.service_format("api", "{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.PreviousSpec.TaskTemplate.ContainerSpec.Image}}");
     assert_eq!(img.trim(), "busybox:latest busybox:1.36");
-    let st = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{.UpdateStatus.State}}",
-        "api",
-    ]);
+    let st = d.service_format("api", "{{.UpdateStatus.State}}");
     assert!(st.trim().starts_with("rollback_"), "{st}");
 
     // --force replaces the task without a spec change.
@@ -461,17 +421,7 @@ fn placement_constraints_pending_until_a_node_matches() {
         "busybox",
         "top",
     ]);
-    let err = wait_for(20, "pending for resources", || {
-        let out = d.ok(&[
-            "service",
-            "ps",
-            "--no-trunc",
-            "--format",
-            "{{.Error}}",
-            "huge",
-        ]);
-        out.contains("no suitable node").then_some(out)
-    });
+    let err = scheduler_reason(&d, "huge", "pending for resources");
     assert!(err.contains("insufficient resources on 1 node"), "{err}");
 
     // Max replicas per node: one of two replicas fits on the single node.
@@ -494,17 +444,7 @@ fn placement_constraints_pending_until_a_node_matches() {
         let pending = rows.iter().filter(|r| r.2.starts_with("Pending")).count();
         (assigned == 1 && pending == 1).then_some(())
     });
-    let err = wait_for(20, "the pending replica's reason", || {
-        let out = d.ok(&[
-            "service",
-            "ps",
-            "--no-trunc",
-            "--format",
-            "{{.Error}}",
-            "capped",
-        ]);
-        out.contains("no suitable node").then_some(out)
-    });
+    let err = scheduler_reason(&d, "capped", "the pending replica's reason");
     assert!(err.contains("max replicas per node limit exceed"), "{err}");
 
     // Draining the node takes the wanted tasks off it.

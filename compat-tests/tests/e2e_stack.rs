@@ -140,24 +140,12 @@ fn deploy_redeploy_and_remove_a_stack() {
     );
 
     // The compose deploy keys reached the service specs.
-    let web = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{.Spec.Mode.Replicated.Replicas}}|{{.Spec.UpdateConfig.Delay}}|{{.Spec.TaskTemplate.RestartPolicy.Condition}}|{{.Spec.TaskTemplate.RestartPolicy.MaxAttempts}}|{{json .Spec.TaskTemplate.Placement.Constraints}}|{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}|{{.Spec.TaskTemplate.ContainerSpec.Healthcheck.Interval}}|{{len .Spec.TaskTemplate.ContainerSpec.Configs}}|{{len .Spec.TaskTemplate.Networks}}",
-        "demo_web",
-    ]);
+    let web = d.service_format("demo_web", "{{.Spec.Mode.Replicated.Replicas}}|{{.Spec.UpdateConfig.Delay}}|{{.Spec.TaskTemplate.RestartPolicy.Condition}}|{{.Spec.TaskTemplate.RestartPolicy.MaxAttempts}}|{{json .Spec.TaskTemplate.Placement.Constraints}}|{{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}|{{.Spec.TaskTemplate.ContainerSpec.Healthcheck.Interval}}|{{len .Spec.TaskTemplate.ContainerSpec.Configs}}|{{len .Spec.TaskTemplate.Networks}}");
     assert_eq!(
         web.trim(),
         r#"2|10s|on-failure|3|["node.role == manager"]|67108864|10s|1|2"#
     );
-    let db = d.ok(&[
-        "service",
-        "inspect",
-        "--format",
-        "{{(index .Spec.TaskTemplate.ContainerSpec.Secrets 0).SecretName}}|{{(index .Spec.TaskTemplate.ContainerSpec.Mounts 0).Source}}",
-        "demo_db",
-    ]);
+    let db = d.service_format("demo_db", "{{(index .Spec.TaskTemplate.ContainerSpec.Secrets 0).SecretName}}|{{(index .Spec.TaskTemplate.ContainerSpec.Mounts 0).Source}}");
     assert_eq!(db.trim(), "demo_dbpw|demo_dbdata");
 
     wait_for(20, "stack tasks assigned", || {

@@ -172,6 +172,12 @@ impl Daemon {
         Run::from(child.wait_with_output().unwrap())
     }
 
+    /// `docker service inspect --format FORMAT SERVICE`, asserting success.
+    #[track_caller]
+    pub fn service_format(&self, service: &str, format: &str) -> String {
+        self.ok(&["service", "inspect", "--format", format, service])
+    }
+
     /// Runs the CLI and asserts success; returns stdout.
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> String {
@@ -235,20 +241,8 @@ impl Daemon {
 
     /// Stops shoald with SIGTERM and waits (bounded: 20 s, then SIGKILL).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            terminate(c, Duration::from_secs(20));
         }
     }
 
@@ -269,6 +263,23 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Stops a child this test started: SIGTERM, then SIGKILL after `grace`.
+fn terminate(mut c: std::process::Child, grace: Duration) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(c.id().to_string())
+        .status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 /// Polls `f` every 100 ms until it returns Some, for at most `secs` seconds.
@@ -412,20 +423,8 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            terminate(c, Duration::from_secs(10));
         }
     }
 }
