@@ -67,8 +67,8 @@ pub fn uses_ingress(ports: &[api::EndpointPortConfig]) -> bool {
 /// holds, with swarmkit's text. `self_id` is the service being updated
 /// ("" on create). Call it from service create and update, inside the write
 /// transaction, with every stored service.
-pub fn check_published_ports(
-    services: &[Service],
+pub fn check_published_ports<'x>(
+    services: impl IntoIterator<Item = &'x Service> + Clone,
     self_id: &str,
     spec: &api::ServiceSpec,
 ) -> Result<()> {
@@ -77,7 +77,8 @@ pub fn check_published_ports(
         .filter(|p| is_ingress(p) && published(p) > 0)
     {
         for other in services
-            .iter()
+            .clone()
+            .into_iter()
             .filter(|s| s.api.id.as_deref() != Some(self_id))
         {
             let clash = held_ports(other)

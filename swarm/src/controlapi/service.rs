@@ -1,9 +1,8 @@
 //! Services: create, inspect, list (with status), update, rollback, remove.
 
-use std::collections::HashMap;
-
 use super::resolve::resolve;
 use super::validate;
+use crate::allocator::ports;
 use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::error::Result;
@@ -16,11 +15,6 @@ use crate::model::StoreObject;
 use crate::model::Task;
 use crate::store::Store;
 use crate::store::Tx;
-
-/// First port handed out for ingress ports published without a number.
-pub const DYNAMIC_PORT_START: i64 = 30000;
-/// Last such port.
-pub const DYNAMIC_PORT_END: i64 = 32767;
 
 /// A random `adjective_name` like the ones dockerd gives unnamed services.
 pub fn random_name() -> String {
@@ -130,39 +124,6 @@ fn resolve_networks(tx: &Tx<'_>, spec: &mut api::ServiceSpec) -> Result<()> {
 }
 
 /// The ingress ports in use by other services: (port, protocol) -> (name, id).
-fn ports_in_use(tx: &Tx<'_>, except: &str) -> HashMap<(i64, String), (String, String)> {
-    let mut out = HashMap::new();
-    // By reference: the write transaction has changed no service yet here.
-    for s in tx.base_view().tables().iter::<Service>() {
-        if s.id() == except {
-            continue;
-        }
-        for p in s.api.endpoint.iter().flat_map(|e| e.ports.iter().flatten()) {
-            if is_ingress(p) {
-                if let Some(pp) = p.published_port.filter(|p| *p > 0) {
-                    out.insert((pp, proto(p)), (s.name().to_string(), s.id().to_string()));
-                }
-            }
-        }
-    }
-    out
-}
-
-fn is_ingress(p: &api::EndpointPortConfig) -> bool {
-    !matches!(
-        p.publish_mode,
-        Some(api::EndpointPortConfigPublishModeEnum::HOST)
-    )
-}
-
-fn proto(p: &api::EndpointPortConfig) -> String {
-    match p.protocol {
-        Some(api::EndpointPortConfigProtocolEnum::UDP) => "udp".into(),
-        Some(api::EndpointPortConfigProtocolEnum::SCTP) => "sctp".into(),
-        _ => "tcp".into(),
-    }
-}
-
 /// Computes `Endpoint` for a spec: published ports (assigning dynamic ones
 /// from 30000-32767) and the endpoint spec; refuses ports in use.
 fn endpoint(
@@ -171,54 +132,20 @@ fn endpoint(
     spec: &api::ServiceSpec,
     prev: Option<&api::ServiceEndpoint>,
 ) -> Result<api::ServiceEndpoint> {
-    let mut es = spec.endpoint_spec.clone().unwrap_or_default();
-    if es.mode.is_none() || es.mode == Some(api::EndpointSpecModeEnum::EMPTY) {
-        es.mode = Some(api::EndpointSpecModeEnum::VIP);
-    }
-    let taken = ports_in_use(tx, id);
-    let mut ports = Vec::new();
-    for p in es.ports.iter().flatten() {
-        let mut p = p.clone();
-        p.protocol
-            .get_or_insert(api::EndpointPortConfigProtocolEnum::TCP);
-        p.publish_mode
-            .get_or_insert(api::EndpointPortConfigPublishModeEnum::INGRESS);
-        if is_ingress(&p) && p.published_port.unwrap_or(0) == 0 {
-            let reused = prev
-                .iter()
-                .flat_map(|e| e.ports.iter().flatten())
-                .find(|q| q.target_port == p.target_port && proto(q) == proto(&p))
-                .and_then(|q| q.published_port);
-            let used: Vec<i64> = ports
-                .iter()
-                .filter_map(|q: &api::EndpointPortConfig| q.published_port)
-                .collect();
-            let free = reused.or_else(|| {
-                (DYNAMIC_PORT_START..=DYNAMIC_PORT_END)
-                    .find(|n| !taken.contains_key(&(*n, proto(&p))) && !used.contains(n))
-            });
-            p.published_port = free;
-        }
-        if is_ingress(&p) {
-            if let Some(pp) = p.published_port {
-                if let Some((name, sid)) = taken.get(&(pp, proto(&p))) {
-                    return Err(Error::invalid(format!(
-                        "port '{pp}' is already in use by service '{name}' ({sid}) as an ingress port"
-                    )));
-                }
-            }
-        }
-        ports.push(p);
-    }
+    // By reference: the write transaction has changed no service yet here.
+    let stored: Vec<&Service> = tx.base_view().tables().iter::<Service>().collect();
+    ports::check_published_ports(stored.iter().copied(), id, spec)?;
+    let previous = prev.and_then(|e| e.ports.clone()).unwrap_or_default();
+    let published = ports::assign_ports(stored.iter().copied(), id, spec, &previous)?;
     let networks = spec.networks.iter().flatten().count()
         + spec
             .task_template
             .as_ref()
             .map_or(0, |t| t.networks.iter().flatten().count());
-    let allocated = !ports.is_empty() || networks > 0;
+    let allocated = !published.is_empty() || networks > 0;
     Ok(api::ServiceEndpoint {
         spec: Some(crate::allocator::vip::endpoint_spec_view(spec, allocated)),
-        ports: (!ports.is_empty()).then_some(ports),
+        ports: (!published.is_empty()).then_some(published),
         virtual_ips: prev.and_then(|e| e.virtual_ips.clone()),
     })
 }

@@ -124,5 +124,8 @@ async fn published_ports_are_assigned_and_conflicts_refused() {
         .unwrap()
         .ports
         .unwrap();
-    assert_eq!(ports[0].published_port, Some(DYNAMIC_PORT_START));
+    assert_eq!(
+        ports[0].published_port,
+        Some(crate::allocator::ports::DYNAMIC_MIN)
+    );
 }
