@@ -56,6 +56,16 @@ impl From<swarm::Error> for ApiError {
 
 impl From<runtime::Error> for ApiError {
     fn from(e: runtime::Error) -> Self {
+        // A registry's refusal keeps the status dockerd passes on for it.
+        match e.registry_kind() {
+            Some(runtime::images::RegistryErrorKind::Unauthorized) => {
+                return ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())
+            }
+            Some(runtime::images::RegistryErrorKind::Forbidden) => {
+                return ApiError::new(StatusCode::FORBIDDEN, e.to_string())
+            }
+            _ => {}
+        }
         let status = match e.kind() {
             runtime::ErrorKind::NotFound => StatusCode::NOT_FOUND,
             runtime::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,

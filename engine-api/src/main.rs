@@ -56,10 +56,20 @@ async fn main() -> anyhow::Result<()> {
         id: daemon_id(&cfg.data_root)?,
         started: Instant::now(),
     });
+    let containerd = runtime::Containerd::new(&cfg.containerd, cfg.data_root.join("tmp"));
+    let executor = runtime::exec::ContainerdExecutor::new(
+        containerd.clone(),
+        runtime::exec::NodeEnv::new(
+            &cfg.data_root,
+            hostname.clone(),
+            engine_api::VERSION.to_string(),
+        ),
+    );
     let node = SwarmNode::open(NodeConfig {
         data_root: cfg.data_root.clone(),
         engine_version: engine_api::VERSION.to_string(),
         hostname,
+        executor: Some(Arc::new(executor)),
     })
     .await
     .context("open swarm state")?;
@@ -67,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
         node: node.clone(),
         engine,
         services_json: Default::default(),
-        runtime: runtime::Containerd::new(&cfg.containerd, cfg.data_root.join("tmp")),
+        runtime: containerd,
     });
     let cancel = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();

@@ -31,6 +31,9 @@ struct Inner {
     socket: PathBuf,
     work_dir: PathBuf,
     channel: tokio::sync::Mutex<Option<Channel>>,
+    // One image unpack at a time: tasks of one service start together and
+    // would otherwise race to extract the same layers.
+    unpack: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Containerd {
@@ -50,6 +53,7 @@ impl Containerd {
                 socket: socket.into(),
                 work_dir: work_dir.into(),
                 channel: tokio::sync::Mutex::new(None),
+                unpack: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -61,6 +65,10 @@ impl Containerd {
 
     pub(crate) fn work_dir(&self) -> &Path {
         &self.inner.work_dir
+    }
+
+    pub(crate) fn unpack_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.unpack
     }
 
     /// The gRPC channel, connecting first if needed.

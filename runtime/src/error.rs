@@ -39,6 +39,9 @@ pub enum Error {
         /// containerd's message.
         message: String,
     },
+    /// Talking to an image registry failed; the text is dockerd's.
+    #[error(transparent)]
+    Registry(#[from] crate::images::RegistryError),
     /// Local I/O (spooling an upload to disk, reading it back).
     #[error("{op}: {source}")]
     Io {
@@ -80,7 +83,17 @@ impl Error {
                 tonic::Code::Unavailable => ErrorKind::Unavailable,
                 _ => ErrorKind::Internal,
             },
+            Error::Registry(e) => e.error_kind(),
             Error::BadContent { .. } | Error::Io { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The registry's side of a failed pull or lookup, when that is what
+    /// failed; the HTTP edge uses it to answer 401 and 403 as dockerd does.
+    pub fn registry_kind(&self) -> Option<crate::images::RegistryErrorKind> {
+        match self {
+            Error::Registry(e) => Some(e.kind()),
+            _ => None,
         }
     }
 

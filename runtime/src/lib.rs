@@ -2,13 +2,17 @@
 //! the containerd namespace `shoal` so that a dockerd sharing the same
 //! containerd never sees or disturbs shoal's objects.
 //!
-//! This first piece covers images: `docker load` into containerd's content
-//! store and image service, and the Docker JSON view of what is stored there.
-//! Containers, tasks and the `swarm::exec` executor come later.
+//! [`images`] holds `docker load` and the Docker view of stored images;
+//! [`exec`] is the `swarm::exec::Executor` that runs tasks as containerd
+//! containers (specs from [`exec::spec`], calls in [`containers`]), and
+//! [`logs`] copies their output into json-file logs.
 
 pub mod client;
+pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod images;
+pub mod logs;
 
 pub use client::Containerd;
 pub use client::NAMESPACE;

@@ -31,7 +31,7 @@ use crate::store::Store;
 const WATCH_COMMITS: usize = 256;
 
 /// Where and as what a manager runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ManagerConfig {
     /// `<data-root>/swarm`.
     pub dir: PathBuf,
@@ -39,6 +39,8 @@ pub struct ManagerConfig {
     pub engine_version: String,
     /// Reported in the node description.
     pub hostname: String,
+    /// Runs this node's tasks; without one, tasks stop at `assigned`.
+    pub executor: Option<Arc<dyn crate::exec::Executor>>,
 }
 
 /// A running manager.
@@ -60,6 +62,9 @@ impl std::fmt::Debug for Manager {
 }
 
 const DEFAULT_PORT: u16 = 2377;
+
+/// How often this node's own agent heartbeats (dockerd's default period).
+const AGENT_HEARTBEAT: Duration = Duration::from_secs(5);
 
 fn invalid_addr(what: &str, addr: &str) -> Error {
     Error::new(
@@ -155,7 +160,7 @@ impl Manager {
             serde_json::to_vec_pretty(&state).map_err(|e| Error::internal(e.to_string()))?;
         write_durable(&cfg.dir.join("state.json"), &bytes)
             .map_err(|e| Error::internal(e.to_string()))?;
-        m.start_loops().await;
+        m.start_loops(cfg.executor.clone()).await;
         Ok(m)
     }
 
@@ -166,7 +171,7 @@ impl Manager {
         dek: Arc<Sealer>,
     ) -> Result<Arc<Self>> {
         let m = Manager::start(&cfg, state, dek, false).await?;
-        m.start_loops().await;
+        m.start_loops(cfg.executor.clone()).await;
         Ok(m)
     }
 
@@ -212,9 +217,22 @@ impl Manager {
         }))
     }
 
-    async fn start_loops(&self) {
+    async fn start_loops(&self, executor: Option<Arc<dyn crate::exec::Executor>>) {
         let mut set = self.loops.lock().await;
         crate::leader::spawn(&self.store, &self.state, &mut set, self.cancel.clone());
+        if let Some(executor) = executor {
+            // This node's own agent, served by the in-process dispatcher.
+            let dispatcher = Arc::new(crate::dispatcher::Local::new(
+                self.store.clone(),
+                AGENT_HEARTBEAT,
+            ));
+            set.spawn(crate::agent::run(
+                self.state.node_id.clone(),
+                dispatcher,
+                executor,
+                self.cancel.child_token(),
+            ));
+        }
     }
 
     /// The store (writable: this manager leads).

@@ -144,6 +144,11 @@ pub struct Task {
     pub spec_version: u64,
     /// Network attachments filled in by the allocator.
     pub networks: Vec<NetworkAttachment>,
+    /// The service's name when the task was made (swarmkit's
+    /// `ServiceAnnotations`): the node names containers and expands
+    /// templates with it without reading the service.
+    #[serde(default)]
+    pub service_name: String,
 }
 
 /// A secret (its data never leaves the store through the API).

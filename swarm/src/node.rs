@@ -23,7 +23,7 @@ use crate::raft::encryption::SealError;
 use crate::raft::encryption::Sealer;
 
 /// Static facts about this node, from flags and the machine.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NodeConfig {
     /// `--data-root`; swarm state lives in `<data_root>/swarm`.
     pub data_root: PathBuf,
@@ -31,6 +31,8 @@ pub struct NodeConfig {
     pub engine_version: String,
     /// The hostname reported in node descriptions.
     pub hostname: String,
+    /// Runs this node's tasks (containerd); `None` leaves tasks at `assigned`.
+    pub executor: Option<Arc<dyn crate::exec::Executor>>,
 }
 
 /// What survives a restart besides the raft data (no secrets in here).
@@ -128,6 +130,7 @@ impl SwarmNode {
             dir: self.swarm_dir(),
             engine_version: self.cfg.engine_version.clone(),
             hostname: self.cfg.hostname.clone(),
+            executor: self.cfg.executor.clone(),
         }
     }
 

@@ -17,10 +17,16 @@ use std::time::Instant;
 
 /// The shoald binary: `$SHOALD_BIN`, else the workspace's debug build.
 pub fn shoald_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("SHOALD_BIN") {
-        return PathBuf::from(p);
-    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if let Ok(p) = std::env::var("SHOALD_BIN") {
+        // Tests run in the package directory; a relative path given on the
+        // command line means one from the workspace root.
+        let p = PathBuf::from(p);
+        if p.is_relative() && !p.exists() {
+            return root.join(p);
+        }
+        return p;
+    }
     for profile in ["debug", "release"] {
         let p = root.join("target").join(profile).join("shoald");
         if p.exists() {
@@ -42,6 +48,7 @@ pub struct Daemon {
     /// Temp dir holding the socket, data root and log.
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    args: Vec<String>,
 }
 
 /// The result of one CLI run.
@@ -72,8 +79,19 @@ impl Daemon {
             .prefix("shoal-e2e")
             .tempdir()
             .unwrap();
-        let mut d = Daemon { dir, child: None };
-        d.spawn(extra);
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if !args.iter().any(|a| a == "--containerd") {
+            // Control-plane tests run without an engine: tasks stop at
+            // `assigned`, whatever containerd the machine may run.
+            args.push("--containerd".into());
+            args.push(dir.path().join("no-containerd.sock").display().to_string());
+        }
+        let mut d = Daemon {
+            dir,
+            child: None,
+            args,
+        };
+        d.spawn();
         d
     }
 
@@ -89,7 +107,7 @@ impl Daemon {
         d
     }
 
-    fn spawn(&mut self, extra: &[&str]) {
+    fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -100,7 +118,7 @@ impl Daemon {
             .arg(format!("unix://{}", self.socket().display()))
             .arg("--data-root")
             .arg(self.data_root())
-            .args(extra)
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -249,13 +267,13 @@ impl Daemon {
     /// Starts shoald again on the same data root and socket.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn(&[]);
+        self.spawn();
     }
 
     /// Restarts after a SIGKILL.
     pub fn restart_after_kill9(&mut self) {
         self.kill9();
-        self.spawn(&[]);
+        self.spawn();
     }
 }
 
@@ -421,8 +439,53 @@ impl Containerd {
     }
 }
 
+impl Containerd {
+    fn ctr(&self, args: &[&str]) -> String {
+        let o = Command::new("ctr")
+            .arg("--address")
+            .arg(self.socket())
+            .args(["--namespace", "shoal"])
+            .args(args)
+            .stderr(Stdio::null())
+            .output();
+        o.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// IDs of the task processes this containerd runs.
+    pub fn task_ids(&self) -> Vec<String> {
+        self.ctr(&["tasks", "ls", "-q"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Kills and deletes every task this containerd runs: containers
+    /// outlive a killed shoald and their shims outlive containerd, so a test
+    /// must end them itself (bounded: 10 s).
+    fn end_tasks(&self) {
+        let ids = self.task_ids();
+        for id in &ids {
+            self.ctr(&["tasks", "kill", "--all", "--signal", "SIGKILL", id]);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for id in &ids {
+            while Instant::now() < deadline
+                && !self
+                    .ctr(&["tasks", "ls"])
+                    .lines()
+                    .any(|l| l.starts_with(id.as_str()) && l.trim_end().ends_with("STOPPED"))
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            self.ctr(&["tasks", "rm", "--force", id]);
+        }
+    }
+}
+
 impl Drop for Containerd {
     fn drop(&mut self) {
+        self.end_tasks();
         if let Some(c) = self.child.take() {
             terminate(c, Duration::from_secs(10));
         }

@@ -1,14 +1,19 @@
-//! `/images/*` on containerd: `docker load`, `docker image ls`,
-//! `docker image inspect` and `docker image rm`.
+//! `/images/*` on containerd: `docker pull`, `docker load`,
+//! `docker image ls`, `docker image inspect` and `docker image rm`; and
+//! `POST /auth` (`docker login`), which checks credentials with the same
+//! registry client pulls use.
 //!
 //! Handlers decode, call `runtime`, and encode dockerd's JSON shapes. While
 //! containerd is unreachable every route answers 500 with the reason.
 
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::Query as QueryExtract;
 use axum::extract::State;
 use axum::http::header;
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
@@ -16,6 +21,8 @@ use axum::routing::post;
 use axum::Json;
 use axum::Router;
 use runtime::images::ImageInfo;
+use runtime::images::PullEvent;
+use runtime::images::RegistryAuth;
 use runtime::images::RemoveItem;
 use serde_json::json;
 use serde_json::Value;
@@ -30,7 +37,9 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/images/json", get(list))
+        .route("/images/create", post(create))
         .route("/images/load", post(load))
+        .route("/auth", post(login))
         .route("/images/{*name}", get(inspect).delete(remove))
 }
 
@@ -44,6 +53,182 @@ async fn load(State(st): State<AppState>, body: Body) -> ApiResult<Response> {
         out.push_str("\r\n");
     }
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// `POST /images/create?fromImage=NAME&tag=TAG`: `docker pull`. Answers
+/// dockerd's JSON progress stream once the manifest is found; failing
+/// before that, a plain error with dockerd's status; failing after, an
+/// `errorDetail` message in the stream (the status is already sent).
+async fn create(
+    State(st): State<AppState>,
+    QueryExtract(q): QueryExtract<Query>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let from = q.get("fromImage").map(String::as_str).unwrap_or("");
+    if from.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "importing an image (fromSrc) is not supported",
+        ));
+    }
+    let reference = pull_reference(from, q.get("tag").map(String::as_str).unwrap_or(""));
+    let auth = registry_auth(&headers);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let rt = st.runtime.clone();
+    let pull = tokio::spawn(async move {
+        rt.image_pull(&reference, auth.as_ref(), Some(tx))
+            .await
+            .map(|_| ())
+    });
+    // The sender goes away when the pull ends: no event at all means it
+    // failed (or finished) before the first message.
+    let Some(first) = rx.recv().await else {
+        return match pull.await {
+            Ok(Ok(())) => Ok(json_stream(Body::empty())),
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.to_string(),
+            )),
+        };
+    };
+    let lines = futures::stream::unfold(
+        (Some(first), rx, Some(pull)),
+        |(first, mut rx, pull)| async move {
+            if let Some(ev) = first {
+                return Some((event_line(&ev), (None, rx, pull)));
+            }
+            if let Some(ev) = rx.recv().await {
+                return Some((event_line(&ev), (None, rx, pull)));
+            }
+            let message = match pull?.await {
+                Ok(Ok(())) => return None,
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            Some((error_line(&message), (None, rx, None)))
+        },
+    );
+    let body = Body::from_stream(futures::StreamExt::map(lines, Ok::<_, std::io::Error>));
+    Ok(json_stream(body))
+}
+
+fn json_stream(body: Body) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The reference a pull names: `fromImage` (a trailing `:` dropped, as
+/// `pull -a` sends it) with `tag` added, which may also be a digest.
+fn pull_reference(from: &str, tag: &str) -> String {
+    let from = from.strip_suffix(':').unwrap_or(from);
+    if tag.is_empty() {
+        from.to_string()
+    } else if tag.starts_with("sha256:") {
+        let name = from.split('@').next().unwrap_or(from);
+        format!("{name}@{tag}")
+    } else {
+        format!("{from}:{tag}")
+    }
+}
+
+/// The `X-Registry-Auth` header, decoded; anything unusable means
+/// anonymous, as in dockerd.
+fn registry_auth(headers: &HeaderMap) -> Option<RegistryAuth> {
+    headers
+        .get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok())
+        .and_then(RegistryAuth::from_header)
+}
+
+/// One message of dockerd's JSON stream, keys in dockerd's order.
+fn event_line(e: &PullEvent) -> Bytes {
+    let q = go_json_string;
+    let line = match e {
+        PullEvent::Message { id: Some(id), text } => {
+            format!("{{\"status\":{},\"id\":{}}}", q(text), q(id))
+        }
+        PullEvent::Message { id: None, text } => format!("{{\"status\":{}}}", q(text)),
+        PullEvent::Layer { id, action } => format!(
+            "{{\"status\":{},\"progressDetail\":{{}},\"id\":{}}}",
+            q(action),
+            q(id)
+        ),
+        PullEvent::Download { id, current, total } => format!(
+            "{{\"status\":\"Downloading\",\"progressDetail\":{{\"current\":{current},\"total\":{total}}},\"progress\":{},\"id\":{}}}",
+            q(&progress_bar(*current, *total)),
+            q(id)
+        ),
+    };
+    Bytes::from(line + "\r\n")
+}
+
+/// A JSON string as Go's encoder writes it: `<`, `>` and `&` escaped (the
+/// progress bar's `>` shows as `\u003e` in dockerd's streams).
+pub(crate) fn go_json_string(s: &str) -> String {
+    Value::from(s)
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
+/// An error in the middle of a stream, as dockerd writes it.
+fn error_line(message: &str) -> Bytes {
+    let m = go_json_string(message);
+    Bytes::from(format!(
+        "{{\"errorDetail\":{{\"message\":{m}}},\"error\":{m}}}\r\n"
+    ))
+}
+
+/// dockerd's progress text: `[=====>     ]  1.05MB/2.1MB` (50 columns of
+/// bar, as rendered for a 200-column terminal).
+fn progress_bar(current: u64, total: u64) -> String {
+    if total == 0 {
+        return format!("{:>8}", human_size(current));
+    }
+    let pct = ((current as f64 / total as f64 * 100.0) as usize / 2).min(50);
+    let bar = format!("[{}>{}] ", "=".repeat(pct), " ".repeat(50 - pct));
+    if current > total {
+        return format!("{bar}{:>8}", human_size(current));
+    }
+    format!("{bar}{:>8}/{}", human_size(current), human_size(total))
+}
+
+/// Go's `units.HumanSize`: decimal units, four significant digits.
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut size = n as f64;
+    let mut i = 0;
+    while size >= 1000.0 && i < UNITS.len() - 1 {
+        size /= 1000.0;
+        i += 1;
+    }
+    let digits = if size >= 1.0 {
+        size.log10().floor() as usize
+    } else {
+        0
+    };
+    let text = format!("{:.*}", 3usize.saturating_sub(digits), size);
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text}{}", UNITS[i])
+}
+
+/// `POST /auth`: `docker login`. Checks the credentials against the
+/// registry and answers dockerd's `{"Status":"Login Succeeded"}`.
+async fn login(body: Bytes) -> ApiResult<Json<Value>> {
+    let auth = RegistryAuth::from_json(&body).map_err(runtime::Error::from)?;
+    let token = runtime::images::registry_login(&auth).await?;
+    let mut out = json!({ "Status": "Login Succeeded" });
+    if let Some(t) = token {
+        out["IdentityToken"] = json!(t);
+    }
+    Ok(Json(out))
 }
 
 /// `GET /images/json`.
@@ -142,4 +327,65 @@ fn inspect_json(info: &ImageInfo) -> Value {
         out["Variant"] = json!(v);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_go_units() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(1000), "1kB");
+        assert_eq!(human_size(2_155_000), "2.155MB");
+        assert_eq!(human_size(1_234_567), "1.235MB");
+        assert_eq!(human_size(32_700), "32.7kB");
+    }
+
+    #[test]
+    fn bars() {
+        let b = progress_bar(1_000_000, 2_000_000);
+        assert_eq!(
+            b,
+            format!("[{}>{}]      1MB/2MB", "=".repeat(25), " ".repeat(25))
+        );
+    }
+
+    #[test]
+    fn lines_in_dockerd_order() {
+        let l = event_line(&PullEvent::Layer {
+            id: "abc".into(),
+            action: "Pull complete",
+        });
+        assert_eq!(
+            &l[..],
+            b"{\"status\":\"Pull complete\",\"progressDetail\":{},\"id\":\"abc\"}\r\n"
+        );
+        let l = event_line(&PullEvent::Message {
+            id: Some("latest".into()),
+            text: "Pulling from a/b".into(),
+        });
+        assert_eq!(
+            &l[..],
+            b"{\"status\":\"Pulling from a/b\",\"id\":\"latest\"}\r\n"
+        );
+        assert_eq!(
+            &error_line("x \"y\"")[..],
+            b"{\"errorDetail\":{\"message\":\"x \\\"y\\\"\"},\"error\":\"x \\\"y\\\"\"}\r\n"
+        );
+    }
+
+    #[test]
+    fn go_escapes() {
+        assert_eq!(go_json_string("[=>] a&b"), "\"[=\\u003e] a\\u0026b\"");
+    }
+
+    #[test]
+    fn references() {
+        assert_eq!(pull_reference("busybox", "latest"), "busybox:latest");
+        assert_eq!(pull_reference("busybox:", ""), "busybox");
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(pull_reference("h:5000/a", &d), format!("h:5000/a@{d}"));
+    }
 }

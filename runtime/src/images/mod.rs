@@ -3,9 +3,18 @@
 
 mod content;
 mod load;
+mod pull;
 pub mod reference;
 mod store;
+pub mod unpack;
 
+pub use pull::registry_login;
+pub use pull::DistributionInspect;
+pub use pull::PlatformInfo;
+pub use pull::PullEvent;
+pub use pull::RegistryAuth;
+pub use pull::RegistryError;
+pub use pull::RegistryErrorKind;
 pub use store::ImageInfo;
 pub use store::RemoveItem;
 

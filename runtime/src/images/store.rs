@@ -142,6 +142,28 @@ impl Containerd {
         }))
     }
 
+    /// The local image a task's `image` field names. The CLI pins images by
+    /// digest (`name:tag@sha256:...`, the manifest's digest); a local image
+    /// matches by that digest, or by its name when the digest differs
+    /// (images loaded from an archive have a manifest of shoal's making).
+    pub async fn image_for_task(&self, reference: &str) -> Result<ImageInfo> {
+        match self.image_find(reference).await {
+            Ok((i, _)) => return Ok(i),
+            Err(Error::NoSuchImage(_)) => {}
+            Err(e) => return Err(e),
+        }
+        if let Some((name, digest)) = reference.split_once('@') {
+            let images = self.image_list().await?;
+            if let Some(i) = images.iter().find(|i| i.manifest_digest == digest) {
+                return Ok(i.clone());
+            }
+            if let Ok((i, _)) = self.image_find(name).await {
+                return Ok(i);
+            }
+        }
+        Err(Error::NoSuchImage(reference.to_string()))
+    }
+
     /// `docker image rm`: by name removes that name (and the image with its
     /// last name); by ID removes every name, which needs `force` when there
     /// are several.

@@ -2,6 +2,8 @@
 //! follow desired-state changes, and remove the runtime object when the task
 //! is no longer assigned.
 
+use std::time::Duration;
+
 use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -10,6 +12,10 @@ use crate::dispatcher::StatusUpdate;
 use crate::exec::step;
 use crate::exec::Controller;
 use crate::model::Task;
+
+/// First and longest wait before retrying a temporarily failed step.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// Drives `task` with `ctl` until it is unassigned or `cancel` fires.
 pub async fn manage(
@@ -20,6 +26,7 @@ pub async fn manage(
     cancel: CancellationToken,
 ) {
     let id = task.api.id.clone().unwrap_or_default();
+    let mut backoff = RETRY_MIN;
     loop {
         let waiting = step::decide(task.desired_state(), task.state()) == step::Op::Wait;
         let next = if waiting {
@@ -28,15 +35,19 @@ pub async fn manage(
                 s = step::step(&task, ctl.as_mut()) => s,
                 r = assigned.changed() => {
                     if r.is_err() { break; }
-                    continue;
+                    step::Outcome::Retry(String::new())
                 }
                 _ = cancel.cancelled() => return,
             }
         } else {
-            step::step(&task, ctl.as_mut()).await
+            tokio::select! {
+                s = step::step(&task, ctl.as_mut()) => s,
+                _ = cancel.cancelled() => return,
+            }
         };
         match next {
-            Some(status) => {
+            step::Outcome::Status(status) => {
+                backoff = RETRY_MIN;
                 task.api.status = Some(status.clone());
                 let _ = reports
                     .send(StatusUpdate {
@@ -45,7 +56,18 @@ pub async fn manage(
                     })
                     .await;
             }
-            None => {
+            step::Outcome::Retry(why) => {
+                if !why.is_empty() {
+                    tracing::warn!(task = %id, error = %why, "task step failed; retrying");
+                    tokio::select! {
+                        r = assigned.changed() => if r.is_err() { break; },
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                }
+            }
+            step::Outcome::Done => {
                 tokio::select! {
                     r = assigned.changed() => if r.is_err() { break; },
                     _ = cancel.cancelled() => return,

@@ -37,7 +37,13 @@ impl Worker {
     ) -> Self {
         let (reports, rx) = mpsc::channel(1024);
         let mut managers = JoinSet::new();
-        managers.spawn(report_loop(node_id, session_id, dispatcher, rx));
+        managers.spawn(report_loop(
+            node_id,
+            session_id,
+            dispatcher,
+            rx,
+            cancel.clone(),
+        ));
         Worker {
             executor,
             tasks: HashMap::new(),
@@ -67,6 +73,12 @@ impl Worker {
             for id in stale {
                 self.remove(&id);
             }
+            let executor = self.executor.clone();
+            self.managers.spawn(async move {
+                if let Err(e) = executor.prune(&keep).await {
+                    tracing::warn!(error = %e, "pruning leftover containers failed");
+                }
+            });
         }
         for a in set.changes {
             match a {
@@ -114,8 +126,17 @@ async fn report_loop(
     session_id: String,
     dispatcher: Arc<dyn DispatcherApi>,
     mut rx: mpsc::Receiver<StatusUpdate>,
+    cancel: CancellationToken,
 ) {
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => return,
+            },
+            // The worker keeps a sender; stop with the worker.
+            _ = cancel.cancelled() => return,
+        };
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
             batch.push(more);

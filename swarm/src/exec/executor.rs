@@ -23,6 +23,13 @@ pub trait Executor: Send + Sync {
     async fn configure(&self, node: &Node) -> Result<(), ExecError>;
     /// A controller for one task; called once per task the node is assigned.
     fn controller(&self, task: &Task) -> Result<Box<dyn Controller>, ExecError>;
+    /// Removes runtime objects of tasks not in `keep` (left over from a
+    /// crash or a restart while tasks were removed). Called with each full
+    /// assignment set.
+    async fn prune(&self, keep: &std::collections::HashSet<String>) -> Result<(), ExecError> {
+        let _ = keep;
+        Ok(())
+    }
 }
 
 /// Drives one task's runtime object. Every method is idempotent: the agent

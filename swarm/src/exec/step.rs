@@ -67,9 +67,20 @@ fn status(state: TaskState, message: &str, err: Option<String>) -> TaskStatus {
     }
 }
 
-/// Performs one transition on `ctl`; returns the new status, or `None` when
-/// nothing changes (terminal state).
-pub async fn step(task: &Task, ctl: &mut dyn Controller) -> Option<TaskStatus> {
+/// The result of one [`step`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The task moved to this status.
+    Status(TaskStatus),
+    /// A temporary failure: try the same step again later (swarmkit retries
+    /// these with backoff instead of failing the task).
+    Retry(String),
+    /// Nothing more to do (terminal state).
+    Done,
+}
+
+/// Performs one transition on `ctl`.
+pub async fn step(task: &Task, ctl: &mut dyn Controller) -> Outcome {
     let observed = task.state();
     let fail = |e: ExecError, before_start: bool| {
         let state = if before_start && !e.is_temporary() {
@@ -79,18 +90,34 @@ pub async fn step(task: &Task, ctl: &mut dyn Controller) -> Option<TaskStatus> {
         };
         status(state, "failed", Some(e.to_string()))
     };
-    let s = match decide(task.desired_state(), observed) {
-        Op::Done => return None,
+    let temporary = |e: &Result<(), ExecError>| match e {
+        Err(e) if e.is_temporary() => Some(Outcome::Retry(e.to_string())),
+        _ => None,
+    };
+    let mut s = match decide(task.desired_state(), observed) {
+        Op::Done => return Outcome::Done,
         Op::Accept => status(TaskState::ACCEPTED, "accepted", None),
-        Op::Prepare => match ctl.prepare().await {
-            Ok(()) => status(TaskState::PREPARING, "preparing", None),
-            Err(e) => fail(e, true),
-        },
+        Op::Prepare => {
+            let r = ctl.prepare().await;
+            if let Some(retry) = temporary(&r) {
+                return retry;
+            }
+            match r {
+                Ok(()) => status(TaskState::PREPARING, "preparing", None),
+                Err(e) => fail(e, true),
+            }
+        }
         Op::Ready => status(TaskState::READY, "prepared", None),
-        Op::Start => match ctl.start().await {
-            Ok(()) => status(TaskState::STARTING, "starting", None),
-            Err(e) => fail(e, false),
-        },
+        Op::Start => {
+            let r = ctl.start().await;
+            if let Some(retry) = temporary(&r) {
+                return retry;
+            }
+            match r {
+                Ok(()) => status(TaskState::STARTING, "starting", None),
+                Err(e) => fail(e, false),
+            }
+        }
         Op::Running => status(TaskState::RUNNING, "started", None),
         Op::Wait => match ctl.wait().await {
             Ok(x) if x.code == 0 => status(TaskState::COMPLETE, "finished", None),
@@ -99,14 +126,19 @@ pub async fn step(task: &Task, ctl: &mut dyn Controller) -> Option<TaskStatus> {
                 "started",
                 Some(format!("task: non-zero exit ({})", x.code)),
             ),
+            Err(e) if e.is_temporary() => return Outcome::Retry(e.to_string()),
             Err(e) => fail(e, false),
         },
         Op::Shutdown => {
-            let _ = ctl.shutdown().await;
+            let r = ctl.shutdown().await;
+            if let Some(retry) = temporary(&r) {
+                return retry;
+            }
             status(TaskState::SHUTDOWN, "shutdown", None)
         }
     };
-    Some(s)
+    s.container_status = ctl.container_status();
+    Outcome::Status(s)
 }
 
 #[cfg(test)]
@@ -132,11 +164,11 @@ mod tests {
         let mut seen = Vec::new();
         for _ in 0..20 {
             match step(&task, ctl).await {
-                Some(s) => {
+                Outcome::Status(s) => {
                     seen.push(s.state.unwrap());
                     task.api.status = Some(s);
                 }
-                None => break,
+                _ => break,
             }
         }
         seen
@@ -164,7 +196,9 @@ mod tests {
         let mut c = FakeController::exits(3);
         let mut t = assigned();
         t.api.status = Some(status(TaskState::RUNNING, "started", None));
-        let s = step(&t, &mut c).await.unwrap();
+        let Outcome::Status(s) = step(&t, &mut c).await else {
+            panic!("no status")
+        };
         assert_eq!(s.state, Some(TaskState::FAILED));
         assert_eq!(s.err.as_deref(), Some("task: non-zero exit (3)"));
     }

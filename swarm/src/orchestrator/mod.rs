@@ -89,6 +89,7 @@ pub fn new_task(service: &Service, slot: Option<i64>, node: Option<&str>, now: &
         });
     }
     t.spec_version = service.spec_version;
+    t.service_name = service.name().to_string();
     t
 }
 

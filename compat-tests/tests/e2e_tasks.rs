@@ -1,0 +1,455 @@
+//! End-to-end: swarm tasks run as real containerd containers. The stock CLI
+//! creates services against shoald on a private containerd; the tests check
+//! what a user would: the CLI's progress converging, `service ps` states and
+//! errors, the processes themselves (through /proc and the task's
+//! namespaces), replacement of killed tasks, and adoption after a restart.
+
+mod common;
+
+use std::process::Command;
+
+use common::make_test_image;
+use common::wait_for;
+use common::Containerd;
+use common::Daemon;
+
+const IMAGE: &str = "shoal-test/busybox:latest";
+
+/// A swarm on a private containerd with the test image loaded.
+fn setup() -> Option<(Containerd, Daemon)> {
+    let ctrd = Containerd::start()?;
+    let d = Daemon::with_containerd(&ctrd);
+    let tar = make_test_image(d.dir.path(), false);
+    d.ok(&["load", "-i", &tar.display().to_string()]);
+    d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+    Some((ctrd, d))
+}
+
+/// One row of `service ps --no-trunc`.
+#[derive(Debug, Clone)]
+struct Row {
+    id: String,
+    name: String,
+    desired: String,
+    current: String,
+    error: String,
+}
+
+fn ps(d: &Daemon, svc: &str) -> Vec<Row> {
+    d.ok(&[
+        "service",
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.ID}}|{{.Name}}|{{.DesiredState}}|{{.CurrentState}}|{{.Error}}",
+        svc,
+    ])
+    .lines()
+    .map(|l| {
+        let f: Vec<&str> = l.split('|').collect();
+        Row {
+            id: f[0].into(),
+            name: f[1].trim().into(),
+            desired: f[2].into(),
+            current: f[3].into(),
+            error: f[4].into(),
+        }
+    })
+    .collect()
+}
+
+fn running(d: &Daemon, svc: &str) -> Vec<Row> {
+    ps(d, svc)
+        .into_iter()
+        .filter(|r| r.desired == "Running" && r.current.starts_with("Running"))
+        .collect()
+}
+
+#[track_caller]
+fn wait_running(d: &Daemon, svc: &str, n: usize) -> Vec<Row> {
+    wait_for(60, &format!("{n} running tasks of {svc}"), || {
+        let r = running(d, svc);
+        (r.len() == n).then_some(r)
+    })
+}
+
+/// The task's container ID and PID from `docker inspect`.
+fn container(d: &Daemon, task: &str) -> (String, u32) {
+    let out = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.Status.ContainerStatus.ContainerID}} {{.Status.ContainerStatus.PID}}",
+        task,
+    ]);
+    let (id, pid) = out.trim().split_once(' ').unwrap();
+    (id.to_string(), pid.parse().unwrap())
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// Runs `args` inside the task process's namespaces.
+fn in_task(pid: u32, args: &[&str]) -> String {
+    let o = Command::new("nsenter")
+        .args(["-t", &pid.to_string(), "-m", "-u", "-p", "--"])
+        .args(args)
+        .output()
+        .expect("nsenter");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn create_without_detach_converges_on_running_containers() {
+    let Some((ctrd, d)) = setup() else { return };
+    let out = d.docker(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(all.contains("overall progress: 3 out of 3 tasks"), "{all}");
+    assert!(
+        all.contains("verify: Service") && all.contains("converged"),
+        "{all}"
+    );
+
+    let rows = wait_running(&d, "web", 3);
+    let ls = d.ok(&["service", "ls", "--format", "{{.Name}} {{.Replicas}}"]);
+    assert_eq!(ls.trim(), "web 3/3");
+    let tasks = ctrd.task_ids();
+    for r in &rows {
+        let (cid, pid) = container(&d, &r.id);
+        assert_eq!(cid.len(), 64, "{cid}");
+        assert!(tasks.contains(&cid), "{cid} not in containerd's {tasks:?}");
+        assert!(
+            cmdline(pid).starts_with("httpd -f -p 80"),
+            "{pid}: {}",
+            cmdline(pid)
+        );
+    }
+    assert_eq!(tasks.len(), 3, "{tasks:?}");
+}
+
+#[test]
+fn killed_tasks_are_replaced_and_exits_show_like_dockerd() {
+    let Some((_ctrd, d)) = setup() else { return };
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let first = wait_running(&d, "web", 1).remove(0);
+    let (_, pid) = container(&d, &first.id);
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let replacement = wait_for(60, "a replacement task", || {
+        running(&d, "web").into_iter().find(|r| r.id != first.id)
+    });
+    assert_eq!(replacement.name, "web.1");
+    let old = ps(&d, "web")
+        .into_iter()
+        .find(|r| r.id == first.id)
+        .unwrap();
+    assert!(old.current.starts_with("Failed"), "{old:?}");
+    assert_eq!(old.error, "\"task: non-zero exit (137)\"");
+    assert_eq!(old.desired, "Shutdown");
+
+    // A process that fails is reported with its exit code and, without a
+    // restart policy, not started again.
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "bad",
+        "--restart-condition",
+        "none",
+        IMAGE,
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    let bad = wait_for(60, "bad task failed", || {
+        ps(&d, "bad")
+            .into_iter()
+            .find(|r| r.current.starts_with("Failed"))
+    });
+    assert_eq!(bad.error, "\"task: non-zero exit (3)\"");
+    assert_eq!(ps(&d, "bad").len(), 1);
+
+    // A job that exits 0 completes.
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "job",
+        "--mode",
+        "replicated-job",
+        IMAGE,
+        "true",
+    ]);
+    wait_for(60, "job complete", || {
+        ps(&d, "job")
+            .iter()
+            .any(|r| r.current.starts_with("Complete"))
+            .then_some(())
+    });
+
+    // An image the node does not have rejects the task with the reason.
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "ghost",
+        "nosuch/image:1",
+    ]);
+    let ghost = wait_for(60, "ghost task rejected", || {
+        ps(&d, "ghost")
+            .into_iter()
+            .find(|r| r.current.starts_with("Rejected"))
+    });
+    assert!(ghost.error.contains("nosuch/image"), "{ghost:?}");
+}
+
+#[test]
+fn the_container_is_what_the_spec_says() {
+    let Some((_ctrd, d)) = setup() else { return };
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "spec",
+        "--env",
+        "FOO=bar",
+        "--env",
+        "SLOT={{.Task.Slot}}",
+        "--hostname",
+        "{{.Service.Name}}-{{.Task.Slot}}",
+        "--user",
+        "1000:1000",
+        "--workdir",
+        "/tmp",
+        "--read-only",
+        "--mount",
+        "type=tmpfs,target=/scratch",
+        "--mount",
+        "type=volume,source=keep,target=/data",
+        "--limit-memory",
+        "64m",
+        "--cap-add",
+        "NET_ADMIN",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+    ]);
+    let task = wait_running(&d, "spec", 1).remove(0);
+    let (cid, pid) = container(&d, &task.id);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    for want in ["FOO=bar", "SLOT=1", "HOSTNAME=spec-1"] {
+        assert!(
+            environ.split('\0').any(|e| e == want),
+            "{want} in {environ}"
+        );
+    }
+    assert_eq!(in_task(pid, &["hostname"]), "spec-1");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.lines().any(|l| l.starts_with("Uid:\t1000\t")),
+        "{status}"
+    );
+    assert!(
+        status.lines().any(|l| l.starts_with("Gid:\t1000\t")),
+        "{status}"
+    );
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:\t"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    assert!(cap_eff & (1 << 12) == 0, "non-root keeps no effective caps");
+    let cap_bnd = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:\t"))
+        .map(|h| u64::from_str_radix(h.trim(), 16).unwrap())
+        .unwrap();
+    assert!(
+        cap_bnd & (1 << 12) != 0,
+        "NET_ADMIN (12) in the bounding set"
+    );
+    assert!(cap_bnd & (1 << 21) == 0, "SYS_ADMIN (21) not granted");
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        std::path::PathBuf::from("/tmp")
+    );
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+    let mount = |target: &str| {
+        mounts
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(target))
+            .unwrap_or_else(|| panic!("{target} not mounted: {mounts}"))
+            .to_string()
+    };
+    assert!(
+        mount("/").split(' ').nth(5).unwrap().starts_with("ro"),
+        "{}",
+        mount("/")
+    );
+    assert!(
+        mount("/scratch").contains(" - tmpfs "),
+        "{}",
+        mount("/scratch")
+    );
+    mount("/data");
+    let limit = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/shoal/{cid}/memory.limit_in_bytes"
+    ))
+    .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/shoal/{cid}/memory.max")))
+    .unwrap();
+    assert_eq!(limit.trim(), "67108864");
+
+    // The named volume lives on the node and outlives the task.
+    let volume = d.data_root().join("volumes/keep/_data");
+    assert!(volume.is_dir(), "{}", volume.display());
+    std::fs::write(volume.join("mark"), "kept").unwrap();
+    std::fs::set_permissions(
+        volume.join("mark"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    d.ok(&["service", "update", "-d", "--force", "spec"]);
+    let next = wait_for(60, "replaced task", || {
+        running(&d, "spec").into_iter().find(|r| r.id != task.id)
+    });
+    let (_, pid2) = container(&d, &next.id);
+    assert_eq!(in_task(pid2, &["cat", "/data/mark"]), "kept");
+}
+
+#[test]
+fn scale_down_and_rm_stop_and_remove_containers() {
+    let Some((ctrd, d)) = setup() else { return };
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "3",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let rows = wait_running(&d, "web", 3);
+    let pids: Vec<u32> = rows.iter().map(|r| container(&d, &r.id).1).collect();
+    d.ok(&["service", "scale", "-d", "web=1"]);
+    wait_for(30, "two processes stopped", || {
+        (pids
+            .iter()
+            .filter(|p| cmdline(**p).starts_with("httpd"))
+            .count()
+            == 1)
+            .then_some(())
+    });
+    assert_eq!(running(&d, "web").len(), 1);
+    d.ok(&["service", "rm", "web"]);
+    wait_for(30, "every process stopped", || {
+        pids.iter()
+            .all(|p| !cmdline(*p).starts_with("httpd"))
+            .then_some(())
+    });
+    wait_for(30, "containers removed", || {
+        ctrd.task_ids().is_empty().then_some(())
+    });
+}
+
+#[test]
+fn a_restarted_shoald_adopts_its_containers() {
+    let Some((ctrd, mut d)) = setup() else { return };
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "2",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let before: Vec<(String, String, u32)> = wait_running(&d, "web", 2)
+        .into_iter()
+        .map(|r| {
+            let (c, p) = container(&d, &r.id);
+            (r.id, c, p)
+        })
+        .collect();
+    for restart in [
+        Daemon::restart_after_kill9 as fn(&mut Daemon),
+        Daemon::restart,
+    ] {
+        restart(&mut d);
+        // Give the agent time to resume its session, then nothing may change.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let after = wait_running(&d, "web", 2);
+        assert_eq!(ps(&d, "web").len(), 2, "no task was replaced");
+        for (task, cid, pid) in &before {
+            assert!(after.iter().any(|r| &r.id == task), "{task} still running");
+            assert_eq!(&container(&d, task).0, cid);
+            assert!(cmdline(*pid).starts_with("httpd"), "process {pid} survived");
+        }
+        assert_eq!(ctrd.task_ids().len(), 2, "no duplicates");
+    }
+    // A task whose process dies while shoald is down is replaced after it returns.
+    d.kill9();
+    Command::new("kill")
+        .args(["-9", &before[0].2.to_string()])
+        .status()
+        .unwrap();
+    d.restart_after_kill9();
+    wait_for(60, "replacement after restart", || {
+        let r = running(&d, "web");
+        (r.len() == 2 && !r.iter().any(|r| r.id == before[0].0)).then_some(())
+    });
+}

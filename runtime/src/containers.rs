@@ -1,0 +1,291 @@
+//! containerd containers, their snapshots and their tasks (processes): thin
+//! typed calls in namespace `shoal`.
+
+use std::collections::HashMap;
+
+use containerd_client::services::v1::container::Runtime;
+use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
+use containerd_client::services::v1::snapshots::MountsRequest;
+use containerd_client::services::v1::snapshots::PrepareSnapshotRequest;
+use containerd_client::services::v1::tasks_client::TasksClient;
+use containerd_client::services::v1::Container;
+use containerd_client::services::v1::CreateContainerRequest;
+use containerd_client::services::v1::CreateTaskRequest;
+use containerd_client::services::v1::DeleteContainerRequest;
+use containerd_client::services::v1::DeleteTaskRequest;
+use containerd_client::services::v1::GetContainerRequest;
+use containerd_client::services::v1::GetRequest;
+use containerd_client::services::v1::KillRequest;
+use containerd_client::services::v1::ListContainersRequest;
+use containerd_client::services::v1::StartRequest;
+use containerd_client::services::v1::WaitRequest;
+use containerd_client::types::v1::Process;
+use containerd_client::types::v1::Status;
+use containerd_client::types::Mount;
+
+use crate::client::Containerd;
+use crate::error::Error;
+use crate::error::Result;
+use crate::images::unpack::SNAPSHOTTER;
+
+/// The runc shim every shoal container runs under.
+pub const RUNTIME: &str = "io.containerd.runc.v2";
+const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+
+/// What a new container record holds.
+#[derive(Debug, Clone)]
+pub struct NewContainer {
+    /// Container ID (also the snapshot key).
+    pub id: String,
+    /// Full image name.
+    pub image: String,
+    /// Labels (the `com.docker.swarm.*` set among them).
+    pub labels: HashMap<String, String>,
+    /// The OCI runtime spec as JSON.
+    pub spec: Vec<u8>,
+}
+
+/// A task's process as containerd reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessState {
+    /// Host PID (0 once stopped).
+    pub pid: u32,
+    /// Whether it still runs (or is paused).
+    pub running: bool,
+    /// Exit code once stopped.
+    pub exit_code: u32,
+}
+
+impl Containerd {
+    fn is_not_found(s: &tonic::Status) -> bool {
+        s.code() == tonic::Code::NotFound
+    }
+
+    /// Prepares the container's writable snapshot on `parent`; returns its mounts.
+    pub async fn snapshot_prepare(&self, key: &str, parent: &str) -> Result<Vec<Mount>> {
+        let mut snaps = SnapshotsClient::new(self.channel().await?);
+        let req = PrepareSnapshotRequest {
+            snapshotter: SNAPSHOTTER.into(),
+            key: key.to_string(),
+            parent: parent.to_string(),
+            labels: HashMap::new(),
+        };
+        match snaps.prepare(self.request(req, None)).await {
+            Ok(r) => Ok(r.into_inner().mounts),
+            Err(s) if s.code() == tonic::Code::AlreadyExists => self.snapshot_mounts(key).await,
+            Err(s) => Err(self.status("prepare snapshot", s)),
+        }
+    }
+
+    /// The mounts of an existing active snapshot.
+    pub async fn snapshot_mounts(&self, key: &str) -> Result<Vec<Mount>> {
+        let mut snaps = SnapshotsClient::new(self.channel().await?);
+        let req = MountsRequest {
+            snapshotter: SNAPSHOTTER.into(),
+            key: key.to_string(),
+        };
+        snaps
+            .mounts(self.request(req, None))
+            .await
+            .map(|r| r.into_inner().mounts)
+            .map_err(|s| self.status("snapshot mounts", s))
+    }
+
+    /// Removes a container's snapshot (ignoring one that is gone).
+    pub async fn snapshot_remove(&self, key: &str) {
+        self.remove_snapshot(key).await
+    }
+
+    /// Creates the container record.
+    pub async fn container_create(&self, c: NewContainer) -> Result<()> {
+        let mut client = ContainersClient::new(self.channel().await?);
+        let container = Container {
+            id: c.id.clone(),
+            labels: c.labels,
+            image: c.image,
+            runtime: Some(Runtime {
+                name: RUNTIME.into(),
+                options: None,
+            }),
+            spec: Some(prost_types::Any {
+                type_url: SPEC_TYPE.into(),
+                value: c.spec,
+            }),
+            snapshotter: SNAPSHOTTER.into(),
+            snapshot_key: c.id,
+            ..Default::default()
+        };
+        client
+            .create(self.request(
+                CreateContainerRequest {
+                    container: Some(container),
+                },
+                None,
+            ))
+            .await
+            .map_err(|s| self.status("create container", s))?;
+        Ok(())
+    }
+
+    /// One container record, or `None`.
+    pub async fn container_get(&self, id: &str) -> Result<Option<Container>> {
+        let mut client = ContainersClient::new(self.channel().await?);
+        match client
+            .get(self.request(GetContainerRequest { id: id.to_string() }, None))
+            .await
+        {
+            Ok(r) => Ok(r.into_inner().container),
+            Err(s) if Self::is_not_found(&s) => Ok(None),
+            Err(s) => Err(self.status("get container", s)),
+        }
+    }
+
+    /// Container records matching containerd `filters` (all when empty).
+    pub async fn container_list(&self, filters: Vec<String>) -> Result<Vec<Container>> {
+        let mut client = ContainersClient::new(self.channel().await?);
+        client
+            .list(self.request(ListContainersRequest { filters }, None))
+            .await
+            .map(|r| r.into_inner().containers)
+            .map_err(|s| self.status("list containers", s))
+    }
+
+    /// Deletes the container record (ignoring one that is gone).
+    pub async fn container_delete(&self, id: &str) -> Result<()> {
+        let mut client = ContainersClient::new(self.channel().await?);
+        match client
+            .delete(self.request(DeleteContainerRequest { id: id.to_string() }, None))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if Self::is_not_found(&s) => Ok(()),
+            Err(s) => Err(self.status("delete container", s)),
+        }
+    }
+
+    /// Creates the container's task (its init process, not yet started) with
+    /// stdio on the given FIFOs; returns its PID.
+    pub async fn task_create(
+        &self,
+        id: &str,
+        rootfs: Vec<Mount>,
+        stdout: &str,
+        stderr: &str,
+        terminal: bool,
+    ) -> Result<u32> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = CreateTaskRequest {
+            container_id: id.to_string(),
+            rootfs,
+            stdout: stdout.to_string(),
+            stderr: if terminal {
+                String::new()
+            } else {
+                stderr.to_string()
+            },
+            terminal,
+            ..Default::default()
+        };
+        client
+            .create(self.request(req, None))
+            .await
+            .map(|r| r.into_inner().pid)
+            .map_err(|s| self.status("create task", s))
+    }
+
+    /// Starts the container's init process.
+    pub async fn task_start(&self, id: &str) -> Result<u32> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = StartRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+        };
+        client
+            .start(self.request(req, None))
+            .await
+            .map(|r| r.into_inner().pid)
+            .map_err(|s| self.status("start task", s))
+    }
+
+    /// The init process's state, or `None` when the container has no task.
+    pub async fn task_state(&self, id: &str) -> Result<Option<ProcessState>> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = GetRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+        };
+        match client.get(self.request(req, None)).await {
+            Ok(r) => Ok(r.into_inner().process.map(|p: Process| {
+                let status = Status::try_from(p.status).unwrap_or(Status::Unknown);
+                ProcessState {
+                    pid: p.pid,
+                    running: matches!(
+                        status,
+                        Status::Running | Status::Paused | Status::Pausing | Status::Created
+                    ),
+                    exit_code: p.exit_status,
+                }
+            })),
+            Err(s) if Self::is_not_found(&s) => Ok(None),
+            Err(s) => Err(self.status("get task", s)),
+        }
+    }
+
+    /// Waits for the init process to exit; returns its exit code.
+    pub async fn task_wait(&self, id: &str) -> Result<u32> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = WaitRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+        };
+        client
+            .wait(self.request(req, None))
+            .await
+            .map(|r| r.into_inner().exit_status)
+            .map_err(|s| self.status("wait task", s))
+    }
+
+    /// Sends `signal` to the init process (to every process when `all`).
+    /// A task that is gone or already stopped is not an error.
+    pub async fn task_kill(&self, id: &str, signal: u32, all: bool) -> Result<()> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = KillRequest {
+            container_id: id.to_string(),
+            exec_id: String::new(),
+            signal,
+            all,
+        };
+        match client.kill(self.request(req, None)).await {
+            Ok(_) => Ok(()),
+            Err(s) if Self::is_not_found(&s) || s.code() == tonic::Code::FailedPrecondition => {
+                Ok(())
+            }
+            Err(s) => Err(self.status("kill task", s)),
+        }
+    }
+
+    /// Deletes a stopped task (ignoring one that is gone).
+    pub async fn task_delete(&self, id: &str) -> Result<()> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = DeleteTaskRequest {
+            container_id: id.to_string(),
+        };
+        match client.delete(self.request(req, None)).await {
+            Ok(_) => Ok(()),
+            Err(s) if Self::is_not_found(&s) => Ok(()),
+            Err(s) => Err(self.status("delete task", s)),
+        }
+    }
+}
+
+/// Whether an error means containerd has no such object.
+pub fn is_not_found(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Containerd {
+            code: tonic::Code::NotFound,
+            ..
+        }
+    )
+}

@@ -1,0 +1,385 @@
+//! One task's container on containerd: the `swarm::exec::Controller` the
+//! agent drives through prepare, start, wait, shutdown and remove.
+//!
+//! Every step first looks for the task's existing container (by the
+//! `com.docker.swarm.task.id` label), so a restarted shoald adopts what is
+//! already running instead of starting a duplicate.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use swarm::exec::Controller;
+use swarm::exec::ExecError;
+use swarm::exec::ExitStatus;
+use swarm::model::api;
+use swarm::model::Task;
+
+use super::files;
+use super::ids;
+use super::spec;
+use super::users::UserDb;
+use super::NodeEnv;
+use crate::containers::NewContainer;
+use crate::error::Error;
+use crate::error::ErrorKind;
+use crate::logs::Copier;
+use crate::Containerd;
+
+/// The label that ties a container to its task.
+pub const TASK_LABEL: &str = "com.docker.swarm.task.id";
+/// dockerd's default stop grace period.
+const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+const SIGKILL: u32 = 9;
+
+/// Drives one task's container.
+pub struct TaskController {
+    ctd: Containerd,
+    env: Arc<NodeEnv>,
+    task: Task,
+    container_id: Option<String>,
+    pid: Option<u32>,
+    exit_code: Option<i64>,
+    logs: Option<Copier>,
+}
+
+/// How a runtime error shows in a task: retried when containerd is away,
+/// otherwise the task fails or is rejected with the error's text.
+fn exec_err(e: Error) -> ExecError {
+    match e.kind() {
+        ErrorKind::Unavailable => ExecError::Temporary(e.to_string()),
+        _ => ExecError::Fatal(e.to_string()),
+    }
+}
+
+fn container_spec(task: &Task) -> api::TaskSpecContainerSpec {
+    task.api
+        .spec
+        .as_ref()
+        .and_then(|s| s.container_spec.clone())
+        .unwrap_or_default()
+}
+
+/// A signal name or number as docker accepts it (`SIGTERM`, `TERM`, `15`).
+pub fn parse_signal(s: &str) -> Option<u32> {
+    if let Ok(n) = s.parse::<u32>() {
+        return Some(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|sig| sig as i32 as u32)
+}
+
+impl TaskController {
+    /// A controller for `task`.
+    pub fn new(ctd: Containerd, env: Arc<NodeEnv>, task: Task) -> Self {
+        TaskController {
+            ctd,
+            env,
+            task,
+            container_id: None,
+            pid: None,
+            exit_code: None,
+            logs: None,
+        }
+    }
+
+    fn task_id(&self) -> &str {
+        self.task.api.id.as_deref().unwrap_or("")
+    }
+
+    /// The task's container ID, looked up by label when not known yet.
+    async fn existing(&mut self) -> Result<Option<String>, ExecError> {
+        if let Some(id) = &self.container_id {
+            return Ok(Some(id.clone()));
+        }
+        let filter = format!("labels.\"{TASK_LABEL}\"=={}", self.task_id());
+        let found = self
+            .ctd
+            .container_list(vec![filter])
+            .await
+            .map_err(exec_err)?;
+        self.container_id = found.into_iter().next().map(|c| c.id);
+        Ok(self.container_id.clone())
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.env.containers_root.join(id)
+    }
+
+    fn stop_signal(&self) -> u32 {
+        container_spec(&self.task)
+            .stop_signal
+            .as_deref()
+            .and_then(parse_signal)
+            .unwrap_or(15)
+    }
+
+    fn grace(&self) -> Duration {
+        container_spec(&self.task)
+            .stop_grace_period
+            .filter(|g| *g >= 0)
+            .map(|g| Duration::from_nanos(g as u64))
+            .unwrap_or(DEFAULT_GRACE)
+    }
+
+    async fn create(&mut self) -> Result<String, ExecError> {
+        let c = container_spec(&self.task);
+        let image_ref = c.image.clone().unwrap_or_default();
+        let image = self
+            .ctd
+            .image_for_task(&image_ref)
+            .await
+            .map_err(exec_err)?;
+        let chain = self.ctd.unpack(&image).await.map_err(exec_err)?;
+        let id = ids::random_hex(32);
+        let mounts = self
+            .ctd
+            .snapshot_prepare(&id, &chain)
+            .await
+            .map_err(exec_err)?;
+        let built = self.build(&id, &image, &mounts);
+        let (spec_json, labels) = match built {
+            Ok(b) => b,
+            Err(e) => {
+                self.ctd.snapshot_remove(&id).await;
+                let _ = std::fs::remove_dir_all(self.dir(&id));
+                return Err(ExecError::Fatal(e));
+            }
+        };
+        let created = self
+            .ctd
+            .container_create(NewContainer {
+                id: id.clone(),
+                image: image.names.first().cloned().unwrap_or(image_ref),
+                labels,
+                spec: spec_json,
+            })
+            .await;
+        if let Err(e) = created {
+            self.ctd.snapshot_remove(&id).await;
+            let _ = std::fs::remove_dir_all(self.dir(&id));
+            return Err(exec_err(e));
+        }
+        Ok(id)
+    }
+
+    fn build(
+        &self,
+        id: &str,
+        image: &crate::images::ImageInfo,
+        mounts: &[containerd_client::types::Mount],
+    ) -> Result<(Vec<u8>, std::collections::HashMap<String, String>), String> {
+        let dir = self.dir(id);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+        let users = UserDb::from_layers(&files::layer_dirs(mounts));
+        let node_id = self.task.api.node_id.clone().unwrap_or_default();
+        let file_paths = files::paths(&dir);
+        let ctx = spec::TaskContext {
+            task: &self.task,
+            node_id: &node_id,
+            node_hostname: &self.env.hostname,
+            container_id: id,
+            image_config: &image.config,
+            files: &file_paths,
+            volumes_root: &self.env.volumes_root,
+            users: &users,
+        };
+        let oci = spec::build(&ctx)?;
+        files::write(&file_paths, &spec::hostname(&ctx))
+            .map_err(|e| format!("write container files: {e}"))?;
+        let mut labels = spec::labels(&ctx);
+        labels.insert(files::NAME_LABEL.into(), spec::container_name(&self.task));
+        let json = serde_json::to_vec(&oci).map_err(|e| e.to_string())?;
+        Ok((json, labels))
+    }
+
+    async fn attach_logs(&mut self, id: &str) -> Result<(PathBuf, PathBuf), ExecError> {
+        let dir = self.dir(id);
+        std::fs::create_dir_all(&dir).map_err(|e| ExecError::Fatal(e.to_string()))?;
+        let (copier, out, err) =
+            Copier::start(&dir, crate::logs::log_path(&dir, id), self.env.log_rotation)
+                .map_err(|e| ExecError::Fatal(format!("open log pipes: {e}")))?;
+        if let Some(old) = self.logs.replace(copier) {
+            old.finish().await;
+        }
+        Ok((out, err))
+    }
+
+    async fn finish_logs(&mut self) {
+        if let Some(c) = self.logs.take() {
+            c.finish().await;
+        }
+    }
+}
+
+#[async_trait]
+impl Controller for TaskController {
+    async fn prepare(&mut self) -> Result<(), ExecError> {
+        if self.existing().await?.is_none() {
+            let id = self.create().await?;
+            self.container_id = Some(id);
+        }
+        Ok(())
+    }
+
+    async fn start(&mut self) -> Result<(), ExecError> {
+        let Some(id) = self.existing().await? else {
+            return Err(ExecError::Fatal("task container is gone".into()));
+        };
+        match self.ctd.task_state(&id).await.map_err(exec_err)? {
+            Some(p) if p.running => {
+                // Started before a restart: adopt it.
+                self.pid = Some(p.pid);
+                return Ok(());
+            }
+            Some(_) => self.ctd.task_delete(&id).await.map_err(exec_err)?,
+            None => {}
+        }
+        let (out, err) = self.attach_logs(&id).await?;
+        let rootfs = self.ctd.snapshot_mounts(&id).await.map_err(exec_err)?;
+        let tty = container_spec(&self.task).tty.unwrap_or(false);
+        let started = async {
+            self.ctd
+                .task_create(
+                    &id,
+                    rootfs,
+                    &out.display().to_string(),
+                    &err.display().to_string(),
+                    tty,
+                )
+                .await?;
+            self.ctd.task_start(&id).await
+        }
+        .await;
+        match started {
+            Ok(pid) => {
+                self.pid = Some(pid);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.ctd.task_delete(&id).await;
+                self.finish_logs().await;
+                // runc's own words are what dockerd shows too.
+                Err(exec_err(e))
+            }
+        }
+    }
+
+    async fn wait(&mut self) -> Result<ExitStatus, ExecError> {
+        let Some(id) = self.existing().await? else {
+            return Err(ExecError::Fatal("task container is gone".into()));
+        };
+        if self.logs.is_none() {
+            self.attach_logs(&id).await?;
+        }
+        match self.ctd.task_state(&id).await.map_err(exec_err)? {
+            None => {
+                self.finish_logs().await;
+                return Err(ExecError::Fatal("task: container has no process".into()));
+            }
+            Some(p) if p.running => self.pid = Some(p.pid),
+            Some(_) => {}
+        }
+        let code = self.ctd.task_wait(&id).await.map_err(exec_err)?;
+        self.finish_logs().await;
+        self.exit_code = Some(code as i64);
+        self.pid = None;
+        Ok(ExitStatus { code: code as i64 })
+    }
+
+    async fn shutdown(&mut self) -> Result<(), ExecError> {
+        let Some(id) = self.existing().await? else {
+            return Ok(());
+        };
+        let running = matches!(
+            self.ctd.task_state(&id).await.map_err(exec_err)?,
+            Some(p) if p.running
+        );
+        if running {
+            self.ctd
+                .task_kill(&id, self.stop_signal(), false)
+                .await
+                .map_err(exec_err)?;
+            let waited = tokio::time::timeout(self.grace(), self.ctd.task_wait(&id)).await;
+            let code = match waited {
+                Ok(r) => r.map_err(exec_err)?,
+                Err(_) => {
+                    self.ctd
+                        .task_kill(&id, SIGKILL, true)
+                        .await
+                        .map_err(exec_err)?;
+                    self.ctd.task_wait(&id).await.map_err(exec_err)?
+                }
+            };
+            self.exit_code = Some(code as i64);
+        }
+        self.finish_logs().await;
+        self.pid = None;
+        Ok(())
+    }
+
+    async fn terminate(&mut self) -> Result<(), ExecError> {
+        if let Some(id) = self.existing().await? {
+            self.ctd
+                .task_kill(&id, SIGKILL, true)
+                .await
+                .map_err(exec_err)?;
+        }
+        Ok(())
+    }
+
+    async fn remove(&mut self) -> Result<(), ExecError> {
+        let Some(id) = self.existing().await? else {
+            return Ok(());
+        };
+        remove_container(&self.ctd, &self.env, &id).await?;
+        self.finish_logs().await;
+        self.container_id = None;
+        Ok(())
+    }
+
+    fn container_status(&self) -> Option<api::ContainerStatus> {
+        let id = self.container_id.clone()?;
+        Some(api::ContainerStatus {
+            container_id: Some(id),
+            pid: Some(self.pid.unwrap_or(0) as i64),
+            exit_code: Some(self.exit_code.unwrap_or(0)),
+        })
+    }
+}
+
+/// Kills and deletes a container with its task, snapshot and files.
+pub async fn remove_container(ctd: &Containerd, env: &NodeEnv, id: &str) -> Result<(), ExecError> {
+    if let Some(p) = ctd.task_state(id).await.map_err(exec_err)? {
+        if p.running {
+            ctd.task_kill(id, SIGKILL, true).await.map_err(exec_err)?;
+            let _ = tokio::time::timeout(Duration::from_secs(10), ctd.task_wait(id)).await;
+        }
+        ctd.task_delete(id).await.map_err(exec_err)?;
+    }
+    ctd.container_delete(id).await.map_err(exec_err)?;
+    ctd.snapshot_remove(id).await;
+    let _ = std::fs::remove_dir_all(env.containers_root.join(id));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_parse_like_docker() {
+        assert_eq!(parse_signal("SIGTERM"), Some(15));
+        assert_eq!(parse_signal("int"), Some(2));
+        assert_eq!(parse_signal("9"), Some(9));
+        assert_eq!(parse_signal("SIGNOPE"), None);
+    }
+}

@@ -1,0 +1,119 @@
+//! The containerd executor: `swarm::exec::Executor` for this node, one
+//! [`controller::TaskController`] per assigned task.
+
+pub mod controller;
+pub mod files;
+pub mod ids;
+pub mod spec;
+pub mod template;
+pub mod users;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use swarm::exec::Controller;
+use swarm::exec::ExecError;
+use swarm::exec::Executor;
+use swarm::model::api;
+use swarm::model::Node;
+use swarm::model::Task;
+
+use crate::logs::Rotation;
+use crate::Containerd;
+use controller::TaskController;
+use controller::TASK_LABEL;
+
+/// Node-wide settings every task controller shares.
+#[derive(Debug, Clone)]
+pub struct NodeEnv {
+    /// `<data-root>/containers`: per-container files and logs.
+    pub containers_root: PathBuf,
+    /// `<data-root>/volumes`: named volumes.
+    pub volumes_root: PathBuf,
+    /// This machine's hostname.
+    pub hostname: String,
+    /// The engine version reported in the node description.
+    pub engine_version: String,
+    /// Log file rotation.
+    pub log_rotation: Rotation,
+}
+
+impl NodeEnv {
+    /// The settings for a daemon with data root `data_root`.
+    pub fn new(data_root: &std::path::Path, hostname: String, engine_version: String) -> Self {
+        NodeEnv {
+            containers_root: data_root.join("containers"),
+            volumes_root: data_root.join("volumes"),
+            hostname,
+            engine_version,
+            log_rotation: Rotation::default(),
+        }
+    }
+}
+
+/// Runs tasks as containerd containers.
+#[derive(Debug, Clone)]
+pub struct ContainerdExecutor {
+    ctd: Containerd,
+    env: Arc<NodeEnv>,
+}
+
+impl ContainerdExecutor {
+    /// An executor on `ctd`.
+    pub fn new(ctd: Containerd, env: NodeEnv) -> Self {
+        ContainerdExecutor {
+            ctd,
+            env: Arc::new(env),
+        }
+    }
+}
+
+#[async_trait]
+impl Executor for ContainerdExecutor {
+    async fn describe(&self) -> Result<api::NodeDescription, ExecError> {
+        // A node whose containerd does not answer takes no tasks yet.
+        self.ctd
+            .container_list(vec![])
+            .await
+            .map_err(|e| ExecError::Temporary(e.to_string()))?;
+        Ok(api::NodeDescription {
+            hostname: Some(self.env.hostname.clone()),
+            resources: Some(api::ResourceObject {
+                nano_cpus: Some(swarm::host::cpus() * 1_000_000_000),
+                memory_bytes: Some(swarm::host::memory_bytes()),
+                generic_resources: None,
+            }),
+            ..Default::default()
+        })
+    }
+
+    async fn configure(&self, _node: &Node) -> Result<(), ExecError> {
+        Ok(())
+    }
+
+    fn controller(&self, task: &Task) -> Result<Box<dyn Controller>, ExecError> {
+        Ok(Box::new(TaskController::new(
+            self.ctd.clone(),
+            self.env.clone(),
+            task.clone(),
+        )))
+    }
+
+    async fn prune(&self, keep: &HashSet<String>) -> Result<(), ExecError> {
+        let all = self
+            .ctd
+            .container_list(vec![format!("labels.\"{TASK_LABEL}\"")])
+            .await
+            .map_err(|e| ExecError::Temporary(e.to_string()))?;
+        for c in all {
+            let task = c.labels.get(TASK_LABEL).cloned().unwrap_or_default();
+            if !keep.contains(&task) {
+                tracing::info!(container = %c.id, task = %task, "removing container of a task no longer assigned");
+                controller::remove_container(&self.ctd, &self.env, &c.id).await?;
+            }
+        }
+        Ok(())
+    }
+}

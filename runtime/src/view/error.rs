@@ -1,0 +1,76 @@
+//! Errors of the Docker container view, with dockerd's texts.
+
+use crate::error::ErrorKind;
+
+/// What can go wrong finding or acting on a task container.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Nothing matches the name, ID or ID prefix given.
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+    /// An ID prefix matches several containers.
+    #[error("multiple IDs found with provided prefix: {0}")]
+    AmbiguousPrefix(String),
+    /// A signal name or number that does not parse.
+    #[error("invalid signal: {0}")]
+    InvalidSignal(String),
+    /// Signalling a container whose process does not run (the ID is the
+    /// full container ID, as dockerd words it).
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    /// Stopping a container that is not running: not a failure, dockerd
+    /// answers 304.
+    #[error("container is already stopped")]
+    AlreadyStopped,
+    /// Removing a running container without force; `reference` is what
+    /// the client named it.
+    #[error("cannot remove container {}: container is running: stop the container before removing or force remove", go_quote(.0))]
+    RemoveRunning(String),
+    /// containerd failed.
+    #[error(transparent)]
+    Runtime(#[from] crate::Error),
+    /// Tearing the container down failed.
+    #[error("{0}")]
+    Teardown(String),
+}
+
+impl Error {
+    /// The behaviour class, for the HTTP status.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NoSuchContainer(_) => ErrorKind::NotFound,
+            Error::AmbiguousPrefix(_) | Error::InvalidSignal(_) => ErrorKind::InvalidArgument,
+            Error::NotRunning(_) | Error::RemoveRunning(_) => ErrorKind::Conflict,
+            Error::Runtime(e) => e.kind(),
+            Error::AlreadyStopped | Error::Teardown(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// Whether this is dockerd's "nothing to do" answer (HTTP 304).
+    pub fn is_not_modified(&self) -> bool {
+        matches!(self, Error::AlreadyStopped)
+    }
+}
+
+/// A string quoted as Go's `%q` does for printable text.
+fn go_quote(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+/// Result of the view.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_are_dockerds() {
+        assert_eq!(
+            Error::RemoveRunning("web.1.x".into()).to_string(),
+            "cannot remove container \"web.1.x\": container is running: stop the container before removing or force remove"
+        );
+        assert_eq!(Error::NoSuchContainer("x".into()).to_string(), "No such container: x");
+        assert_eq!(Error::NoSuchContainer("x".into()).kind(), ErrorKind::NotFound);
+    }
+}
