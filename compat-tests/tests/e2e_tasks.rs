@@ -453,3 +453,105 @@ fn a_restarted_shoald_adopts_its_containers() {
         (r.len() == 2 && !r.iter().any(|r| r.id == before[0].0)).then_some(())
     });
 }
+
+/// The filesystem type of the mount at `target` inside task `pid`.
+fn fs_type(pid: u32, target: &str) -> Option<String> {
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    mounts
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(target))
+        .and_then(|l| l.split(" - ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .map(str::to_string)
+}
+
+#[test]
+fn secrets_and_configs_are_files_on_tmpfs_for_their_service_only() {
+    let Some((_ctrd, d)) = setup() else { return };
+    let secret = common::marker("s3cret");
+    d.docker_stdin(&["secret", "create", "db", "-"], Some(secret.as_bytes()));
+    d.docker_stdin(&["secret", "create", "db2", "-"], Some(b"second"));
+    d.docker_stdin(&["config", "create", "appcfg", "-"], Some(b"listen=80\n"));
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "app",
+        "--stop-grace-period",
+        "1s",
+        "--secret",
+        "db",
+        "--secret",
+        "source=db,target=pw,uid=1000,gid=1000,mode=0400",
+        "--config",
+        "source=appcfg,target=/etc/app.conf",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "other",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let app = wait_running(&d, "app", 1).remove(0);
+    let (_, pid) = container(&d, &app.id);
+    assert_eq!(in_task(pid, &["cat", "/run/secrets/db"]), secret);
+    assert_eq!(in_task(pid, &["cat", "/etc/app.conf"]), "listen=80");
+    assert_eq!(
+        in_task(pid, &["stat", "-c", "%a %u %g", "/run/secrets/pw"]),
+        "400 1000 1000"
+    );
+    assert_eq!(
+        in_task(pid, &["stat", "-c", "%a %u %g", "/run/secrets/db"]),
+        "444 0 0"
+    );
+    // Never on the node's disk: the files live on a tmpfs.
+    assert_eq!(fs_type(pid, "/run/secrets/db").as_deref(), Some("tmpfs"));
+
+    let other = wait_running(&d, "other", 1).remove(0);
+    let (_, opid) = container(&d, &other.id);
+    assert_eq!(
+        in_task(opid, &["ls", "/run/secrets"]),
+        "",
+        "no secrets for other"
+    );
+    assert_eq!(fs_type(opid, "/run/secrets/db"), None);
+
+    d.ok(&[
+        "service",
+        "update",
+        "-d",
+        "--secret-rm",
+        "db",
+        "--secret-add",
+        "db2",
+        "app",
+    ]);
+    let next = wait_for(60, "app task replaced", || {
+        running(&d, "app").into_iter().find(|r| r.id != app.id)
+    });
+    let (_, pid2) = container(&d, &next.id);
+    assert_eq!(in_task(pid2, &["cat", "/run/secrets/db2"]), "second");
+    assert_eq!(in_task(pid2, &["cat", "/run/secrets/db"]), "");
+    // The old task's tmpfs is gone with its container once reaped; the
+    // secret's text is in no regular file under the data root.
+    let grep = Command::new("grep")
+        .args(["-rl", "--exclude-dir=deps", &secret])
+        .arg(d.data_root())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&grep.stdout), "");
+}

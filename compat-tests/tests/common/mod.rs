@@ -280,6 +280,19 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.kill9();
+        unmount_under(self.dir.path());
+    }
+}
+
+/// Lazily unmounts everything mounted below `dir` (the secret tmpfs of
+/// task containers outlives a killed shoald), so the temp dir can go.
+pub fn unmount_under(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = format!("{}/", dir.display());
+    for target in info.lines().filter_map(|l| l.split(' ').nth(4)) {
+        if target.starts_with(&prefix) {
+            let _ = Command::new("umount").arg("-l").arg(target).status();
+        }
     }
 }
 

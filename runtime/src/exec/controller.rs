@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use swarm::exec::Controller;
+use swarm::exec::DependencyGetter;
 use swarm::exec::ExecError;
 use swarm::exec::ExitStatus;
 use swarm::model::api;
@@ -18,6 +19,7 @@ use swarm::model::Task;
 
 use super::files;
 use super::ids;
+use super::secrets;
 use super::spec;
 use super::users::UserDb;
 use super::NodeEnv;
@@ -38,6 +40,7 @@ pub struct TaskController {
     ctd: Containerd,
     env: Arc<NodeEnv>,
     task: Task,
+    deps: Arc<dyn DependencyGetter>,
     container_id: Option<String>,
     pid: Option<u32>,
     exit_code: Option<i64>,
@@ -79,11 +82,17 @@ pub fn parse_signal(s: &str) -> Option<u32> {
 
 impl TaskController {
     /// A controller for `task`.
-    pub fn new(ctd: Containerd, env: Arc<NodeEnv>, task: Task) -> Self {
+    pub fn new(
+        ctd: Containerd,
+        env: Arc<NodeEnv>,
+        task: Task,
+        deps: Arc<dyn DependencyGetter>,
+    ) -> Self {
         TaskController {
             ctd,
             env,
             task,
+            deps,
             container_id: None,
             pid: None,
             exit_code: None,
@@ -145,14 +154,24 @@ impl TaskController {
             .snapshot_prepare(&id, &chain)
             .await
             .map_err(exec_err)?;
-        let built = self.build(&id, &image, &mounts);
+        let dir = self.dir(&id);
+        let fail = |e: ExecError| async {
+            self.ctd.snapshot_remove(&id).await;
+            secrets::release(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
+        };
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return fail(ExecError::Fatal(format!("create {}: {e}", dir.display()))).await;
+        }
+        let dep_files = match secrets::materialize(&dir, &self.task, self.deps.as_ref()).await {
+            Ok(f) => f,
+            Err(e) => return fail(e).await,
+        };
+        let built = self.build(&id, &image, &mounts, &dep_files);
         let (spec_json, labels) = match built {
             Ok(b) => b,
-            Err(e) => {
-                self.ctd.snapshot_remove(&id).await;
-                let _ = std::fs::remove_dir_all(self.dir(&id));
-                return Err(ExecError::Fatal(e));
-            }
+            Err(e) => return fail(ExecError::Fatal(e)).await,
         };
         let created = self
             .ctd
@@ -164,9 +183,7 @@ impl TaskController {
             })
             .await;
         if let Err(e) = created {
-            self.ctd.snapshot_remove(&id).await;
-            let _ = std::fs::remove_dir_all(self.dir(&id));
-            return Err(exec_err(e));
+            return fail(exec_err(e)).await;
         }
         Ok(id)
     }
@@ -176,9 +193,9 @@ impl TaskController {
         id: &str,
         image: &crate::images::ImageInfo,
         mounts: &[containerd_client::types::Mount],
+        dep_files: &[secrets::DepFile],
     ) -> Result<(Vec<u8>, std::collections::HashMap<String, String>), String> {
         let dir = self.dir(id);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let users = UserDb::from_layers(&files::layer_dirs(mounts));
         let node_id = self.task.api.node_id.clone().unwrap_or_default();
         let file_paths = files::paths(&dir);
@@ -191,6 +208,7 @@ impl TaskController {
             files: &file_paths,
             volumes_root: &self.env.volumes_root,
             users: &users,
+            dep_files,
         };
         let oci = spec::build(&ctx)?;
         files::write(&file_paths, &spec::hostname(&ctx))
@@ -367,7 +385,9 @@ pub async fn remove_container(ctd: &Containerd, env: &NodeEnv, id: &str) -> Resu
     }
     ctd.container_delete(id).await.map_err(exec_err)?;
     ctd.snapshot_remove(id).await;
-    let _ = std::fs::remove_dir_all(env.containers_root.join(id));
+    let dir = env.containers_root.join(id);
+    secrets::release(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

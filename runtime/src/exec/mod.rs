@@ -4,6 +4,7 @@
 pub mod controller;
 pub mod files;
 pub mod ids;
+pub mod secrets;
 pub mod spec;
 pub mod template;
 pub mod users;
@@ -93,11 +94,16 @@ impl Executor for ContainerdExecutor {
         Ok(())
     }
 
-    fn controller(&self, task: &Task) -> Result<Box<dyn Controller>, ExecError> {
+    fn controller(
+        &self,
+        task: &Task,
+        deps: Arc<dyn swarm::exec::DependencyGetter>,
+    ) -> Result<Box<dyn Controller>, ExecError> {
         Ok(Box::new(TaskController::new(
             self.ctd.clone(),
             self.env.clone(),
             task.clone(),
+            deps,
         )))
     }
 

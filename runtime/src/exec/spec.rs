@@ -75,6 +75,8 @@ pub struct TaskContext<'a> {
     pub volumes_root: &'a Path,
     /// `/etc/passwd` and `/etc/group` of the image.
     pub users: &'a UserDb,
+    /// Secret and config files to bind read-only.
+    pub dep_files: &'a [super::secrets::DepFile],
 }
 
 impl TaskContext<'_> {
@@ -542,6 +544,9 @@ pub fn build(ctx: &TaskContext<'_>) -> Result<Spec, String> {
         }
     }
     mounts.extend(user);
+    for f in ctx.dep_files {
+        mounts.push(bind(&f.host, &f.target, &["rbind", "ro", "rprivate"]));
+    }
     spec.set_mounts(Some(mounts));
 
     let mut linux = spec.linux().clone().unwrap_or_default();

@@ -2,6 +2,7 @@
 //! through the executor, and reports status back. It uses only
 //! [`DispatcherApi`], so the same agent serves a local or a remote manager.
 
+mod deps;
 mod task_manager;
 mod worker;
 

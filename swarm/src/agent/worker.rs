@@ -20,6 +20,7 @@ use crate::model::Task;
 /// The agent's view of its tasks.
 pub struct Worker {
     executor: Arc<dyn Executor>,
+    deps: Arc<dyn crate::exec::DependencyGetter>,
     tasks: HashMap<String, watch::Sender<Option<Task>>>,
     managers: JoinSet<()>,
     reports: mpsc::Sender<StatusUpdate>,
@@ -35,6 +36,11 @@ impl Worker {
         executor: Arc<dyn Executor>,
         cancel: CancellationToken,
     ) -> Self {
+        let deps = Arc::new(super::deps::SessionDeps {
+            node_id: node_id.clone(),
+            session_id: session_id.clone(),
+            dispatcher: dispatcher.clone(),
+        });
         let (reports, rx) = mpsc::channel(1024);
         let mut managers = JoinSet::new();
         managers.spawn(report_loop(
@@ -46,6 +52,7 @@ impl Worker {
         ));
         Worker {
             executor,
+            deps,
             tasks: HashMap::new(),
             managers,
             reports,
@@ -96,7 +103,7 @@ impl Worker {
         }
         let (tx, rx) = watch::channel(Some(task.clone()));
         self.tasks.insert(id, tx);
-        match self.executor.controller(&task) {
+        match self.executor.controller(&task, self.deps.clone()) {
             Ok(ctl) => {
                 let reports = self.reports.clone();
                 let cancel = self.cancel.child_token();

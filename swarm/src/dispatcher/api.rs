@@ -60,6 +60,16 @@ pub trait DispatcherApi: Send + Sync {
         session_id: &str,
         updates: Vec<StatusUpdate>,
     ) -> Result<()>;
+    /// The data of secret or config `id` for task `task_id`, which must be
+    /// assigned to `node_id` and reference it; `None` otherwise.
+    async fn task_dependency(
+        &self,
+        node_id: &str,
+        session_id: &str,
+        task_id: &str,
+        kind: crate::exec::DepKind,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>>;
     /// Streams the node's assignments: a full set, then incremental sets.
     async fn assignments(
         &self,

@@ -52,6 +52,12 @@ fn apply_status(tx: &mut crate::store::Tx<'_>, node_id: &str, u: &StatusUpdate) 
     tx.update(t)
 }
 
+/// Payloads are stored as the API sent them: base64.
+fn decode(b64: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
 #[async_trait]
 impl DispatcherApi for Local {
     async fn session(&self, node_id: &str, desc: api::NodeDescription) -> Result<SessionInfo> {
@@ -105,6 +111,40 @@ impl DispatcherApi for Local {
                 Ok(())
             })
             .await
+    }
+
+    async fn task_dependency(
+        &self,
+        node_id: &str,
+        _session_id: &str,
+        task_id: &str,
+        kind: crate::exec::DepKind,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>> {
+        Ok(self.store.view(|v| {
+            let t = v.get::<Task>(task_id)?;
+            if t.node_id() != Some(node_id) {
+                return None;
+            }
+            let cs = t.api.spec.as_ref()?.container_spec.as_ref()?;
+            let data = match kind {
+                crate::exec::DepKind::Secret => {
+                    cs.secrets
+                        .iter()
+                        .flatten()
+                        .find(|s| s.secret_id.as_deref() == Some(id))?;
+                    v.get::<crate::model::Secret>(id)?.api.spec?.data
+                }
+                crate::exec::DepKind::Config => {
+                    cs.configs
+                        .iter()
+                        .flatten()
+                        .find(|c| c.config_id.as_deref() == Some(id))?;
+                    v.get::<crate::model::Config>(id)?.api.spec?.data
+                }
+            };
+            decode(data.as_deref().unwrap_or(""))
+        }))
     }
 
     async fn assignments(

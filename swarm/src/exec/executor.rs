@@ -22,7 +22,12 @@ pub trait Executor: Send + Sync {
     /// Applies node-level settings after the manager accepted the node.
     async fn configure(&self, node: &Node) -> Result<(), ExecError>;
     /// A controller for one task; called once per task the node is assigned.
-    fn controller(&self, task: &Task) -> Result<Box<dyn Controller>, ExecError>;
+    /// `deps` gives the task's secrets and configs.
+    fn controller(
+        &self,
+        task: &Task,
+        deps: std::sync::Arc<dyn super::DependencyGetter>,
+    ) -> Result<Box<dyn Controller>, ExecError>;
     /// Removes runtime objects of tasks not in `keep` (left over from a
     /// crash or a restart while tasks were removed). Called with each full
     /// assignment set.

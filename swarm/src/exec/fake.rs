@@ -89,7 +89,11 @@ impl Executor for FakeExecutor {
     async fn configure(&self, _node: &Node) -> Result<(), ExecError> {
         Ok(())
     }
-    fn controller(&self, _task: &Task) -> Result<Box<dyn Controller>, ExecError> {
+    fn controller(
+        &self,
+        _task: &Task,
+        _deps: Arc<dyn super::DependencyGetter>,
+    ) -> Result<Box<dyn Controller>, ExecError> {
         Ok(Box::new(self.template.clone()))
     }
 }

@@ -4,12 +4,15 @@
 //! [`fake`]. [`step`] is the pure state machine that drives a [`Controller`]
 //! one transition at a time (swarmkit `exec.Do`).
 
+pub mod deps;
 pub mod errors;
 pub mod executor;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod step;
 
+pub use deps::DepKind;
+pub use deps::DependencyGetter;
 pub use errors::ExecError;
 pub use executor::Controller;
 pub use executor::Executor;

@@ -58,6 +58,7 @@ fn with<R>(cs: api::TaskSpecContainerSpec, f: impl FnOnce(&TaskContext<'_>) -> R
         files: &fl,
         volumes_root: vols.path(),
         users: &u,
+        dep_files: &[],
     };
     f(&ctx)
 }
@@ -162,6 +163,7 @@ fn limits_caps_and_readonly_reach_the_spec() {
         files: &fl,
         volumes_root: vols.path(),
         users: &u,
+        dep_files: &[],
     };
     let spec = build(&ctx).unwrap();
     assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
@@ -228,6 +230,7 @@ fn mounts_bind_volume_tmpfs_and_errors() {
         files: &fl,
         volumes_root: vols.path(),
         users: &u,
+        dep_files: &[],
     };
     let spec = build(&ctx).unwrap();
     let mounts = spec.mounts().as_ref().unwrap();
