@@ -382,6 +382,15 @@ fn pull_from_a_loopback_registry() {
         out.contains(&format!("Status: Downloaded newer image for {pinned}\n")),
         "{out}"
     );
+    // A name pinned by digest is no tag.
+    let tags = d.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoTags}}",
+        &pinned,
+    ]);
+    assert_eq!(tags.trim(), format!("[\"{name}\",\"{multi}\"]"), "{tags}");
 
     // Missing tag and missing repository: dockerd's texts, exit code 1.
     let r = d.docker(&["pull", &format!("{host}/{REPO}:nope")]);

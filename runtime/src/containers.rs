@@ -13,11 +13,14 @@ use containerd_client::services::v1::Container;
 use containerd_client::services::v1::CreateContainerRequest;
 use containerd_client::services::v1::CreateTaskRequest;
 use containerd_client::services::v1::DeleteContainerRequest;
+use containerd_client::services::v1::DeleteProcessRequest;
 use containerd_client::services::v1::DeleteTaskRequest;
+use containerd_client::services::v1::ExecProcessRequest;
 use containerd_client::services::v1::GetContainerRequest;
 use containerd_client::services::v1::GetRequest;
 use containerd_client::services::v1::KillRequest;
 use containerd_client::services::v1::ListContainersRequest;
+use containerd_client::services::v1::ResizePtyRequest;
 use containerd_client::services::v1::StartRequest;
 use containerd_client::services::v1::WaitRequest;
 use containerd_client::types::v1::Process;
@@ -32,6 +35,7 @@ use crate::images::unpack::SNAPSHOTTER;
 /// The runc shim every shoal container runs under.
 pub const RUNTIME: &str = "io.containerd.runc.v2";
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
+const PROCESS_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Process";
 
 /// What a new container record holds.
 #[derive(Debug, Clone)]
@@ -276,6 +280,128 @@ impl Containerd {
             Err(s) if Self::is_not_found(&s) => Ok(()),
             Err(s) => Err(self.status("delete task", s)),
         }
+    }
+}
+
+/// An extra process in a running container (`docker exec`, health probes).
+#[derive(Debug, Clone)]
+pub struct NewExec {
+    /// Exec ID, unique within the container.
+    pub exec_id: String,
+    /// The OCI process JSON (args, env, cwd, user, terminal).
+    pub process: Vec<u8>,
+    /// FIFO paths for stdio (empty: none).
+    pub stdin: String,
+    /// See `stdin`.
+    pub stdout: String,
+    /// See `stdin`.
+    pub stderr: String,
+    /// Whether the process gets a TTY.
+    pub terminal: bool,
+}
+
+impl Containerd {
+    /// Creates and starts an exec process in container `id`; returns its PID.
+    pub async fn exec_start(&self, id: &str, e: NewExec) -> Result<u32> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = ExecProcessRequest {
+            container_id: id.to_string(),
+            stdin: e.stdin,
+            stdout: e.stdout,
+            stderr: e.stderr,
+            terminal: e.terminal,
+            spec: Some(prost_types::Any {
+                type_url: PROCESS_TYPE.into(),
+                value: e.process,
+            }),
+            exec_id: e.exec_id.clone(),
+        };
+        client
+            .exec(self.request(req, None))
+            .await
+            .map_err(|s| self.status("exec", s))?;
+        client
+            .start(self.request(
+                StartRequest {
+                    container_id: id.to_string(),
+                    exec_id: e.exec_id,
+                },
+                None,
+            ))
+            .await
+            .map(|r| r.into_inner().pid)
+            .map_err(|s| self.status("start exec", s))
+    }
+
+    /// Waits for an exec process to exit; returns its exit code.
+    pub async fn exec_wait(&self, id: &str, exec_id: &str) -> Result<u32> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = WaitRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+        };
+        client
+            .wait(self.request(req, None))
+            .await
+            .map(|r| r.into_inner().exit_status)
+            .map_err(|s| self.status("wait exec", s))
+    }
+
+    /// Signals an exec process (ignoring one that is gone).
+    pub async fn exec_kill(&self, id: &str, exec_id: &str, signal: u32) -> Result<()> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = KillRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            signal,
+            all: false,
+        };
+        match client.kill(self.request(req, None)).await {
+            Ok(_) => Ok(()),
+            Err(s) if Self::is_not_found(&s) || s.code() == tonic::Code::FailedPrecondition => {
+                Ok(())
+            }
+            Err(s) => Err(self.status("kill exec", s)),
+        }
+    }
+
+    /// Deletes an exited exec process (ignoring one that is gone).
+    pub async fn exec_delete(&self, id: &str, exec_id: &str) -> Result<()> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = DeleteProcessRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+        };
+        match client.delete_process(self.request(req, None)).await {
+            Ok(_) => Ok(()),
+            Err(s) if Self::is_not_found(&s) => Ok(()),
+            Err(s) => Err(self.status("delete exec", s)),
+        }
+    }
+
+    /// Resizes the TTY of the init process (`exec_id` empty) or an exec.
+    pub async fn resize_pty(&self, id: &str, exec_id: &str, width: u32, height: u32) -> Result<()> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = ResizePtyRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            width,
+            height,
+        };
+        client
+            .resize_pty(self.request(req, None))
+            .await
+            .map(|_| ())
+            .map_err(|s| self.status("resize pty", s))
+    }
+
+    /// The OCI spec JSON stored in container `id`'s record.
+    pub async fn container_spec(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .container_get(id)
+            .await?
+            .and_then(|c| c.spec)
+            .map(|a| a.value))
     }
 }
 

@@ -18,6 +18,7 @@ use swarm::model::api;
 use swarm::model::Task;
 
 use super::files;
+use super::health;
 use super::ids;
 use super::secrets;
 use super::spec;
@@ -45,6 +46,7 @@ pub struct TaskController {
     pid: Option<u32>,
     exit_code: Option<i64>,
     logs: Option<Copier>,
+    health: Option<health::Monitor>,
 }
 
 /// How a runtime error shows in a task: retried when containerd is away,
@@ -97,6 +99,7 @@ impl TaskController {
             pid: None,
             exit_code: None,
             logs: None,
+            health: None,
         }
     }
 
@@ -142,11 +145,17 @@ impl TaskController {
     async fn create(&mut self) -> Result<String, ExecError> {
         let c = container_spec(&self.task);
         let image_ref = c.image.clone().unwrap_or_default();
-        let image = self
-            .ctd
-            .image_for_task(&image_ref)
-            .await
-            .map_err(exec_err)?;
+        // A local image wins (loaded images have no registry); otherwise
+        // pull it, as dockerd's executor does.
+        let image = match self.ctd.image_for_task(&image_ref).await {
+            Ok(i) => i,
+            Err(Error::NoSuchImage(_)) => self
+                .ctd
+                .image_ensure(&image_ref, None)
+                .await
+                .map_err(exec_err)?,
+            Err(e) => return Err(exec_err(e)),
+        };
         let chain = self.ctd.unpack(&image).await.map_err(exec_err)?;
         let id = ids::random_hex(32);
         let mounts = self
@@ -231,6 +240,42 @@ impl TaskController {
         Ok((out, err))
     }
 
+    /// Starts the health monitor when the task has a check and none runs yet.
+    async fn monitor_health(&mut self, id: &str) -> Result<bool, ExecError> {
+        if self.health.is_some() {
+            return Ok(true);
+        }
+        let image_ref = container_spec(&self.task).image.unwrap_or_default();
+        let image = self
+            .ctd
+            .image_for_task(&image_ref)
+            .await
+            .map_err(exec_err)?;
+        let Some(check) = health::resolve(&self.task, &image.config) else {
+            return Ok(false);
+        };
+        self.health = Some(health::Monitor::start(
+            self.ctd.clone(),
+            id.to_string(),
+            self.dir(id),
+            check,
+        ));
+        Ok(true)
+    }
+
+    /// Kills an unhealthy container and returns dockerd's task error.
+    async fn kill_unhealthy(&mut self, id: &str) -> ExecError {
+        let _ = self.ctd.task_kill(id, SIGKILL, true).await;
+        let code = self.ctd.task_wait(id).await.unwrap_or(137);
+        self.finish_logs().await;
+        self.exit_code = Some(code as i64);
+        self.pid = None;
+        self.health = None;
+        ExecError::Fatal(format!(
+            "task: non-zero exit ({code}): dockerexec: unhealthy container"
+        ))
+    }
+
     async fn finish_logs(&mut self) {
         if let Some(c) = self.logs.take() {
             c.finish().await;
@@ -291,6 +336,24 @@ impl Controller for TaskController {
         }
     }
 
+    async fn healthy(&mut self) -> Result<(), ExecError> {
+        let Some(id) = self.existing().await? else {
+            return Err(ExecError::Fatal("task container is gone".into()));
+        };
+        if !self.monitor_health(&id).await? {
+            return Ok(());
+        }
+        let settled = match self.health.as_mut() {
+            Some(m) => m.settled().await,
+            None => true,
+        };
+        if settled {
+            Ok(())
+        } else {
+            Err(self.kill_unhealthy(&id).await)
+        }
+    }
+
     async fn wait(&mut self) -> Result<ExitStatus, ExecError> {
         let Some(id) = self.existing().await? else {
             return Err(ExecError::Fatal("task container is gone".into()));
@@ -306,7 +369,18 @@ impl Controller for TaskController {
             Some(p) if p.running => self.pid = Some(p.pid),
             Some(_) => {}
         }
-        let code = self.ctd.task_wait(&id).await.map_err(exec_err)?;
+        self.monitor_health(&id).await?;
+        let unhealthy = async {
+            match self.health.as_mut() {
+                Some(m) => m.unhealthy().await,
+                None => std::future::pending().await,
+            }
+        };
+        let code = tokio::select! {
+            r = self.ctd.task_wait(&id) => r.map_err(exec_err)?,
+            _ = unhealthy => return Err(self.kill_unhealthy(&id).await),
+        };
+        self.health = None;
         self.finish_logs().await;
         self.exit_code = Some(code as i64);
         self.pid = None;
@@ -340,6 +414,7 @@ impl Controller for TaskController {
             self.exit_code = Some(code as i64);
         }
         self.finish_logs().await;
+        self.health = None;
         self.pid = None;
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 pub mod controller;
 pub mod files;
+pub mod health;
 pub mod ids;
 pub mod secrets;
 pub mod spec;

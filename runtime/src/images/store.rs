@@ -35,10 +35,12 @@ pub struct ImageInfo {
 }
 
 impl ImageInfo {
-    /// Familiar names (`shoal-test/busybox:latest`) for `RepoTags`.
+    /// Familiar names (`shoal-test/busybox:latest`) for `RepoTags`. Names
+    /// pinned by digest (records of a pull by digest) are not tags.
     pub fn repo_tags(&self) -> Vec<String> {
         self.names
             .iter()
+            .filter(|n| !n.contains('@'))
             .filter_map(|n| reference::familiar(n))
             .collect()
     }

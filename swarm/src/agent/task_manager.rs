@@ -28,9 +28,13 @@ pub async fn manage(
     let id = task.api.id.clone().unwrap_or_default();
     let mut backoff = RETRY_MIN;
     loop {
-        let waiting = step::decide(task.desired_state(), task.state()) == step::Op::Wait;
+        // Waiting for the process (or for it to become healthy) can take
+        // forever; a new desired state must be able to interrupt it.
+        let waiting = matches!(
+            step::decide(task.desired_state(), task.state()),
+            step::Op::Wait | step::Op::Running
+        );
         let next = if waiting {
-            // Only the wait for the process is interrupted by a new desired state.
             tokio::select! {
                 s = step::step(&task, ctl.as_mut()) => s,
                 r = assigned.changed() => {

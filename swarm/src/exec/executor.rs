@@ -45,6 +45,11 @@ pub trait Controller: Send + Sync {
     async fn prepare(&mut self) -> Result<(), ExecError>;
     /// Starts the container.
     async fn start(&mut self) -> Result<(), ExecError>;
+    /// Waits until the started process is ready to serve: healthy when it
+    /// has a health check (the task stays `starting` meanwhile).
+    async fn healthy(&mut self) -> Result<(), ExecError> {
+        Ok(())
+    }
     /// Waits for the process to exit.
     async fn wait(&mut self) -> Result<ExitStatus, ExecError>;
     /// Stops the process gracefully (signal, then kill after the grace period).

@@ -118,7 +118,16 @@ pub async fn step(task: &Task, ctl: &mut dyn Controller) -> Outcome {
                 Err(e) => fail(e, false),
             }
         }
-        Op::Running => status(TaskState::RUNNING, "started", None),
+        Op::Running => {
+            let r = ctl.healthy().await;
+            if let Some(retry) = temporary(&r) {
+                return retry;
+            }
+            match r {
+                Ok(()) => status(TaskState::RUNNING, "started", None),
+                Err(e) => fail(e, false),
+            }
+        }
         Op::Wait => match ctl.wait().await {
             Ok(x) if x.code == 0 => status(TaskState::COMPLETE, "finished", None),
             Ok(x) => status(

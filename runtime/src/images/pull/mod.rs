@@ -500,12 +500,15 @@ async fn blob_lock(digest: &str) -> BlobGuard {
     lock.lock_owned().await
 }
 
+/// A lease name part no other pull of this process uses.
 fn unique() -> String {
-    let n = std::time::SystemTime::now()
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("{n:x}")
+    format!("{t:x}-{n}")
 }
 
 #[cfg(test)]
