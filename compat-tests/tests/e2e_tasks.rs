@@ -617,3 +617,50 @@ fn health_checks_gate_running_and_replace_unhealthy_tasks() {
     });
     assert!(failed.error.contains("unhealthy container"), "{failed:?}");
 }
+
+#[test]
+fn a_containerd_restart_is_survived() {
+    let Some((mut ctrd, d)) = setup() else { return };
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "2",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let before = wait_running(&d, "web", 2);
+    ctrd.restart();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after = wait_running(&d, "web", 2);
+    assert_eq!(
+        ps(&d, "web").len(),
+        2,
+        "nothing failed: {:?}",
+        ps(&d, "web")
+    );
+    for r in &before {
+        assert!(after.iter().any(|a| a.id == r.id), "{} kept running", r.id);
+    }
+    // Exits are still seen through the restarted containerd.
+    let (_, pid) = container(&d, &before[0].id);
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let failed = wait_for(30, "exit seen after the restart", || {
+        ps(&d, "web")
+            .into_iter()
+            .find(|r| r.id == before[0].id && r.current.starts_with("Failed"))
+    });
+    assert_eq!(failed.error, "\"task: non-zero exit (137)\"");
+    wait_running(&d, "web", 2);
+}

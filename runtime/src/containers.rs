@@ -66,8 +66,15 @@ impl Containerd {
         s.code() == tonic::Code::NotFound
     }
 
-    /// Prepares the container's writable snapshot on `parent`; returns its mounts.
-    pub async fn snapshot_prepare(&self, key: &str, parent: &str) -> Result<Vec<Mount>> {
+    /// Prepares the container's writable snapshot on `parent` under `lease`
+    /// (which keeps it from garbage collection until the container record
+    /// refers to it); returns its mounts.
+    pub async fn snapshot_prepare(
+        &self,
+        key: &str,
+        parent: &str,
+        lease: &str,
+    ) -> Result<Vec<Mount>> {
         let mut snaps = SnapshotsClient::new(self.channel().await?);
         let req = PrepareSnapshotRequest {
             snapshotter: SNAPSHOTTER.into(),
@@ -75,7 +82,7 @@ impl Containerd {
             parent: parent.to_string(),
             labels: HashMap::new(),
         };
-        match snaps.prepare(self.request(req, None)).await {
+        match snaps.prepare(self.request(req, Some(lease))).await {
             Ok(r) => Ok(r.into_inner().mounts),
             Err(s) if s.code() == tonic::Code::AlreadyExists => self.snapshot_mounts(key).await,
             Err(s) => Err(self.status("prepare snapshot", s)),
@@ -99,6 +106,17 @@ impl Containerd {
     /// Removes a container's snapshot (ignoring one that is gone).
     pub async fn snapshot_remove(&self, key: &str) {
         self.remove_snapshot(key).await
+    }
+
+    /// A lease that protects what a container creation makes until the
+    /// container record exists; delete it afterwards with [`Self::lease_delete`].
+    pub async fn lease_create(&self, id: &str) -> Result<()> {
+        self.create_lease(id).await
+    }
+
+    /// Deletes a lease made by [`Self::lease_create`].
+    pub async fn lease_delete(&self, id: &str) {
+        self.delete_lease(id).await
     }
 
     /// Creates the container record.

@@ -403,7 +403,18 @@ impl Containerd {
             p.join("opt").display()
         );
         std::fs::write(p.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(p.join("containerd.log")).unwrap();
+        let mut c = Containerd { dir, child: None };
+        c.spawn();
+        Some(c)
+    }
+
+    fn spawn(&mut self) {
+        let p = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p.join("containerd.log"))
+            .unwrap();
         let child = Command::new("containerd")
             .arg("--config")
             .arg(p.join("config.toml"))
@@ -417,10 +428,8 @@ impl Containerd {
             .stderr(log)
             .spawn()
             .expect("spawn containerd");
-        let c = Containerd {
-            dir,
-            child: Some(child),
-        };
+        self.child = Some(child);
+        let c = &*self;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let ok = Command::new("ctr")
@@ -432,7 +441,7 @@ impl Containerd {
                 .status()
                 .is_ok_and(|s| s.success());
             if ok {
-                return Some(c);
+                return;
             }
             if Instant::now() > deadline {
                 panic!("containerd did not answer within 20s; log:\n{}", c.log());
@@ -444,6 +453,15 @@ impl Containerd {
     /// The containerd socket.
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("c.sock")
+    }
+
+    /// Stops containerd (SIGTERM; its shims and containers keep running)
+    /// and starts it again on the same root and socket.
+    pub fn restart(&mut self) {
+        if let Some(c) = self.child.take() {
+            terminate(c, Duration::from_secs(10));
+        }
+        self.spawn();
     }
 
     /// containerd's log so far.

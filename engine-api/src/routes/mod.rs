@@ -1,6 +1,7 @@
 //! One module per resource; each exposes `routes()`.
 
 pub mod configs;
+pub mod containers;
 pub mod distribution;
 pub mod images;
 pub mod networks;
@@ -28,4 +29,5 @@ pub fn all() -> Router<AppState> {
         .merge(networks::routes())
         .merge(distribution::routes())
         .merge(images::routes())
+        .merge(containers::routes())
 }

@@ -193,15 +193,23 @@ async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<
     Ok(crate::server::version::empty_ok())
 }
 
-/// No task has run yet without an executor, so an existing service's log is
-/// an empty multiplexed stream.
-async fn logs(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+/// `GET /services/{id}/logs`: the lines of the service's task containers
+/// on this node, with the task details the CLI prefixes lines with.
+async fn logs(
+    State(s): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Response> {
     let m = s.node.manager()?;
-    service::get(m.store(), &id)?;
-    let mut r = Response::new(axum::body::Body::empty());
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/vnd.docker.multiplexed-stream"),
-    );
-    Ok(r)
+    let svc = service::get(m.store(), &id)?;
+    let tty = svc
+        .spec()
+        .task_template
+        .as_ref()
+        .and_then(|t| t.container_spec.as_ref())
+        .and_then(|c| c.tty)
+        .unwrap_or(false);
+    let selector = super::containers::logs::Selector::Service(svc.id().to_string());
+    super::containers::logs::swarm_request(&s, &q, version, selector, tty).await
 }

@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/tasks", get(list))
         .route("/tasks/{id}", get(inspect))
+        .route("/tasks/{id}/logs", get(logs))
 }
 
 /// A task as dockerd shows it: the API object plus `NetworksAttachments`,
@@ -176,4 +177,25 @@ async fn inspect(
     let t = task::get(m.store(), &id)?;
     let nets = m.store().view(network_map);
     Ok(Json(to_json(&t, &nets, version)))
+}
+
+/// `GET /tasks/{id}/logs`: the lines of the task's container on this node.
+async fn logs(
+    State(s): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<axum::response::Response> {
+    let m = s.node.manager()?;
+    let t = task::get(m.store(), &id)?;
+    let tty = t
+        .api
+        .spec
+        .as_ref()
+        .and_then(|sp| sp.container_spec.as_ref())
+        .and_then(|c| c.tty)
+        .unwrap_or(false);
+    let task_id = t.api.id.clone().unwrap_or_default();
+    let selector = super::containers::logs::Selector::Task(task_id);
+    super::containers::logs::swarm_request(&s, &q, version, selector, tty).await
 }

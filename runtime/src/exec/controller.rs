@@ -156,16 +156,32 @@ impl TaskController {
                 .map_err(exec_err)?,
             Err(e) => return Err(exec_err(e)),
         };
-        let chain = self.ctd.unpack(&image).await.map_err(exec_err)?;
         let id = ids::random_hex(32);
+        // Everything made below is leased until the container record refers
+        // to it: containerd collects unreferenced snapshots at any time.
+        let lease = format!("shoal-create-{id}");
+        self.ctd.lease_create(&lease).await.map_err(exec_err)?;
+        let created = self.create_leased(&id, &lease, &image, &image_ref).await;
+        self.ctd.lease_delete(&lease).await;
+        created.map(|()| id)
+    }
+
+    async fn create_leased(
+        &self,
+        id: &str,
+        lease: &str,
+        image: &crate::images::ImageInfo,
+        image_ref: &str,
+    ) -> Result<(), ExecError> {
+        let chain = self.ctd.unpack(image).await.map_err(exec_err)?;
         let mounts = self
             .ctd
-            .snapshot_prepare(&id, &chain)
+            .snapshot_prepare(id, &chain, lease)
             .await
             .map_err(exec_err)?;
-        let dir = self.dir(&id);
+        let dir = self.dir(id);
         let fail = |e: ExecError| async {
-            self.ctd.snapshot_remove(&id).await;
+            self.ctd.snapshot_remove(id).await;
             secrets::release(&dir);
             let _ = std::fs::remove_dir_all(&dir);
             Err(e)
@@ -177,7 +193,7 @@ impl TaskController {
             Ok(f) => f,
             Err(e) => return fail(e).await,
         };
-        let built = self.build(&id, &image, &mounts, &dep_files);
+        let built = self.build(id, image, &mounts, &dep_files);
         let (spec_json, labels) = match built {
             Ok(b) => b,
             Err(e) => return fail(ExecError::Fatal(e)).await,
@@ -185,8 +201,12 @@ impl TaskController {
         let created = self
             .ctd
             .container_create(NewContainer {
-                id: id.clone(),
-                image: image.names.first().cloned().unwrap_or(image_ref),
+                id: id.to_string(),
+                image: image
+                    .names
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| image_ref.to_string()),
                 labels,
                 spec: spec_json,
             })
@@ -194,7 +214,7 @@ impl TaskController {
         if let Err(e) = created {
             return fail(exec_err(e)).await;
         }
-        Ok(id)
+        Ok(())
     }
 
     fn build(
@@ -376,8 +396,27 @@ impl Controller for TaskController {
                 None => std::future::pending().await,
             }
         };
+        let ctd = self.ctd.clone();
+        let exited = async {
+            loop {
+                let err = match ctd.task_wait(&id).await {
+                    Ok(code) => return Ok(code),
+                    Err(e) => e,
+                };
+                // The wait stream breaks when containerd restarts while the
+                // shim keeps the process running: look again before giving up.
+                match ctd.task_state(&id).await {
+                    Ok(Some(p)) if p.running => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Ok(Some(p)) => return Ok(p.exit_code),
+                    Ok(None) => return Err(exec_err(err)),
+                    Err(e) => return Err(ExecError::Temporary(e.to_string())),
+                }
+            }
+        };
         let code = tokio::select! {
-            r = self.ctd.task_wait(&id) => r.map_err(exec_err)?,
+            r = exited => r?,
             _ = unhealthy => return Err(self.kill_unhealthy(&id).await),
         };
         self.health = None;

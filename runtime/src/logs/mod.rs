@@ -4,6 +4,7 @@
 
 mod fifo;
 mod json;
+pub mod reader;
 
 pub use fifo::fifo_paths;
 pub use fifo::Copier;

@@ -70,7 +70,13 @@ mod tests {
             Error::RemoveRunning("web.1.x".into()).to_string(),
             "cannot remove container \"web.1.x\": container is running: stop the container before removing or force remove"
         );
-        assert_eq!(Error::NoSuchContainer("x".into()).to_string(), "No such container: x");
-        assert_eq!(Error::NoSuchContainer("x".into()).kind(), ErrorKind::NotFound);
+        assert_eq!(
+            Error::NoSuchContainer("x".into()).to_string(),
+            "No such container: x"
+        );
+        assert_eq!(
+            Error::NoSuchContainer("x".into()).kind(),
+            ErrorKind::NotFound
+        );
     }
 }

@@ -26,6 +26,7 @@ use containerd_client::types::v1::Status as TaskStatus;
 pub use error::Error;
 pub use error::Result;
 pub use lookup::resolve;
+pub use ops::parse_signal;
 pub use ops::WaitCondition;
 use time::OffsetDateTime;
 
@@ -137,6 +138,11 @@ fn info(env: &NodeEnv, c: Container, task: Option<&Process>) -> ContainerInfo {
     let spec_json = c.spec.as_ref().map(|a| a.value.as_slice()).unwrap_or(&[]);
     let mut labels = c.labels;
     let name = labels.remove(NAME_LABEL).unwrap_or_else(|| c.id.clone());
+    // containerd keeps no empty label values: the marker dockerd gives
+    // every task container ("com.docker.swarm.task": "") comes back here.
+    if labels.contains_key("com.docker.swarm.task.id") {
+        labels.entry("com.docker.swarm.task".into()).or_default();
+    }
     ContainerInfo {
         spec: SpecView::parse(spec_json, &dir, &env.volumes_root),
         state: run_state(task, created),
@@ -156,9 +162,17 @@ impl Containerd {
     pub async fn container_infos(&self, env: &NodeEnv) -> crate::Result<Vec<ContainerInfo>> {
         let records = self.container_list(vec![]).await?;
         let tasks = self.task_list().await?;
+        // containerd fills only `id` (the container's) in task lists.
         let by_id: HashMap<&str, &Process> = tasks
             .iter()
-            .map(|p| (p.container_id.as_str(), p))
+            .map(|p| {
+                let id = if p.container_id.is_empty() {
+                    &p.id
+                } else {
+                    &p.container_id
+                };
+                (id.as_str(), p)
+            })
             .collect();
         let mut out: Vec<ContainerInfo> = records
             .into_iter()

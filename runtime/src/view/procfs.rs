@@ -39,7 +39,8 @@ mod tests {
 
     #[test]
     fn start_ticks_skip_odd_command_names() {
-        let line = "1234 (a b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
+        let line =
+            "1234 (a b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
         assert_eq!(start_ticks(line), Some(98765));
     }
 

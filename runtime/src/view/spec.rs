@@ -194,7 +194,11 @@ fn user_mounts(v: &Value, dir: &Path, volumes_root: &Path) -> Vec<MountView> {
                         rw,
                         propagation: options
                             .iter()
-                            .find(|o| o.ends_with("private") || o.ends_with("shared") || o.ends_with("slave"))
+                            .find(|o| {
+                                o.ends_with("private")
+                                    || o.ends_with("shared")
+                                    || o.ends_with("slave")
+                            })
                             .cloned()
                             .unwrap_or_default(),
                     },
@@ -243,7 +247,11 @@ mod tests {
         assert_eq!(v.hostname, "abc");
         assert_eq!(v.memory, 1048576);
         assert_eq!(v.nano_cpus, 500_000_000);
-        let kinds: Vec<_> = v.mounts.iter().map(|m| (m.kind, m.destination.as_str(), m.rw)).collect();
+        let kinds: Vec<_> = v
+            .mounts
+            .iter()
+            .map(|m| (m.kind, m.destination.as_str(), m.rw))
+            .collect();
         assert_eq!(
             kinds,
             vec![

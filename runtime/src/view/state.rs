@@ -113,7 +113,10 @@ mod tests {
 
     #[test]
     fn durations_read_like_go_units() {
-        assert_eq!(human_duration(Duration::milliseconds(300)), "Less than a second");
+        assert_eq!(
+            human_duration(Duration::milliseconds(300)),
+            "Less than a second"
+        );
         assert_eq!(human_duration(Duration::seconds(1)), "1 second");
         assert_eq!(human_duration(Duration::seconds(59)), "59 seconds");
         assert_eq!(human_duration(Duration::seconds(60)), "About a minute");

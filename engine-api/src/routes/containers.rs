@@ -1,0 +1,333 @@
+//! `/containers/*` on the task containers of this node: `docker container
+//! ls`, `inspect`, `logs`, `stop`, `kill`, `rm` and `wait`.
+//!
+//! Handlers resolve the container the way dockerd does (full ID, name,
+//! unique ID prefix) through `runtime::view`, act, and render dockerd's
+//! JSON ([`render`]) or log stream ([`stream`]). Ending a container here is
+//! what ending it under dockerd is for swarm: the node's agent sees the
+//! task's process exit and the orchestrator replaces the task.
+
+mod filter;
+pub(crate) mod logs;
+mod render;
+pub(crate) mod stream;
+
+use std::collections::HashMap;
+use std::path::Path as FsPath;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Path;
+use axum::extract::Query;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::response::Response;
+use axum::routing::delete;
+use axum::routing::get;
+use axum::routing::post;
+use axum::Extension;
+use axum::Json;
+use axum::Router;
+use runtime::exec::NodeEnv;
+use runtime::logs::reader::ReadOptions;
+use runtime::view::ContainerInfo;
+use runtime::view::WaitCondition;
+use serde_json::Value;
+use swarm::model::api::TaskSpecContainerSpec;
+use swarm::model::Task;
+
+use self::render::Extras;
+use self::stream::LogFormat;
+use crate::body::query_bool;
+use crate::error::ApiError;
+use crate::error::ApiResult;
+use crate::server::version::ApiVersion;
+use crate::AppState;
+
+/// The container routes. A known path with another method is dockerd's
+/// 404 `page not found`, not a 405.
+pub fn routes() -> Router<AppState> {
+    let nf = crate::server::version::page_not_found;
+    Router::new()
+        .route("/containers/json", get(list).fallback(nf))
+        .route("/containers/{id}/json", get(inspect).fallback(nf))
+        .route("/containers/{id}/logs", get(container_logs).fallback(nf))
+        .route("/containers/{id}/stop", post(stop).fallback(nf))
+        .route("/containers/{id}/kill", post(kill).fallback(nf))
+        .route("/containers/{id}/wait", post(wait).fallback(nf))
+        .route("/containers/{id}", delete(remove).fallback(nf))
+}
+
+impl From<runtime::view::Error> for ApiError {
+    fn from(e: runtime::view::Error) -> Self {
+        use runtime::view::Error as E;
+        match e {
+            E::Runtime(inner) => inner.into(),
+            other => {
+                let status = match other.kind() {
+                    runtime::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+                    runtime::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+                    runtime::ErrorKind::Conflict => StatusCode::CONFLICT,
+                    _ => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                ApiError::new(status, other.to_string())
+            }
+        }
+    }
+}
+
+/// The node settings the container files and logs live under.
+pub(crate) fn node_env(s: &AppState) -> NodeEnv {
+    NodeEnv::new(
+        FsPath::new(&s.engine.data_root),
+        s.engine.hostname.clone(),
+        s.engine.version.clone(),
+    )
+}
+
+/// The container specs of the tasks behind `containers`, from the store
+/// when this node is a manager (a worker renders without them).
+fn task_specs(
+    s: &AppState,
+    containers: &[&ContainerInfo],
+) -> HashMap<String, TaskSpecContainerSpec> {
+    let Ok(m) = s.node.manager() else {
+        return HashMap::new();
+    };
+    m.store().view(|tx| {
+        let tables = tx.tables();
+        containers
+            .iter()
+            .filter_map(|c| {
+                let task = tables.get::<Task>(c.task_id())?;
+                let spec = task.api.spec.as_ref()?.container_spec.clone()?;
+                Some((c.task_id().to_string(), spec))
+            })
+            .collect()
+    })
+}
+
+/// Image IDs by full image name; empty when containerd cannot list them.
+async fn image_ids(s: &AppState) -> HashMap<String, String> {
+    let Ok(images) = s.runtime.image_list().await else {
+        return HashMap::new();
+    };
+    images
+        .into_iter()
+        .flat_map(|i| {
+            let id = i.id.clone();
+            i.names.into_iter().map(move |n| (n, id.clone()))
+        })
+        .collect()
+}
+
+async fn find(s: &AppState, input: &str) -> ApiResult<ContainerInfo> {
+    Ok(s.runtime.container_info(&node_env(s), input).await?)
+}
+
+/// `GET /containers/json`.
+async fn list(
+    State(s): State<AppState>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let sel = filter::Selection::parse(
+        q.get("filters").map(String::as_str),
+        query_bool(&q, "all"),
+        q.get("limit").map(String::as_str),
+    )?;
+    let all = s.runtime.container_infos(&node_env(&s)).await?;
+    let ids = image_ids(&s).await;
+    let image_id = |c: &ContainerInfo| ids.get(&c.image).cloned().unwrap_or_default();
+    let shown = sel.apply(&all, &image_id)?;
+    let specs = task_specs(&s, &shown);
+    let now = time::OffsetDateTime::now_utc();
+    Ok(Json(
+        shown
+            .iter()
+            .map(|c| {
+                let image_id = image_id(c);
+                let x = Extras {
+                    spec: specs.get(c.task_id()),
+                    image_id: Some(&image_id),
+                };
+                render::summary(c, &x, now)
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /containers/{id}/json`.
+async fn inspect(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let c = find(&s, &id).await?;
+    let specs = task_specs(&s, &[&c]);
+    let ids = image_ids(&s).await;
+    let x = Extras {
+        spec: specs.get(c.task_id()),
+        image_id: ids.get(&c.image).map(String::as_str),
+    };
+    Ok(Json(render::inspect(&c, &x)))
+}
+
+/// `GET /containers/{id}/logs`.
+async fn container_logs(
+    State(s): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Response> {
+    let c = find(&s, &id).await?;
+    let format = LogFormat::from_query(&q, c.spec.tty, version)?;
+    let since = stream::parse_unix_time("since", q.get("since").map_or("", String::as_str))?;
+    let until = match q.get("until").map(String::as_str) {
+        None | Some("") | Some("0") => None,
+        Some(v) => stream::parse_unix_time("until", v)?,
+    };
+    // dockerd reads any tail that is not a count as "all".
+    let tail = q
+        .get("tail")
+        .and_then(|t| t.parse::<i64>().ok())
+        .filter(|n| *n >= 0)
+        .map(|n| n as usize);
+    let opts = ReadOptions { tail, since, until };
+    Ok(logs::container(&s, c, format, opts, query_bool(&q, "follow")).await)
+}
+
+/// The signal `docker stop` sends first: the query's, else the task's
+/// stop signal, else the image's, else SIGTERM.
+async fn stop_signal(s: &AppState, c: &ContainerInfo, q: &crate::body::Query) -> ApiResult<u32> {
+    if let Some(sig) = q.get("signal").filter(|v| !v.is_empty()) {
+        return Ok(runtime::view::parse_signal(sig)?);
+    }
+    let from_task = task_specs(s, &[c])
+        .get(c.task_id())
+        .and_then(|spec| spec.stop_signal.clone());
+    let from_image = match &from_task {
+        Some(_) => None,
+        None => s
+            .runtime
+            .image_find(&c.image)
+            .await
+            .ok()
+            .and_then(|(i, _)| {
+                i.config
+                    .pointer("/config/StopSignal")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            }),
+    };
+    match from_task.or(from_image).filter(|v| !v.is_empty()) {
+        Some(sig) => Ok(runtime::view::parse_signal(&sig)?),
+        None => Ok(15),
+    }
+}
+
+/// `POST /containers/{id}/stop`.
+async fn stop(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Response> {
+    let timeout = match q.get("t").filter(|t| !t.is_empty()) {
+        Some(t) => Some(t.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!("strconv.Atoi: parsing \"{t}\": invalid syntax"))
+        })?),
+        None => None,
+    };
+    let c = find(&s, &id).await?;
+    let signal = stop_signal(&s, &c, &q).await?;
+    // Negative: wait as long as it takes, without a kill.
+    let grace = match timeout {
+        Some(t) if t < 0 => None,
+        Some(t) => Some(Duration::from_secs(t as u64)),
+        None => Some(Duration::from_secs(10)),
+    };
+    match s.runtime.container_stop(&c, signal, grace).await {
+        Ok(()) => Ok(no_content()),
+        Err(e) if e.is_not_modified() => Ok(status_only(StatusCode::NOT_MODIFIED)),
+        Err(e) => {
+            let api = ApiError::from(e);
+            Err(ApiError::new(
+                api.status,
+                format!("cannot stop container: {id}: {}", api.message),
+            ))
+        }
+    }
+}
+
+/// `POST /containers/{id}/kill`.
+async fn kill(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Response> {
+    let wrap = |e: ApiError| {
+        ApiError::new(
+            e.status,
+            format!("cannot kill container: {id}: {}", e.message),
+        )
+    };
+    let signal = match q.get("signal").filter(|v| !v.is_empty()) {
+        Some(sig) => runtime::view::parse_signal(sig).map_err(|e| wrap(e.into()))?,
+        None => 9,
+    };
+    let c = find(&s, &id).await.map_err(wrap)?;
+    s.runtime
+        .container_kill(&c, signal)
+        .await
+        .map_err(|e| wrap(e.into()))?;
+    Ok(no_content())
+}
+
+/// `DELETE /containers/{id}`.
+async fn remove(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Response> {
+    let env = node_env(&s);
+    let c = find(&s, &id).await?;
+    s.runtime
+        .container_remove(&env, &c, &id, query_bool(&q, "force"))
+        .await?;
+    Ok(no_content())
+}
+
+/// `POST /containers/{id}/wait`: the headers go out at once, the body
+/// (`{"StatusCode": N}`) when the condition holds.
+async fn wait(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Response> {
+    let raw = q.get("condition").map_or("", String::as_str);
+    let condition = WaitCondition::parse(raw)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid condition: \"{raw}\"")))?;
+    let c = find(&s, &id).await?;
+    let env = node_env(&s);
+    let rt = s.runtime.clone();
+    let body = futures::stream::once(async move {
+        let json = match rt.container_wait(&env, &c, condition).await {
+            Ok(code) => serde_json::json!({ "StatusCode": code }),
+            Err(e) => {
+                serde_json::json!({ "StatusCode": -1, "Error": { "Message": e.to_string() } })
+            }
+        };
+        Ok::<_, std::convert::Infallible>(format!("{json}\n"))
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+fn status_only(status: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+fn no_content() -> Response {
+    status_only(StatusCode::NO_CONTENT)
+}
