@@ -532,3 +532,93 @@ fn service_create_pins_the_registry_digest() {
     assert_eq!(image.trim(), format!("{name}@{}", img.manifest_digest));
     d.ok(&["service", "rm", "pinned"]);
 }
+
+/// `docker service ps` rows as `state|error` of every task of `svc`.
+fn task_states(d: &Daemon, svc: &str) -> Vec<String> {
+    d.ok(&[
+        "service",
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.CurrentState}}|{{.Error}}",
+        svc,
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn tasks_pull_with_the_service_registry_auth() {
+    let (user, pass) = ("shoal", "s3cret-pass");
+    let Some((_ctrd, d, reg)) = setup(Some((user, pass))) else {
+        return;
+    };
+    let img = test_image(d.dir.path());
+    let host = reg.host();
+    push(
+        &host,
+        &img,
+        "latest",
+        None,
+        RegistryAuth::Basic(user.into(), pass.into()),
+    );
+    let name = format!("{host}/{REPO}:latest");
+    d.docker_stdin(
+        &["login", "-u", user, "--password-stdin", &host],
+        Some(format!("{pass}\n").as_bytes()),
+    );
+    d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+
+    // Without --with-registry-auth the node pulls anonymously and is refused.
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "anon",
+        "--restart-condition",
+        "none",
+        &name,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let rejected = common::wait_for(60, "anonymous pull rejected", || {
+        task_states(&d, "anon")
+            .into_iter()
+            .find(|r| r.starts_with("Rejected"))
+    });
+    assert!(rejected.contains("no basic auth credentials"), "{rejected}");
+    d.ok(&["service", "rm", "anon"]);
+
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "authed",
+        "--with-registry-auth",
+        "--stop-grace-period",
+        "1s",
+        &name,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    common::wait_for(60, "task running from the pulled image", || {
+        task_states(&d, "authed")
+            .iter()
+            .any(|r| r.starts_with("Running"))
+            .then_some(())
+    });
+    // The credentials are kept for the nodes, never shown.
+    let inspect = d.ok(&["service", "inspect", "authed"]);
+    assert!(!inspect.contains(pass), "{inspect}");
+    assert!(
+        !inspect.to_lowercase().contains("registryauth"),
+        "{inspect}"
+    );
+}

@@ -122,6 +122,13 @@ pub struct Service {
     pub spec_version: u64,
     /// Set while a `service rm` waits for its tasks to go away.
     pub pending_delete: bool,
+    /// The encoded `X-Registry-Auth` given with `--with-registry-auth`
+    /// (swarmkit keeps it in the spec's pull options; never shown).
+    #[serde(default)]
+    pub registry_auth: Option<String>,
+    /// The previous spec's registry auth, for rollback.
+    #[serde(default)]
+    pub previous_registry_auth: Option<String>,
 }
 
 /// A task's address on one network.

@@ -147,10 +147,23 @@ async fn list(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-async fn create(State(s): State<AppState>, body: axum::body::Bytes) -> ApiResult<Response> {
+/// The `X-Registry-Auth` header the CLI sends with `--with-registry-auth`.
+fn registry_auth(headers: &header::HeaderMap) -> Option<String> {
+    headers
+        .get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+async fn create(
+    State(s): State<AppState>,
+    headers: header::HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
     let spec: api::ServiceSpec = crate::wire::decode_service_spec(&body)?;
     let m = s.node.manager()?;
-    let id = service::create(m.store(), spec).await?;
+    let id = service::create(m.store(), spec, registry_auth(&headers)).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "ID": id }))).into_response())
 }
 
@@ -173,6 +186,7 @@ async fn update(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<crate::body::Query>,
+    headers: header::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     let spec: api::ServiceSpec = crate::wire::decode_service_spec(&body)?;
@@ -183,7 +197,7 @@ async fn update(
     } else {
         UpdateKind::Replace
     };
-    service::update(m.store(), &id, version, spec, kind).await?;
+    service::update(m.store(), &id, version, spec, kind, registry_auth(&headers)).await?;
     Ok(Json(serde_json::json!({ "Warnings": null })))
 }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use swarm::exec::Controller;
+use swarm::exec::DepKind;
 use swarm::exec::DependencyGetter;
 use swarm::exec::ExecError;
 use swarm::exec::ExitStatus;
@@ -27,6 +28,7 @@ use super::NodeEnv;
 use crate::containers::NewContainer;
 use crate::error::Error;
 use crate::error::ErrorKind;
+use crate::images::RegistryAuth;
 use crate::logs::Copier;
 use crate::Containerd;
 
@@ -149,11 +151,18 @@ impl TaskController {
         // pull it, as dockerd's executor does.
         let image = match self.ctd.image_for_task(&image_ref).await {
             Ok(i) => i,
-            Err(Error::NoSuchImage(_)) => self
-                .ctd
-                .image_ensure(&image_ref, None)
-                .await
-                .map_err(exec_err)?,
+            Err(Error::NoSuchImage(_)) => {
+                let auth = self
+                    .deps
+                    .get(self.task_id(), DepKind::RegistryAuth, "")
+                    .await?
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|h| RegistryAuth::from_header(&h));
+                self.ctd
+                    .image_ensure(&image_ref, auth.as_ref())
+                    .await
+                    .map_err(exec_err)?
+            }
             Err(e) => return Err(exec_err(e)),
         };
         let id = ids::random_hex(32);
@@ -344,6 +353,7 @@ impl Controller for TaskController {
         .await;
         match started {
             Ok(pid) => {
+                files::record_start(&self.dir(&id));
                 self.pid = Some(pid);
                 Ok(())
             }

@@ -37,6 +37,18 @@ pub fn write(files: &ContainerFiles, hostname: &str) -> std::io::Result<()> {
     std::fs::write(&files.resolv_conf, resolv)
 }
 
+/// Records when the container's process started (containerd keeps no
+/// start time; `docker inspect` shows it).
+pub fn record_start(dir: &Path) {
+    let _ = std::fs::write(dir.join("started_at"), swarm::model::now());
+}
+
+/// When the container's process last started, if recorded.
+pub fn started_at(dir: &Path) -> Option<time::OffsetDateTime> {
+    let s = std::fs::read_to_string(dir.join("started_at")).ok()?;
+    time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339).ok()
+}
+
 /// The directories of an image's layers from a snapshot's mounts, topmost
 /// first: the lower directories of an overlay mount, or a bind's source.
 pub fn layer_dirs(mounts: &[Mount]) -> Vec<PathBuf> {

@@ -94,7 +94,11 @@ fn timestamp(t: Option<&prost_types::Timestamp>) -> Option<OffsetDateTime> {
 }
 
 /// The run state from containerd's task (none: never started).
-fn run_state(task: Option<&Process>, created: Option<OffsetDateTime>) -> RunState {
+fn run_state(
+    task: Option<&Process>,
+    created: Option<OffsetDateTime>,
+    recorded_start: Option<OffsetDateTime>,
+) -> RunState {
     let Some(p) = task else {
         return RunState {
             status: Status::Created,
@@ -111,11 +115,12 @@ fn run_state(task: Option<&Process>, created: Option<OffsetDateTime>) -> RunStat
         TaskStatus::Stopped | TaskStatus::Unknown => Status::Exited,
     };
     let running = status.is_running();
-    // containerd keeps no start time: a live process has one in /proc;
-    // for an ended one the container's creation (which the executor
-    // follows at once with the start) is the closest record.
+    // containerd keeps no start time: the executor records it; without
+    // that record a live process has one in /proc, and for an ended one the
+    // container's creation is the closest.
     let started_at = match status {
         Status::Created => None,
+        _ if recorded_start.is_some() => recorded_start,
         _ if running => procfs::start_time(p.pid).or(created),
         _ => created,
     };
@@ -145,7 +150,7 @@ fn info(env: &NodeEnv, c: Container, task: Option<&Process>) -> ContainerInfo {
     }
     ContainerInfo {
         spec: SpecView::parse(spec_json, &dir, &env.volumes_root),
-        state: run_state(task, created),
+        state: run_state(task, created, crate::exec::files::started_at(&dir)),
         log_path: crate::logs::log_path(&dir, &c.id),
         id: c.id,
         name,

@@ -151,7 +151,13 @@ fn endpoint(
 }
 
 /// `POST /services/create`; returns the new ID.
-pub async fn create(store: &Store, spec: api::ServiceSpec) -> Result<String> {
+/// `registry_auth` is the request's `X-Registry-Auth`, kept for the nodes'
+/// image pulls.
+pub async fn create(
+    store: &Store,
+    spec: api::ServiceSpec,
+    registry_auth: Option<String>,
+) -> Result<String> {
     let mut spec = normalize(spec);
     if spec.name.as_deref().unwrap_or("").is_empty() {
         spec.name = Some(random_name());
@@ -166,6 +172,7 @@ pub async fn create(store: &Store, spec: api::ServiceSpec) -> Result<String> {
             s.api.endpoint = Some(endpoint(tx, &id, &spec, None)?);
             s.api.spec = Some(spec);
             s.spec_version = 1;
+            s.registry_auth = registry_auth;
             tx.create(s)
         })
         .await?;
@@ -204,13 +211,16 @@ fn mode_name(spec: &api::ServiceSpec) -> &'static str {
     }
 }
 
-/// `POST /services/{id}/update?version=N[&rollback=previous]`.
+/// `POST /services/{id}/update?version=N[&rollback=previous]`. New
+/// registry credentials replace the kept ones; without, they stay (or
+/// follow the spec on rollback), as dockerd does.
 pub async fn update(
     store: &Store,
     input: &str,
     version: u64,
     spec: api::ServiceSpec,
     kind: UpdateKind,
+    registry_auth: Option<String>,
 ) -> Result<()> {
     let spec = normalize(spec);
     store
@@ -256,6 +266,13 @@ pub async fn update(
             }
             s.previous_spec = Some(cur);
             s.api.spec = Some(next);
+            let prev_auth = s.registry_auth.clone();
+            s.registry_auth = match (kind, registry_auth) {
+                (_, Some(a)) => Some(a),
+                (UpdateKind::Rollback, None) => s.previous_registry_auth.clone(),
+                (UpdateKind::Replace, None) => prev_auth.clone(),
+            };
+            s.previous_registry_auth = prev_auth;
             tx.update(s)
         })
         .await

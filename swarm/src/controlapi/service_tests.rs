@@ -33,28 +33,28 @@ fn published(mut s: api::ServiceSpec, port: Option<i64>) -> api::ServiceSpec {
 #[tokio::test]
 async fn create_stores_one_replica_and_rejects_duplicates() {
     let store = Store::in_memory();
-    let id = create(&store, spec("web")).await.unwrap();
+    let id = create(&store, spec("web"), None).await.unwrap();
     let s = get(&store, "web").unwrap();
     assert_eq!(s.id(), id);
     assert_eq!(
         s.spec().mode.clone().unwrap().replicated.unwrap().replicas,
         Some(1)
     );
-    let e = create(&store, spec("web")).await.unwrap_err();
+    let e = create(&store, spec("web"), None).await.unwrap_err();
     assert_eq!(e.message(), "rpc error: code = AlreadyExists desc = name conflicts with an existing object: service web already exists");
 }
 
 #[tokio::test]
 async fn update_checks_version_name_and_keeps_previous_spec() {
     let store = Store::in_memory();
-    let id = create(&store, spec("web")).await.unwrap();
+    let id = create(&store, spec("web"), None).await.unwrap();
     let v = get(&store, &id).unwrap().version();
     let mut next = spec("web");
     next.labels = Some([("a".to_string(), "b".to_string())].into());
-    update(&store, &id, v, next.clone(), UpdateKind::Replace)
+    update(&store, &id, v, next.clone(), UpdateKind::Replace, None)
         .await
         .unwrap();
-    let e = update(&store, &id, v, next.clone(), UpdateKind::Replace)
+    let e = update(&store, &id, v, next.clone(), UpdateKind::Replace, None)
         .await
         .unwrap_err();
     assert_eq!(
@@ -68,9 +68,16 @@ async fn update_checks_version_name_and_keeps_previous_spec() {
         Some(Default::default()),
         "the previous spec is the one before the update (no labels)"
     );
-    let e = update(&store, &id, s.version(), spec("other"), UpdateKind::Replace)
-        .await
-        .unwrap_err();
+    let e = update(
+        &store,
+        &id,
+        s.version(),
+        spec("other"),
+        UpdateKind::Replace,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         e.message(),
         "rpc error: code = Unimplemented desc = renaming services is not supported"
@@ -81,6 +88,7 @@ async fn update_checks_version_name_and_keeps_previous_spec() {
         s.version(),
         s.spec().clone(),
         UpdateKind::Rollback,
+        None,
     )
     .await
     .unwrap();
@@ -95,9 +103,9 @@ async fn update_checks_version_name_and_keeps_previous_spec() {
 #[tokio::test]
 async fn rollback_without_previous_spec_fails() {
     let store = Store::in_memory();
-    let id = create(&store, spec("web")).await.unwrap();
+    let id = create(&store, spec("web"), None).await.unwrap();
     let v = get(&store, &id).unwrap().version();
-    let e = update(&store, &id, v, spec("web"), UpdateKind::Rollback)
+    let e = update(&store, &id, v, spec("web"), UpdateKind::Rollback, None)
         .await
         .unwrap_err();
     assert_eq!(e.message(), format!("rpc error: code = FailedPrecondition desc = service {id} does not have a previous spec"));
@@ -106,17 +114,19 @@ async fn rollback_without_previous_spec_fails() {
 #[tokio::test]
 async fn published_ports_are_assigned_and_conflicts_refused() {
     let store = Store::in_memory();
-    let p1 = create(&store, published(spec("p1"), Some(8080)))
+    let p1 = create(&store, published(spec("p1"), Some(8080)), None)
         .await
         .unwrap();
-    let e = create(&store, published(spec("p2"), Some(8080)))
+    let e = create(&store, published(spec("p2"), Some(8080)), None)
         .await
         .unwrap_err();
     assert_eq!(
         e.message(),
         format!("rpc error: code = InvalidArgument desc = port '8080' is already in use by service 'p1' ({p1}) as an ingress port")
     );
-    create(&store, published(spec("p3"), None)).await.unwrap();
+    create(&store, published(spec("p3"), None), None)
+        .await
+        .unwrap();
     let ports = get(&store, "p3")
         .unwrap()
         .api

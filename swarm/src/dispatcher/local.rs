@@ -126,6 +126,12 @@ impl DispatcherApi for Local {
             if t.node_id() != Some(node_id) {
                 return None;
             }
+            if kind == crate::exec::DepKind::RegistryAuth {
+                let auth = v
+                    .get::<crate::model::Service>(t.service_id())?
+                    .registry_auth?;
+                return Some(auth.into_bytes());
+            }
             let cs = t.api.spec.as_ref()?.container_spec.as_ref()?;
             let data = match kind {
                 crate::exec::DepKind::Secret => {
@@ -142,6 +148,7 @@ impl DispatcherApi for Local {
                         .find(|c| c.config_id.as_deref() == Some(id))?;
                     v.get::<crate::model::Config>(id)?.api.spec?.data
                 }
+                crate::exec::DepKind::RegistryAuth => return None,
             };
             decode(data.as_deref().unwrap_or(""))
         }))

@@ -14,6 +14,9 @@ pub enum DepKind {
     Secret,
     /// A config.
     Config,
+    /// The encoded registry credentials the service was given
+    /// (`--with-registry-auth`); the ID is ignored.
+    RegistryAuth,
 }
 
 /// Gives a task's controller the payloads it references.
