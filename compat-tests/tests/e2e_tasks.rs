@@ -664,3 +664,63 @@ fn a_containerd_restart_is_survived() {
     assert_eq!(failed.error, "\"task: non-zero exit (137)\"");
     wait_running(&d, "web", 2);
 }
+
+#[test]
+fn init_and_stop_signal_are_honoured() {
+    let Some((_ctrd, d)) = setup() else { return };
+    // Under --init the task's process is docker-init, which forwards
+    // SIGTERM: busybox httpd then stops at once instead of after the grace.
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "init",
+        "--init",
+        "--stop-grace-period",
+        "30s",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let t = wait_running(&d, "init", 1).remove(0);
+    let (_, pid) = container(&d, &t.id);
+    assert!(
+        cmdline(pid).starts_with("/sbin/docker-init -- httpd -f -p 80"),
+        "{}",
+        cmdline(pid)
+    );
+    let start = std::time::Instant::now();
+    d.ok(&["service", "rm", "init"]);
+    wait_for(20, "init task stopped by SIGTERM", || {
+        (!cmdline(pid).starts_with("/sbin/docker-init")).then_some(())
+    });
+    assert!(start.elapsed() < std::time::Duration::from_secs(15));
+
+    // A custom stop signal is what the process receives on shutdown.
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "sig",
+        "--stop-signal",
+        "SIGUSR1",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "sh",
+        "-c",
+        "trap 'echo got-usr1' USR1; while true; do sleep 0.2; done",
+    ]);
+    let t = wait_running(&d, "sig", 1).remove(0);
+    let (_, pid) = container(&d, &t.id);
+    d.ok(&["service", "scale", "-d", "sig=0"]);
+    wait_for(20, "sig task stopped", || {
+        (!cmdline(pid).starts_with("sh -c")).then_some(())
+    });
+    let logs = d.ok(&["service", "logs", "--raw", "sig"]);
+    assert!(logs.contains("got-usr1"), "{logs}");
+}

@@ -247,6 +247,7 @@ impl TaskController {
             volumes_root: &self.env.volumes_root,
             users: &users,
             dep_files,
+            init_binary: self.env.init_binary.as_deref(),
         };
         let oci = spec::build(&ctx)?;
         files::write(&file_paths, &spec::hostname(&ctx))

@@ -40,6 +40,8 @@ pub struct NodeEnv {
     pub engine_version: String,
     /// Log file rotation.
     pub log_rotation: Rotation,
+    /// The init binary `--init` runs tasks under, if the node has one.
+    pub init_binary: Option<PathBuf>,
 }
 
 impl NodeEnv {
@@ -51,8 +53,22 @@ impl NodeEnv {
             hostname,
             engine_version,
             log_rotation: Rotation::default(),
+            init_binary: find_init(),
         }
     }
+}
+
+/// A static init for `--init`: dockerd's own `docker-init` when installed,
+/// else Debian's `tini-static` (the same program).
+fn find_init() -> Option<PathBuf> {
+    [
+        "/usr/libexec/docker/docker-init",
+        "/usr/bin/docker-init",
+        "/usr/bin/tini-static",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
 }
 
 /// Runs tasks as containerd containers.

@@ -43,6 +43,9 @@ const DEFAULT_CAPS: &[&str] = &[
     "CAP_AUDIT_WRITE",
 ];
 
+/// Where `--init`'s binary appears in the container, as under dockerd.
+const INIT_PATH: &str = "/sbin/docker-init";
+
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Files the node writes for each container and binds into it.
@@ -77,6 +80,8 @@ pub struct TaskContext<'a> {
     pub users: &'a UserDb,
     /// Secret and config files to bind read-only.
     pub dep_files: &'a [super::secrets::DepFile],
+    /// The node's init binary for `--init` (tini, dockerd's docker-init).
+    pub init_binary: Option<&'a Path>,
 }
 
 impl TaskContext<'_> {
@@ -490,9 +495,16 @@ pub fn build(ctx: &TaskContext<'_>) -> Result<Spec, String> {
     spec.set_root(Some(root));
 
     let mut process = oci_spec::runtime::Process::default();
-    let args = args(ctx);
+    let mut args = args(ctx);
     if args.is_empty() {
         return Err("no command specified".into());
+    }
+    let init = c.init.unwrap_or(false);
+    if init {
+        if ctx.init_binary.is_none() {
+            return Err("exec: \"docker-init\": executable file not found in $PATH".into());
+        }
+        args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
     }
     process.set_args(Some(args));
     process.set_env(Some(env(ctx, &host)));
@@ -546,6 +558,9 @@ pub fn build(ctx: &TaskContext<'_>) -> Result<Spec, String> {
     mounts.extend(user);
     for f in ctx.dep_files {
         mounts.push(bind(&f.host, &f.target, &["rbind", "ro", "rprivate"]));
+    }
+    if let (true, Some(bin)) = (init, ctx.init_binary) {
+        mounts.push(bind(bin, INIT_PATH, &["bind", "ro", "rprivate"]));
     }
     spec.set_mounts(Some(mounts));
 

@@ -59,6 +59,7 @@ fn with<R>(cs: api::TaskSpecContainerSpec, f: impl FnOnce(&TaskContext<'_>) -> R
         volumes_root: vols.path(),
         users: &u,
         dep_files: &[],
+        init_binary: Some(Path::new("/usr/bin/tini-static")),
     };
     f(&ctx)
 }
@@ -164,6 +165,7 @@ fn limits_caps_and_readonly_reach_the_spec() {
         volumes_root: vols.path(),
         users: &u,
         dep_files: &[],
+        init_binary: Some(Path::new("/usr/bin/tini-static")),
     };
     let spec = build(&ctx).unwrap();
     assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
@@ -231,6 +233,7 @@ fn mounts_bind_volume_tmpfs_and_errors() {
         volumes_root: vols.path(),
         users: &u,
         dep_files: &[],
+        init_binary: Some(Path::new("/usr/bin/tini-static")),
     };
     let spec = build(&ctx).unwrap();
     let mounts = spec.mounts().as_ref().unwrap();
@@ -268,5 +271,28 @@ fn mounts_bind_volume_tmpfs_and_errors() {
     assert_eq!(
         with(bad, |c| build(c).unwrap_err()),
         "invalid mount config for type \"bind\": bind source path does not exist: /does/not/exist"
+    );
+}
+
+#[test]
+fn init_runs_the_command_under_docker_init() {
+    let cs = api::TaskSpecContainerSpec {
+        init: Some(true),
+        command: Some(vec!["httpd".into()]),
+        ..Default::default()
+    };
+    let spec = with(cs, |c| build(c).unwrap());
+    assert_eq!(
+        spec.process().as_ref().unwrap().args().as_ref().unwrap(),
+        &vec!["/sbin/docker-init", "--", "httpd"]
+    );
+    let m = spec.mounts().as_ref().unwrap();
+    let init = m
+        .iter()
+        .find(|m| m.destination() == Path::new("/sbin/docker-init"))
+        .unwrap();
+    assert_eq!(
+        init.source().as_deref(),
+        Some(Path::new("/usr/bin/tini-static"))
     );
 }
