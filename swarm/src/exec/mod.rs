@@ -9,6 +9,7 @@ pub mod errors;
 pub mod executor;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+pub mod network;
 pub mod step;
 
 pub use deps::DepKind;
@@ -17,3 +18,7 @@ pub use errors::ExecError;
 pub use executor::Controller;
 pub use executor::Executor;
 pub use executor::ExitStatus;
+pub use network::Attachment;
+pub use network::NetworkAttacher;
+pub use network::NetworkSpec;
+pub use network::TaskNetns;

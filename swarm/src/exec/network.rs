@@ -1,0 +1,72 @@
+//! The node side of networking: what the executor asks of the network
+//! driver (`netdrv`) for each task. Addresses come from the manager's
+//! allocator; the driver only makes them real in the kernel.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde::Serialize;
+
+use super::ExecError;
+
+/// One swarm network as a node needs it to plumb a task into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// The network's ID.
+    pub id: String,
+    /// Its name (`ingress`, `app_default`, ...).
+    pub name: String,
+    /// The subnet in CIDR form (`10.0.1.0/24`).
+    pub subnet: String,
+    /// The gateway address, without prefix (`10.0.1.1`).
+    pub gateway: String,
+    /// Interface MTU (dockerd's overlay default is 1450).
+    pub mtu: u32,
+    /// The routing-mesh network.
+    pub ingress: bool,
+    /// `--internal`: no route out.
+    pub internal: bool,
+}
+
+/// A task's place on one network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The network.
+    pub network: NetworkSpec,
+    /// The task's address in CIDR form (`10.0.1.5/24`).
+    pub address: String,
+    /// Extra DNS names of the task on this network.
+    pub aliases: Vec<String>,
+}
+
+/// A task's network namespace, ready for its container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskNetns {
+    /// The namespace file to join (`linux.namespaces[network].path`).
+    pub path: PathBuf,
+    /// `/etc/resolv.conf` for the container.
+    pub resolv_conf: String,
+    /// Interface name and address (CIDR) of each attachment, in order.
+    pub interfaces: Vec<(String, String)>,
+}
+
+/// Makes tasks' networks real on this node.
+#[async_trait]
+pub trait NetworkAttacher: Send + Sync {
+    /// Creates (or finds, after a restart) task `task_id`'s network
+    /// namespace: loopback up, one interface per attachment with its
+    /// address and MTU, and a route out of the node unless every network is
+    /// internal. Networks are set up on first use.
+    async fn attach(
+        &self,
+        task_id: &str,
+        attachments: &[Attachment],
+    ) -> Result<TaskNetns, ExecError>;
+    /// Removes the task's namespace and interfaces; a network no task uses
+    /// any more is torn down. Idempotent.
+    async fn detach(&self, task_id: &str) -> Result<(), ExecError>;
+    /// Removes what belongs to tasks not in `keep` (left from a crash).
+    async fn prune(&self, keep: &HashSet<String>) -> Result<(), ExecError>;
+}
