@@ -15,6 +15,8 @@ use swarm::exec::DepKind;
 use swarm::exec::DependencyGetter;
 use swarm::exec::ExecError;
 use swarm::exec::ExitStatus;
+use swarm::exec::NetworkAttacher;
+use swarm::exec::TaskNetns;
 use swarm::model::api;
 use swarm::model::Task;
 
@@ -44,6 +46,7 @@ pub struct TaskController {
     env: Arc<NodeEnv>,
     task: Task,
     deps: Arc<dyn DependencyGetter>,
+    net: Option<Arc<dyn NetworkAttacher>>,
     container_id: Option<String>,
     pid: Option<u32>,
     exit_code: Option<i64>,
@@ -91,12 +94,14 @@ impl TaskController {
         env: Arc<NodeEnv>,
         task: Task,
         deps: Arc<dyn DependencyGetter>,
+        net: Option<Arc<dyn NetworkAttacher>>,
     ) -> Self {
         TaskController {
             ctd,
             env,
             task,
             deps,
+            net,
             container_id: None,
             pid: None,
             exit_code: None,
@@ -190,6 +195,9 @@ impl TaskController {
             .map_err(exec_err)?;
         let dir = self.dir(id);
         let fail = |e: ExecError| async {
+            if let Some(net) = &self.net {
+                let _ = net.detach(self.task_id()).await;
+            }
             self.ctd.snapshot_remove(id).await;
             secrets::release(&dir);
             let _ = std::fs::remove_dir_all(&dir);
@@ -202,7 +210,11 @@ impl TaskController {
             Ok(f) => f,
             Err(e) => return fail(e).await,
         };
-        let built = self.build(id, image, &mounts, &dep_files);
+        let netns = match self.attach_networks().await {
+            Ok(n) => n,
+            Err(e) => return fail(e).await,
+        };
+        let built = self.build(id, image, &mounts, &dep_files, netns.as_ref());
         let (spec_json, labels) = match built {
             Ok(b) => b,
             Err(e) => return fail(ExecError::Fatal(e)).await,
@@ -232,6 +244,7 @@ impl TaskController {
         image: &crate::images::ImageInfo,
         mounts: &[containerd_client::types::Mount],
         dep_files: &[secrets::DepFile],
+        netns: Option<&TaskNetns>,
     ) -> Result<(Vec<u8>, std::collections::HashMap<String, String>), String> {
         let dir = self.dir(id);
         let users = UserDb::from_layers(&files::layer_dirs(mounts));
@@ -248,9 +261,10 @@ impl TaskController {
             users: &users,
             dep_files,
             init_binary: self.env.init_binary.as_deref(),
+            netns: netns.map(|n| n.path.as_path()),
         };
         let oci = spec::build(&ctx)?;
-        files::write(&file_paths, &spec::hostname(&ctx))
+        files::write(&file_paths, &spec::hostname(&ctx), netns)
             .map_err(|e| format!("write container files: {e}"))?;
         let mut labels = spec::labels(&ctx);
         labels.insert(files::NAME_LABEL.into(), spec::container_name(&self.task));
@@ -268,6 +282,30 @@ impl TaskController {
             old.finish().await;
         }
         Ok((out, err))
+    }
+
+    /// The task's network namespace from the network driver, when there is
+    /// one: its attachments with each network's details from the manager.
+    async fn attach_networks(&self) -> Result<Option<TaskNetns>, ExecError> {
+        let Some(net) = &self.net else {
+            return Ok(None);
+        };
+        let mut atts = Vec::with_capacity(self.task.networks.len());
+        for a in &self.task.networks {
+            let raw = self
+                .deps
+                .get(self.task_id(), DepKind::Network, &a.network_id)
+                .await?
+                .ok_or_else(|| ExecError::Fatal(format!("network {} not found", a.network_id)))?;
+            let network = serde_json::from_slice(&raw)
+                .map_err(|e| ExecError::Fatal(format!("network {}: {e}", a.network_id)))?;
+            atts.push(swarm::exec::Attachment {
+                network,
+                address: a.addresses.first().cloned().unwrap_or_default(),
+                aliases: a.aliases.clone(),
+            });
+        }
+        net.attach(self.task_id(), &atts).await.map(Some)
     }
 
     /// Starts the health monitor when the task has a check and none runs yet.
@@ -480,12 +518,16 @@ impl Controller for TaskController {
     }
 
     async fn remove(&mut self) -> Result<(), ExecError> {
-        let Some(id) = self.existing().await? else {
-            return Ok(());
-        };
-        remove_container(&self.ctd, &self.env, &id).await?;
-        self.finish_logs().await;
-        self.container_id = None;
+        if let Some(id) = self.existing().await? {
+            remove_container(&self.ctd, &self.env, &id).await?;
+            self.finish_logs().await;
+            self.container_id = None;
+        }
+        // The namespace belongs to the task: its container may already be
+        // gone (removed through the container API).
+        if let Some(net) = &self.net {
+            net.detach(self.task_id()).await?;
+        }
         Ok(())
     }
 

@@ -21,19 +21,39 @@ pub fn paths(dir: &Path) -> ContainerFiles {
     }
 }
 
-/// Writes the files: the hostname, an `/etc/hosts` naming it, and the
-/// node's resolver configuration.
-pub fn write(files: &ContainerFiles, hostname: &str) -> std::io::Result<()> {
+/// Writes the files: the hostname, an `/etc/hosts` naming it (on its
+/// network addresses when it has some), and the resolver configuration the
+/// network driver chose (the node's own without one).
+pub fn write(
+    files: &ContainerFiles,
+    hostname: &str,
+    netns: Option<&swarm::exec::TaskNetns>,
+) -> std::io::Result<()> {
     std::fs::write(&files.hostname, format!("{hostname}\n"))?;
-    std::fs::write(
-        &files.hosts,
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
-             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
-             ff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
-        ),
-    )?;
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+         ff02::2\tip6-allrouters\n",
+    );
+    let own: Vec<&str> = netns
+        .map(|n| {
+            n.interfaces
+                .iter()
+                .map(|(_, a)| a.split('/').next().unwrap_or(a))
+                .collect()
+        })
+        .unwrap_or_default();
+    if own.is_empty() {
+        hosts.push_str(&format!("127.0.0.1\t{hostname}\n"));
+    }
+    for a in own {
+        hosts.push_str(&format!("{a}\t{hostname}\n"));
+    }
+    std::fs::write(&files.hosts, hosts)?;
+    let resolv = match netns {
+        Some(n) => n.resolv_conf.clone(),
+        None => std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    };
     std::fs::write(&files.resolv_conf, resolv)
 }
 

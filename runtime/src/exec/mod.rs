@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use swarm::exec::Controller;
 use swarm::exec::ExecError;
 use swarm::exec::Executor;
+use swarm::exec::NetworkAttacher;
 use swarm::model::api;
 use swarm::model::Node;
 use swarm::model::Task;
@@ -72,19 +73,37 @@ fn find_init() -> Option<PathBuf> {
 }
 
 /// Runs tasks as containerd containers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ContainerdExecutor {
     ctd: Containerd,
     env: Arc<NodeEnv>,
+    net: Option<Arc<dyn NetworkAttacher>>,
+}
+
+impl std::fmt::Debug for ContainerdExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerdExecutor")
+            .field("ctd", &self.ctd)
+            .field("networking", &self.net.is_some())
+            .finish()
+    }
 }
 
 impl ContainerdExecutor {
-    /// An executor on `ctd`.
+    /// An executor on `ctd`. Without a network driver each task gets a
+    /// network namespace with loopback only.
     pub fn new(ctd: Containerd, env: NodeEnv) -> Self {
         ContainerdExecutor {
             ctd,
             env: Arc::new(env),
+            net: None,
         }
+    }
+
+    /// Plumbs tasks into their networks with `net`.
+    pub fn with_network(mut self, net: Arc<dyn NetworkAttacher>) -> Self {
+        self.net = Some(net);
+        self
     }
 }
 
@@ -121,6 +140,7 @@ impl Executor for ContainerdExecutor {
             self.env.clone(),
             task.clone(),
             deps,
+            self.net.clone(),
         )))
     }
 
@@ -136,6 +156,9 @@ impl Executor for ContainerdExecutor {
                 tracing::info!(container = %c.id, task = %task, "removing container of a task no longer assigned");
                 controller::remove_container(&self.ctd, &self.env, &c.id).await?;
             }
+        }
+        if let Some(net) = &self.net {
+            net.prune(keep).await?;
         }
         Ok(())
     }

@@ -87,7 +87,7 @@ fn target(kind: DepKind, file_name: &str, name: &str) -> String {
     }
     match kind {
         DepKind::Secret => format!("/run/secrets/{n}"),
-        DepKind::Config | DepKind::RegistryAuth => format!("/{n}"),
+        DepKind::Config | DepKind::RegistryAuth | DepKind::Network => format!("/{n}"),
     }
 }
 
@@ -113,7 +113,7 @@ pub async fn materialize(
         let data = deps.get(&task_id, w.kind, &w.id).await?.ok_or_else(|| {
             let what = match w.kind {
                 DepKind::Secret => "secret",
-                DepKind::Config | DepKind::RegistryAuth => "config",
+                DepKind::Config | DepKind::RegistryAuth | DepKind::Network => "config",
             };
             ExecError::Fatal(format!("{what} {} not found", w.name))
         })?;

@@ -82,6 +82,9 @@ pub struct TaskContext<'a> {
     pub dep_files: &'a [super::secrets::DepFile],
     /// The node's init binary for `--init` (tini, dockerd's docker-init).
     pub init_binary: Option<&'a Path>,
+    /// The network namespace the network driver made for the task; without
+    /// one the container gets a new namespace with loopback only.
+    pub netns: Option<&'a Path>,
 }
 
 impl TaskContext<'_> {
@@ -567,6 +570,13 @@ pub fn build(ctx: &TaskContext<'_>) -> Result<Spec, String> {
     let mut linux = spec.linux().clone().unwrap_or_default();
     if let Some(ns) = linux.namespaces_mut() {
         ns.retain(|n| n.typ() != LinuxNamespaceType::Cgroup);
+        if let Some(path) = ctx.netns {
+            for n in ns.iter_mut() {
+                if n.typ() == LinuxNamespaceType::Network {
+                    n.set_path(Some(path.to_path_buf()));
+                }
+            }
+        }
     }
     linux.set_cgroups_path(Some(PathBuf::from(format!("/shoal/{}", ctx.container_id))));
     let sysctls = c.sysctls.clone().unwrap_or_default();

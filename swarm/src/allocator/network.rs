@@ -45,6 +45,36 @@ pub fn subnet_of(n: &Network) -> Option<Subnet> {
         .map(|(_, s)| s)
 }
 
+/// The overlay MTU dockerd uses unless the network sets one.
+const DEFAULT_MTU: u32 = 1450;
+
+/// What a node needs of `n` to plumb tasks into it.
+pub fn node_spec(n: &Network) -> crate::exec::NetworkSpec {
+    let cfg = n
+        .api
+        .ipam
+        .as_ref()
+        .and_then(|i| i.config.as_ref())
+        .and_then(|c| c.first().cloned())
+        .unwrap_or_default();
+    let mtu = n
+        .spec
+        .options
+        .as_ref()
+        .and_then(|o| o.get("com.docker.network.driver.mtu"))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(DEFAULT_MTU);
+    crate::exec::NetworkSpec {
+        id: n.api.id.clone().unwrap_or_default(),
+        name: n.api.name.clone().unwrap_or_default(),
+        subnet: cfg.subnet.unwrap_or_default(),
+        gateway: cfg.gateway.unwrap_or_default(),
+        mtu,
+        ingress: is_ingress(n),
+        internal: n.api.internal.unwrap_or(false),
+    }
+}
+
 /// The allocated gateway of a network.
 pub fn gateway_of(n: &Network) -> Option<u32> {
     let cfg = n.api.ipam.as_ref()?.config.as_ref()?.first()?;

@@ -126,6 +126,12 @@ impl DispatcherApi for Local {
             if t.node_id() != Some(node_id) {
                 return None;
             }
+            if kind == crate::exec::DepKind::Network {
+                t.networks.iter().find(|a| a.network_id == id)?;
+                let n = v.get::<crate::model::Network>(id)?;
+                let spec = crate::allocator::network::node_spec(&n);
+                return serde_json::to_vec(&spec).ok();
+            }
             if kind == crate::exec::DepKind::RegistryAuth {
                 let auth = v
                     .get::<crate::model::Service>(t.service_id())?
@@ -148,7 +154,7 @@ impl DispatcherApi for Local {
                         .find(|c| c.config_id.as_deref() == Some(id))?;
                     v.get::<crate::model::Config>(id)?.api.spec?.data
                 }
-                crate::exec::DepKind::RegistryAuth => return None,
+                crate::exec::DepKind::RegistryAuth | crate::exec::DepKind::Network => return None,
             };
             decode(data.as_deref().unwrap_or(""))
         }))

@@ -17,6 +17,9 @@ pub enum DepKind {
     /// The encoded registry credentials the service was given
     /// (`--with-registry-auth`); the ID is ignored.
     RegistryAuth,
+    /// A network the task is attached to, as a JSON
+    /// [`NetworkSpec`](super::NetworkSpec).
+    Network,
 }
 
 /// Gives a task's controller the payloads it references.

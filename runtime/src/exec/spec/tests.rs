@@ -60,6 +60,7 @@ fn with<R>(cs: api::TaskSpecContainerSpec, f: impl FnOnce(&TaskContext<'_>) -> R
         users: &u,
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
+        netns: None,
     };
     f(&ctx)
 }
@@ -166,6 +167,7 @@ fn limits_caps_and_readonly_reach_the_spec() {
         users: &u,
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
+        netns: None,
     };
     let spec = build(&ctx).unwrap();
     assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
@@ -234,6 +236,7 @@ fn mounts_bind_volume_tmpfs_and_errors() {
         users: &u,
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
+        netns: None,
     };
     let spec = build(&ctx).unwrap();
     let mounts = spec.mounts().as_ref().unwrap();
