@@ -18,6 +18,7 @@ pub mod model;
 pub mod node;
 pub mod orchestrator;
 pub mod raft;
+pub mod reference;
 pub mod scheduler;
 pub mod store;
 

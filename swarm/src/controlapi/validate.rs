@@ -38,59 +38,7 @@ pub fn is_dns_label(name: &str) -> bool {
 /// Whether `image` parses as a Docker image reference (lowercase repository
 /// path, optional tag, optional digest).
 pub fn is_valid_reference(image: &str) -> bool {
-    let (rest, digest) = match image.split_once('@') {
-        Some((r, d)) => (r, Some(d)),
-        None => (image, None),
-    };
-    if let Some(d) = digest {
-        let ok = d.split_once(':').is_some_and(|(alg, hex)| {
-            !alg.is_empty() && hex.len() >= 32 && hex.bytes().all(|c| c.is_ascii_hexdigit())
-        });
-        if !ok {
-            return false;
-        }
-    }
-    // A tag follows the last ':' after the last '/'.
-    let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let (name, tag) = match rest[last_slash..].rfind(':') {
-        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-        None => (rest, None),
-    };
-    if let Some(t) = tag {
-        let ok = !t.is_empty()
-            && t.len() <= 128
-            && t.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-')
-            && !t.starts_with(['.', '-']);
-        if !ok {
-            return false;
-        }
-    }
-    if name.is_empty() {
-        return false;
-    }
-    let mut parts = name.split('/').peekable();
-    let first = parts.next().unwrap_or("");
-    let first_is_host = parts.peek().is_some()
-        && (first.contains('.') || first.contains(':') || first == "localhost");
-    let path_ok = |p: &str| {
-        !p.is_empty()
-            && p.bytes().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
-            })
-            && p.as_bytes()[0].is_ascii_alphanumeric()
-            && p.as_bytes()[p.len() - 1].is_ascii_alphanumeric()
-    };
-    let host_ok = |h: &str| {
-        !h.is_empty()
-            && h.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':'))
-    };
-    (if first_is_host {
-        host_ok(first)
-    } else {
-        path_ok(first)
-    }) && parts.all(path_ok)
+    crate::reference::Reference::parse(image).is_some()
 }
 
 fn check_resources(r: Option<&api::TaskSpecResources>) -> Result<()> {
