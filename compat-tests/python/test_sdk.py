@@ -1,9 +1,9 @@
-"""Drives swarm, nodes, services, tasks, secrets, configs and networks
-through the Python `docker` SDK (PyPI `docker`) against the daemon at
+"""Drives swarm, nodes, services, tasks (and the containers they run), secrets,
+configs and networks through the Python `docker` SDK (PyPI `docker`) against the daemon at
 $DOCKER_HOST (a Unix socket). The assertions hold for the reference dockerd
 20.10 (api-fixtures/README.md) and must hold for shoald.
 
-    scripts/test.d/python-sdk.sh          (venv + its own shoald + pytest)
+    scripts/test.d/python-sdk.sh          (venv + its own containerd and shoald + pytest)
 
 or by hand against a running daemon:
 
@@ -14,11 +14,12 @@ with --force); the module inits one and leaves it at the end. Skipped when
 DOCKER_HOST is unset. `test_autolock_restart_unlock` restarts a shoald of its
 own and needs $SHOALD_BIN (skipped without it).
 
-shoald runs no containers yet: tasks are scheduled (state `assigned`) but never
-start, so the service tests only assert what holds for a task once the
-scheduler has placed it (node, slot, desired state, spec), never that it runs.
-Images are not pulled or inspected by the SDK for services; against dockerd,
-load the test image first (compat-tests/scripts/make-test-image.sh | docker load).
+The script runs shoald on a private containerd, so tasks really run: the
+test image (`shoal-test/busybox:latest`, compat-tests/scripts/make-test-image.sh)
+is loaded from $SHOAL_TEST_IMAGE_TAR by the `image` fixture; without that
+variable the image must already be on the daemon (`docker load`), or the tests
+that need it are skipped. A service whose image the node does not have has
+its tasks rejected and retried, as under dockerd.
 """
 
 import base64
@@ -117,6 +118,21 @@ def client():
     c = docker.from_env(version="auto", timeout=60)
     yield c
     c.close()
+
+
+@pytest.fixture(scope="module")
+def image(client):
+    """The test image on the daemon: loaded from $SHOAL_TEST_IMAGE_TAR when
+    set, else it must be there already (the test is skipped otherwise)."""
+    tar = os.environ.get("SHOAL_TEST_IMAGE_TAR")
+    if tar:
+        with open(tar, "rb") as f:
+            loaded = client.images.load(f)
+        assert IMAGE in [tag for i in loaded for tag in i.tags], loaded
+    try:
+        return client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f"{IMAGE} is not on the daemon (set SHOAL_TEST_IMAGE_TAR or docker load it)")
 
 
 @pytest.fixture(scope="module")
@@ -409,7 +425,7 @@ def test_networks(client, swarm):
     assert client.networks.list(names=["sdk-ov"]) == []
 
 
-def test_network_attachment_and_removal(client, swarm):
+def test_network_attachment_and_removal(client, swarm, image):
     ipam = IPAMConfig(pool_configs=[IPAMPool(subnet="10.31.0.0/24", gateway="10.31.0.1")])
     n = client.networks.create("sdk-att", driver="overlay", ipam=ipam)
     svc = client.services.create(
@@ -448,7 +464,7 @@ def test_network_attachment_and_removal(client, swarm):
 # --- services and tasks ---------------------------------------------------
 
 
-def test_services_and_tasks(client, swarm):
+def test_services_and_tasks(client, swarm, image):
     secret = client.secrets.create(name="sdk-user-secret", data=b"pw")
     svc = client.services.create(
         IMAGE,
@@ -544,7 +560,7 @@ def _try_remove(obj):
         return False
 
 
-def test_service_mode_replicas(client, swarm):
+def test_service_mode_replicas(client, swarm, image):
     svc = client.services.create(
         IMAGE, command=["sleep", "3600"], name="sdk-two", mode=ServiceMode("replicated", replicas=2),
         stop_grace_period=SECOND,
@@ -559,7 +575,7 @@ def test_service_mode_replicas(client, swarm):
         svc.remove()
 
 
-def test_service_scale(client, swarm):
+def test_service_scale(client, swarm, image):
     svc = client.services.create(
         IMAGE, command=["sleep", "3600"], name="sdk-scale", stop_grace_period=SECOND
     )
@@ -582,7 +598,7 @@ def test_service_scale(client, swarm):
         svc.remove()
 
 
-def test_global_service(client, swarm):
+def test_global_service(client, swarm, image):
     svc = client.services.create(
         IMAGE, command=["sleep", "3600"], name="sdk-global", mode="global", stop_grace_period=SECOND
     )
@@ -599,7 +615,7 @@ def test_global_service(client, swarm):
         svc.remove()
 
 
-def test_published_port(client, swarm):
+def test_published_port(client, swarm, image):
     svc = client.services.create(
         IMAGE, command=["sleep", "3600"], name="sdk-web", endpoint_spec=EndpointSpec(ports={18080: 80}),
         stop_grace_period=SECOND,
@@ -630,7 +646,7 @@ def test_published_port(client, swarm):
         svc.remove()
 
 
-def test_constraints_leave_task_pending(client, swarm):
+def test_constraints_leave_task_pending(client, swarm, image):
     svc = client.services.create(
         IMAGE, command=["sleep", "3600"], name="sdk-pinned", constraints=["node.role==worker"],
         stop_grace_period=SECOND,
@@ -653,7 +669,7 @@ def test_constraints_leave_task_pending(client, swarm):
         svc.remove()
 
 
-def test_drain_and_activate_node(client, swarm):
+def test_drain_and_activate_node(client, swarm, image):
     svc = client.services.create(
         IMAGE, command=["sleep", "3600"], name="sdk-drain", stop_grace_period=SECOND
     )
@@ -682,6 +698,233 @@ def test_drain_and_activate_node(client, swarm):
         with_fresh_version(node, lambda: node.update(dict(node.attrs["Spec"], Availability="active")))
     try:
         wait_for("the task placed again", lambda: placed(svc, 1, swarm))
+    finally:
+        svc.remove()
+
+
+# --- tasks running as containers ----------------------------------------------
+
+
+SERVICE_NAME_LABEL = "com.docker.swarm.service.name"
+
+
+def running(service, count):
+    """The desired-running tasks when exactly `count` of them run, each with
+    its container, else None."""
+    tasks = desired_running(service)
+    if len(tasks) == count and all(
+        t["Status"]["State"] == "running" and t["Status"].get("ContainerStatus", {}).get("ContainerID")
+        for t in tasks
+    ):
+        return tasks
+    return None
+
+
+def task_containers(client, name, all=False):
+    """The containers of service `name`'s tasks, by container ID (the SDK
+    inspects each listed container: skip those removed meanwhile)."""
+    listed = client.containers.list(
+        all=all, filters={"label": f"{SERVICE_NAME_LABEL}={name}"}, ignore_removed=True
+    )
+    return {c.id: c for c in listed}
+
+
+def exec_supported(client, container):
+    """Whether the daemon implements exec: `POST /containers/{id}/exec` on a
+    running container answers 404 without naming the container otherwise."""
+    try:
+        client.api.exec_create(container.id, ["true"])
+        return True
+    except docker.errors.NotFound as e:
+        if "No such container" in (e.explanation or ""):
+            raise
+        return False
+
+
+def test_tasks_run_as_containers(client, swarm, image):
+    name = "sdk-httpd"
+    svc = client.services.create(
+        IMAGE, ["httpd", "-f", "-p", "80"], name=name, mode=ServiceMode("replicated", replicas=2),
+        stop_grace_period=SECOND,
+    )
+    try:
+        tasks = wait_for("two tasks running", lambda: running(svc, 2), timeout=60)
+        assert sorted(t["Slot"] for t in tasks) == [1, 2]
+        assert all(t["NodeID"] == swarm for t in tasks)
+        by_container = {t["Status"]["ContainerStatus"]["ContainerID"]: t for t in tasks}
+        assert len(by_container) == 2
+        assert service_status(client, name)["RunningTasks"] == 2
+
+        def listed():
+            cs = task_containers(client, name)
+            return cs if set(cs) == set(by_container) else None
+
+        containers = wait_for("both task containers listed", listed)
+        for cid, c in containers.items():
+            task = by_container[cid]
+            assert c.name == f"{name}.{task['Slot']}.{task['ID']}"
+            assert c.status == "running"
+            assert c.attrs["State"]["Running"] is True
+            assert c.attrs["State"]["Pid"] == task["Status"]["ContainerStatus"]["PID"]
+            assert c.attrs["Config"]["Image"].startswith(IMAGE)
+            # dockerd: the spec's Command is the entrypoint, its Args the Cmd.
+            assert c.attrs["Config"]["Entrypoint"] == ["httpd", "-f", "-p", "80"]
+            assert c.attrs["Config"]["Cmd"] is None
+            labels = c.labels
+            assert labels[SERVICE_NAME_LABEL] == name
+            assert labels["com.docker.swarm.service.id"] == svc.id
+            assert labels["com.docker.swarm.task.id"] == task["ID"]
+            assert labels["com.docker.swarm.task.name"] == f"{name}.{task['Slot']}.{task['ID']}"
+            assert labels["com.docker.swarm.node.id"] == swarm
+            assert client.containers.get(c.name).id == cid
+            assert client.containers.get(cid[:12]).id == cid
+
+        first = containers[min(containers)]
+        has_exec = exec_supported(client, first)
+        if has_exec:  # else skipped once the rest has run
+            result = first.exec_run("echo hi")
+            assert result.exit_code == 0
+            assert result.output == b"hi\n"
+            result = first.exec_run(["sh", "-c", "exit 3"])
+            assert result.exit_code == 3
+
+        # A container killed from the container API fails its task; the
+        # orchestrator replaces it in the same slot (restart policy `any`).
+        victim = by_container[first.id]
+        first.kill()
+
+        def failed():
+            t = client.api.inspect_task(victim["ID"])
+            return t if t["Status"]["State"] == "failed" else None
+
+        dead = wait_for("the killed task failed", failed)
+        assert dead["Status"]["Err"] == "task: non-zero exit (137)"
+        assert dead["Status"]["ContainerStatus"]["ExitCode"] == 137
+
+        def replaced():
+            tasks = running(svc, 2)
+            return tasks if tasks and victim["ID"] not in [t["ID"] for t in tasks] else None
+
+        after = wait_for("the killed task replaced", replaced, timeout=60)
+        [new] = [t for t in after if t["ID"] not in {t["ID"] for t in tasks}]
+        assert new["Slot"] == victim["Slot"]
+        assert new["Status"]["ContainerStatus"]["ContainerID"] != first.id
+        assert client.api.inspect_task(victim["ID"])["DesiredState"] == "shutdown"
+        first.reload()
+        assert first.status == "exited"
+        assert first.attrs["State"]["ExitCode"] == 137
+        assert first.id not in task_containers(client, name)
+        assert first.id in task_containers(client, name, all=True)
+    finally:
+        svc.remove()
+    if not has_exec:
+        pytest.skip("exec is not implemented (POST /containers/{id}/exec answered 404)")
+
+
+def test_service_update_replaces_task_containers(client, swarm, image):
+    name = "sdk-upd"
+    svc = client.services.create(
+        IMAGE, ["httpd", "-f", "-p", "80"], name=name, mode=ServiceMode("replicated", replicas=2),
+        env=["V=1"], stop_grace_period=SECOND,
+    )
+    removed = False
+    try:
+        before = wait_for("two tasks running", lambda: running(svc, 2), timeout=60)
+        old_containers = {t["Status"]["ContainerStatus"]["ContainerID"] for t in before}
+        for cid in old_containers:
+            assert "V=1" in client.containers.get(cid).attrs["Config"]["Env"]
+
+        with_fresh_version(svc, lambda: svc.update(env=["V=2"]))
+        svc.reload()
+        assert svc.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"] == ["V=2"]
+
+        def updated():
+            tasks = running(svc, 2)
+            if tasks and all(t["Spec"]["ContainerSpec"].get("Env") == ["V=2"] for t in tasks):
+                return tasks
+            return None
+
+        after = wait_for("both tasks replaced by ones of the new spec", updated, timeout=90)
+        assert sorted(t["Slot"] for t in after) == [1, 2]
+        assert not {t["ID"] for t in after} & {t["ID"] for t in before}
+        for t in before:
+            assert client.api.inspect_task(t["ID"])["DesiredState"] == "shutdown"
+        new_containers = {t["Status"]["ContainerStatus"]["ContainerID"] for t in after}
+        assert not new_containers & old_containers
+        for cid in new_containers:
+            env = client.containers.get(cid).attrs["Config"]["Env"]
+            assert "V=2" in env and "V=1" not in env
+        wait_for(
+            "only the new containers running",
+            lambda: set(task_containers(client, name)) == new_containers,
+        )
+        for cid in old_containers:
+            assert client.containers.get(cid).status == "exited"
+
+        svc.remove()
+        removed = True
+
+        # dockerd deletes the tasks of a removed service and their containers.
+        def gone():
+            left = [t for t in client.api.tasks() if t["ServiceID"] == svc.id]
+            return not left and not task_containers(client, name, all=True)
+
+        wait_for("the service's tasks and containers gone", gone, timeout=30)
+    finally:
+        if not removed:
+            svc.remove()
+
+
+def test_service_logs(client, swarm, image):
+    name = "sdk-logs"
+    svc = client.services.create(
+        IMAGE, ["sh", "-c", "echo hello from the sdk; exec sleep 3600"], name=name,
+        stop_grace_period=SECOND,
+    )
+    try:
+        [task] = wait_for("the task running", lambda: running(svc, 1), timeout=60)
+        details = (
+            f"com.docker.swarm.node.id={swarm},"
+            f"com.docker.swarm.service.id={svc.id},"
+            f"com.docker.swarm.task.id={task['ID']}"
+        )
+        expected = f"{details} hello from the sdk\n".encode()
+
+        def logged():
+            out = b"".join(svc.logs(stdout=True, details=True))
+            return out if expected in out else None
+
+        out = wait_for("the line in the service's logs", logged)
+        assert out == expected
+        assert b"".join(svc.logs(stdout=True)) == b"hello from the sdk\n"
+        assert b"".join(svc.logs(stderr=True)) == b""
+        [c] = task_containers(client, name).values()
+        assert c.logs() == b"hello from the sdk\n"
+    finally:
+        svc.remove()
+
+
+def test_missing_image_rejects_and_retries_tasks(client, swarm):
+    # The node cannot get the image (nothing pulls it from here): each task
+    # is rejected with the reason and the orchestrator tries again.
+    svc = client.services.create("shoal-test/nosuch:1", name="sdk-ghost", stop_grace_period=SECOND)
+    try:
+        def rejected():
+            tasks = [t for t in svc.tasks() if t["Status"]["State"] == "rejected"]
+            return tasks if tasks else None
+
+        [first, *_] = wait_for("a rejected task", rejected, timeout=60)
+        assert first["Slot"] == 1
+        assert first["Status"]["Err"]
+        assert not first["Status"].get("ContainerStatus", {}).get("ContainerID")
+
+        def retried():
+            tasks = svc.tasks()
+            return tasks if any(t["ID"] != first["ID"] and t["Slot"] == 1 for t in tasks) else None
+
+        wait_for("another task for the slot", retried, timeout=60)
+        assert client.api.inspect_task(first["ID"])["DesiredState"] == "shutdown"
+        assert not task_containers(client, "sdk-ghost", all=True)
     finally:
         svc.remove()
 

@@ -590,7 +590,11 @@ fn tasks_pull_with_the_service_registry_auth() {
             .into_iter()
             .find(|r| r.starts_with("Rejected"))
     });
-    assert!(rejected.contains("no basic auth credentials"), "{rejected}");
+    assert!(rejected.contains("No such image: "), "{rejected}");
+    assert!(
+        d.log().contains("no basic auth credentials"),
+        "the pull's error is logged"
+    );
     d.ok(&["service", "rm", "anon"]);
 
     d.ok(&[

@@ -163,10 +163,16 @@ impl TaskController {
                     .await?
                     .and_then(|b| String::from_utf8(b).ok())
                     .and_then(|h| RegistryAuth::from_header(&h));
-                self.ctd
-                    .image_ensure(&image_ref, auth.as_ref())
-                    .await
-                    .map_err(exec_err)?
+                match self.ctd.image_ensure(&image_ref, auth.as_ref()).await {
+                    Ok(i) => i,
+                    Err(e) if e.kind() == ErrorKind::Unavailable => return Err(exec_err(e)),
+                    // As dockerd: the pull's own error goes to the log, the
+                    // task says the image is missing.
+                    Err(e) => {
+                        tracing::error!(task = %self.task_id(), error = %e, "pulling image failed");
+                        return Err(ExecError::Fatal(format!("No such image: {image_ref}")));
+                    }
+                }
             }
             Err(e) => return Err(exec_err(e)),
         };
