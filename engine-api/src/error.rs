@@ -33,6 +33,18 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
+
+    /// 304 Not Modified: dockerd's "nothing to do" (stopping a stopped
+    /// container). The response carries no body, so any prefix a handler
+    /// adds to the message is never seen.
+    pub fn not_modified(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_MODIFIED, message)
+    }
+
+    /// Whether this is the body-less 304.
+    pub fn is_not_modified(&self) -> bool {
+        self.status == StatusCode::NOT_MODIFIED
+    }
 }
 
 /// Status code for each behaviour class of the control plane.
@@ -66,21 +78,47 @@ impl From<runtime::Error> for ApiError {
             }
             _ => {}
         }
-        let status = match e.kind() {
-            runtime::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            runtime::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-            runtime::ErrorKind::Conflict => StatusCode::CONFLICT,
-            // dockerd answers 500 when its containerd is gone.
-            runtime::ErrorKind::Unavailable | runtime::ErrorKind::Internal => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        ApiError::new(status, e.to_string())
+        ApiError::new(runtime_status(e.kind()), e.to_string())
+    }
+}
+
+/// Status code for each behaviour class of the runtime.
+pub fn runtime_status(kind: runtime::ErrorKind) -> StatusCode {
+    match kind {
+        runtime::ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        runtime::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
+        runtime::ErrorKind::Conflict => StatusCode::CONFLICT,
+        // dockerd answers 500 when its containerd is gone.
+        runtime::ErrorKind::Unavailable | runtime::ErrorKind::Internal => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+impl From<runtime::view::Error> for ApiError {
+    fn from(e: runtime::view::Error) -> Self {
+        match e {
+            runtime::view::Error::Runtime(inner) => inner.into(),
+            other if other.is_not_modified() => ApiError::not_modified(other.to_string()),
+            other => ApiError::new(runtime_status(other.kind()), other.to_string()),
+        }
+    }
+}
+
+impl From<runtime::view::ExecError> for ApiError {
+    fn from(e: runtime::view::ExecError) -> Self {
+        match e {
+            runtime::view::ExecError::Container(inner) => inner.into(),
+            other => ApiError::new(runtime_status(other.kind()), other.to_string()),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.is_not_modified() {
+            return self.status.into_response();
+        }
         if self.status.is_server_error() {
             tracing::warn!(status = %self.status, message = %self.message, "request failed");
         }
@@ -94,3 +132,38 @@ impl IntoResponse for ApiError {
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn not_modified_has_no_body() {
+        let e: ApiError = runtime::view::Error::AlreadyStopped.into();
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        let body = axum::body::to_bytes(r.into_body(), 1024).await.unwrap();
+        assert!(body.is_empty());
+    }
+
+    #[test]
+    fn container_and_exec_errors_get_dockerds_statuses() {
+        let e: ApiError = runtime::view::Error::NotRunning("abc".into()).into();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (StatusCode::CONFLICT, "container abc is not running")
+        );
+        let e: ApiError = runtime::view::ExecError::NoSuchExec("x".into()).into();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (StatusCode::NOT_FOUND, "No such exec instance: x")
+        );
+        let e: ApiError = runtime::view::ExecError::Container(
+            runtime::view::Error::NoSuchContainer("nope".into()),
+        )
+        .into();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
+        let e: ApiError = runtime::view::ExecError::NoCommand.into();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    }
+}

@@ -9,6 +9,7 @@ use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClien
 use containerd_client::services::v1::snapshots::MountsRequest;
 use containerd_client::services::v1::snapshots::PrepareSnapshotRequest;
 use containerd_client::services::v1::tasks_client::TasksClient;
+use containerd_client::services::v1::CloseIoRequest;
 use containerd_client::services::v1::Container;
 use containerd_client::services::v1::CreateContainerRequest;
 use containerd_client::services::v1::CreateTaskRequest;
@@ -394,6 +395,23 @@ impl Containerd {
             Ok(_) => Ok(()),
             Err(s) if Self::is_not_found(&s) => Ok(()),
             Err(s) => Err(self.status("delete exec", s)),
+        }
+    }
+
+    /// Closes an exec process's stdin once the FIFO writer is gone: the
+    /// shim keeps its own writer on the FIFO, so without this the process
+    /// never reads end-of-file.
+    pub async fn exec_close_stdin(&self, id: &str, exec_id: &str) -> Result<()> {
+        let mut client = TasksClient::new(self.channel().await?);
+        let req = CloseIoRequest {
+            container_id: id.to_string(),
+            exec_id: exec_id.to_string(),
+            stdin: true,
+        };
+        match client.close_io(self.request(req, None)).await {
+            Ok(_) => Ok(()),
+            Err(s) if Self::is_not_found(&s) => Ok(()),
+            Err(s) => Err(self.status("close exec stdin", s)),
         }
     }
 

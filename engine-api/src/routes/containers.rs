@@ -45,36 +45,16 @@ use crate::error::ApiResult;
 use crate::server::version::ApiVersion;
 use crate::AppState;
 
-/// The container routes. A known path with another method is dockerd's
-/// 404 `page not found`, not a 405.
+/// The container routes.
 pub fn routes() -> Router<AppState> {
-    let nf = crate::server::version::page_not_found;
     Router::new()
-        .route("/containers/json", get(list).fallback(nf))
-        .route("/containers/{id}/json", get(inspect).fallback(nf))
-        .route("/containers/{id}/logs", get(container_logs).fallback(nf))
-        .route("/containers/{id}/stop", post(stop).fallback(nf))
-        .route("/containers/{id}/kill", post(kill).fallback(nf))
-        .route("/containers/{id}/wait", post(wait).fallback(nf))
-        .route("/containers/{id}", delete(remove).fallback(nf))
-}
-
-impl From<runtime::view::Error> for ApiError {
-    fn from(e: runtime::view::Error) -> Self {
-        use runtime::view::Error as E;
-        match e {
-            E::Runtime(inner) => inner.into(),
-            other => {
-                let status = match other.kind() {
-                    runtime::ErrorKind::NotFound => StatusCode::NOT_FOUND,
-                    runtime::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-                    runtime::ErrorKind::Conflict => StatusCode::CONFLICT,
-                    _ => StatusCode::INTERNAL_SERVER_ERROR,
-                };
-                ApiError::new(status, other.to_string())
-            }
-        }
-    }
+        .route("/containers/json", get(list))
+        .route("/containers/{id}/json", get(inspect))
+        .route("/containers/{id}/logs", get(container_logs))
+        .route("/containers/{id}/stop", post(stop))
+        .route("/containers/{id}/kill", post(kill))
+        .route("/containers/{id}/wait", post(wait))
+        .route("/containers/{id}", delete(remove))
 }
 
 /// The node settings the container files and logs live under.
@@ -122,8 +102,15 @@ async fn image_ids(s: &AppState) -> HashMap<String, String> {
         .collect()
 }
 
-async fn find(s: &AppState, input: &str) -> ApiResult<ContainerInfo> {
+/// The container `input` names, resolved as dockerd does.
+pub(crate) async fn find(s: &AppState, input: &str) -> ApiResult<ContainerInfo> {
     Ok(s.runtime.container_info(&node_env(s), input).await?)
+}
+
+/// The container's user as its inspect shows it (`Config.User`).
+pub(crate) fn config_user(s: &AppState, c: &ContainerInfo) -> String {
+    let specs = task_specs(s, &[c]);
+    render::user(c, specs.get(c.task_id()))
 }
 
 /// `GET /containers/json`.
@@ -242,17 +229,18 @@ async fn stop(
         Some(t) => Some(Duration::from_secs(t as u64)),
         None => Some(Duration::from_secs(10)),
     };
-    match s.runtime.container_stop(&c, signal, grace).await {
-        Ok(()) => Ok(no_content()),
-        Err(e) if e.is_not_modified() => Ok(status_only(StatusCode::NOT_MODIFIED)),
-        Err(e) => {
+    s.runtime
+        .container_stop(&c, signal, grace)
+        .await
+        .map_err(|e| {
+            // (A container that is not running is a body-less 304.)
             let api = ApiError::from(e);
-            Err(ApiError::new(
+            ApiError::new(
                 api.status,
                 format!("cannot stop container: {id}: {}", api.message),
-            ))
-        }
-    }
+            )
+        })?;
+    Ok(no_content())
 }
 
 /// `POST /containers/{id}/kill`.
@@ -322,12 +310,8 @@ async fn wait(
         .into_response())
 }
 
-fn status_only(status: StatusCode) -> Response {
-    let mut r = Response::new(Body::empty());
-    *r.status_mut() = status;
-    r
-}
-
 fn no_content() -> Response {
-    status_only(StatusCode::NO_CONTENT)
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
 }

@@ -3,6 +3,7 @@
 pub mod configs;
 pub mod containers;
 pub mod distribution;
+pub mod exec;
 pub mod images;
 pub mod networks;
 pub mod nodes;
@@ -30,4 +31,5 @@ pub fn all() -> Router<AppState> {
         .merge(distribution::routes())
         .merge(images::routes())
         .merge(containers::routes())
+        .merge(exec::routes())
 }

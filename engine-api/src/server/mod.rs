@@ -1,5 +1,7 @@
-//! Listeners, the router, and API version negotiation.
+//! Listeners, the router, API version negotiation, and connection
+//! take-over for streams.
 
+pub mod hijack;
 pub mod listener;
 pub mod router;
 pub mod version;

@@ -1,5 +1,6 @@
 //! The Docker view of task containers: what `docker container ls`,
-//! `inspect`, `logs`, `stop`, `kill`, `rm` and `wait` see and do.
+//! `inspect`, `logs`, `stop`, `kill`, `rm`, `wait` and `exec` ([`exec`])
+//! see and do.
 //!
 //! dockerd keeps its own record of every container; shoal has only
 //! containerd's (the container record with labels and OCI spec, the task
@@ -9,6 +10,7 @@
 //! ID prefix), and acts on them. The HTTP edge renders the JSON.
 
 mod error;
+pub mod exec;
 mod lookup;
 mod ops;
 pub mod procfs;
@@ -25,6 +27,8 @@ use containerd_client::types::v1::Process;
 use containerd_client::types::v1::Status as TaskStatus;
 pub use error::Error;
 pub use error::Result;
+pub use exec::ExecError;
+pub use exec::Execs;
 pub use lookup::resolve;
 pub use ops::parse_signal;
 pub use ops::WaitCondition;

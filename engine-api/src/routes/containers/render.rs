@@ -86,7 +86,8 @@ fn config_env(c: &ContainerInfo) -> Vec<&String> {
     c.spec.env.iter().filter(|e| **e != own).collect()
 }
 
-fn user(c: &ContainerInfo, spec: Option<&TaskSpecContainerSpec>) -> String {
+/// `Config.User`: the task's user, else the process's IDs (none for root).
+pub(crate) fn user(c: &ContainerInfo, spec: Option<&TaskSpecContainerSpec>) -> String {
     if let Some(u) = spec.and_then(|s| s.user.clone()) {
         return u;
     }
