@@ -1,7 +1,11 @@
 //! The orchestrator driver: watches commits, reconciles the services they
 //! touched, and commits the resulting actions in one transaction per batch.
+//! It owns the updater's memory of each update in progress
+//! ([`update::Run`]) and the wake-ups the reconcilers ask for (restart
+//! delays, update delays, monitoring periods, held stop-first starts).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +18,9 @@ use super::global;
 use super::jobs;
 use super::reaper;
 use super::replicated;
+use super::update;
 use super::Action;
+use super::Pass;
 use super::Plan;
 use crate::model::api;
 use crate::model::api::TaskState;
@@ -63,8 +69,18 @@ fn evict(tasks: &mut [Task], nodes: &[Node]) -> Vec<Action> {
     out
 }
 
-fn plan_for(tx: &Tx<'_>, s: &Service, nodes: &[Node], now: time::OffsetDateTime) -> Plan {
-    let mut owned = tx.tasks_by_service(s.api.id.as_deref().unwrap_or(""));
+/// The updater's memory, one run per service with an update in progress.
+type Runs = HashMap<String, update::Run>;
+
+fn plan_for(
+    tx: &Tx<'_>,
+    s: &Service,
+    nodes: &[Node],
+    now: time::OffsetDateTime,
+    runs: &mut Runs,
+) -> Plan {
+    let sid = s.api.id.clone().unwrap_or_default();
+    let mut owned = tx.tasks_by_service(&sid);
     let mode = s.spec().mode.clone().unwrap_or_default();
     let global = mode.global.is_some() || mode.global_job.is_some();
     // Global services decide per node themselves.
@@ -75,13 +91,22 @@ fn plan_for(tx: &Tx<'_>, s: &Service, nodes: &[Node], now: time::OffsetDateTime)
     };
     let tasks: Vec<&Task> = owned.iter().collect();
     let now_str = tx.now().to_string();
+    let pass = Pass {
+        now,
+        now_str: &now_str,
+        nodes,
+    };
+    let run = runs.entry(sid.clone()).or_default();
     let mut plan = if global {
-        global::reconcile(s, &tasks, nodes, now, &now_str)
+        global::reconcile(s, &tasks, &pass, run)
     } else if mode.replicated_job.is_some() {
         jobs::reconcile(s, &tasks, now, &now_str)
     } else {
-        replicated::reconcile(s, &tasks, now, &now_str)
+        replicated::reconcile(s, &tasks, &pass, run)
     };
+    if run.is_idle() {
+        runs.remove(&sid);
+    }
     plan.actions.splice(0..0, evicted);
     let limit = tx
         .cluster()
@@ -122,14 +147,46 @@ fn apply(tx: &mut Tx<'_>, a: Action) -> crate::Result<()> {
             }
             None => Ok(()),
         },
+        Action::Start(id) => match tx.get::<Task>(&id) {
+            Some(mut t) if t.desired_state() < TaskState::RUNNING => {
+                t.api.desired_state = Some(TaskState::RUNNING);
+                tx.update(t)
+            }
+            _ => Ok(()),
+        },
+        Action::Rollback(sid, message) => match tx.get::<Service>(&sid) {
+            Some(s) => match rolled_back(s, message) {
+                Some(s) => tx.update(s),
+                None => Ok(()),
+            },
+            None => Ok(()),
+        },
     }
 }
 
-/// Reconciles `dirty` services (all when `None`); returns restart wake-ups.
+/// The service put back on its previous spec by a failed update, as
+/// swarmkit's updater does it: the previous spec is used up, the status
+/// says why. `None` when there is no previous spec to go back to (swarmkit
+/// then leaves the service as it is).
+pub(super) fn rolled_back(mut s: Service, message: String) -> Option<Service> {
+    let prev = s.previous_spec.take()?;
+    s.api.spec = Some(prev);
+    s.spec_version += 1;
+    let st = s.api.update_status.get_or_insert_with(Default::default);
+    st.state = Some(api::ServiceUpdateStatusStateEnum::ROLLBACK_STARTED);
+    st.message = Some(message);
+    st.completed_at = None;
+    Some(s)
+}
+
+/// Reconciles `dirty` services (all when `None`); returns, for every service
+/// reconciled, when to look at it again (restart delays, update delays and
+/// monitoring periods), which replaces any earlier wake-up of that service.
 async fn pass(
     store: &Store,
     dirty: Option<&HashSet<String>>,
-) -> crate::Result<Vec<(Duration, String)>> {
+    runs: &mut Runs,
+) -> crate::Result<Vec<(String, Option<Duration>)>> {
     store
         .update(|tx| {
             let now = time::OffsetDateTime::now_utc();
@@ -146,13 +203,12 @@ async fn pass(
             for sid in ids {
                 let actions = match tx.get::<Service>(&sid) {
                     Some(s) => {
-                        let plan = plan_for(tx, &s, &nodes, now);
-                        if let Some(d) = plan.wake_after {
-                            wakes.push((d, sid.clone()));
-                        }
+                        let plan = plan_for(tx, &s, &nodes, now, runs);
+                        wakes.push((sid.clone(), plan.wake_after));
                         plan.actions
                     }
                     None => {
+                        runs.remove(&sid);
                         let owned = tx.tasks_by_service(&sid);
                         reaper::orphans(&owned.iter().collect::<Vec<_>>())
                     }
@@ -187,27 +243,39 @@ async fn run(store: Arc<Store>, cancel: CancellationToken) {
     let mut rx = store.subscribe();
     let mut all = true;
     let mut dirty: HashSet<String> = HashSet::new();
-    let mut wakes: BTreeMap<Instant, String> = BTreeMap::new();
+    let mut wakes: BTreeSet<(Instant, String)> = BTreeSet::new();
+    let mut wake_of: HashMap<String, Instant> = HashMap::new();
+    let mut runs = Runs::new();
     loop {
         let scope = if all { None } else { Some(&dirty) };
-        match pass(&store, scope).await {
+        match pass(&store, scope, &mut runs).await {
             Ok(ws) => {
-                for (d, sid) in ws {
-                    wakes.insert(Instant::now() + d, sid);
+                for (sid, d) in ws {
+                    if let Some(at) = wake_of.remove(&sid) {
+                        wakes.remove(&(at, sid.clone()));
+                    }
+                    if let Some(d) = d {
+                        let at = Instant::now() + d;
+                        wakes.insert((at, sid.clone()));
+                        wake_of.insert(sid, at);
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "orchestrator pass failed"),
         }
         all = false;
         dirty.clear();
-        let next_wake = wakes.keys().next().copied();
+        let next_wake = wakes.first().map(|(at, _)| *at);
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = async { match next_wake { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
                 let now = Instant::now();
-                let due: Vec<Instant> = wakes.range(..=now).map(|(k, _)| *k).collect();
-                for k in due {
-                    if let Some(sid) = wakes.remove(&k) {
+                while let Some((at, _)) = wakes.first() {
+                    if *at > now {
+                        break;
+                    }
+                    if let Some((_, sid)) = wakes.pop_first() {
+                        wake_of.remove(&sid);
                         dirty.insert(sid);
                     }
                 }
@@ -227,5 +295,71 @@ async fn run(store: Arc<Store>, cancel: CancellationToken) {
                 Watched::Lagged => all = true,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::api::ServiceUpdateStatusStateEnum as U;
+
+    fn spec(image: &str) -> api::ServiceSpec {
+        let mut s = crate::orchestrator::sim::spec(1, image);
+        s.name = Some("web".into());
+        s
+    }
+
+    #[tokio::test]
+    async fn rollback_and_start_are_committed() {
+        let store = Store::in_memory();
+        let mut s = Service::default();
+        s.api.id = Some("svc".into());
+        s.api.spec = Some(spec("app:2"));
+        s.previous_spec = Some(spec("app:1"));
+        s.spec_version = 2;
+        s.api.update_status = Some(api::ServiceUpdateStatus {
+            state: Some(U::UPDATING),
+            started_at: Some("2026-01-01T00:00:00Z".into()),
+            message: Some("update in progress".into()),
+            completed_at: None,
+        });
+        let mut t = crate::orchestrator::new_task(&s, Some(1), None, "now");
+        t.api.id = Some("t1".into());
+        t.api.desired_state = Some(TaskState::READY);
+        store
+            .update(|tx| {
+                tx.create(s)?;
+                tx.create(t)
+            })
+            .await
+            .unwrap();
+        store
+            .update(|tx| {
+                apply(tx, Action::Start("t1".into()))?;
+                apply(tx, Action::Rollback("svc".into(), "why".into()))
+            })
+            .await
+            .unwrap();
+        let (s, t) = store.view(|tx| {
+            (
+                tx.get::<Service>("svc").unwrap().clone(),
+                tx.get::<Task>("t1").unwrap().clone(),
+            )
+        });
+        assert_eq!(t.desired_state(), TaskState::RUNNING);
+        assert_eq!(s.api.spec, Some(spec("app:1")));
+        assert_eq!(s.previous_spec, None);
+        assert_eq!(s.spec_version, 3);
+        let st = s.api.update_status.unwrap();
+        assert_eq!(st.state, Some(U::ROLLBACK_STARTED));
+        assert_eq!(st.message.as_deref(), Some("why"));
+        assert_eq!(st.started_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+        // Without a previous spec there is nothing to go back to.
+        store
+            .update(|tx| apply(tx, Action::Rollback("svc".into(), "again".into())))
+            .await
+            .unwrap();
+        let again = store.view(|tx| tx.get::<Service>("svc").unwrap().clone());
+        assert_eq!(again.spec_version, 3);
     }
 }

@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use super::is_alive;
-use super::is_dirty;
 use super::is_job;
 use super::is_wanted;
 use super::new_task;
-use super::restart;
+use super::slot;
+use super::slot::Slot;
 use super::update;
 use super::Action;
+use super::Pass;
 use super::Plan;
 use crate::model::api;
 use crate::model::api::TaskState;
@@ -31,14 +32,9 @@ fn eligibility(s: &Service, n: &Node) -> (bool, bool) {
     (keep, keep && !paused)
 }
 
-/// Reconciles a global service or global job over `nodes`.
-pub fn reconcile(
-    s: &Service,
-    tasks: &[&Task],
-    nodes: &[Node],
-    now: time::OffsetDateTime,
-    now_str: &str,
-) -> Plan {
+/// Reconciles a global service or global job over the pass's nodes; `run`
+/// is the updater's memory of the service's update in progress.
+pub fn reconcile(s: &Service, tasks: &[&Task], pass: &Pass<'_>, run: &mut update::Run) -> Plan {
     let mut plan = Plan::default();
     let mut by_node: BTreeMap<&str, Vec<&Task>> = BTreeMap::new();
     for t in tasks {
@@ -47,20 +43,16 @@ pub fn reconcile(
             .or_default()
             .push(t);
     }
-    let policy = s
-        .spec()
-        .task_template
-        .as_ref()
-        .and_then(|t| t.restart_policy.as_ref());
     let job = is_job(s);
-    let mut budget = update::budget(s, tasks);
-    for n in nodes {
+    let new = |node: &str| new_task(s, None, Some(node), pass.now_str);
+    let mut counts = update::Slots::default();
+    let mut dirty: Vec<(&str, Vec<&Task>, Vec<&Task>, bool)> = Vec::new();
+    for n in pass.nodes {
         let id = n.api.id.as_deref().unwrap_or("");
         let (keep, add) = eligibility(s, n);
         let history = by_node.remove(id).unwrap_or_default();
-        let wanted: Vec<&Task> = history.iter().copied().filter(|t| is_wanted(t)).collect();
         if !keep {
-            for t in wanted.iter().filter(|t| is_alive(t)) {
+            for t in history.iter().filter(|t| is_wanted(t) && is_alive(t)) {
                 plan.actions
                     .push(Action::Shutdown(t.api.id.clone().unwrap_or_default()));
             }
@@ -73,51 +65,38 @@ pub fn reconcile(
         {
             continue;
         }
-        if let Some(t) = wanted.iter().find(|t| is_alive(t)) {
-            if is_dirty(t, s) && budget > 0 {
-                budget -= 1;
-                plan.actions
-                    .push(Action::Shutdown(t.api.id.clone().unwrap_or_default()));
-                plan.actions.push(Action::Create(Box::new(new_task(
-                    s,
-                    None,
-                    Some(id),
-                    now_str,
-                ))));
-            } else if !is_dirty(t, s) && t.spec_version != s.spec_version {
-                plan.actions.push(Action::Bless(
-                    t.api.id.clone().unwrap_or_default(),
-                    s.spec_version,
-                ));
-            }
-            continue;
-        }
-        match wanted.last() {
-            None if add => plan.actions.push(Action::Create(Box::new(new_task(
-                s,
-                None,
-                Some(id),
-                now_str,
-            )))),
-            None => {}
-            Some(ended) => match restart::decide(policy, ended, &history, now) {
-                restart::Restart::Now => {
-                    for t in &wanted {
-                        plan.actions
-                            .push(Action::Shutdown(t.api.id.clone().unwrap_or_default()));
-                    }
-                    if add {
-                        plan.actions.push(Action::Create(Box::new(new_task(
-                            s,
-                            None,
-                            Some(id),
-                            now_str,
-                        ))));
-                    }
+        match slot::classify(s, &history) {
+            Slot::Current(cur) => {
+                if slot::keep(s, cur, &history, pass, &mut plan) {
+                    counts.pending += 1;
                 }
-                restart::Restart::After(d) => plan.wake(d),
-                restart::Restart::Never => {}
-            },
+            }
+            Slot::Dirty { old, .. } => {
+                counts.dirty += 1;
+                dirty.push((id, old, history, add));
+            }
+            Slot::Ended(None) if add => plan.actions.push(Action::Create(Box::new(new(id)))),
+            Slot::Ended(None) => {}
+            Slot::Ended(Some(ended)) => {
+                slot::restart(s, ended, &history, pass, add, || new(id), &mut plan)
+            }
+        }
+    }
+    let decision = update::decide(s, tasks, counts, run, pass.now, pass.now_str);
+    plan.actions.extend(decision.actions);
+    if let Some(d) = decision.wake {
+        plan.wake(d);
+    }
+    let mut budget = decision.budget;
+    for (id, old, history, add) in dirty {
+        let alive = old.iter().any(|t| is_alive(t));
+        if decision.active && budget > 0 {
+            budget -= 1;
+            slot::replace(&old, new(id), decision.order, run, &mut plan);
+        } else if !decision.active && !alive {
+            if let Some(last) = old.last() {
+                slot::restart(s, last, &history, pass, add, || new(id), &mut plan);
+            }
         }
     }
     // Tasks on nodes that left the cluster.
@@ -127,8 +106,10 @@ pub fn reconcile(
                 .push(Action::Shutdown(t.api.id.clone().unwrap_or_default()));
         }
     }
-    if !plan.actions.iter().any(|a| matches!(a, Action::Create(_))) {
-        plan.actions.extend(update::completion(s, tasks, now_str));
+    let (done, wake) = update::complete(s, tasks, counts, run, pass.now, pass.now_str);
+    plan.actions.extend(done);
+    if let Some(d) = wake {
+        plan.wake(d);
     }
     plan
 }
@@ -165,15 +146,24 @@ mod tests {
 
     const NOW: time::OffsetDateTime = time::macros::datetime!(2026-01-01 00:00:00 UTC);
 
+    fn plan(s: &Service, tasks: &[&Task], nodes: &[Node]) -> Plan {
+        let pass = Pass {
+            now: NOW,
+            now_str: "now",
+            nodes,
+        };
+        reconcile(s, tasks, &pass, &mut update::Run::default())
+    }
+
     #[test]
     fn one_task_per_eligible_node() {
         let nodes = vec![
             ready_node("a", &[("gpu", "1")], 1, 1),
             ready_node("b", &[], 1, 1),
         ];
-        let p = reconcile(&service(""), &[], &nodes, NOW, "now");
+        let p = plan(&service(""), &[], &nodes);
         assert_eq!(p.actions.len(), 2);
-        let p = reconcile(&service("node.labels.gpu == 1"), &[], &nodes, NOW, "now");
+        let p = plan(&service("node.labels.gpu == 1"), &[], &nodes);
         assert!(matches!(&p.actions[..], [Action::Create(t)] if t.node_id() == Some("a")));
     }
 
@@ -184,7 +174,7 @@ mod tests {
         n.api.spec.as_mut().unwrap().availability = Some(api::NodeSpecAvailabilityEnum::DRAIN);
         let mut t = new_task(&s, None, Some("a"), "now");
         t.api.id = Some("t1".into());
-        let p = reconcile(&s, &[&t], &[n], NOW, "now");
+        let p = plan(&s, &[&t], &[n]);
         assert_eq!(p.actions, vec![Action::Shutdown("t1".into())]);
     }
 }

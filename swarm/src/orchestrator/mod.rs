@@ -2,9 +2,12 @@
 //!
 //! Each mode has a pure `reconcile` over one service and its tasks that
 //! returns [`Action`]s (replicated slots, one task per node for global, and
-//! jobs); [`restart`] decides replacements of ended tasks, [`reaper`] trims
-//! task history, and [`driver`] feeds them from the store's watch stream and
-//! commits their actions.
+//! jobs); [`slot`] sorts a slot's tasks into current, out of date or ended,
+//! [`restart`] decides replacements of ended tasks, [`update`] paces rolling
+//! updates and rollbacks (parallelism, delay, order, failure monitoring),
+//! [`reaper`] trims task history, and [`driver`] feeds them from the store's
+//! watch stream, keeps the updater's memory between passes and commits their
+//! actions.
 
 pub mod driver;
 pub mod global;
@@ -12,6 +15,9 @@ pub mod jobs;
 pub mod reaper;
 pub mod replicated;
 pub mod restart;
+#[cfg(test)]
+mod sim;
+pub mod slot;
 pub mod update;
 
 use std::sync::Arc;
@@ -21,6 +27,7 @@ pub use driver::spawn_all;
 use crate::model::api;
 use crate::model::api::TaskState;
 use crate::model::new_id;
+use crate::model::Node;
 use crate::model::Service;
 use crate::model::Task;
 use crate::store::Store;
@@ -38,6 +45,40 @@ pub enum Action {
     Bless(String, u64),
     /// Set the service's update status.
     UpdateStatus(String, api::ServiceUpdateStatus),
+    /// Let a task that waits in desired state ready (a stop-first
+    /// replacement waiting for its predecessor to stop) start: desired
+    /// state running.
+    Start(String),
+    /// Roll the service back to its previous spec because the update failed
+    /// (state `rollback_started` with this message; the previous spec is
+    /// used up, as swarmkit does).
+    Rollback(String, String),
+}
+
+/// What one reconcile pass knows besides the service and its tasks.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass<'a> {
+    /// The pass's clock.
+    pub now: time::OffsetDateTime,
+    /// `now` in the API's timestamp format, for new tasks and statuses.
+    pub now_str: &'a str,
+    /// Every node of the cluster.
+    pub nodes: &'a [Node],
+}
+
+impl Pass<'_> {
+    /// Whether a task on `node` can no longer be waited for: the node is
+    /// down or has left the cluster.
+    pub fn node_gone(&self, node: &str) -> bool {
+        match self
+            .nodes
+            .iter()
+            .find(|n| n.api.id.as_deref() == Some(node))
+        {
+            None => true,
+            Some(n) => n.api.status.as_ref().and_then(|st| st.state) == Some(api::NodeState::DOWN),
+        }
+    }
 }
 
 /// A reconcile result: actions, and when to look again (restart delays).

@@ -35,6 +35,16 @@ fn task(s: &Service, id: &str, slot: i64, state: TaskState) -> Task {
 
 const NOW: time::OffsetDateTime = time::macros::datetime!(2026-01-01 00:01:00 UTC);
 
+fn plan_at(s: &Service, tasks: &[&Task], now: time::OffsetDateTime) -> Plan {
+    let nodes = [crate::scheduler::pipeline::ready_node("n1", &[], 1, 1)];
+    let pass = Pass {
+        now,
+        now_str: "now",
+        nodes: &nodes,
+    };
+    reconcile(s, tasks, &pass, &mut update::Run::default())
+}
+
 fn creates(p: &Plan) -> Vec<i64> {
     p.actions
         .iter()
@@ -49,7 +59,7 @@ fn creates(p: &Plan) -> Vec<i64> {
 fn scale_up_fills_missing_slots() {
     let s = service(3);
     let t1 = task(&s, "a", 1, TaskState::RUNNING);
-    let p = reconcile(&s, &[&t1], NOW, "now");
+    let p = plan_at(&s, &[&t1], NOW);
     assert_eq!(creates(&p), vec![2, 3]);
 }
 
@@ -60,7 +70,7 @@ fn scale_down_shuts_down_highest_slots() {
         .map(|i| task(&s, &format!("t{i}"), i, TaskState::RUNNING))
         .collect();
     let refs: Vec<&Task> = ts.iter().collect();
-    let p = reconcile(&s, &refs, NOW, "now");
+    let p = plan_at(&s, &refs, NOW);
     assert_eq!(
         p.actions,
         vec![Action::Shutdown("t2".into()), Action::Shutdown("t3".into())]
@@ -71,7 +81,7 @@ fn scale_down_shuts_down_highest_slots() {
 fn failed_task_is_replaced_in_its_slot() {
     let s = service(1);
     let t = task(&s, "t1", 1, TaskState::FAILED);
-    let p = reconcile(&s, &[&t], NOW, "now");
+    let p = plan_at(&s, &[&t], NOW);
     assert_eq!(p.actions[0], Action::Shutdown("t1".into()));
     assert_eq!(creates(&p), vec![1]);
 }
@@ -96,7 +106,7 @@ fn dirty_tasks_replaced_within_parallelism() {
         ..Default::default()
     });
     let refs: Vec<&Task> = ts.iter().collect();
-    let p = reconcile(&s, &refs, NOW, "now");
+    let p = plan_at(&s, &refs, NOW);
     assert_eq!(
         creates(&p),
         vec![1],
@@ -107,7 +117,7 @@ fn dirty_tasks_replaced_within_parallelism() {
         .map(|i| task(&s, &format!("n{i}"), i, TaskState::RUNNING))
         .collect();
     let refs: Vec<&Task> = fresh.iter().collect();
-    let p = reconcile(&s, &refs, NOW, "now");
+    let p = plan_at(&s, &refs, NOW);
     assert!(
         matches!(&p.actions[..], [Action::UpdateStatus(_, st)] if st.state == Some(api::ServiceUpdateStatusStateEnum::COMPLETED))
     );
@@ -118,6 +128,6 @@ fn scale_only_change_blesses_tasks() {
     let mut s = service(1);
     let t = task(&s, "t1", 1, TaskState::RUNNING);
     s.spec_version = 2;
-    let p = reconcile(&s, &[&t], NOW, "now");
+    let p = plan_at(&s, &[&t], NOW);
     assert_eq!(p.actions, vec![Action::Bless("t1".into(), 2)]);
 }
