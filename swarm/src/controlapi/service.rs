@@ -251,19 +251,29 @@ pub async fn update(
             s.api.endpoint = Some(endpoint(tx, &id, &next, s.api.endpoint.as_ref())?);
             if next != cur {
                 s.spec_version += 1;
-                s.api.update_status = Some(api::ServiceUpdateStatus {
-                    state: Some(match kind {
-                        UpdateKind::Replace => api::ServiceUpdateStatusStateEnum::UPDATING,
-                        UpdateKind::Rollback => api::ServiceUpdateStatusStateEnum::ROLLBACK_STARTED,
-                    }),
+            }
+            // A rollback is marked at once. A normal update that makes tasks
+            // out of date is marked `updating` in the same write (swarmkit
+            // clears the status and lets its updater set it a moment later;
+            // doing both at once spares clients a version bump to race
+            // with). Any other update clears it, as swarmkit does: a scale
+            // leaves no status, and an unchanged update restarts a paused one.
+            let template_changed = next.task_template != cur.task_template;
+            s.api.update_status = match kind {
+                UpdateKind::Replace if template_changed => Some(api::ServiceUpdateStatus {
+                    state: Some(api::ServiceUpdateStatusStateEnum::UPDATING),
                     started_at: Some(tx.now().to_string()),
                     completed_at: None,
-                    message: Some(match kind {
-                        UpdateKind::Replace => "update in progress".into(),
-                        UpdateKind::Rollback => "manually requested rollback".into(),
-                    }),
-                });
-            }
+                    message: Some("update in progress".into()),
+                }),
+                UpdateKind::Replace => None,
+                UpdateKind::Rollback => Some(api::ServiceUpdateStatus {
+                    state: Some(api::ServiceUpdateStatusStateEnum::ROLLBACK_STARTED),
+                    started_at: Some(tx.now().to_string()),
+                    completed_at: None,
+                    message: Some("manually requested rollback".into()),
+                }),
+            };
             s.previous_spec = Some(cur);
             s.api.spec = Some(next);
             let prev_auth = s.registry_auth.clone();

@@ -50,6 +50,9 @@ pub fn decide(desired: TaskState, observed: TaskState) -> Op {
         }
         TaskState::ACCEPTED => Op::Prepare,
         TaskState::PREPARING => Op::Ready,
+        // A stop-first update creates the new task with desired `ready`: it
+        // is prepared but starts only once the old one has stopped.
+        TaskState::READY if desired < TaskState::RUNNING => Op::Done,
         TaskState::READY => Op::Start,
         TaskState::STARTING => Op::Running,
         TaskState::RUNNING => Op::Wait,
@@ -162,6 +165,8 @@ mod tests {
         assert_eq!(decide(RUNNING, ACCEPTED), Op::Prepare);
         assert_eq!(decide(RUNNING, PREPARING), Op::Ready);
         assert_eq!(decide(RUNNING, READY), Op::Start);
+        assert_eq!(decide(READY, READY), Op::Done, "held until desired running");
+        assert_eq!(decide(READY, ACCEPTED), Op::Prepare);
         assert_eq!(decide(RUNNING, STARTING), Op::Running);
         assert_eq!(decide(RUNNING, RUNNING), Op::Wait);
         assert_eq!(decide(SHUTDOWN, RUNNING), Op::Shutdown);

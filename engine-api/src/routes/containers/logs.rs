@@ -156,7 +156,17 @@ pub async fn swarm(
     follow: bool,
 ) -> ApiResult<Response> {
     let env = super::node_env(s);
-    let all = s.runtime.container_infos(&env).await?;
+    // Logs are gathered from the nodes' engines; one whose containerd is
+    // away has none to give, and the others' lines still come (dockerd
+    // likewise skips nodes it cannot reach).
+    let all = match s.runtime.container_infos(&env).await {
+        Ok(all) => all,
+        Err(e) if e.kind() == runtime::ErrorKind::Unavailable => {
+            tracing::warn!(error = %e, "service logs: this node's containerd is not reachable");
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mine: Vec<ContainerInfo> = all.into_iter().filter(|c| selector.matches(c)).collect();
     let (tx, rx) = mpsc::channel(CHANNEL);
     let rt = s.runtime.clone();
