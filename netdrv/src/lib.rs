@@ -1,0 +1,434 @@
+//! netdrv: the node side of shoal's networking. [`OverlayDriver`] makes the
+//! networks of the tasks assigned to this node real in the kernel: one
+//! network namespace per task, one bridge per swarm network (in a sandbox
+//! namespace of its own, see `bridge.rs`), and a node-local gateway bridge
+//! with masquerade for the way out (see `gwbridge.rs`).
+//!
+//! Layout under the state directory (`<data-root>/netdrv`):
+//! - `state.json`: what the driver made ([`state::NodeState`]), rewritten
+//!   atomically after every change, so a restarted shoald can detach and
+//!   prune tasks that kept running.
+//! - `netns/<task id>`: each task's namespace file (the container joins it).
+//! - `sbox/<network id>`: each network's sandbox namespace file.
+//!
+//! Every change goes the same way: compute the desired [`state::NodeState`]
+//! (pure), [`state::diff`] it against the recorded one into a list of
+//! [`state::Action`]s (pure), run them, then record the new state. The lock
+//! around that is the single owner of the state.
+
+mod bridge;
+pub mod error;
+mod gwbridge;
+mod netlink;
+mod netns;
+pub mod nft;
+pub mod resolv;
+pub mod state;
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use swarm::exec::Attachment;
+use swarm::exec::ExecError;
+use swarm::exec::NetworkAttacher;
+use swarm::exec::TaskNetns;
+use tokio::sync::Mutex;
+
+pub use crate::error::Error;
+use crate::error::Result;
+use crate::netlink::Netlink;
+use crate::state::Action;
+use crate::state::Link;
+use crate::state::NodeState;
+use crate::state::Observed;
+use crate::state::TaskRecord;
+
+const STATE_FILE: &str = "state.json";
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// Implements [`NetworkAttacher`] with real kernel state (see the crate
+/// docs for the layout).
+///
+/// One driver per state directory: two drivers on the same directory at the
+/// same time would overwrite each other's records.
+pub struct OverlayDriver {
+    state_dir: PathBuf,
+    /// The namespace the driver was created in (the host's): where the
+    /// gateway bridge lives and where its veth peers are created.
+    host_ns: File,
+    /// The host resolver configuration the tasks' files derive from.
+    host_resolv_conf: PathBuf,
+    state: Mutex<NodeState>,
+}
+
+impl std::fmt::Debug for OverlayDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OverlayDriver")
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OverlayDriver {
+    /// Opens the driver on `state_dir` (created if missing) and loads what a
+    /// previous run recorded there. Records from an earlier boot are
+    /// dropped: their namespaces, bridges and rules died with that boot.
+    ///
+    /// Call it on a thread in the namespace tasks should reach the outside
+    /// from (shoald's main thread); it touches no kernel state.
+    pub fn new(state_dir: PathBuf) -> Result<Self> {
+        std::fs::create_dir_all(&state_dir)
+            .map_err(Error::io(format!("create {}", state_dir.display())))?;
+        let boot_id = std::fs::read_to_string(BOOT_ID)
+            .map_err(Error::io(format!("read {BOOT_ID}")))?
+            .trim()
+            .to_string();
+        let mut state = load(&state_dir.join(STATE_FILE))?;
+        if state.boot_id != boot_id {
+            state = NodeState {
+                boot_id,
+                ..NodeState::default()
+            };
+        }
+        let host_ns = File::open("/proc/thread-self/ns/net")
+            .map_err(Error::io("open the driver's network namespace"))?;
+        Ok(OverlayDriver {
+            state_dir,
+            host_ns,
+            host_resolv_conf: PathBuf::from(resolv::HOST_RESOLV_CONF),
+            state: Mutex::new(state),
+        })
+    }
+
+    /// The namespace file of a task (whether or not it exists).
+    pub fn task_netns_path(&self, task_id: &str) -> PathBuf {
+        self.state_dir.join("netns").join(task_id)
+    }
+
+    /// The sandbox namespace file of a network (whether or not it exists).
+    pub fn sandbox_path(&self, network_id: &str) -> PathBuf {
+        bridge::sandbox_path(&self.state_dir.join("sbox"), network_id)
+    }
+
+    async fn attach_task(&self, task: &str, attachments: &[Attachment]) -> Result<TaskNetns> {
+        state::check_id(task)?;
+        let planned = state::parse_attachments(attachments)?;
+        let mut current = self.state.lock().await;
+        if let Some(rec) = current.tasks.get(task) {
+            if netns::is_mounted(&self.task_netns_path(task)) {
+                return Ok(self.task_netns(task, rec));
+            }
+        }
+        let host = Netlink::here()?;
+        if current.tasks.contains_key(task) {
+            // Recorded, but the namespace is gone: make it anew.
+            let without = current.without_tasks([task]);
+            self.transition(&host, &mut current, without, &Observed::default())
+                .await?;
+        }
+        let after = self.attach_new(&host, &current, task, &planned).await?;
+        let netns = match after.tasks.get(task) {
+            Some(rec) => self.task_netns(task, rec),
+            None => return Err(state::PlanError::InvalidId(task.to_string()).into()),
+        };
+        *current = after;
+        tracing::info!(task, "task network namespace ready");
+        Ok(netns)
+    }
+
+    /// Plans `task` on top of `current`, makes it real and records it;
+    /// returns the new state. On failure, whatever was made is undone.
+    async fn attach_new(
+        &self,
+        host: &Netlink,
+        current: &NodeState,
+        task: &str,
+        planned: &[state::Planned],
+    ) -> Result<NodeState> {
+        let needs_egress = state::needs_egress(planned);
+        let before = self
+            .still_present(current, host, planned, needs_egress)
+            .await;
+        let egress = match (needs_egress, &current.egress) {
+            (false, _) => None,
+            // The recorded subnet stays even if the bridge must be made
+            // again: other tasks' addresses are in it.
+            (true, Some(e)) => Some(e.clone()),
+            (true, None) => Some(self.pick_egress(host).await?),
+        };
+        let host_resolv = self.host_resolv()?;
+        let resolv_conf = resolv::for_task(&host_resolv, state::uses_embedded_dns(planned));
+        let record = state::task_record(&before, task, planned, egress.as_ref(), resolv_conf)?;
+        let after = before.with_task(task, record, planned, egress.as_ref());
+        let applied = match self
+            .run_until_error(host, &state::diff(&before, &after))
+            .await
+        {
+            Ok(()) => self.save(&after),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = applied {
+            // Every removal tolerates what was never made.
+            if let Err(u) = self.run_all(host, &state::diff(&after, &before)).await {
+                tracing::warn!(task, error = %u, "undoing a failed attach");
+            }
+            return Err(e);
+        }
+        Ok(after)
+    }
+
+    /// `current` without the shared objects this attach needs that have
+    /// gone missing behind the driver's back (a network's sandbox, the
+    /// gateway bridge or the nftables table deleted by hand), so the
+    /// attach makes them again.
+    async fn still_present(
+        &self,
+        current: &NodeState,
+        host: &Netlink,
+        planned: &[state::Planned],
+        needs_egress: bool,
+    ) -> NodeState {
+        let mut before = current.clone();
+        for p in planned {
+            if !netns::is_mounted(&self.sandbox_path(&p.network.id)) {
+                before.networks.remove(&p.network.id);
+            }
+        }
+        if needs_egress && before.egress.is_some() {
+            let bridge = host.index(gwbridge::GWBRIDGE).await.ok().flatten();
+            let table = nft::table_exists().await.unwrap_or(false);
+            if bridge.is_none() || !table {
+                before.egress = None;
+            }
+        }
+        before
+    }
+
+    fn host_resolv(&self) -> Result<String> {
+        resolv::read_host(&self.host_resolv_conf).map_err(Error::io(format!(
+            "read {}",
+            self.host_resolv_conf.display()
+        )))
+    }
+
+    /// The gateway bridge's subnet for a first egress user. A gateway bridge
+    /// no record explains is a leftover of a crash: it goes first, so its
+    /// route does not push the choice off the usual subnet.
+    async fn pick_egress(&self, host: &Netlink) -> Result<state::Egress> {
+        gwbridge::remove(host).await?;
+        let routes = host.ipv4_routes().await?;
+        let host_resolv = self.host_resolv()?;
+        gwbridge::choose_egress(&routes, &resolv::ipv4_nameservers(&host_resolv))
+            .ok_or(Error::NoEgressSubnet)
+    }
+
+    async fn detach_task(&self, task: &str) -> Result<()> {
+        if state::check_id(task).is_err() {
+            // No such task can have been attached.
+            return Ok(());
+        }
+        let mut current = self.state.lock().await;
+        let host = Netlink::here()?;
+        let after = current.without_tasks([task]);
+        let mut observed = Observed::default();
+        if self.task_netns_path(task).exists() {
+            observed.task_netns.insert(task.to_string());
+        }
+        self.transition(&host, &mut current, after, &observed).await
+    }
+
+    async fn prune_tasks(&self, keep: &HashSet<String>) -> Result<()> {
+        let mut current = self.state.lock().await;
+        let host = Netlink::here()?;
+        let mut observed = self.observe(&host).await?;
+        // A kept task's unrecorded namespace is an interrupted attach; the
+        // next attach replaces it.
+        observed.task_netns.retain(|t| !keep.contains(t));
+        let after = without_unkept(&current, keep);
+        self.transition(&host, &mut current, after, &observed).await
+    }
+
+    /// Moves the kernel from `current` to `after`, removing `observed`
+    /// leftovers too, and records `after`. Removals go on past a failure
+    /// (what is left is a leftover for the next prune); the first failure
+    /// is returned.
+    async fn transition(
+        &self,
+        host: &Netlink,
+        current: &mut NodeState,
+        after: NodeState,
+        observed: &Observed,
+    ) -> Result<()> {
+        let mut actions = state::diff(current, &after);
+        actions.extend(state::leftovers(current, &after, observed));
+        let ran = self.run_all(host, &actions).await;
+        self.save(&after)?;
+        *current = after;
+        ran
+    }
+
+    /// What exists on the node, for prune.
+    async fn observe(&self, host: &Netlink) -> Result<Observed> {
+        let nft_table = match nft::table_exists().await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list nftables tables");
+                false
+            }
+        };
+        Ok(Observed {
+            task_netns: netns::list(&self.state_dir.join("netns"))?
+                .into_iter()
+                .collect(),
+            sandboxes: netns::list(&self.state_dir.join("sbox"))?
+                .into_iter()
+                .collect(),
+            gwbridge: host.index(gwbridge::GWBRIDGE).await?.is_some(),
+            nft_table,
+        })
+    }
+
+    async fn run_until_error(&self, host: &Netlink, actions: &[Action]) -> Result<()> {
+        for a in actions {
+            self.run(host, a).await?;
+        }
+        Ok(())
+    }
+
+    async fn run_all(&self, host: &Netlink, actions: &[Action]) -> Result<()> {
+        let mut first = None;
+        for a in actions {
+            if let Err(e) = self.run(host, a).await {
+                tracing::warn!(action = ?a, error = %e, "network cleanup step failed");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    async fn run(&self, host: &Netlink, action: &Action) -> Result<()> {
+        tracing::debug!(?action, "netdrv");
+        match action {
+            Action::CreateGwBridge(e) => gwbridge::create(host, e).await,
+            Action::ApplyNft(rs) => nft::apply(&rs.to_nftables()).await,
+            Action::CreateNetwork(net) => {
+                netns::prepare_dir(&self.state_dir.join("sbox"))?;
+                bridge::create(&self.sandbox_path(&net.id), net).await
+            }
+            Action::CreateTaskNetns(task) => {
+                netns::prepare_dir(&self.state_dir.join("netns"))?;
+                let path = self.task_netns_path(task);
+                netns::create(&path).await?;
+                let nl = Netlink::in_netns(&path).await?;
+                nl.up(nl.must_index("lo").await?).await
+            }
+            Action::AddInterface { task, iface } => self.add_interface(host, task, iface).await,
+            Action::RemoveInterface { iface, .. } => match &iface.link {
+                Link::Network { id, .. } => bridge::unplug(&self.sandbox_path(id), iface).await,
+                Link::Egress { .. } => gwbridge::unplug(host, iface).await,
+            },
+            Action::RemoveTaskNetns(task) => {
+                netns::clear_and_remove(&self.task_netns_path(task)).await
+            }
+            Action::RemoveNetwork(id) => bridge::remove(&self.sandbox_path(id)).await,
+            Action::DeleteNft => nft::apply(&nft::delete_table()).await,
+            Action::RemoveGwBridge => gwbridge::remove(host).await,
+        }
+    }
+
+    async fn add_interface(
+        &self,
+        host: &Netlink,
+        task: &str,
+        iface: &state::Interface,
+    ) -> Result<()> {
+        let inner = Netlink::in_netns(&self.task_netns_path(task)).await?;
+        match &iface.link {
+            Link::Network { id, bridge } => {
+                bridge::plug(&inner, &self.sandbox_path(id), bridge, iface).await?
+            }
+            Link::Egress { .. } => gwbridge::plug(&inner, host, &self.host_ns, iface).await?,
+        }
+        let index = inner.must_index(&iface.name).await?;
+        inner.ensure_address(index, iface.address).await?;
+        if let Link::Egress { gateway } = iface.link {
+            inner.ensure_default_route(gateway, index).await?;
+        }
+        Ok(())
+    }
+
+    fn task_netns(&self, task: &str, rec: &TaskRecord) -> TaskNetns {
+        TaskNetns {
+            path: self.task_netns_path(task),
+            resolv_conf: rec.resolv_conf.clone(),
+            interfaces: rec
+                .interfaces
+                .iter()
+                .filter(|i| matches!(i.link, Link::Network { .. }))
+                .map(|i| (i.name.clone(), i.address.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Writes the state file atomically (temporary file, fsync, rename).
+    fn save(&self, state: &NodeState) -> Result<()> {
+        let path = self.state_dir.join(STATE_FILE);
+        let tmp = self.state_dir.join(format!("{STATE_FILE}.tmp"));
+        let body = serde_json::to_vec_pretty(state).map_err(|source| Error::State {
+            path: path.clone(),
+            source,
+        })?;
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(Error::io(format!("write {}", path.display())))
+    }
+}
+
+/// `state` without the tasks `keep` does not name.
+fn without_unkept(state: &NodeState, keep: &HashSet<String>) -> NodeState {
+    let gone: Vec<&str> = state
+        .tasks
+        .keys()
+        .map(String::as_str)
+        .filter(|t| !keep.contains(*t))
+        .collect();
+    state.without_tasks(gone)
+}
+
+fn load(path: &Path) -> Result<NodeState> {
+    match std::fs::read(path) {
+        Ok(body) => serde_json::from_slice(&body).map_err(|source| Error::State {
+            path: path.to_path_buf(),
+            source,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeState::default()),
+        Err(e) => Err(Error::io(format!("read {}", path.display()))(e)),
+    }
+}
+
+#[async_trait]
+impl NetworkAttacher for OverlayDriver {
+    async fn attach(
+        &self,
+        task_id: &str,
+        attachments: &[Attachment],
+    ) -> Result<TaskNetns, ExecError> {
+        Ok(self.attach_task(task_id, attachments).await?)
+    }
+
+    async fn detach(&self, task_id: &str) -> Result<(), ExecError> {
+        Ok(self.detach_task(task_id).await?)
+    }
+
+    async fn prune(&self, keep: &HashSet<String>) -> Result<(), ExecError> {
+        Ok(self.prune_tasks(keep).await?)
+    }
+}

@@ -1,0 +1,542 @@
+//! The pure core of the driver: what the kernel should hold for a set of
+//! attached tasks, and the actions that turn one such state into another.
+//!
+//! [`NodeState`] is both the persisted record of what the driver made and
+//! the desired state of a change: `attach` computes the state with the task
+//! added, `detach` the state with it removed, and [`diff`] lists the kernel
+//! actions between the two in a safe order (bridges before the tasks that
+//! plug into them, tasks before the bridges they leave). [`leftovers`] adds
+//! removals for kernel objects found on the node that no record explains
+//! (a crash between making an object and recording it). Nothing here
+//! touches the kernel, so every decision is unit-tested.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+use serde::Serialize;
+use swarm::exec::Attachment;
+
+use crate::gwbridge::next_egress_address;
+use crate::gwbridge::GWBRIDGE_MTU;
+use crate::nft::Ruleset;
+
+/// dockerd's overlay MTU when the network sets none: 1500 less the 50 bytes
+/// of VXLAN encapsulation.
+pub const DEFAULT_OVERLAY_MTU: u32 = 1450;
+
+/// Why a set of attachments cannot be made real.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// An ID that cannot name a file (empty, `.`, `..`, or with `/`).
+    #[error("invalid ID {0:?}")]
+    InvalidId(String),
+    /// A field that does not parse as an IPv4 address or prefix.
+    #[error("network {network}: invalid {field} {value:?}")]
+    InvalidAddress {
+        /// The network's ID.
+        network: String,
+        /// Which field.
+        field: &'static str,
+        /// Its text.
+        value: String,
+    },
+    /// The gateway or task address lies outside the network's subnet.
+    #[error("network {network}: {address} is not in subnet {subnet}")]
+    OutsideSubnet {
+        /// The network's ID.
+        network: String,
+        /// The address.
+        address: String,
+        /// The subnet.
+        subnet: String,
+    },
+    /// The same network appears twice in one task's attachments.
+    #[error("network {0} attached twice")]
+    DuplicateNetwork(String),
+    /// The node-local subnet has no address left for another task.
+    #[error("gateway bridge subnet {0} has no free address")]
+    EgressExhausted(Ipv4Net),
+}
+
+/// What the driver made on this node; persisted as `state.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    /// The kernel boot the records belong to: after a reboot none of the
+    /// kernel objects exist any more.
+    #[serde(default)]
+    pub boot_id: String,
+    /// Swarm networks with a bridge on this node, by network ID.
+    #[serde(default)]
+    pub networks: BTreeMap<String, NetworkRecord>,
+    /// Attached tasks, by task ID.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, TaskRecord>,
+    /// The gateway bridge, while any task uses it.
+    #[serde(default)]
+    pub egress: Option<Egress>,
+}
+
+/// One swarm network's bridge on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    /// The network's ID (also names its sandbox namespace file).
+    pub id: String,
+    /// The network's subnet.
+    pub subnet: Ipv4Net,
+    /// The gateway address, held by the bridge.
+    pub gateway: Ipv4Addr,
+    /// MTU of the bridge and of every task interface on it.
+    pub mtu: u32,
+    /// The bridge's name inside the network's sandbox namespace.
+    pub bridge: String,
+}
+
+/// The node-local egress subnet of the gateway bridge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Egress {
+    /// The subnet (`172.18.0.0/16` unless that clashes with a host route).
+    pub subnet: Ipv4Net,
+    /// The bridge's own address, the tasks' default gateway.
+    pub gateway: Ipv4Addr,
+}
+
+/// One attached task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Its interfaces, in order: one per attachment, then the egress one.
+    pub interfaces: Vec<Interface>,
+    /// The resolv.conf handed out at attach (returned again, unchanged, by
+    /// a repeated attach).
+    pub resolv_conf: String,
+}
+
+/// One interface of a task: a veth pair with `name` inside the task's
+/// namespace and `peer` on a bridge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    /// Name inside the task (`eth0`, `eth1`, ...).
+    pub name: String,
+    /// Address with the subnet's prefix.
+    pub address: Ipv4Net,
+    /// MTU of both ends.
+    pub mtu: u32,
+    /// MAC address, derived from the IPv4 address as dockerd does, so a
+    /// peer node can compute it without ARP.
+    pub mac: [u8; 6],
+    /// Name of the bridge-side end.
+    pub peer: String,
+    /// Which bridge the peer end is plugged into.
+    pub link: Link,
+}
+
+/// The bridge side of an [`Interface`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Link {
+    /// A swarm network's bridge, in that network's sandbox namespace.
+    Network {
+        /// The network's ID.
+        id: String,
+        /// The bridge's name in the sandbox.
+        bridge: String,
+    },
+    /// The gateway bridge in the driver's own namespace; the task's default
+    /// route goes through `gateway`.
+    Egress {
+        /// The gateway bridge's address.
+        gateway: Ipv4Addr,
+    },
+}
+
+/// One kernel change, in the order [`diff`] and [`leftovers`] emit them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Create the gateway bridge with this subnet's gateway address; turn
+    /// on IPv4 forwarding.
+    CreateGwBridge(Egress),
+    /// Replace the whole `ip shoal` nftables table with this ruleset.
+    ApplyNft(Ruleset),
+    /// Create a network's sandbox namespace and bridge.
+    CreateNetwork(NetworkRecord),
+    /// Create the task's namespace with loopback up.
+    CreateTaskNetns(String),
+    /// Create a veth pair for the task and plug it in.
+    AddInterface {
+        /// The task.
+        task: String,
+        /// The interface.
+        iface: Interface,
+    },
+    /// Delete a task interface's bridge-side end (which takes the inner end
+    /// with it).
+    RemoveInterface {
+        /// The task.
+        task: String,
+        /// The interface.
+        iface: Interface,
+    },
+    /// Unmount and delete the task's namespace file.
+    RemoveTaskNetns(String),
+    /// Delete a network's sandbox namespace (and with it its bridge).
+    RemoveNetwork(String),
+    /// Delete the `ip shoal` nftables table.
+    DeleteNft,
+    /// Delete the gateway bridge.
+    RemoveGwBridge,
+}
+
+/// Kernel objects found on the node, for [`leftovers`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Task namespace files present.
+    pub task_netns: BTreeSet<String>,
+    /// Network sandbox files present, by network ID.
+    pub sandboxes: BTreeSet<String>,
+    /// Whether the gateway bridge exists.
+    pub gwbridge: bool,
+    /// Whether the `ip shoal` table exists.
+    pub nft_table: bool,
+}
+
+/// One attachment, parsed and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    /// The network as the node records it.
+    pub network: NetworkRecord,
+    /// The task's address on it.
+    pub address: Ipv4Net,
+    /// The routing-mesh network.
+    pub ingress: bool,
+    /// A network without a way out.
+    pub internal: bool,
+}
+
+/// Checks that `id` can name a file under the state directory.
+pub fn check_id(id: &str) -> Result<(), PlanError> {
+    if id.is_empty() || id == "." || id == ".." || id.contains('/') || id.contains('\0') {
+        return Err(PlanError::InvalidId(id.to_string()));
+    }
+    Ok(())
+}
+
+/// The bridge's name for a network: `shoal-` and the start of the ID, so
+/// `ip link` in a sandbox tells which network it is (15 bytes, the kernel's
+/// limit).
+pub fn bridge_name(network_id: &str) -> String {
+    format!("shoal-{}", prefix(network_id, 9))
+}
+
+fn prefix(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// The MAC dockerd gives an interface with this address: `02:42` and the
+/// four address bytes.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// `ip` with `subnet`'s prefix length (`10.0.1.1` in `10.0.1.0/24` gives
+/// `10.0.1.1/24`).
+pub fn with_prefix(ip: Ipv4Addr, subnet: Ipv4Net) -> Ipv4Net {
+    // A prefix length taken from a valid `Ipv4Net` is always valid.
+    Ipv4Net::new(ip, subnet.prefix_len()).unwrap_or_else(|_| Ipv4Net::from(ip))
+}
+
+/// Parses and checks a task's attachments.
+pub fn parse_attachments(attachments: &[Attachment]) -> Result<Vec<Planned>, PlanError> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::with_capacity(attachments.len());
+    for a in attachments {
+        let n = &a.network;
+        check_id(&n.id)?;
+        if !seen.insert(n.id.clone()) {
+            return Err(PlanError::DuplicateNetwork(n.id.clone()));
+        }
+        let bad = |field: &'static str, value: &str| PlanError::InvalidAddress {
+            network: n.id.clone(),
+            field,
+            value: value.to_string(),
+        };
+        let subnet: Ipv4Net = n.subnet.parse().map_err(|_| bad("subnet", &n.subnet))?;
+        let subnet = subnet.trunc();
+        let gateway: Ipv4Addr = n.gateway.parse().map_err(|_| bad("gateway", &n.gateway))?;
+        let address: Ipv4Net = match a.address.parse() {
+            Ok(net) => net,
+            // A bare address takes the subnet's prefix.
+            Err(_) => a
+                .address
+                .parse::<Ipv4Addr>()
+                .ok()
+                .and_then(|ip| Ipv4Net::new(ip, subnet.prefix_len()).ok())
+                .ok_or_else(|| bad("address", &a.address))?,
+        };
+        for ip in [gateway, address.addr()] {
+            if !subnet.contains(&ip) {
+                return Err(PlanError::OutsideSubnet {
+                    network: n.id.clone(),
+                    address: ip.to_string(),
+                    subnet: subnet.to_string(),
+                });
+            }
+        }
+        let address = with_prefix(address.addr(), subnet);
+        out.push(Planned {
+            network: NetworkRecord {
+                id: n.id.clone(),
+                subnet,
+                gateway,
+                mtu: if n.mtu == 0 {
+                    DEFAULT_OVERLAY_MTU
+                } else {
+                    n.mtu
+                },
+                bridge: bridge_name(&n.id),
+            },
+            address,
+            ingress: n.ingress,
+            internal: n.internal,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether the task gets an interface on the gateway bridge: yes unless
+/// every network it is on is internal. A task on no network at all gets one
+/// too (dockerd puts such tasks on its default bridge, which also leads
+/// out).
+pub fn needs_egress(planned: &[Planned]) -> bool {
+    planned.is_empty() || planned.iter().any(|p| !p.internal)
+}
+
+/// Whether the task's names resolve through the embedded DNS server: it is
+/// on at least one swarm network besides the routing mesh.
+pub fn uses_embedded_dns(planned: &[Planned]) -> bool {
+    planned.iter().any(|p| !p.ingress)
+}
+
+/// A bridge-side veth name for `task`: `prefix` and the start of the task
+/// ID, unless another task already has that name on the same bridge.
+fn peer_name(prefix_: &str, task: &str, taken: &BTreeSet<&str>) -> String {
+    let first = format!("{prefix_}{}", prefix(task, 12));
+    if !taken.contains(first.as_str()) {
+        return first;
+    }
+    let stem = format!("{prefix_}{}", prefix(task, 10));
+    (0..1296u32)
+        .map(|n| {
+            let d = |v: u32| char::from_digit(v, 36).unwrap_or('0');
+            format!("{stem}{}{}", d(n / 36), d(n % 36))
+        })
+        .find(|c| !taken.contains(c.as_str()))
+        .unwrap_or(first)
+}
+
+fn peers_on(state: &NodeState, on: impl Fn(&Link) -> bool) -> BTreeSet<&str> {
+    state
+        .tasks
+        .values()
+        .flat_map(|t| &t.interfaces)
+        .filter(|i| on(&i.link))
+        .map(|i| i.peer.as_str())
+        .collect()
+}
+
+/// The record for a new task: one interface per attachment, in order, then
+/// the egress interface when `egress` is given.
+pub fn task_record(
+    state: &NodeState,
+    task: &str,
+    planned: &[Planned],
+    egress: Option<&Egress>,
+    resolv_conf: String,
+) -> Result<TaskRecord, PlanError> {
+    check_id(task)?;
+    let mut interfaces = Vec::with_capacity(planned.len() + 1);
+    for p in planned {
+        let id = &p.network.id;
+        let taken = peers_on(
+            state,
+            |l| matches!(l, Link::Network { id: i, .. } if i == id),
+        );
+        interfaces.push(Interface {
+            name: format!("eth{}", interfaces.len()),
+            address: p.address,
+            mtu: p.network.mtu,
+            mac: mac_for(p.address.addr()),
+            peer: peer_name("vt-", task, &taken),
+            link: Link::Network {
+                id: id.clone(),
+                bridge: p.network.bridge.clone(),
+            },
+        });
+    }
+    if let Some(e) = egress {
+        let address = next_egress_address(state, e)?;
+        let taken = peers_on(state, |l| matches!(l, Link::Egress { .. }));
+        interfaces.push(Interface {
+            name: format!("eth{}", interfaces.len()),
+            address,
+            mtu: GWBRIDGE_MTU,
+            mac: mac_for(address.addr()),
+            peer: peer_name("vg-", task, &taken),
+            link: Link::Egress { gateway: e.gateway },
+        });
+    }
+    Ok(TaskRecord {
+        interfaces,
+        resolv_conf,
+    })
+}
+
+impl NodeState {
+    /// This state plus `task`, its networks and, if it has an egress
+    /// interface, the gateway bridge.
+    pub fn with_task(
+        &self,
+        task: &str,
+        record: TaskRecord,
+        planned: &[Planned],
+        egress: Option<&Egress>,
+    ) -> NodeState {
+        let mut next = self.clone();
+        for p in planned {
+            next.networks
+                .entry(p.network.id.clone())
+                .or_insert_with(|| p.network.clone());
+        }
+        if record
+            .interfaces
+            .iter()
+            .any(|i| matches!(i.link, Link::Egress { .. }))
+        {
+            if let Some(e) = egress {
+                next.egress = Some(e.clone());
+            }
+        }
+        next.tasks.insert(task.to_string(), record);
+        next
+    }
+
+    /// This state without `tasks`, and without the networks and gateway
+    /// bridge no remaining task uses.
+    pub fn without_tasks<'a>(&self, tasks: impl IntoIterator<Item = &'a str>) -> NodeState {
+        let mut next = self.clone();
+        for t in tasks {
+            next.tasks.remove(t);
+        }
+        let used: BTreeSet<&str> = next
+            .tasks
+            .values()
+            .flat_map(|t| &t.interfaces)
+            .filter_map(|i| match &i.link {
+                Link::Network { id, .. } => Some(id.as_str()),
+                Link::Egress { .. } => None,
+            })
+            .collect();
+        let unused: Vec<String> = next
+            .networks
+            .keys()
+            .filter(|id| !used.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in unused {
+            next.networks.remove(&id);
+        }
+        let any_egress = next
+            .tasks
+            .values()
+            .flat_map(|t| &t.interfaces)
+            .any(|i| matches!(i.link, Link::Egress { .. }));
+        if !any_egress {
+            next.egress = None;
+        }
+        next
+    }
+}
+
+/// The actions that turn the kernel state `before` describes into the one
+/// `after` describes. Tasks in both are left alone.
+pub fn diff(before: &NodeState, after: &NodeState) -> Vec<Action> {
+    let mut out = Vec::new();
+    if let Some(e) = &after.egress {
+        if before.egress.as_ref() != Some(e) {
+            out.push(Action::CreateGwBridge(e.clone()));
+        }
+    }
+    let (rs_before, rs_after) = (Ruleset::for_state(before), Ruleset::for_state(after));
+    if let Some(rs) = &rs_after {
+        if rs_before.as_ref() != Some(rs) {
+            out.push(Action::ApplyNft(rs.clone()));
+        }
+    }
+    for (id, net) in &after.networks {
+        if !before.networks.contains_key(id) {
+            out.push(Action::CreateNetwork(net.clone()));
+        }
+    }
+    for (id, task) in &after.tasks {
+        if !before.tasks.contains_key(id) {
+            out.push(Action::CreateTaskNetns(id.clone()));
+            out.extend(task.interfaces.iter().map(|i| Action::AddInterface {
+                task: id.clone(),
+                iface: i.clone(),
+            }));
+        }
+    }
+    for (id, task) in &before.tasks {
+        if !after.tasks.contains_key(id) {
+            out.extend(task.interfaces.iter().map(|i| Action::RemoveInterface {
+                task: id.clone(),
+                iface: i.clone(),
+            }));
+            out.push(Action::RemoveTaskNetns(id.clone()));
+        }
+    }
+    for id in before.networks.keys() {
+        if !after.networks.contains_key(id) {
+            out.push(Action::RemoveNetwork(id.clone()));
+        }
+    }
+    if rs_before.is_some() && rs_after.is_none() {
+        out.push(Action::DeleteNft);
+    }
+    if before.egress.is_some() && after.egress.is_none() {
+        out.push(Action::RemoveGwBridge);
+    }
+    out
+}
+
+/// Removals for objects `observed` on the node that neither `before` nor
+/// `after` accounts for; run after [`diff`]`(before, after)`.
+pub fn leftovers(before: &NodeState, after: &NodeState, observed: &Observed) -> Vec<Action> {
+    let mut out = Vec::new();
+    for t in &observed.task_netns {
+        if !before.tasks.contains_key(t) && !after.tasks.contains_key(t) {
+            out.push(Action::RemoveTaskNetns(t.clone()));
+        }
+    }
+    for n in &observed.sandboxes {
+        if !before.networks.contains_key(n) && !after.networks.contains_key(n) {
+            out.push(Action::RemoveNetwork(n.clone()));
+        }
+    }
+    let no_egress = before.egress.is_none() && after.egress.is_none();
+    if no_egress && observed.nft_table {
+        out.push(Action::DeleteNft);
+    }
+    if no_egress && observed.gwbridge {
+        out.push(Action::RemoveGwBridge);
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;
