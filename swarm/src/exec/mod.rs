@@ -20,5 +20,7 @@ pub use executor::Executor;
 pub use executor::ExitStatus;
 pub use network::Attachment;
 pub use network::NetworkAttacher;
+pub use network::NetworkRecords;
+pub use network::ServiceRecords;
 pub use network::NetworkSpec;
 pub use network::TaskNetns;

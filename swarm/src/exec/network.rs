@@ -2,7 +2,9 @@
 //! driver (`netdrv`) for each task. Addresses come from the manager's
 //! allocator; the driver only makes them real in the kernel.
 
+use std::collections::BTreeMap;
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use async_trait::async_trait;
@@ -52,6 +54,24 @@ pub struct TaskNetns {
     pub interfaces: Vec<(String, String)>,
 }
 
+/// The names resolvable on one network: service names (to their VIP, or
+/// to task addresses with `--endpoint-mode dnsrr`), `tasks.NAME` (to every
+/// task address), task container names and network aliases.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecords {
+    /// The network's ID.
+    pub network_id: String,
+    /// Lower-case name to addresses, in a stable order.
+    pub names: BTreeMap<String, Vec<IpAddr>>,
+}
+
+/// The DNS view of the cluster for this node's tasks, network by network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecords {
+    /// One entry per network.
+    pub networks: Vec<NetworkRecords>,
+}
+
 /// Makes tasks' networks real on this node.
 #[async_trait]
 pub trait NetworkAttacher: Send + Sync {
@@ -69,4 +89,10 @@ pub trait NetworkAttacher: Send + Sync {
     async fn detach(&self, task_id: &str) -> Result<(), ExecError>;
     /// Removes what belongs to tasks not in `keep` (left from a crash).
     async fn prune(&self, keep: &HashSet<String>) -> Result<(), ExecError>;
+    /// Replaces the names the embedded DNS answers in tasks' namespaces: a
+    /// task resolves only names of the networks it is attached to.
+    async fn update_dns(&self, records: &ServiceRecords) -> Result<(), ExecError> {
+        let _ = records;
+        Ok(())
+    }
 }
