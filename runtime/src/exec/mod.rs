@@ -144,6 +144,13 @@ impl Executor for ContainerdExecutor {
         )))
     }
 
+    async fn update_dns(&self, records: &swarm::exec::ServiceRecords) -> Result<(), ExecError> {
+        match &self.net {
+            Some(net) => net.update_dns(records).await,
+            None => Ok(()),
+        }
+    }
+
     async fn prune(&self, keep: &HashSet<String>) -> Result<(), ExecError> {
         let all = self
             .ctd

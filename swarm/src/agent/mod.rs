@@ -58,9 +58,24 @@ async fn session(
         executor.clone(),
         cancel.child_token(),
     );
+    let mut records = dispatcher.service_records(node_id, &s.session_id).await?;
+    let first = records.borrow_and_update().clone();
+    if let Err(e) = executor.update_dns(&first).await {
+        tracing::warn!(error = %e, "updating DNS records failed");
+    }
     let mut beat = tokio::time::interval(s.heartbeat_period);
     loop {
         tokio::select! {
+            r = records.changed() => {
+                if r.is_err() {
+                    worker.stop().await;
+                    return Err(crate::Error::internal("service records stream closed"));
+                }
+                let current = records.borrow_and_update().clone();
+                if let Err(e) = executor.update_dns(&current).await {
+                    tracing::warn!(error = %e, "updating DNS records failed");
+                }
+            }
             _ = cancel.cancelled() => {
                 worker.stop().await;
                 return Ok(());

@@ -70,6 +70,12 @@ pub trait DispatcherApi: Send + Sync {
         kind: crate::exec::DepKind,
         id: &str,
     ) -> Result<Option<Vec<u8>>>;
+    /// The DNS names the node's tasks resolve, kept current.
+    async fn service_records(
+        &self,
+        node_id: &str,
+        session_id: &str,
+    ) -> Result<tokio::sync::watch::Receiver<crate::exec::ServiceRecords>>;
     /// Streams the node's assignments: a full set, then incremental sets.
     async fn assignments(
         &self,

@@ -52,6 +52,9 @@ fn apply_status(tx: &mut crate::store::Tx<'_>, node_id: &str, u: &StatusUpdate) 
     tx.update(t)
 }
 
+/// How long DNS records wait for the rest of a burst of changes.
+const RECORDS_DEBOUNCE: Duration = Duration::from_millis(20);
+
 /// Payloads are stored as the API sent them: base64.
 fn decode(b64: &str) -> Option<Vec<u8>> {
     use base64::Engine;
@@ -158,6 +161,48 @@ impl DispatcherApi for Local {
             };
             decode(data.as_deref().unwrap_or(""))
         }))
+    }
+
+    async fn service_records(
+        &self,
+        _node_id: &str,
+        _session_id: &str,
+    ) -> Result<tokio::sync::watch::Receiver<crate::exec::ServiceRecords>> {
+        let (first, mut watch) = self
+            .store
+            .view_and_watch(|v| super::records::service_records(v.tables()));
+        let (tx, rx) = tokio::sync::watch::channel(first);
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let cancel = tokio_util::sync::CancellationToken::new();
+            loop {
+                if crate::store::Watched::next(&mut watch, &cancel)
+                    .await
+                    .is_none()
+                {
+                    return;
+                }
+                // Names follow task starts in bursts: one pass per burst.
+                if crate::store::Watched::burst(&mut watch, &cancel, RECORDS_DEBOUNCE)
+                    .await
+                    .is_none()
+                {
+                    return;
+                }
+                let next = store.view(|v| super::records::service_records(v.tables()));
+                tx.send_if_modified(|cur| {
+                    let changed = *cur != next;
+                    if changed {
+                        *cur = next;
+                    }
+                    changed
+                });
+                if tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        Ok(rx)
     }
 
     async fn assignments(

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod assignments;
 mod local;
+pub mod records;
 
 pub use api::Assignment;
 pub use api::AssignmentSet;

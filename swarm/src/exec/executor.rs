@@ -28,6 +28,12 @@ pub trait Executor: Send + Sync {
         task: &Task,
         deps: std::sync::Arc<dyn super::DependencyGetter>,
     ) -> Result<Box<dyn Controller>, ExecError>;
+    /// Hands the node's tasks the current DNS names (see
+    /// [`NetworkAttacher::update_dns`](super::NetworkAttacher::update_dns)).
+    async fn update_dns(&self, records: &super::ServiceRecords) -> Result<(), ExecError> {
+        let _ = records;
+        Ok(())
+    }
     /// Removes runtime objects of tasks not in `keep` (left over from a
     /// crash or a restart while tasks were removed). Called with each full
     /// assignment set.
