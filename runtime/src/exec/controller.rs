@@ -51,6 +51,8 @@ pub struct TaskController {
     pid: Option<u32>,
     exit_code: Option<i64>,
     logs: Option<Copier>,
+    // The copier still draining the pipes after the process exited.
+    draining: Option<tokio::task::JoinHandle<()>>,
     health: Option<health::Monitor>,
 }
 
@@ -106,6 +108,7 @@ impl TaskController {
             pid: None,
             exit_code: None,
             logs: None,
+            draining: None,
             health: None,
         }
     }
@@ -341,7 +344,7 @@ impl TaskController {
     async fn kill_unhealthy(&mut self, id: &str) -> ExecError {
         let _ = self.ctd.task_kill(id, SIGKILL, true).await;
         let code = self.ctd.task_wait(id).await.unwrap_or(137);
-        self.finish_logs().await;
+        self.drain_logs();
         self.exit_code = Some(code as i64);
         self.pid = None;
         self.health = None;
@@ -350,9 +353,18 @@ impl TaskController {
         ))
     }
 
-    async fn finish_logs(&mut self) {
+    /// Stops copying output once the pipes are quiet, in the background:
+    /// the exit is reported at once and `remove` waits for the last lines.
+    fn drain_logs(&mut self) {
         if let Some(c) = self.logs.take() {
-            c.finish().await;
+            self.draining = Some(tokio::spawn(c.finish()));
+        }
+    }
+
+    async fn finish_logs(&mut self) {
+        self.drain_logs();
+        if let Some(d) = self.draining.take() {
+            let _ = d.await;
         }
     }
 }
@@ -475,7 +487,7 @@ impl Controller for TaskController {
             _ = unhealthy => return Err(self.kill_unhealthy(&id).await),
         };
         self.health = None;
-        self.finish_logs().await;
+        self.drain_logs();
         self.exit_code = Some(code as i64);
         self.pid = None;
         Ok(ExitStatus { code: code as i64 })
@@ -507,7 +519,7 @@ impl Controller for TaskController {
             };
             self.exit_code = Some(code as i64);
         }
-        self.finish_logs().await;
+        self.drain_logs();
         self.health = None;
         self.pid = None;
         Ok(())
@@ -525,8 +537,8 @@ impl Controller for TaskController {
 
     async fn remove(&mut self) -> Result<(), ExecError> {
         if let Some(id) = self.existing().await? {
-            remove_container(&self.ctd, &self.env, &id).await?;
             self.finish_logs().await;
+            remove_container(&self.ctd, &self.env, &id).await?;
             self.container_id = None;
         }
         // The namespace belongs to the task: its container may already be

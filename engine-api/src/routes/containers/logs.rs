@@ -223,7 +223,9 @@ async fn discover(
             continue;
         };
         for c in all.iter().filter(|c| selector.matches(c)) {
-            if !seen.insert(c.id.clone()) {
+            // A container made but not started yet is looked at again later.
+            if c.state.status == runtime::view::state::Status::Created || !seen.insert(c.id.clone())
+            {
                 continue;
             }
             let attrs = swarm_attrs(c);
