@@ -2,7 +2,10 @@
 //! networks of the tasks assigned to this node real in the kernel: one
 //! network namespace per task, one bridge per swarm network (in a sandbox
 //! namespace of its own, see `bridge.rs`), and a node-local gateway bridge
-//! with masquerade for the way out (see `gwbridge.rs`).
+//! with masquerade for the way out (see `gwbridge.rs`). Tasks on a
+//! non-ingress network also get the embedded DNS server at 127.0.0.11 (see
+//! `dns`), answering from the records of the last
+//! [`NetworkAttacher::update_dns`].
 //!
 //! Layout under the state directory (`<data-root>/netdrv`):
 //! - `state.json`: what the driver made ([`state::NodeState`]), rewritten
@@ -17,6 +20,7 @@
 //! around that is the single owner of the state.
 
 mod bridge;
+pub mod dns;
 pub mod error;
 mod gwbridge;
 mod netlink;
@@ -28,6 +32,7 @@ pub mod state;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::path::PathBuf;
 
@@ -35,6 +40,7 @@ use async_trait::async_trait;
 use swarm::exec::Attachment;
 use swarm::exec::ExecError;
 use swarm::exec::NetworkAttacher;
+use swarm::exec::ServiceRecords;
 use swarm::exec::TaskNetns;
 use tokio::sync::Mutex;
 
@@ -62,6 +68,11 @@ pub struct OverlayDriver {
     host_ns: File,
     /// The host resolver configuration the tasks' files derive from.
     host_resolv_conf: PathBuf,
+    /// Where the embedded DNS servers forward unknown names; `None`: the
+    /// host resolv.conf's nameservers, read when each server starts.
+    upstreams: Option<Vec<SocketAddr>>,
+    /// The embedded DNS servers of the tasks and the records they share.
+    dns: dns::Dns,
     state: Mutex<NodeState>,
 }
 
@@ -100,8 +111,54 @@ impl OverlayDriver {
             state_dir,
             host_ns,
             host_resolv_conf: PathBuf::from(resolv::HOST_RESOLV_CONF),
+            upstreams: None,
+            dns: dns::Dns::default(),
             state: Mutex::new(state),
         })
+    }
+
+    /// Makes the embedded DNS servers forward names they do not know to
+    /// `upstreams` (in order) instead of the host resolv.conf's
+    /// nameservers. Call it before the first attach; it applies to servers
+    /// started from then on.
+    pub fn with_upstreams(mut self, upstreams: Vec<SocketAddr>) -> Self {
+        self.upstreams = Some(upstreams);
+        self
+    }
+
+    /// Whether `task` has a running embedded DNS server (after an attach
+    /// that needs one, until its detach).
+    pub fn dns_running(&self, task_id: &str) -> bool {
+        self.dns.is_running(task_id)
+    }
+
+    /// Starts `task`'s embedded DNS server if its resolv.conf names it and
+    /// it is not running (first attach, or an attach after a restart).
+    async fn ensure_dns(&self, task: &str, rec: &TaskRecord) -> Result<()> {
+        if !dns::resolv_conf_uses_embedded(&rec.resolv_conf) {
+            return Ok(());
+        }
+        let mut networks = Vec::new();
+        let mut egress = false;
+        for i in &rec.interfaces {
+            match &i.link {
+                Link::Network { id, .. } => networks.push(id.clone()),
+                Link::Egress { .. } => egress = true,
+            }
+        }
+        // Without a way out (internal networks only) nothing is forwarded.
+        let upstreams = match (&self.upstreams, egress) {
+            (_, false) => Vec::new(),
+            (Some(u), true) => u.clone(),
+            (None, true) => dns::upstreams_from_host(&self.host_resolv()?),
+        };
+        let view = dns::TaskView {
+            networks,
+            upstreams,
+        };
+        self.dns
+            .ensure(task, &self.task_netns_path(task), view)
+            .await
     }
 
     /// The namespace file of a task (whether or not it exists).
@@ -120,6 +177,7 @@ impl OverlayDriver {
         let mut current = self.state.lock().await;
         if let Some(rec) = current.tasks.get(task) {
             if netns::is_mounted(&self.task_netns_path(task)) {
+                self.ensure_dns(task, rec).await?;
                 return Ok(self.task_netns(task, rec));
             }
         }
@@ -130,12 +188,19 @@ impl OverlayDriver {
             self.transition(&host, &mut current, without, &Observed::default())
                 .await?;
         }
+        if self.dns.is_running(task) {
+            // A server left on a namespace that is gone.
+            self.dns.stop(task).await;
+        }
         let after = self.attach_new(&host, &current, task, &planned).await?;
-        let netns = match after.tasks.get(task) {
-            Some(rec) => self.task_netns(task, rec),
-            None => return Err(state::PlanError::InvalidId(task.to_string()).into()),
+        let Some(rec) = after.tasks.get(task).cloned() else {
+            return Err(state::PlanError::InvalidId(task.to_string()).into());
         };
         *current = after;
+        // Recorded first: a failure here leaves a task a repeated attach
+        // completes (or a detach removes).
+        self.ensure_dns(task, &rec).await?;
+        let netns = self.task_netns(task, &rec);
         tracing::info!(task, "task network namespace ready");
         Ok(netns)
     }
@@ -232,6 +297,8 @@ impl OverlayDriver {
             return Ok(());
         }
         let mut current = self.state.lock().await;
+        // Its sockets pin the namespace: closed before it goes.
+        self.dns.stop(task).await;
         let host = Netlink::here()?;
         let after = current.without_tasks([task]);
         let mut observed = Observed::default();
@@ -243,6 +310,7 @@ impl OverlayDriver {
 
     async fn prune_tasks(&self, keep: &HashSet<String>) -> Result<()> {
         let mut current = self.state.lock().await;
+        self.dns.stop_except(keep).await;
         let host = Netlink::here()?;
         let mut observed = self.observe(&host).await?;
         // A kept task's unrecorded namespace is an interrupted attach; the
@@ -430,5 +498,10 @@ impl NetworkAttacher for OverlayDriver {
 
     async fn prune(&self, keep: &HashSet<String>) -> Result<(), ExecError> {
         Ok(self.prune_tasks(keep).await?)
+    }
+
+    async fn update_dns(&self, records: &ServiceRecords) -> Result<(), ExecError> {
+        self.dns.update(records);
+        Ok(())
     }
 }
