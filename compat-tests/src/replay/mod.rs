@@ -249,6 +249,11 @@ async fn read_actual(
         )
         .await
     };
+    // dockerd >= 23 labels a multiplexed log stream `raw-stream` for API
+    // versions before 1.42 (20.10 sends no type at all); where the recording
+    // holds frames, let the bytes decide so that both sides compare (and
+    // bind IDs) frame by frame.
+    let ct = ct.filter(|c| !(c.contains("raw-stream") && ex.response.body_kind == "frames"));
     let enc = encode_body(&bytes, ct.as_deref(), false);
     Ok(Actual {
         status,

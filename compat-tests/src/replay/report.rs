@@ -197,6 +197,32 @@ impl Report {
         out
     }
 
+    /// The known entries that accepted no difference of this run: stale
+    /// ones to remove once shoald matches there (meaningful only when every
+    /// scenario was replayed).
+    pub fn unused_known<'k>(&self, known: &'k KnownDifferences) -> Vec<&'k Known> {
+        let mut used = vec![false; known.entries.len()];
+        for r in &self.results {
+            let keys = r
+                .diffs
+                .iter()
+                .map(|d| r.key(&d.at))
+                .chain(r.error.as_ref().map(|_| r.key("error")));
+            for key in keys {
+                if let Some(i) = known.entries.iter().position(|k| glob(&k.pattern, &key)) {
+                    used[i] = true;
+                }
+            }
+        }
+        known
+            .entries
+            .iter()
+            .zip(used)
+            .filter(|(_, u)| !u)
+            .map(|(k, _)| k)
+            .collect()
+    }
+
     /// The closing line: `compat: N exchanges, M match, K differ`.
     pub fn closing_line(summary: &Summary) -> String {
         format!(
@@ -261,5 +287,11 @@ mod tests {
         let text = rep.render(&k, false);
         assert!(text.contains("04-services:3:status"));
         assert!(!text.contains("04-services:2:"));
+        let unused: Vec<&str> = rep
+            .unused_known(&k)
+            .iter()
+            .map(|e| e.pattern.as_str())
+            .collect();
+        assert_eq!(unused, ["04-services:17:$.Spec.Labels"]);
     }
 }
