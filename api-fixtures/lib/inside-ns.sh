@@ -7,16 +7,8 @@
 set -euo pipefail
 T=$1
 
-# sysfs of this network namespace (so dockerd sees only its own links);
-# keep the cgroup mounts by saving them with an rbind and binding them back.
-mkdir -p "$T/cgroup-save" "$T/etc-docker"
-mount --rbind /sys/fs/cgroup "$T/cgroup-save"
-mount -t sysfs sysfs /sys
-mount --rbind "$T/cgroup-save" /sys/fs/cgroup
-# dockerd 20.10 writes /etc/docker/key.json: keep that private.
-if [ -d /etc/docker ]; then
-    mount --bind "$T/etc-docker" /etc/docker
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/ns-private-view.sh"
+ns_private_view "$T"
 
 containerd --config "$T/containerd.toml" >"$T/containerd.log" 2>&1 &
 echo $! >"$T/containerd.pid"

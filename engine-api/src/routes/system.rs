@@ -166,13 +166,22 @@ async fn info(State(s): State<AppState>) -> Json<serde_json::Value> {
         super::swarm::null_addr_pool(c);
     }
     let kernel = kernel_version();
+    // Counts of what this node's containerd holds; zero while it is away.
+    let env = super::containers::node_env(&s);
+    let containers = s.runtime.container_infos(&env).await.unwrap_or_default();
+    let count = |st: runtime::view::state::Status| {
+        containers.iter().filter(|c| c.state.status == st).count()
+    };
+    let running = count(runtime::view::state::Status::Running);
+    let paused = count(runtime::view::state::Status::Paused);
+    let images = s.runtime.image_list().await.map(|i| i.len()).unwrap_or(0);
     Json(serde_json::json!({
         "ID": s.engine.id,
-        "Containers": 0,
-        "ContainersRunning": 0,
-        "ContainersPaused": 0,
-        "ContainersStopped": 0,
-        "Images": 0,
+        "Containers": containers.len(),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": containers.len() - running - paused,
+        "Images": images,
         "Driver": "overlayfs",
         "DriverStatus": [],
         "Plugins": {

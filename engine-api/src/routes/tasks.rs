@@ -44,6 +44,11 @@ pub fn to_json(
             o.remove("Runtime");
         }
     }
+    // dockerd always shows the (possibly empty) published-port status.
+    if let Some(st) = v.get_mut("Status").and_then(|s| s.as_object_mut()) {
+        st.entry("PortStatus")
+            .or_insert_with(|| serde_json::json!({}));
+    }
     if !t.networks.is_empty() {
         let atts: Vec<serde_json::Value> = t
             .networks
