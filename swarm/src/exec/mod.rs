@@ -21,6 +21,6 @@ pub use executor::ExitStatus;
 pub use network::Attachment;
 pub use network::NetworkAttacher;
 pub use network::NetworkRecords;
-pub use network::ServiceRecords;
 pub use network::NetworkSpec;
+pub use network::ServiceRecords;
 pub use network::TaskNetns;
