@@ -13,9 +13,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::make_test_image;
 use common::wait_for;
-use common::Containerd;
 use common::Daemon;
 
 const IMAGE: &str = "shoal-test/busybox:latest";
@@ -23,16 +21,6 @@ const IMAGE: &str = "shoal-test/busybox:latest";
 /// apart so the order in the log is fixed), then a server that keeps the
 /// container up.
 const SCRIPT: &str = "echo to-stderr >&2; sleep 1; echo hello from $HOSTNAME; exec httpd -f -p 80";
-
-/// containerd, shoald in a one-node swarm, and the test image loaded.
-fn setup() -> Option<(Containerd, Daemon)> {
-    let ctrd = Containerd::start()?;
-    let d = Daemon::with_containerd(&ctrd);
-    let tar = make_test_image(d.dir.path(), false);
-    d.ok(&["load", "-i", &tar.display().to_string()]);
-    d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-    Some((ctrd, d))
-}
 
 /// Creates a service of `replicas` tasks running [`SCRIPT`] (PID 1 ignores
 /// SIGTERM, hence the short grace period).
@@ -151,7 +139,7 @@ fn wait_task_error(d: &Daemon, service: &str, error: &str) {
 
 #[test]
 fn ls_inspect_and_logs_show_the_task_containers() {
-    let Some((_ctrd, d)) = setup() else {
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
         return;
     };
     create_service(&d, "web", 2);
@@ -272,7 +260,7 @@ fn ls_inspect_and_logs_show_the_task_containers() {
 
 #[test]
 fn rm_refuses_a_running_container_and_rm_force_gets_it_replaced() {
-    let Some((_ctrd, d)) = setup() else {
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
         return;
     };
     create_service(&d, "web", 2);
@@ -304,7 +292,7 @@ fn rm_refuses_a_running_container_and_rm_force_gets_it_replaced() {
 
 #[test]
 fn stop_kill_and_wait_end_tasks_that_get_replaced() {
-    let Some((_ctrd, d)) = setup() else {
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
         return;
     };
     create_service(&d, "web", 2);

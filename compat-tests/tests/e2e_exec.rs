@@ -15,90 +15,21 @@ use std::process::Stdio;
 use std::time::Duration;
 use std::time::Instant;
 
-use common::make_test_image;
 use common::wait_for;
 use common::Containerd;
 use common::Daemon;
-use common::Run;
 
 const IMAGE: &str = "shoal-test/busybox:latest";
 
 /// How long one CLI run may take: a stream that never ends must fail the
 /// test, not stall it.
-const CLI_LIMIT: &str = "60";
-
-/// Runs `docker ARGS` with `input` on stdin, killed after [`CLI_LIMIT`].
-fn run(d: &Daemon, args: &[&str], input: Option<&[u8]>) -> Run {
-    use std::io::Write;
-    let mut child = Command::new("timeout")
-        .args(["-k", "5", CLI_LIMIT])
-        .arg(common::docker_bin())
-        .args(args)
-        .env("DOCKER_HOST", d.docker_host())
-        .env("DOCKER_CONFIG", d.dir.path().join("cli-config"))
-        .env_remove("DOCKER_CONTEXT")
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run docker CLI");
-    // Fed from a thread: the CLI may write while it reads.
-    let feeder = input.map(|data| {
-        let mut stdin = child.stdin.take().unwrap();
-        let data = data.to_vec();
-        std::thread::spawn(move || {
-            let _ = stdin.write_all(&data);
-        })
-    });
-    let out = child.wait_with_output().unwrap();
-    if let Some(f) = feeder {
-        let _ = f.join();
-    }
-    let r = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert_ne!(
-        r.code, 124,
-        "docker {args:?} did not end within {CLI_LIMIT}s"
-    );
-    r
-}
-
-/// [`run`] without input, asserting success; returns stdout.
-#[track_caller]
-fn ok(d: &Daemon, args: &[&str]) -> String {
-    let r = run(d, args, None);
-    assert_eq!(
-        r.code,
-        0,
-        "docker {args:?}: {r:?}\n--- shoald log ---\n{}",
-        d.log()
-    );
-    r.stdout
-}
-
-/// [`run`] without input, asserting failure; returns stderr.
-#[track_caller]
-fn fail(d: &Daemon, args: &[&str]) -> String {
-    let r = run(d, args, None);
-    assert_ne!(r.code, 0, "docker {args:?} unexpectedly succeeded: {r:?}");
-    r.stderr
-}
+const CLI_LIMIT: u64 = 60;
 
 /// containerd, shoald in a one-node swarm with the test image loaded, and
 /// one service task running `httpd`; returns its container's full ID.
 fn setup() -> Option<(Containerd, Daemon, String)> {
-    let ctrd = Containerd::start()?;
-    let d = Daemon::with_containerd(&ctrd);
-    let tar = make_test_image(d.dir.path(), false);
-    d.ok(&["load", "-i", &tar.display().to_string()]);
-    d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+    let (ctrd, mut d) = common::swarm_with_test_image()?;
+    d.set_cli_limit(Duration::from_secs(CLI_LIMIT));
     d.ok(&[
         "service",
         "create",
@@ -135,23 +66,15 @@ fn setup() -> Option<(Containerd, Daemon, String)> {
     Some((ctrd, d, id))
 }
 
-/// A raw request over the socket, bounded like [`run`]; returns (status,
+/// A raw request over the socket, bounded like the CLI calls; returns (status,
 /// body).
 fn curl(d: &Daemon, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let limit = CLI_LIMIT.to_string();
     let mut cmd = Command::new("curl");
-    cmd.args([
-        "-s",
-        "-g",
-        "-m",
-        CLI_LIMIT,
-        "-o",
-        "-",
-        "-w",
-        "\n%{http_code}",
-    ])
-    .args(["-X", method, "--unix-socket"])
-    .arg(d.socket())
-    .arg(format!("http://localhost{path}"));
+    cmd.args(["-s", "-g", "-m", &limit, "-o", "-", "-w", "\n%{http_code}"])
+        .args(["-X", method, "--unix-socket"])
+        .arg(d.socket())
+        .arg(format!("http://localhost{path}"));
     if let Some(b) = body {
         cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
     }
@@ -166,42 +89,35 @@ fn exec_runs_commands_with_their_settings_and_exit_codes() {
     let Some((_ctrd, d, c)) = setup() else {
         return;
     };
-    let hi = run(&d, &["exec", &c, "echo", "hi"], None);
+    let hi = d.docker_stdin(&["exec", &c, "echo", "hi"], None);
     assert_eq!((hi.code, hi.stdout.as_str()), (0, "hi\n"), "{}", hi.stderr);
-    let both = run(
-        &d,
-        &["exec", &c, "sh", "-c", "echo out; echo err >&2"],
-        None,
-    );
+    let both = d.docker_stdin(&["exec", &c, "sh", "-c", "echo out; echo err >&2"], None);
     assert_eq!(
         (both.stdout.as_str(), both.stderr.as_str()),
         ("out\n", "err\n")
     );
-    let seven = run(&d, &["exec", &c, "sh", "-c", "exit 7"], None);
+    let seven = d.docker_stdin(&["exec", &c, "sh", "-c", "exit 7"], None);
     assert_eq!(seven.code, 7, "{seven:?}");
 
     // Environment, working directory and user.
-    let out = ok(
-        &d,
-        &[
-            "exec",
-            "-e",
-            "A=b",
-            "-w",
-            "/tmp",
-            "-u",
-            "1000",
-            &c,
-            "sh",
-            "-c",
-            "echo $A; pwd; id -u; id -g",
-        ],
-    );
+    let out = d.ok(&[
+        "exec",
+        "-e",
+        "A=b",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000",
+        &c,
+        "sh",
+        "-c",
+        "echo $A; pwd; id -u; id -g",
+    ]);
     assert_eq!(out, "b\n/tmp\n1000\n0\n");
-    assert_eq!(ok(&d, &["exec", "-u", "nobody", &c, "id", "-u"]), "65534\n");
+    assert_eq!(d.ok(&["exec", "-u", "nobody", &c, "id", "-u"]), "65534\n");
     // Without -w and -u: the container's own directory and user.
-    assert_eq!(ok(&d, &["exec", &c, "sh", "-c", "pwd; id -u"]), "/\n0\n");
-    let err = fail(&d, &["exec", "-u", "nosuch", &c, "true"]);
+    assert_eq!(d.ok(&["exec", &c, "sh", "-c", "pwd; id -u"]), "/\n0\n");
+    let err = d.fail(&["exec", "-u", "nosuch", &c, "true"]);
     assert!(
         err.contains(
             "Error response from daemon: unable to find user nosuch: no matching entries in passwd file"
@@ -210,14 +126,14 @@ fn exec_runs_commands_with_their_settings_and_exit_codes() {
     );
 
     // Input: small, then more than a pipe holds.
-    let cat = run(&d, &["exec", "-i", &c, "cat"], Some(b"data\n"));
+    let cat = d.docker_stdin(&["exec", "-i", &c, "cat"], Some(b"data\n"));
     assert_eq!((cat.code, cat.stdout.as_str()), (0, "data\n"), "{cat:?}");
     let big = vec![b'x'; 300_000];
-    let wc = run(&d, &["exec", "-i", &c, "wc", "-c"], Some(&big));
+    let wc = d.docker_stdin(&["exec", "-i", &c, "wc", "-c"], Some(&big));
     assert_eq!(wc.stdout.trim(), "300000", "{wc:?}");
 
     // A command that does not exist: runc's text, dockerd's 127.
-    let missing = run(&d, &["exec", &c, "nosuchcmd"], None);
+    let missing = d.docker_stdin(&["exec", &c, "nosuchcmd"], None);
     assert_eq!(missing.code, 127, "{missing:?}");
     assert!(
         format!("{}{}", missing.stdout, missing.stderr).contains("executable file not found"),
@@ -225,15 +141,12 @@ fn exec_runs_commands_with_their_settings_and_exit_codes() {
     );
 
     // Detached: runs without the client; by ID prefix.
-    ok(
-        &d,
-        &["exec", "-d", &c[..12], "sh", "-c", "echo later > /tmp/d"],
-    );
+    d.ok(&["exec", "-d", &c[..12], "sh", "-c", "echo later > /tmp/d"]);
     wait_for(10, "the detached exec's file", || {
-        (run(&d, &["exec", &c, "cat", "/tmp/d"], None).stdout == "later\n").then_some(())
+        (d.docker_stdin(&["exec", &c, "cat", "/tmp/d"], None).stdout == "later\n").then_some(())
     });
 
-    let err = fail(&d, &["exec", "nope", "true"]);
+    let err = d.fail(&["exec", "nope", "true"]);
     assert!(
         err.contains("Error response from daemon: No such container: nope"),
         "{err}"
@@ -370,7 +283,7 @@ fn exec_on_a_stopped_container_fails_with_dockerds_text() {
         return;
     };
     d.ok(&["stop", "-t", "1", &c]);
-    let err = fail(&d, &["exec", &c, "true"]);
+    let err = d.fail(&["exec", &c, "true"]);
     assert!(
         err.contains(&format!(
             "Error response from daemon: container {c} is not running"

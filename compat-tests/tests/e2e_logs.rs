@@ -18,22 +18,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 use std::time::Instant;
 
-use common::make_test_image;
 use common::wait_for;
-use common::Containerd;
 use common::Daemon;
 
 const IMAGE: &str = "shoal-test/busybox:latest";
 const SCRIPT: &str = "echo to-stderr >&2; sleep 1; echo hello from $HOSTNAME; exec httpd -f -p 80";
-
-fn setup() -> Option<(Containerd, Daemon)> {
-    let ctrd = Containerd::start()?;
-    let d = Daemon::with_containerd(&ctrd);
-    let tar = make_test_image(d.dir.path(), false);
-    d.ok(&["load", "-i", &tar.display().to_string()]);
-    d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-    Some((ctrd, d))
-}
 
 fn create_service(d: &Daemon, name: &str, replicas: u32, script: &str) {
     d.ok(&[
@@ -112,7 +101,7 @@ fn sorted_lines(s: &str) -> Vec<String> {
 
 #[test]
 fn service_logs_prefix_each_line_with_its_task() {
-    let Some((_ctrd, d)) = setup() else {
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
         return;
     };
     create_service(&d, "web", 2, SCRIPT);
@@ -245,7 +234,7 @@ impl Drop for Follow {
 
 #[test]
 fn service_logs_follow_sees_later_lines_and_new_tasks() {
-    let Some((_ctrd, d)) = setup() else {
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
         return;
     };
     create_service(
@@ -288,7 +277,7 @@ fn service_logs_follow_sees_later_lines_and_new_tasks() {
 
 #[test]
 fn container_logs_follow_ends_when_the_container_stops() {
-    let Some((_ctrd, d)) = setup() else {
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
         return;
     };
     create_service(&d, "web", 1, SCRIPT);

@@ -8,22 +8,10 @@ mod common;
 
 use std::process::Command;
 
-use common::make_test_image;
 use common::wait_for;
-use common::Containerd;
 use common::Daemon;
 
 const IMAGE: &str = "shoal-test/busybox:latest";
-
-/// A swarm on a private containerd with the test image loaded.
-fn setup() -> Option<(Containerd, Daemon)> {
-    let ctrd = Containerd::start()?;
-    let d = Daemon::with_containerd(&ctrd);
-    let tar = make_test_image(d.dir.path(), false);
-    d.ok(&["load", "-i", &tar.display().to_string()]);
-    d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-    Some((ctrd, d))
-}
 
 /// One row of `service ps --no-trunc`.
 #[derive(Debug, Clone)]
@@ -103,7 +91,9 @@ fn in_task(pid: u32, args: &[&str]) -> String {
 
 #[test]
 fn create_without_detach_converges_on_running_containers() {
-    let Some((ctrd, d)) = setup() else { return };
+    let Some((ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     let out = d.docker(&[
         "service",
         "create",
@@ -146,7 +136,9 @@ fn create_without_detach_converges_on_running_containers() {
 
 #[test]
 fn killed_tasks_are_replaced_and_exits_show_like_dockerd() {
-    let Some((_ctrd, d)) = setup() else { return };
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     d.ok(&[
         "service",
         "create",
@@ -242,7 +234,9 @@ fn killed_tasks_are_replaced_and_exits_show_like_dockerd() {
 
 #[test]
 fn the_container_is_what_the_spec_says() {
-    let Some((_ctrd, d)) = setup() else { return };
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     d.ok(&[
         "service",
         "create",
@@ -361,7 +355,9 @@ fn the_container_is_what_the_spec_says() {
 
 #[test]
 fn scale_down_and_rm_stop_and_remove_containers() {
-    let Some((ctrd, d)) = setup() else { return };
+    let Some((ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     d.ok(&[
         "service",
         "create",
@@ -403,7 +399,9 @@ fn scale_down_and_rm_stop_and_remove_containers() {
 
 #[test]
 fn a_restarted_shoald_adopts_its_containers() {
-    let Some((ctrd, mut d)) = setup() else { return };
+    let Some((ctrd, mut d)) = common::swarm_with_test_image() else {
+        return;
+    };
     d.ok(&[
         "service",
         "create",
@@ -469,7 +467,9 @@ fn fs_type(pid: u32, target: &str) -> Option<String> {
 
 #[test]
 fn secrets_and_configs_are_files_on_tmpfs_for_their_service_only() {
-    let Some((_ctrd, d)) = setup() else { return };
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     let secret = common::marker("s3cret");
     d.docker_stdin(&["secret", "create", "db", "-"], Some(secret.as_bytes()));
     d.docker_stdin(&["secret", "create", "db2", "-"], Some(b"second"));
@@ -560,7 +560,9 @@ fn secrets_and_configs_are_files_on_tmpfs_for_their_service_only() {
 
 #[test]
 fn health_checks_gate_running_and_replace_unhealthy_tasks() {
-    let Some((_ctrd, d)) = setup() else { return };
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     let health = [
         "--health-cmd",
         "test -e /tmp/ok",
@@ -621,7 +623,9 @@ fn health_checks_gate_running_and_replace_unhealthy_tasks() {
 
 #[test]
 fn a_containerd_restart_is_survived() {
-    let Some((mut ctrd, d)) = setup() else { return };
+    let Some((mut ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     d.ok(&[
         "service",
         "create",
@@ -668,7 +672,9 @@ fn a_containerd_restart_is_survived() {
 
 #[test]
 fn init_and_stop_signal_are_honoured() {
-    let Some((_ctrd, d)) = setup() else { return };
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     // Under --init the task's process is docker-init, which forwards
     // SIGTERM: busybox httpd then stops at once instead of after the grace.
     d.ok(&[

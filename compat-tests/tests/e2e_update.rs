@@ -8,55 +8,16 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::process::Stdio;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::docker_bin;
-use common::make_test_image;
 use common::wait_for;
-use common::Containerd;
 use common::Daemon;
-use common::Run;
 
 const IMAGE: &str = "shoal-test/busybox:latest";
-
-/// A swarm on a private containerd with the test image loaded.
-fn setup() -> Option<(Containerd, Daemon)> {
-    let ctrd = Containerd::start()?;
-    let d = Daemon::with_containerd(&ctrd);
-    let tar = make_test_image(d.dir.path(), false);
-    d.ok(&["load", "-i", &tar.display().to_string()]);
-    d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
-    Some((ctrd, d))
-}
-
-/// Runs the CLI, killed after `secs` seconds (a waiting `service update`
-/// must not hang the test).
-fn docker_within(d: &Daemon, secs: u64, args: &[&str]) -> Run {
-    let o = Command::new("timeout")
-        .arg(secs.to_string())
-        .arg(docker_bin())
-        .args(args)
-        .env("DOCKER_HOST", d.docker_host())
-        .env("DOCKER_CONFIG", d.dir.path().join("cli-config"))
-        .env_remove("DOCKER_CONTEXT")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run docker CLI");
-    let r = Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    };
-    assert_ne!(
-        r.code, 124,
-        "docker {args:?} did not finish in {secs}s: {r:?}"
-    );
-    r
-}
 
 /// One row of `service ps --no-trunc`.
 #[derive(Debug, Clone)]
@@ -172,7 +133,9 @@ fn create(d: &Daemon, name: &str, replicas: usize, flags: &[&str]) -> Vec<Row> {
 
 #[test]
 fn update_waits_converges_and_replaces_in_batches() {
-    let Some((_ctrd, d)) = setup() else { return };
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     let before = create(
         &d,
         "web",
@@ -229,7 +192,11 @@ fn update_waits_converges_and_replaces_in_batches() {
             worst
         })
     };
-    let out = docker_within(&d, 120, &["service", "update", "--env-add", "V=2", "web"]);
+    let out = d.docker_within(
+        Duration::from_secs(120),
+        &["service", "update", "--env-add", "V=2", "web"],
+        None,
+    );
     stop.store(true, Ordering::SeqCst);
     let worst = watcher.join().unwrap();
     assert_eq!(out.code, 0, "{out:?}\n{}", d.log());
@@ -268,7 +235,9 @@ fn update_waits_converges_and_replaces_in_batches() {
 
 #[test]
 fn start_first_runs_the_new_task_before_stopping_the_old_one() {
-    let Some((_ctrd, d)) = setup() else { return };
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     let old = create(
         &d,
         "web",
@@ -320,7 +289,9 @@ fn start_first_runs_the_new_task_before_stopping_the_old_one() {
 
 #[test]
 fn a_failing_update_pauses_until_the_next_update() {
-    let Some((_ctrd, d)) = setup() else { return };
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     // The delay keeps the second slot waiting while the first replacement
     // is watched (without it, the worker moves on as soon as the new task
     // has run at all, as swarmkit's does).
@@ -330,10 +301,10 @@ fn a_failing_update_pauses_until_the_next_update() {
         2,
         &["--update-monitor", "2s", "--update-delay", "3s"],
     );
-    let out = docker_within(
-        &d,
-        120,
+    let out = d.docker_within(
+        Duration::from_secs(120),
         &["service", "update", "--args", "sh -c 'exit 1'", "web"],
+        None,
     );
     assert_eq!(out.code, 1, "{out:?}");
     let msg = wait_state(&d, "web", "paused");
@@ -358,10 +329,10 @@ fn a_failing_update_pauses_until_the_next_update() {
     assert_eq!(state(&d, "web").0, "paused");
 
     // The next update starts over and goes through.
-    let out = docker_within(
-        &d,
-        120,
+    let out = d.docker_within(
+        Duration::from_secs(120),
         &["service", "update", "--args", "httpd -f -p 8080", "web"],
+        None,
     );
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
@@ -379,7 +350,9 @@ fn a_failing_update_pauses_until_the_next_update() {
 
 #[test]
 fn a_failing_update_rolls_back_with_failure_action_rollback() {
-    let Some((_ctrd, d)) = setup() else { return };
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     create(
         &d,
         "web",
@@ -391,10 +364,10 @@ fn a_failing_update_rolls_back_with_failure_action_rollback() {
             "2s",
         ],
     );
-    let out = docker_within(
-        &d,
-        120,
+    let out = d.docker_within(
+        Duration::from_secs(120),
         &["service", "update", "--args", "sh -c 'exit 1'", "web"],
+        None,
     );
     let all_out = format!("{}{}", out.stdout, out.stderr);
     assert!(
@@ -420,11 +393,17 @@ fn a_failing_update_rolls_back_with_failure_action_rollback() {
 
 #[test]
 fn service_rollback_goes_back_to_the_previous_spec() {
-    let Some((_ctrd, d)) = setup() else { return };
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     create(&d, "web", 2, &["--update-monitor", "1s"]);
     d.ok(&["service", "update", "-d", "--env-add", "V=2", "web"]);
     wait_state(&d, "web", "completed");
-    let out = docker_within(&d, 120, &["service", "rollback", "web"]);
+    let out = d.docker_within(
+        Duration::from_secs(120),
+        &["service", "rollback", "web"],
+        None,
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(
@@ -448,9 +427,15 @@ fn service_rollback_goes_back_to_the_previous_spec() {
 
 #[test]
 fn force_replaces_every_task() {
-    let Some((_ctrd, d)) = setup() else { return };
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
     let before = create(&d, "web", 3, &["--update-monitor", "1s"]);
-    let out = docker_within(&d, 120, &["service", "update", "--force", "web"]);
+    let out = d.docker_within(
+        Duration::from_secs(120),
+        &["service", "update", "--force", "web"],
+        None,
+    );
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout.contains("verify: Service web converged"),

@@ -43,12 +43,16 @@ pub fn docker_bin() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from("/usr/local/bin/docker"))
 }
 
+/// How long one CLI call may take by default.
+pub const CLI_LIMIT: Duration = Duration::from_secs(120);
+
 /// A running shoald.
 pub struct Daemon {
     /// Temp dir holding the socket, data root and log.
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     args: Vec<String>,
+    cli_limit: Duration,
 }
 
 /// The result of one CLI run.
@@ -90,6 +94,7 @@ impl Daemon {
             dir,
             child: None,
             args,
+            cli_limit: CLI_LIMIT,
         };
         d.spawn();
         d
@@ -170,9 +175,24 @@ impl Daemon {
 
     /// Runs the CLI with `input` on stdin.
     pub fn docker_stdin(&self, args: &[&str], input: Option<&[u8]>) -> Run {
+        self.docker_within(self.cli_limit, args, input)
+    }
+
+    /// Sets how long each CLI call of this daemon's tests may take.
+    pub fn set_cli_limit(&mut self, limit: Duration) {
+        self.cli_limit = limit;
+    }
+
+    /// Runs the CLI with `input` on stdin, killed after `limit`: a call that
+    /// hangs fails its test instead of hanging the suite.
+    #[track_caller]
+    pub fn docker_within(&self, limit: Duration, args: &[&str], input: Option<&[u8]>) -> Run {
         use std::io::Write;
-        let mut cmd = Command::new(docker_bin());
-        cmd.args(args)
+        let secs = limit.as_secs().max(1).to_string();
+        let mut child = Command::new("timeout")
+            .args(["-k", "5", &secs])
+            .arg(docker_bin())
+            .args(args)
             .env("DOCKER_HOST", self.docker_host())
             .env("DOCKER_CONFIG", self.dir.path().join("cli-config"))
             .env_remove("DOCKER_CONTEXT")
@@ -182,12 +202,26 @@ impl Daemon {
                 Stdio::null()
             })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("run docker CLI");
-        if let Some(data) = input {
-            child.stdin.take().unwrap().write_all(data).unwrap();
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run docker CLI");
+        // Fed from a thread: the CLI may write while it reads.
+        let feeder = input.map(|data| {
+            let mut stdin = child.stdin.take().unwrap();
+            let data = data.to_vec();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&data);
+            })
+        });
+        let r = Run::from(child.wait_with_output().unwrap());
+        if let Some(f) = feeder {
+            let _ = f.join();
         }
-        Run::from(child.wait_with_output().unwrap())
+        assert_ne!(
+            r.code, 124,
+            "docker {args:?} did not end within {secs}s: {r:?}"
+        );
+        r
     }
 
     /// `docker service inspect --format FORMAT SERVICE`, asserting success.
@@ -521,6 +555,17 @@ impl Drop for Containerd {
             terminate(c, Duration::from_secs(10));
         }
     }
+}
+
+/// A private containerd, shoald on it in a one-node swarm, and the test
+/// image (`shoal-test/busybox:latest`) loaded; `None` when skipped.
+pub fn swarm_with_test_image() -> Option<(Containerd, Daemon)> {
+    let ctrd = Containerd::start()?;
+    let d = Daemon::with_containerd(&ctrd);
+    let tar = make_test_image(d.dir.path(), false);
+    d.ok(&["load", "-i", &tar.display().to_string()]);
+    d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+    Some((ctrd, d))
 }
 
 impl Daemon {
