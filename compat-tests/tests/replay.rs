@@ -32,8 +32,11 @@ use std::process::Child;
 use std::process::Command;
 use std::process::Stdio;
 use std::time::Duration;
-use std::time::Instant;
 
+mod common;
+
+use common::unmount_under;
+use common::Containerd;
 use compat_tests::replay;
 use compat_tests::replay::report::KnownDifferences;
 use compat_tests::replay::report::Report;
@@ -44,98 +47,16 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../api-fixtures")
 }
 
-/// Why this machine cannot run a private containerd, if it cannot.
-fn containerd_missing() -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(1);
-    if uid != 0 {
-        return Some("not running as root".into());
-    }
-    for bin in ["containerd", "ctr"] {
-        let found = Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {bin}"))
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            return Some(format!(
-                "{bin} is not installed (apt-get install containerd)"
-            ));
-        }
-    }
-    None
-}
-
-/// One scenario's daemons: a private containerd (when there is one) and
-/// shoald, both under `dir`. Dropping it tears everything down.
+/// One scenario's daemons: a private containerd (when there is one, from
+/// the shared harness) and shoald under `dir`. Dropping it tears everything
+/// down.
 struct Stack {
     dir: tempfile::TempDir,
-    containerd: Option<Child>,
+    containerd: Option<Containerd>,
     shoald: Option<Child>,
 }
 
 impl Stack {
-    fn ctrd_dir(&self) -> PathBuf {
-        self.dir.path().join("containerd")
-    }
-
-    fn ctrd_socket(&self) -> PathBuf {
-        self.ctrd_dir().join("c.sock")
-    }
-
-    /// Starts containerd with CRI off and its own opt path, address, root
-    /// and state, and waits until `ctr version` answers (bounded: 20 s).
-    fn start_containerd(&mut self) {
-        let p = self.ctrd_dir();
-        std::fs::create_dir_all(&p).expect("containerd dir");
-        let config = format!(
-            "version = 2\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"{}\"\n",
-            p.join("opt").display()
-        );
-        std::fs::write(p.join("config.toml"), config).expect("containerd config");
-        let log = std::fs::File::create(p.join("containerd.log")).expect("containerd log");
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(p.join("config.toml"))
-            .arg("--address")
-            .arg(self.ctrd_socket())
-            .arg("--root")
-            .arg(p.join("root"))
-            .arg("--state")
-            .arg(p.join("state"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn containerd");
-        self.containerd = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ok = Command::new("ctr")
-                .arg("--address")
-                .arg(self.ctrd_socket())
-                .arg("version")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "containerd did not answer within 20s; see {}",
-                    p.join("containerd.log").display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     fn start_shoald(&mut self, bin: &str) {
         let dir = self.dir.path();
         let mut cmd = Command::new(bin);
@@ -143,8 +64,8 @@ impl Stack {
             .arg(format!("unix://{}", dir.join("docker.sock").display()))
             .arg("--data-root")
             .arg(dir.join("data"));
-        if self.containerd.is_some() {
-            cmd.arg("--containerd").arg(self.ctrd_socket());
+        if let Some(c) = &self.containerd {
+            cmd.arg("--containerd").arg(c.socket());
         }
         if let Ok(extra) = std::env::var("SHOALD_ARGS") {
             cmd.args(extra.split_whitespace());
@@ -157,92 +78,18 @@ impl Stack {
             .expect("start shoald");
         self.shoald = Some(child);
     }
-
-    /// `ctr --namespace shoal ARGS` on the private containerd; its stdout.
-    fn ctr(&self, args: &[&str]) -> String {
-        Command::new("ctr")
-            .arg("--address")
-            .arg(self.ctrd_socket())
-            .args(["--namespace", "shoal"])
-            .args(args)
-            .stderr(Stdio::null())
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    }
-
-    /// Kills and deletes every task the scenario ran (their shims outlive
-    /// shoald and containerd); waits for them to stop (bounded: 10 s).
-    fn end_tasks(&self) {
-        let ids: Vec<String> = self
-            .ctr(&["tasks", "ls", "-q"])
-            .lines()
-            .map(str::to_string)
-            .collect();
-        for id in &ids {
-            self.ctr(&["tasks", "kill", "--all", "--signal", "SIGKILL", id]);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for id in &ids {
-            while Instant::now() < deadline
-                && !self
-                    .ctr(&["tasks", "ls"])
-                    .lines()
-                    .any(|l| l.starts_with(id.as_str()) && l.trim_end().ends_with("STOPPED"))
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            self.ctr(&["tasks", "rm", "--force", id]);
-        }
-    }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         // shoald first (SIGKILL, as before), so that nothing restarts the
-        // tasks killed next; the containers outlive it.
+        // tasks containerd's teardown kills next; the containers outlive it.
         if let Some(mut c) = self.shoald.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if let Some(c) = self.containerd.take() {
-            self.end_tasks();
-            terminate(c, Duration::from_secs(10));
-        }
+        drop(self.containerd.take());
         unmount_under(self.dir.path());
-    }
-}
-
-/// Stops a child started here: SIGTERM, then SIGKILL after `grace`.
-fn terminate(mut c: Child, grace: Duration) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(c.id().to_string())
-        .status();
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
-}
-
-/// Lazily unmounts everything mounted below `dir`, deepest first, so the
-/// temp dir can go.
-fn unmount_under(dir: &Path) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let prefix = format!("{}/", dir.display());
-    let mut targets: Vec<&str> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|t| t.starts_with(&prefix))
-        .collect();
-    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
-    for target in targets {
-        let _ = Command::new("umount").arg("-l").arg(target).status();
     }
 }
 
@@ -292,7 +139,7 @@ async fn shoald_matches_recorded_dockerd_traffic() {
 
     let own_containerd = !std::env::var("SHOALD_ARGS").is_ok_and(|a| a.contains("--containerd"));
     let with_containerd = own_containerd
-        && match containerd_missing() {
+        && match common::containerd_missing() {
             None => true,
             Some(why) if std::env::var_os("SHOAL_REQUIRE_CONTAINERD").is_some() => {
                 panic!("containerd is required here: {why}")
@@ -317,7 +164,7 @@ async fn shoald_matches_recorded_dockerd_traffic() {
             shoald: None,
         };
         if with_containerd {
-            stack.start_containerd();
+            stack.containerd = Containerd::start();
         }
         stack.start_shoald(&bin);
         let sock = stack.dir.path().join("docker.sock");

@@ -318,15 +318,20 @@ impl Drop for Daemon {
     }
 }
 
-/// Lazily unmounts everything mounted below `dir` (the secret tmpfs of
-/// task containers outlives a killed shoald), so the temp dir can go.
+/// Lazily unmounts everything mounted below `dir`, deepest first (the
+/// secret tmpfs of task containers outlives a killed shoald), so the temp
+/// dir can go.
 pub fn unmount_under(dir: &Path) {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let prefix = format!("{}/", dir.display());
-    for target in info.lines().filter_map(|l| l.split(' ').nth(4)) {
-        if target.starts_with(&prefix) {
-            let _ = Command::new("umount").arg("-l").arg(target).status();
-        }
+    let mut targets: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|t| t.starts_with(&prefix))
+        .collect();
+    targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
+    for target in targets {
+        let _ = Command::new("umount").arg("-l").arg(target).status();
     }
 }
 
