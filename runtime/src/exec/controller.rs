@@ -54,6 +54,9 @@ pub struct TaskController {
     // The copier still draining the pipes after the process exited.
     draining: Option<tokio::task::JoinHandle<()>>,
     health: Option<health::Monitor>,
+    // The task's health check once resolved (`Some(None)`: it has none);
+    // known from `create`, looked up again only for an adopted container.
+    check: Option<Option<health::Check>>,
 }
 
 /// How a runtime error shows in a task: retried when containerd is away,
@@ -110,6 +113,7 @@ impl TaskController {
             logs: None,
             draining: None,
             health: None,
+            check: None,
         }
     }
 
@@ -179,6 +183,7 @@ impl TaskController {
             }
             Err(e) => return Err(exec_err(e)),
         };
+        self.check = Some(health::resolve(&self.task, &image.config));
         let id = ids::random_hex(32);
         // Everything made below is leased until the container record refers
         // to it: containerd collects unreferenced snapshots at any time.
@@ -322,13 +327,21 @@ impl TaskController {
         if self.health.is_some() {
             return Ok(true);
         }
-        let image_ref = container_spec(&self.task).image.unwrap_or_default();
-        let image = self
-            .ctd
-            .image_for_task(&image_ref)
-            .await
-            .map_err(exec_err)?;
-        let Some(check) = health::resolve(&self.task, &image.config) else {
+        let check = match &self.check {
+            Some(c) => c.clone(),
+            None => {
+                let image_ref = container_spec(&self.task).image.unwrap_or_default();
+                let image = self
+                    .ctd
+                    .image_for_task(&image_ref)
+                    .await
+                    .map_err(exec_err)?;
+                let c = health::resolve(&self.task, &image.config);
+                self.check = Some(c.clone());
+                c
+            }
+        };
+        let Some(check) = check else {
             return Ok(false);
         };
         self.health = Some(health::Monitor::start(
