@@ -23,8 +23,24 @@ pub struct DepFile {
     pub target: String,
 }
 
+/// The two kinds of dependency that become files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Secret,
+    Config,
+}
+
+impl FileKind {
+    fn dep(self) -> DepKind {
+        match self {
+            FileKind::Secret => DepKind::Secret,
+            FileKind::Config => DepKind::Config,
+        }
+    }
+}
+
 struct Wanted {
-    kind: DepKind,
+    kind: FileKind,
     id: String,
     name: String,
     file: Option<(String, String, String, u32)>,
@@ -42,7 +58,7 @@ fn wanted(task: &Task) -> Vec<Wanted> {
     let mut out = Vec::new();
     for s in cs.secrets.iter().flatten() {
         out.push(Wanted {
-            kind: DepKind::Secret,
+            kind: FileKind::Secret,
             id: s.secret_id.clone().unwrap_or_default(),
             name: s.secret_name.clone().unwrap_or_default(),
             file: s.file.as_ref().map(file_of),
@@ -52,7 +68,7 @@ fn wanted(task: &Task) -> Vec<Wanted> {
         // Runtime configs (credential specs) are not files.
         let Some(f) = c.file.as_ref() else { continue };
         out.push(Wanted {
-            kind: DepKind::Config,
+            kind: FileKind::Config,
             id: c.config_id.clone().unwrap_or_default(),
             name: c.config_name.clone().unwrap_or_default(),
             file: Some((
@@ -76,7 +92,7 @@ fn file_of(f: &api::TaskSpecContainerSpecFile) -> (String, String, String, u32) 
 }
 
 /// Where a dependency appears in the container, as dockerd places it.
-fn target(kind: DepKind, file_name: &str, name: &str) -> String {
+fn target(kind: FileKind, file_name: &str, name: &str) -> String {
     let n = if file_name.is_empty() {
         name
     } else {
@@ -86,8 +102,8 @@ fn target(kind: DepKind, file_name: &str, name: &str) -> String {
         return n.to_string();
     }
     match kind {
-        DepKind::Secret => format!("/run/secrets/{n}"),
-        DepKind::Config | DepKind::RegistryAuth | DepKind::Network => format!("/{n}"),
+        FileKind::Secret => format!("/run/secrets/{n}"),
+        FileKind::Config => format!("/{n}"),
     }
 }
 
@@ -110,13 +126,16 @@ pub async fn materialize(
     let task_id = task.api.id.clone().unwrap_or_default();
     let mut payloads = Vec::with_capacity(want.len());
     for w in &want {
-        let data = deps.get(&task_id, w.kind, &w.id).await?.ok_or_else(|| {
-            let what = match w.kind {
-                DepKind::Secret => "secret",
-                DepKind::Config | DepKind::RegistryAuth | DepKind::Network => "config",
-            };
-            ExecError::Fatal(format!("{what} {} not found", w.name))
-        })?;
+        let data = deps
+            .get(&task_id, w.kind.dep(), &w.id)
+            .await?
+            .ok_or_else(|| {
+                let what = match w.kind {
+                    FileKind::Secret => "secret",
+                    FileKind::Config => "config",
+                };
+                ExecError::Fatal(format!("{what} {} not found", w.name))
+            })?;
         payloads.push(data);
     }
     let root = tmpfs_dir(container_dir);
@@ -164,12 +183,12 @@ mod tests {
 
     #[test]
     fn targets_follow_dockerd() {
-        assert_eq!(target(DepKind::Secret, "", "db"), "/run/secrets/db");
-        assert_eq!(target(DepKind::Secret, "pw", "db"), "/run/secrets/pw");
-        assert_eq!(target(DepKind::Secret, "/etc/pw", "db"), "/etc/pw");
-        assert_eq!(target(DepKind::Config, "app.conf", "c"), "/app.conf");
+        assert_eq!(target(FileKind::Secret, "", "db"), "/run/secrets/db");
+        assert_eq!(target(FileKind::Secret, "pw", "db"), "/run/secrets/pw");
+        assert_eq!(target(FileKind::Secret, "/etc/pw", "db"), "/etc/pw");
+        assert_eq!(target(FileKind::Config, "app.conf", "c"), "/app.conf");
         assert_eq!(
-            target(DepKind::Config, "/etc/app.conf", "c"),
+            target(FileKind::Config, "/etc/app.conf", "c"),
             "/etc/app.conf"
         );
     }
