@@ -85,12 +85,15 @@ fn records(web: &str) -> ServiceRecords {
                         vec![ip("10.0.1.3"), ip("10.0.1.4")],
                     ),
                 ]),
+                ..Default::default()
             },
             NetworkRecords {
                 network_id: NET_B.into(),
                 names: BTreeMap::from([("db".to_string(), vec![ip("10.0.2.2")])]),
+                ..Default::default()
             },
         ],
+        ..Default::default()
     }
 }
 

@@ -201,6 +201,7 @@ mod tests {
                 .iter()
                 .map(|(n, a)| (n.to_string(), a.iter().map(|s| ip(s)).collect()))
                 .collect::<BTreeMap<_, _>>(),
+            ..Default::default()
         };
         Records::new(&ServiceRecords {
             networks: vec![
@@ -214,6 +215,7 @@ mod tests {
                 ),
                 net("B", &[("db", &["10.0.2.2"]), ("shared", &["10.0.2.9"])]),
             ],
+            ..Default::default()
         })
     }
 
@@ -354,7 +356,9 @@ mod tests {
             networks: vec![NetworkRecords {
                 network_id: "A".into(),
                 names: BTreeMap::from([("tasks.big".to_string(), addrs)]),
+                ..Default::default()
             }],
+            ..Default::default()
         });
         let q = query("tasks.big", RecordType::A);
         let m = answered(answer(&q, &recs, &nets(&["A"]), |_| {}));

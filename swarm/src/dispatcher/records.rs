@@ -120,9 +120,14 @@ pub fn service_records(t: &Tables) -> ServiceRecords {
                 for v in names.values_mut() {
                     v.sort();
                 }
-                NetworkRecords { network_id, names }
+                NetworkRecords {
+                    network_id,
+                    names,
+                    ..Default::default()
+                }
             })
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -63,13 +63,81 @@ pub struct NetworkRecords {
     pub network_id: String,
     /// Lower-case name to addresses, in a stable order.
     pub names: BTreeMap<String, Vec<IpAddr>>,
+    /// The virtual IPs of the services on this network (not with
+    /// `--endpoint-mode dnsrr`) and the tasks behind each, for the load
+    /// balancer in the namespaces of the tasks on this network.
+    #[serde(default)]
+    pub vips: Vec<VipBackends>,
 }
 
-/// The DNS view of the cluster for this node's tasks, network by network.
+/// One service VIP on one network and the addresses connections to it are
+/// spread across: its running (and, with a health check, healthy) tasks'
+/// addresses on that network, in a stable order. Empty: nothing answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipBackends {
+    /// The service's name, for rule comments and logs.
+    pub service: String,
+    /// The VIP, without prefix.
+    pub vip: IpAddr,
+    /// The serving tasks' addresses on the network.
+    pub backends: Vec<IpAddr>,
+}
+
+/// A transport protocol of a published port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortProtocol {
+    /// TCP (the default).
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+/// A port published in ingress mode (the routing mesh): every node forwards
+/// `published` on all its addresses to `target` of one of the service's
+/// serving tasks, through their addresses on the ingress network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressPort {
+    /// The service's name, for rule comments and logs.
+    pub service: String,
+    /// The protocol.
+    pub protocol: PortProtocol,
+    /// The port on every node.
+    pub published: u16,
+    /// The port in the task.
+    pub target: u16,
+    /// The serving tasks' addresses on the ingress network, stable order.
+    pub backends: Vec<IpAddr>,
+}
+
+/// A port a task publishes in host mode (`--publish mode=host`): only the
+/// node it runs on forwards `published` to the task's `target`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPort {
+    /// The protocol.
+    pub protocol: PortProtocol,
+    /// The port on the node.
+    pub published: u16,
+    /// The port in the task.
+    pub target: u16,
+}
+
+/// The service view of the cluster for this node's tasks: the names and
+/// VIPs of each network, and the ports of the routing mesh.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecords {
     /// One entry per network.
     pub networks: Vec<NetworkRecords>,
+    /// Every port published in ingress mode, by any service.
+    #[serde(default)]
+    pub ingress: Vec<IngressPort>,
+    /// The ingress network, when the swarm has one: a node forwards the
+    /// routing mesh's ports through it even with no task of its own on it.
+    #[serde(default)]
+    pub ingress_network: Option<NetworkSpec>,
 }
 
 /// Makes tasks' networks real on this node.
@@ -87,6 +155,14 @@ pub trait NetworkAttacher: Send + Sync {
     /// Removes the task's namespace and interfaces; a network no task uses
     /// any more is torn down. Idempotent.
     async fn detach(&self, task_id: &str) -> Result<(), ExecError>;
+    /// Forwards the task's host-mode published ports on this node to it
+    /// (after [`NetworkAttacher::attach`]; [`NetworkAttacher::detach`]
+    /// removes them). A port this node already uses fails with dockerd's
+    /// text and the task is rejected.
+    async fn publish_host_ports(&self, task_id: &str, ports: &[HostPort]) -> Result<(), ExecError> {
+        let _ = (task_id, ports);
+        Ok(())
+    }
     /// Removes what belongs to tasks not in `keep` (left from a crash).
     async fn prune(&self, keep: &HashSet<String>) -> Result<(), ExecError>;
     /// Replaces the names the embedded DNS answers in tasks' namespaces: a
