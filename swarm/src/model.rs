@@ -156,6 +156,11 @@ pub struct Task {
     /// templates with it without reading the service.
     #[serde(default)]
     pub service_name: String,
+    /// The service's host-mode published ports when the task was made
+    /// (swarmkit keeps the whole endpoint on the task): the scheduler keeps
+    /// them apart per node and the node forwards them to the task.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_ports: Vec<crate::exec::HostPort>,
 }
 
 /// A secret (its data never leaves the store through the API).

@@ -319,7 +319,10 @@ impl TaskController {
                 aliases: a.aliases.clone(),
             });
         }
-        net.attach(self.task_id(), &atts).await.map(Some)
+        let netns = net.attach(self.task_id(), &atts).await?;
+        net.publish_host_ports(self.task_id(), &self.task.host_ports)
+            .await?;
+        Ok(Some(netns))
     }
 
     /// Starts the health monitor when the task has a check and none runs yet.

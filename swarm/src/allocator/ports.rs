@@ -44,6 +44,26 @@ pub fn spec_ports(spec: &api::ServiceSpec) -> Vec<api::EndpointPortConfig> {
         .unwrap_or_default()
 }
 
+/// The host-mode ports a spec publishes (`--publish mode=host`); ports
+/// left unset there are the node's choice and are not forwarded.
+pub fn host_ports(spec: &api::ServiceSpec) -> Vec<crate::exec::HostPort> {
+    spec_ports(spec)
+        .iter()
+        .filter(|p| !is_ingress(p))
+        .filter_map(|p| {
+            Some(crate::exec::HostPort {
+                protocol: match protocol(p) {
+                    Protocol::UDP => crate::exec::PortProtocol::Udp,
+                    Protocol::SCTP => crate::exec::PortProtocol::Sctp,
+                    _ => crate::exec::PortProtocol::Tcp,
+                },
+                published: u16::try_from(published(p)).ok().filter(|p| *p > 0)?,
+                target: u16::try_from(p.target_port?).ok()?,
+            })
+        })
+        .collect()
+}
+
 /// The ingress ports a stored service holds: allocated ones, else its spec's.
 fn held_ports(svc: &Service) -> Vec<api::EndpointPortConfig> {
     let allocated = svc

@@ -258,7 +258,8 @@ pub async fn update(
             // doing both at once spares clients a version bump to race
             // with). Any other update clears it, as swarmkit does: a scale
             // leaves no status, and an unchanged update restarts a paused one.
-            let template_changed = next.task_template != cur.task_template;
+            let template_changed = next.task_template != cur.task_template
+                || ports::host_ports(&next) != ports::host_ports(&cur);
             s.api.update_status = match kind {
                 UpdateKind::Replace if template_changed => Some(api::ServiceUpdateStatus {
                     state: Some(api::ServiceUpdateStatusStateEnum::UPDATING),

@@ -3,14 +3,22 @@
 //! `--endpoint-mode dnsrr`), `tasks.NAME` to the addresses of its running
 //! tasks, and each running task's container name and network aliases to its
 //! address. The ingress network has no names, as under dockerd.
+//!
+//! The same pass gives the load balancers their backends: each VIP's
+//! serving tasks on its network, and each port published through the
+//! routing mesh with the serving tasks' addresses on the ingress network.
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::allocator::network::is_ingress;
+use crate::allocator::network::node_spec;
+use crate::exec::IngressPort;
 use crate::exec::NetworkRecords;
+use crate::exec::PortProtocol;
 use crate::exec::ServiceRecords;
+use crate::exec::VipBackends;
 use crate::model::api;
 use crate::model::api::TaskState;
 use crate::model::Network;
@@ -46,11 +54,29 @@ fn container_name(t: &Task) -> String {
     }
 }
 
-/// Every non-ingress network's names.
+fn is_dnsrr(s: &Service) -> bool {
+    let mode = |e: Option<&api::EndpointSpec>| e.and_then(|e| e.mode);
+    mode(s.api.endpoint.as_ref().and_then(|e| e.spec.as_ref()))
+        == Some(api::EndpointSpecModeEnum::DNSRR)
+        || mode(s.spec().endpoint_spec.as_ref()) == Some(api::EndpointSpecModeEnum::DNSRR)
+}
+
+fn protocol(p: &api::EndpointPortConfig) -> PortProtocol {
+    match p.protocol {
+        Some(api::EndpointPortConfigProtocolEnum::UDP) => PortProtocol::Udp,
+        Some(api::EndpointPortConfigProtocolEnum::SCTP) => PortProtocol::Sctp,
+        _ => PortProtocol::Tcp,
+    }
+}
+
+/// Every non-ingress network's names and VIPs, and the routing mesh.
 pub fn service_records(t: &Tables) -> ServiceRecords {
     let mut by_net: BTreeMap<String, BTreeMap<String, Vec<IpAddr>>> = BTreeMap::new();
+    let mut ingress_net = None;
     for n in t.iter::<Network>() {
-        if !is_ingress(n) {
+        if is_ingress(n) {
+            ingress_net = Some(n);
+        } else {
             by_net.insert(n.api.id.clone().unwrap_or_default(), BTreeMap::new());
         }
     }
@@ -58,18 +84,43 @@ pub fn service_records(t: &Tables) -> ServiceRecords {
         .iter::<Service>()
         .map(|s| (s.api.id.as_deref().unwrap_or(""), s))
         .collect();
-    // Service names to VIPs.
-    for s in services.values() {
-        let dnsrr = s
-            .api
-            .endpoint
-            .as_ref()
-            .and_then(|e| e.spec.as_ref())
-            .and_then(|e| e.mode)
-            == Some(api::EndpointSpecModeEnum::DNSRR)
-            || s.spec().endpoint_spec.as_ref().and_then(|e| e.mode)
-                == Some(api::EndpointSpecModeEnum::DNSRR);
-        if dnsrr {
+    // (service id, network id) -> serving task addresses there.
+    let mut backends: HashMap<(&str, &str), Vec<IpAddr>> = HashMap::new();
+    // Task addresses.
+    for task in t.iter::<Task>().filter(|t| serving(t)) {
+        let svc = services.get(task.service_id());
+        let svc_name = svc.map(|s| s.name()).unwrap_or(&task.service_name);
+        let dnsrr = svc.is_some_and(|s| is_dnsrr(s));
+        for a in &task.networks {
+            let Some(ip) = a.addresses.first().and_then(|c| ip_of(c)) else {
+                continue;
+            };
+            backends
+                .entry((task.service_id(), a.network_id.as_str()))
+                .or_default()
+                .push(ip);
+            let Some(names) = by_net.get_mut(&a.network_id) else {
+                continue;
+            };
+            add(names, &format!("tasks.{svc_name}"), ip);
+            if dnsrr {
+                add(names, svc_name, ip);
+            }
+            add(names, &container_name(task), ip);
+            for alias in &a.aliases {
+                add(names, alias, ip);
+            }
+        }
+    }
+    for v in backends.values_mut() {
+        v.sort();
+        v.dedup();
+    }
+    let backends_of = |svc: &str, net: &str| backends.get(&(svc, net)).cloned().unwrap_or_default();
+    // Service names to VIPs, and the VIPs' backends.
+    let mut vips: BTreeMap<String, Vec<VipBackends>> = BTreeMap::new();
+    for (id, s) in &services {
+        if is_dnsrr(s) {
             continue;
         }
         for vip in s
@@ -85,34 +136,42 @@ pub fn service_records(t: &Tables) -> ServiceRecords {
             };
             if let (Some(names), Some(ip)) = (by_net.get_mut(net), ip_of(addr)) {
                 add(names, s.name(), ip);
+                vips.entry(net.to_string()).or_default().push(VipBackends {
+                    service: s.name().to_string(),
+                    vip: ip,
+                    backends: backends_of(id, net),
+                });
             }
         }
     }
-    // Task addresses.
-    for task in t.iter::<Task>().filter(|t| serving(t)) {
-        let svc = services.get(task.service_id());
-        let svc_name = svc.map(|s| s.name()).unwrap_or(&task.service_name);
-        let dnsrr = svc.is_some_and(|s| {
-            s.spec().endpoint_spec.as_ref().and_then(|e| e.mode)
-                == Some(api::EndpointSpecModeEnum::DNSRR)
-        });
-        for a in &task.networks {
-            let (Some(names), Some(ip)) = (
-                by_net.get_mut(&a.network_id),
-                a.addresses.first().and_then(|c| ip_of(c)),
-            ) else {
-                continue;
-            };
-            add(names, &format!("tasks.{svc_name}"), ip);
-            if dnsrr {
-                add(names, svc_name, ip);
-            }
-            add(names, &container_name(task), ip);
-            for alias in &a.aliases {
-                add(names, alias, ip);
+    // The routing mesh: allocated ingress ports (published is set by then).
+    let mut ingress = Vec::new();
+    if let Some(net) = ingress_net {
+        let net_id = net.api.id.as_deref().unwrap_or("");
+        for (id, s) in &services {
+            let ports = s.api.endpoint.as_ref().and_then(|e| e.ports.as_ref());
+            for p in ports.into_iter().flatten() {
+                let (Some(published), Some(target)) = (p.published_port, p.target_port) else {
+                    continue;
+                };
+                let (Ok(published), Ok(target)) = (u16::try_from(published), u16::try_from(target))
+                else {
+                    continue;
+                };
+                if !crate::allocator::ports::is_ingress(p) || published == 0 {
+                    continue;
+                }
+                ingress.push(IngressPort {
+                    service: s.name().to_string(),
+                    protocol: protocol(p),
+                    published,
+                    target,
+                    backends: backends_of(id, net_id),
+                });
             }
         }
     }
+    ingress.sort_by(|a, b| (a.published, a.protocol as u8).cmp(&(b.published, b.protocol as u8)));
     ServiceRecords {
         networks: by_net
             .into_iter()
@@ -120,14 +179,17 @@ pub fn service_records(t: &Tables) -> ServiceRecords {
                 for v in names.values_mut() {
                     v.sort();
                 }
+                let mut vips = vips.remove(&network_id).unwrap_or_default();
+                vips.sort_by_key(|v| v.vip);
                 NetworkRecords {
                     network_id,
                     names,
-                    ..Default::default()
+                    vips,
                 }
             })
             .collect(),
-        ..Default::default()
+        ingress,
+        ingress_network: ingress_net.map(node_spec),
     }
 }
 
@@ -270,5 +332,58 @@ mod tests {
             "dnsrr: the name lists tasks"
         );
         assert_eq!(n2["tasks.db"], vec![ip("10.0.2.3")]);
+        let n1 = r.networks.iter().find(|n| n.network_id == "n1").unwrap();
+        assert_eq!(
+            n1.vips,
+            vec![VipBackends {
+                service: "Web".into(),
+                vip: ip("10.0.1.2"),
+                backends: vec![ip("10.0.1.3"), ip("10.0.1.4")],
+            }],
+            "the VIP spreads over running tasks only"
+        );
+        let n2 = r.networks.iter().find(|n| n.network_id == "n2").unwrap();
+        assert!(n2.vips.is_empty(), "dnsrr services have no VIP");
+        assert!(r.ingress.is_empty());
+    }
+
+    #[test]
+    fn ingress_ports_list_serving_tasks_on_the_ingress_network() {
+        let mut t = Tables::default();
+        t.put(network("ing", true).into_object());
+        let mut s = service("s1", "web", Some(("ing", "10.0.0.2/24")), false);
+        let port = |published, target, mode| api::EndpointPortConfig {
+            protocol: Some(api::EndpointPortConfigProtocolEnum::TCP),
+            target_port: Some(target),
+            published_port: Some(published),
+            publish_mode: Some(mode),
+            ..Default::default()
+        };
+        s.api.endpoint.as_mut().unwrap().ports = Some(vec![
+            port(8080, 80, api::EndpointPortConfigPublishModeEnum::INGRESS),
+            port(8081, 81, api::EndpointPortConfigPublishModeEnum::HOST),
+        ]);
+        t.put(s.into_object());
+        for (id, addr, state) in [
+            ("t1", "10.0.0.5/24", TaskState::RUNNING),
+            ("t2", "10.0.0.4/24", TaskState::RUNNING),
+            ("t3", "10.0.0.6/24", TaskState::STARTING),
+        ] {
+            t.put(task(id, "s1", "web", 1, "ing", addr, state).into_object());
+        }
+        let r = service_records(&t);
+        assert!(r.networks.is_empty(), "ingress has no names or VIPs");
+        assert_eq!(
+            r.ingress,
+            vec![IngressPort {
+                service: "web".into(),
+                protocol: PortProtocol::Tcp,
+                published: 8080,
+                target: 80,
+                backends: vec![ip("10.0.0.4"), ip("10.0.0.5")],
+            }],
+            "host-mode ports are not the mesh's; starting tasks get nothing"
+        );
+        assert_eq!(r.ingress_network.unwrap().id, "ing");
     }
 }

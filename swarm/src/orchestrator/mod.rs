@@ -131,6 +131,7 @@ pub fn new_task(service: &Service, slot: Option<i64>, node: Option<&str>, now: &
     }
     t.spec_version = service.spec_version;
     t.service_name = service.name().to_string();
+    t.host_ports = crate::allocator::ports::host_ports(service.spec());
     t
 }
 
@@ -145,8 +146,11 @@ pub fn is_alive(t: &Task) -> bool {
 }
 
 /// Whether the task runs an older spec than the service's (needs replacing).
+/// A change of host-mode ports makes tasks out of date too, as in swarmkit:
+/// their node forwards those ports.
 pub fn is_dirty(t: &Task, s: &Service) -> bool {
     t.api.spec != s.spec().task_template
+        || t.host_ports != crate::allocator::ports::host_ports(s.spec())
 }
 
 /// Shared handle for tests and the manager.

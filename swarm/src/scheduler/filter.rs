@@ -90,7 +90,11 @@ impl Needs {
             platforms: placement
                 .and_then(|p| p.platforms.clone())
                 .unwrap_or_default(),
-            host_ports: Vec::new(),
+            host_ports: t
+                .host_ports
+                .iter()
+                .map(|p| (i64::from(p.published), format!("{:?}", p.protocol)))
+                .collect(),
             max_replicas: placement.and_then(|p| p.max_replicas).unwrap_or(0).max(0) as usize,
         }
     }

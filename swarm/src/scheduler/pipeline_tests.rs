@@ -137,3 +137,31 @@ fn spread_preference_balances_label_values() {
         .collect();
     assert!(nodes_used.contains(&"b1"), "{nodes_used:?}");
 }
+
+#[test]
+fn host_mode_ports_keep_tasks_apart() {
+    let nodes = vec![ready_node("a", &[], G, G), ready_node("b", &[], G, G)];
+    let with_port = |id: &str| {
+        let mut t = task(id, "s", &[]);
+        t.host_ports = vec![crate::exec::HostPort {
+            protocol: crate::exec::PortProtocol::Tcp,
+            published: 8080,
+            target: 80,
+        }];
+        t
+    };
+    let d = schedule(&nodes, &[], &[with_port("t1"), with_port("t2"), with_port("t3")]);
+    let mut nodes_used: Vec<&str> = d
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Assign { node_id, .. } => Some(node_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    nodes_used.sort();
+    assert_eq!(nodes_used, ["a", "b"], "one task per node: {d:?}");
+    assert!(d.contains(&Decision::Unplaceable {
+        task_id: "t3".into(),
+        message: "no suitable node (host-mode port already in use on 2 nodes)".into()
+    }));
+}
