@@ -57,6 +57,10 @@ async fn main() -> anyhow::Result<()> {
         started: Instant::now(),
     });
     let containerd = runtime::Containerd::new(&cfg.containerd, cfg.data_root.join("tmp"));
+    // Made here, on the main thread: the namespace shoald starts in is the
+    // one tasks reach the outside and published ports from.
+    let network = netdrv::OverlayDriver::new(cfg.data_root.join("netdrv"))
+        .context("open the network driver's state")?;
     let executor = runtime::exec::ContainerdExecutor::new(
         containerd.clone(),
         runtime::exec::NodeEnv::new(
@@ -64,7 +68,8 @@ async fn main() -> anyhow::Result<()> {
             hostname.clone(),
             engine_api::VERSION.to_string(),
         ),
-    );
+    )
+    .with_network(Arc::new(network));
     let node = SwarmNode::open(NodeConfig {
         data_root: cfg.data_root.clone(),
         engine_version: engine_api::VERSION.to_string(),

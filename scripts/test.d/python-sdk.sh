@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Python `docker` SDK suite (compat-tests/python) against a shoald of
 # its own: a venv in target/pyvenv with the pinned SDK and pytest from PyPI, a
+# network and mount namespace of its own (held by a sleeping process; task
+# namespaces, bridges and nftables rules stay in there), a
 # private containerd (socket, root and state in a temp dir) that runs the
 # swarm's tasks, shoald on a temp socket and data root, the busybox test image
 # built into the temp dir, and pytest with DOCKER_HOST pointing at shoald.
@@ -8,8 +10,8 @@
 #
 # On exit only what was started here is ended: shoald (by its PID), every task
 # the private containerd runs (SIGKILL, then deleted), the containerd (by its
-# PID); whatever is still mounted under the temp dir is lazily unmounted and
-# the temp dir removed.
+# PID), the namespace holder (by its PID); whatever is still mounted under the
+# temp dir is lazily unmounted and the temp dir removed.
 #
 #   bash scripts/test.d/python-sdk.sh [PYTEST ARGS...]
 #
@@ -58,6 +60,7 @@ csock=$tmp/c.sock
 shoald_pid=
 containerd_pid=
 pytest_pid=
+holder_pid=
 
 # Sends SIGTERM to $1, waits up to $2 tenths of a second, then SIGKILL.
 stop_pid() {
@@ -121,6 +124,7 @@ cleanup() {
         end_tasks
     fi
     stop_pid "$containerd_pid" 100
+    stop_pid "$holder_pid" 20
     unmount_all
     if [ "$rc" -ne 0 ]; then
         for log in shoald containerd; do
@@ -139,6 +143,22 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# --- a node namespace of our own ---------------------------------------------------
+# containerd and shoald run inside it (nsenter execs them, so their PIDs are
+# the ones recorded); the CLI and pytest reach shoald's socket from here.
+unshare --net --mount --propagation slave sleep 7200 &
+holder_pid=$!
+for _ in $(seq 1 100); do
+    [ "$(cat "/proc/$holder_pid/comm" 2>/dev/null)" = sleep ] && break
+    sleep 0.1
+done
+[ "$(cat "/proc/$holder_pid/comm" 2>/dev/null)" = sleep ] \
+    || { echo "python-sdk: the namespace holder did not start" >&2; exit 1; }
+in_node() {
+    nsenter -t "$holder_pid" --net --mount -- "$@"
+}
+in_node ip link set lo up
+
 # --- a containerd of our own ------------------------------------------------------
 cat >"$tmp/config.toml" <<TOML
 version = 2
@@ -146,7 +166,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [plugins."io.containerd.internal.v1.opt"]
   path = "$tmp/opt"
 TOML
-containerd --config "$tmp/config.toml" --address "$csock" \
+nsenter -t "$holder_pid" --net --mount -- containerd --config "$tmp/config.toml" --address "$csock" \
     --root "$tmp/root" --state "$tmp/state" >/dev/null 2>"$tmp/containerd.log" &
 containerd_pid=$!
 up=
@@ -168,7 +188,7 @@ image_tar=$tmp/image.tar
 bash "$repo/compat-tests/scripts/make-test-image.sh" "$image_tar" >/dev/null
 
 # --- a shoald of our own ------------------------------------------------------
-NO_COLOR=1 "$shoald_bin" --host "unix://$sock" --data-root "$tmp/data" --containerd "$csock" \
+NO_COLOR=1 nsenter -t "$holder_pid" --net --mount -- "$shoald_bin" --host "unix://$sock" --data-root "$tmp/data" --containerd "$csock" \
     >"$tmp/shoald.log" 2>&1 &
 shoald_pid=$!
 up=

@@ -12,6 +12,7 @@ use std::process::Child;
 use std::process::Command;
 use std::process::Output;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -53,6 +54,8 @@ pub struct Daemon {
     child: Option<Child>,
     args: Vec<String>,
     cli_limit: Duration,
+    /// The node namespaces shoald runs in (with its containerd), if any.
+    node: Option<Arc<NodeNs>>,
 }
 
 /// The result of one CLI run.
@@ -79,6 +82,12 @@ impl Run {
 impl Daemon {
     /// Starts shoald with extra flags and waits for `/_ping` (bounded: 20 s).
     pub fn start_with(extra: &[&str]) -> Daemon {
+        Daemon::start_in(None, extra)
+    }
+
+    /// Starts shoald inside `node` (or the test's namespaces) with extra
+    /// flags and waits for `/_ping`.
+    fn start_in(node: Option<Arc<NodeNs>>, extra: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("shoal-e2e")
             .tempdir()
@@ -95,6 +104,7 @@ impl Daemon {
             child: None,
             args,
             cli_limit: CLI_LIMIT,
+            node,
         };
         d.spawn();
         d
@@ -118,7 +128,11 @@ impl Daemon {
             .append(true)
             .open(self.dir.path().join("shoald.log"))
             .unwrap();
-        let child = Command::new(shoald_bin())
+        let mut cmd = match &self.node {
+            Some(n) => n.command(shoald_bin()),
+            None => Command::new(shoald_bin()),
+        };
+        let child = cmd
             .arg("--host")
             .arg(format!("unix://{}", self.socket().display()))
             .arg("--data-root")
@@ -409,12 +423,112 @@ pub fn containerd_missing() -> Option<String> {
     None
 }
 
-/// A private containerd under a temp dir (its own socket, root and state),
-/// stopped by PID on drop.
+/// A node's own network and mount namespace, as DESIGN.md describes for
+/// running a node beside the host: held by a sleeping process this test
+/// started (`unshare --net --mount --propagation slave`), joined with
+/// `nsenter`. Links, bridges, nftables tables, forwarding switches and the
+/// task namespaces' bind mounts all stay inside and die with it; Unix
+/// sockets under the temp dir stay reachable from the host namespace.
+pub struct NodeNs {
+    holder: Option<Child>,
+    pid: u32,
+}
+
+impl NodeNs {
+    /// Makes the namespaces and brings their loopback up (bounded: 10 s).
+    pub fn new() -> NodeNs {
+        let holder = Command::new("unshare")
+            .args([
+                "--net",
+                "--mount",
+                "--propagation",
+                "slave",
+                "sleep",
+                "7200",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn unshare");
+        let pid = holder.id();
+        let node = NodeNs {
+            holder: Some(holder),
+            pid,
+        };
+        let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+        wait_for(10, "the node's network namespace", || {
+            // unshare execs sleep once the namespaces exist.
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()?;
+            (comm.trim() == "sleep" && theirs != ours).then_some(())
+        });
+        let o = node.run(&["ip", "link", "set", "lo", "up"]);
+        assert!(o.status.success(), "lo up: {o:?}");
+        node
+    }
+
+    /// The PID holding the namespaces.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// A command that runs `program` inside the node's namespaces (nsenter
+    /// execs it, so the child's PID is the program's own).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg("-t")
+            .arg(self.pid.to_string())
+            .args(["--net", "--mount", "--"])
+            .arg(program);
+        c
+    }
+
+    /// Runs a command inside the node and waits for it (bounded by the
+    /// caller's command, e.g. `curl --max-time`).
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .output()
+            .expect("nsenter")
+    }
+
+    /// Runs a command inside the node under `timeout` and returns stdout;
+    /// empty when it failed.
+    pub fn output(&self, limit: Duration, args: &[&str]) -> String {
+        let mut full = vec![
+            "timeout".to_string(),
+            "-k".into(),
+            "2".into(),
+            limit.as_secs().max(1).to_string(),
+        ];
+        full.extend(args.iter().map(|a| a.to_string()));
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        let o = self.run(&full);
+        if o.status.success() {
+            String::from_utf8_lossy(&o.stdout).into_owned()
+        } else {
+            String::new()
+        }
+    }
+}
+
+impl Drop for NodeNs {
+    fn drop(&mut self) {
+        if let Some(c) = self.holder.take() {
+            terminate(c, Duration::from_secs(2));
+        }
+    }
+}
+
+/// A private containerd under a temp dir (its own socket, root and state)
+/// in its own node namespaces, stopped by PID on drop.
 pub struct Containerd {
     /// Temp dir holding the socket, root, state, config and log.
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The namespaces it, and the shoald given it, run in.
+    pub node: Arc<NodeNs>,
 }
 
 impl Containerd {
@@ -442,7 +556,11 @@ impl Containerd {
             p.join("opt").display()
         );
         std::fs::write(p.join("config.toml"), config).unwrap();
-        let mut c = Containerd { dir, child: None };
+        let mut c = Containerd {
+            dir,
+            child: None,
+            node: Arc::new(NodeNs::new()),
+        };
         c.spawn();
         Some(c)
     }
@@ -454,7 +572,9 @@ impl Containerd {
             .append(true)
             .open(p.join("containerd.log"))
             .unwrap();
-        let child = Command::new("containerd")
+        let child = self
+            .node
+            .command("containerd")
             .arg("--config")
             .arg(p.join("config.toml"))
             .arg("--address")
@@ -577,7 +697,12 @@ impl Daemon {
     /// Starts shoald against the private containerd `c`.
     pub fn with_containerd(c: &Containerd) -> Daemon {
         let socket = c.socket().display().to_string();
-        Daemon::start_with(&["--containerd", &socket])
+        Daemon::start_in(Some(c.node.clone()), &["--containerd", &socket])
+    }
+
+    /// The node namespaces shoald runs in, when it has a containerd.
+    pub fn node(&self) -> Option<&NodeNs> {
+        self.node.as_deref()
     }
 }
 

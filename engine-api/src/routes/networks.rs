@@ -246,7 +246,41 @@ async fn inspect(
     Query(q): Query<crate::body::Query>,
 ) -> ApiResult<Json<Value>> {
     let scope = q.get("scope").map(String::as_str).unwrap_or("");
-    Ok(Json(find(&s, &id, scope)?))
+    let mut v = find(&s, &id, scope)?;
+    if text(&v, "Scope") == "swarm" {
+        v["Containers"] = local_endpoints(&s, text(&v, "Id")).await;
+    }
+    Ok(Json(v))
+}
+
+/// dockerd's `Containers` of a swarm network: this node's task containers
+/// on it (null when there are none, or when containerd cannot be asked).
+async fn local_endpoints(s: &AppState, network_id: &str) -> Value {
+    let env = super::containers::node_env(s);
+    let all = s.runtime.container_infos(&env).await.unwrap_or_default();
+    let mut out = serde_json::Map::new();
+    for c in all.iter().filter(|c| c.state.pid > 0) {
+        let eps = runtime::exec::endpoints::Endpoints::read(&c.dir);
+        for e in eps.into_iter().flat_map(|e| e.endpoints) {
+            if e.network_id == network_id {
+                out.insert(
+                    c.id.clone(),
+                    json!({
+                        "Name": c.name,
+                        "EndpointID": "",
+                        "MacAddress": e.mac,
+                        "IPv4Address": e.address,
+                        "IPv6Address": "",
+                    }),
+                );
+            }
+        }
+    }
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(out)
+    }
 }
 
 async fn create(

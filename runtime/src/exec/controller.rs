@@ -225,7 +225,13 @@ impl TaskController {
             Err(e) => return fail(e).await,
         };
         let netns = match self.attach_networks().await {
-            Ok(n) => n,
+            Ok(Some((netns, atts))) => {
+                if let Err(e) = super::endpoints::Endpoints::of(&netns, &atts).write(&dir) {
+                    return fail(ExecError::Fatal(format!("record the endpoints: {e}"))).await;
+                }
+                Some(netns)
+            }
+            Ok(None) => None,
             Err(e) => return fail(e).await,
         };
         let built = self.build(id, image, &mounts, &dep_files, netns.as_ref());
@@ -300,7 +306,9 @@ impl TaskController {
 
     /// The task's network namespace from the network driver, when there is
     /// one: its attachments with each network's details from the manager.
-    async fn attach_networks(&self) -> Result<Option<TaskNetns>, ExecError> {
+    async fn attach_networks(
+        &self,
+    ) -> Result<Option<(TaskNetns, Vec<swarm::exec::Attachment>)>, ExecError> {
         let Some(net) = &self.net else {
             return Ok(None);
         };
@@ -322,7 +330,7 @@ impl TaskController {
         let netns = net.attach(self.task_id(), &atts).await?;
         net.publish_host_ports(self.task_id(), &self.task.host_ports)
             .await?;
-        Ok(Some(netns))
+        Ok(Some((netns, atts)))
     }
 
     /// Starts the health monitor when the task has a check and none runs yet.

@@ -2,6 +2,7 @@
 //! [`controller::TaskController`] per assigned task.
 
 pub mod controller;
+pub mod endpoints;
 pub mod files;
 pub mod health;
 pub mod ids;

@@ -171,7 +171,7 @@ pub fn service_records(t: &Tables) -> ServiceRecords {
             }
         }
     }
-    ingress.sort_by(|a, b| (a.published, a.protocol as u8).cmp(&(b.published, b.protocol as u8)));
+    ingress.sort_by_key(|p| (p.published, p.protocol as u8));
     ServiceRecords {
         networks: by_net
             .into_iter()

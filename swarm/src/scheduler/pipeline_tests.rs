@@ -150,7 +150,11 @@ fn host_mode_ports_keep_tasks_apart() {
         }];
         t
     };
-    let d = schedule(&nodes, &[], &[with_port("t1"), with_port("t2"), with_port("t3")]);
+    let d = schedule(
+        &nodes,
+        &[],
+        &[with_port("t1"), with_port("t2"), with_port("t3")],
+    );
     let mut nodes_used: Vec<&str> = d
         .iter()
         .filter_map(|d| match d {

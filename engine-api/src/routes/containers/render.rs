@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use runtime::exec::endpoints::Endpoints;
 use runtime::view::spec::MountView;
 use runtime::view::ContainerInfo;
 use serde_json::json;
@@ -136,9 +137,44 @@ pub fn summary(c: &ContainerInfo, x: &Extras<'_>, now: OffsetDateTime) -> Value 
         "State": c.state.status.as_str(),
         "Status": c.state.status_text(now),
         "HostConfig": { "NetworkMode": "default" },
-        "NetworkSettings": { "Networks": {} },
+        "NetworkSettings": { "Networks": networks(c) },
         "Mounts": mounts(c),
     })
+}
+
+/// `NetworkSettings.Networks`: one entry per swarm network the task is
+/// on, keyed by network name, as dockerd shows task containers.
+fn networks(c: &ContainerInfo) -> Value {
+    let mut out = serde_json::Map::new();
+    for e in Endpoints::read(&c.dir)
+        .map(|e| e.endpoints)
+        .unwrap_or_default()
+    {
+        let (ip, len) = e.address.split_once('/').unwrap_or((&e.address, "0"));
+        let mut names = vec![c.name.clone()];
+        names.extend(e.aliases.iter().cloned());
+        names.push(c.id.chars().take(12).collect());
+        out.insert(
+            e.network.clone(),
+            json!({
+                "IPAMConfig": { "IPv4Address": ip },
+                "Links": null,
+                "Aliases": if e.aliases.is_empty() { Value::Null } else { json!(e.aliases) },
+                "MacAddress": e.mac,
+                "DriverOpts": null,
+                "NetworkID": e.network_id,
+                "EndpointID": "",
+                "Gateway": "",
+                "IPAddress": ip,
+                "IPPrefixLen": len.parse::<u8>().unwrap_or(0),
+                "IPv6Gateway": "",
+                "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0,
+                "DNSNames": names,
+            }),
+        );
+    }
+    Value::Object(out)
 }
 
 fn state_json(c: &ContainerInfo) -> Value {
@@ -278,7 +314,7 @@ pub fn inspect(c: &ContainerInfo, x: &Extras<'_>) -> Value {
         "NetworkSettings": {
             "Bridge": "",
             "SandboxID": "",
-            "SandboxKey": "",
+            "SandboxKey": Endpoints::read(&c.dir).map(|e| e.sandbox.display().to_string()).unwrap_or_default(),
             "Ports": {},
             "HairpinMode": false,
             "LinkLocalIPv6Address": "",
@@ -293,7 +329,7 @@ pub fn inspect(c: &ContainerInfo, x: &Extras<'_>) -> Value {
             "IPPrefixLen": 0,
             "IPv6Gateway": "",
             "MacAddress": "",
-            "Networks": {},
+            "Networks": networks(c),
         },
     })
 }

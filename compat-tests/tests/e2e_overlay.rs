@@ -1,0 +1,257 @@
+//! End-to-end: the data path of swarm networks on one node, driven with the
+//! stock CLI against shoald on a private containerd, both in a node network
+//! namespace of their own (see `common::NodeNs`): tasks reach each other by
+//! service name over TCP on a user overlay network (the tutorials' web + db
+//! pattern), `tasks.NAME` lists every replica, a service on another network
+//! is neither resolvable nor reachable, connections to a VIP are spread over
+//! the replicas, published ports reach every replica, and all of it again
+//! after a shoald restart; nothing is left in the node afterwards.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::wait_for;
+use common::Containerd;
+use common::Daemon;
+
+const IMAGE: &str = "shoal-test/busybox:latest";
+
+/// Creates a detached service from the test image; `args` go before the
+/// image, `cmd` after it.
+fn service(d: &Daemon, name: &str, args: &[&str], cmd: &[&str]) {
+    let mut all = vec!["service", "create", "-d", "--quiet", "--name", name];
+    all.extend_from_slice(args);
+    all.push(IMAGE);
+    all.extend_from_slice(cmd);
+    d.ok(&all);
+}
+
+/// An HTTP server on `port` serving the container's root, so that
+/// `/etc/hostname` names the replica that answered.
+fn httpd(port: &str) -> Vec<String> {
+    ["httpd", "-f", "-p", port, "-h", "/"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// The IDs of the service's running containers once there are `n`.
+fn running(d: &Daemon, svc: &str, n: usize) -> Vec<String> {
+    let filter = format!("label=com.docker.swarm.service.name={svc}");
+    wait_for(60, &format!("{n} running containers of {svc}"), || {
+        let out = d.ok(&["container", "ls", "-q", "--no-trunc", "--filter", &filter]);
+        let ids: Vec<String> = out.lines().map(str::to_string).collect();
+        (ids.len() == n).then_some(ids)
+    })
+}
+
+/// Runs `args` in container `c` under busybox `timeout`; stdout when it
+/// exits 0.
+fn exec(d: &Daemon, c: &str, args: &[&str]) -> Option<String> {
+    let mut all = vec!["exec", c, "timeout", "5"];
+    all.extend_from_slice(args);
+    let r = d.docker(&all);
+    (r.code == 0).then_some(r.stdout)
+}
+
+/// The addresses busybox nslookup prints for `name` (the server's own
+/// `127.0.0.11:53` line left out).
+fn lookup(d: &Daemon, c: &str, name: &str) -> BTreeSet<String> {
+    let out = exec(d, c, &["nslookup", name]).unwrap_or_default();
+    out.lines()
+        .filter_map(|l| l.strip_prefix("Address:"))
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.ends_with(":53"))
+        .collect()
+}
+
+/// GET `/etc/hostname` from `host:port` inside container `c`.
+fn fetch(d: &Daemon, c: &str, host: &str, port: &str) -> Option<String> {
+    let url = format!("http://{host}:{port}/etc/hostname");
+    exec(d, c, &["wget", "-qO-", &url]).map(|s| s.trim().to_string())
+}
+
+/// The hostname of container `c` (its short ID, as under dockerd).
+fn hostname(c: &str) -> String {
+    c[..12].to_string()
+}
+
+/// The service's VIP on its (only) network, without prefix.
+fn vip(d: &Daemon, svc: &str) -> String {
+    let v = d.service_format(svc, "{{range .Endpoint.VirtualIPs}}{{.Addr}} {{end}}");
+    let v = v.split_whitespace().last().unwrap_or_default().to_string();
+    v.split('/').next().unwrap().to_string()
+}
+
+/// Every address of `svc`'s running tasks on its networks, without prefix.
+fn task_addresses(d: &Daemon, svc: &str) -> BTreeSet<String> {
+    let ids = d.ok(&[
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=running",
+        svc,
+    ]);
+    let mut out = BTreeSet::new();
+    for id in ids.lines() {
+        let a = d.ok(&[
+            "inspect",
+            "--format",
+            "{{range .NetworksAttachments}}{{range .Addresses}}{{.}} {{end}}{{end}}",
+            id,
+        ]);
+        for cidr in a.split_whitespace() {
+            out.insert(cidr.split('/').next().unwrap().to_string());
+        }
+    }
+    out
+}
+
+/// The hostnames answering `count` requests to `host:port` from `c`.
+fn answering(d: &Daemon, c: &str, host: &str, port: &str, count: usize) -> BTreeSet<String> {
+    (0..count).filter_map(|_| fetch(d, c, host, port)).collect()
+}
+
+/// What the node's kernel holds that shoal could leak: links, namespace
+/// files of the network driver, nftables tables.
+fn node_kernel_state(
+    ctrd: &Containerd,
+    d: &Daemon,
+) -> (BTreeSet<String>, BTreeSet<String>, String) {
+    let node = &ctrd.node;
+    let links = node
+        .output(Duration::from_secs(5), &["ip", "-o", "link", "show"])
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap().to_string())
+        .collect();
+    let mut files = BTreeSet::new();
+    for sub in ["netns", "sbox"] {
+        let dir = d.data_root().join("netdrv").join(sub);
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            files.insert(format!("{sub}/{}", e.file_name().to_string_lossy()));
+        }
+    }
+    let tables = node.output(Duration::from_secs(5), &["nft", "list", "tables"]);
+    (links, files, tables)
+}
+
+#[test]
+fn services_on_an_overlay_reach_each_other_by_name_and_nothing_else() {
+    let Some((ctrd, mut d)) = common::swarm_with_test_image() else {
+        return;
+    };
+    let before = node_kernel_state(&ctrd, &d);
+    d.ok(&["network", "create", "-d", "overlay", "appnet"]);
+    d.ok(&["network", "create", "-d", "overlay", "othernet"]);
+    let db_cmd = httpd("5432");
+    let db_cmd: Vec<&str> = db_cmd.iter().map(String::as_str).collect();
+    service(&d, "db", &["--network", "appnet"], &db_cmd);
+    let web_cmd = httpd("80");
+    let web_cmd: Vec<&str> = web_cmd.iter().map(String::as_str).collect();
+    service(
+        &d,
+        "web",
+        &["--network", "appnet", "--replicas", "3"],
+        &web_cmd,
+    );
+    service(&d, "lone", &["--network", "othernet"], &["sleep", "3600"]);
+    let db = running(&d, "db", 1);
+    let web = running(&d, "web", 3);
+    let lone = running(&d, "lone", 1);
+
+    // The service name is its VIP, tasks.NAME every replica's address.
+    let db_vip = vip(&d, "db");
+    let web_vip = vip(&d, "web");
+    assert!(!db_vip.is_empty() && !web_vip.is_empty());
+    let found = wait_for(20, "db to resolve from web", || {
+        let a = lookup(&d, &web[0], "db");
+        (!a.is_empty()).then_some(a)
+    });
+    assert_eq!(found, BTreeSet::from([db_vip.clone()]));
+    let replicas = task_addresses(&d, "web");
+    assert_eq!(replicas.len(), 3, "{replicas:?}");
+    assert_eq!(lookup(&d, &db[0], "tasks.web"), replicas);
+
+    // container inspect and network inspect show the same addresses.
+    let shown = d.ok(&[
+        "container",
+        "inspect",
+        "--format",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}}/{{$v.IPPrefixLen}} {{end}}",
+        &web[0],
+    ]);
+    let (net, cidr) = shown.trim().split_once('=').expect("one network");
+    assert_eq!(net, "appnet");
+    assert!(
+        replicas.contains(cidr.split('/').next().unwrap()),
+        "{shown}"
+    );
+    let listed = d.ok(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range $k, $v := .Containers}}{{$k}}={{$v.IPv4Address}} {{end}}",
+        "appnet",
+    ]);
+    assert!(listed.contains(&format!("{}={cidr}", web[0])), "{listed}");
+    assert_eq!(
+        listed.split_whitespace().count(),
+        4,
+        "db and 3 web: {listed}"
+    );
+
+    // TCP by name, through the VIP, to the one db replica.
+    assert_eq!(
+        fetch(&d, &web[0], "db", "5432").as_deref(),
+        Some(hostname(&db[0]).as_str()),
+        "web reaches db by name"
+    );
+
+    // Connections to web's VIP reach all three replicas.
+    let want: BTreeSet<String> = web.iter().map(|c| hostname(c)).collect();
+    assert_eq!(answering(&d, &db[0], "web", "80", 12), want);
+
+    // Another network: no name, no route.
+    assert!(
+        lookup(&d, &lone[0], "db").is_empty(),
+        "db resolves on othernet"
+    );
+    assert!(fetch(&d, &lone[0], &db_vip, "5432").is_none());
+
+    // Restart shoald: the running tasks keep their namespaces, names and
+    // VIPs answer again.
+    d.restart();
+    assert_eq!(
+        running(&d, "web", 3),
+        web,
+        "the same containers are adopted"
+    );
+    wait_for(30, "db by name after the restart", || {
+        (fetch(&d, &web[1], "db", "5432").as_deref() == Some(hostname(&db[0]).as_str()))
+            .then_some(())
+    });
+    assert_eq!(lookup(&d, &db[0], "tasks.web"), replicas);
+    assert_eq!(answering(&d, &db[0], "web", "80", 12), want);
+
+    // Everything goes with the services and networks.
+    for s in ["db", "web", "lone"] {
+        d.ok(&["service", "rm", s]);
+    }
+    wait_for(60, "the task containers to go", || {
+        d.ok(&["container", "ls", "-aq"])
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+    d.ok(&["network", "rm", "appnet", "othernet"]);
+    let after = wait_for(20, "the node to be as before", || {
+        let now = node_kernel_state(&ctrd, &d);
+        (now.0 == before.0 && now.1 == before.1).then_some(now)
+    });
+    assert_eq!(after.1, BTreeSet::new(), "namespace files left");
+    assert!(!after.2.contains("shoal_vip"), "{}", after.2);
+}
