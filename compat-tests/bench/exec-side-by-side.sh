@@ -6,13 +6,12 @@
 #
 # Layout: a network namespace and a mount namespace of our own hold the
 # containerd (started by exec-ns.sh; config without CRI, its own socket, root
-# and state under the temp dir). shoald runs in the host namespaces and
-# reaches that containerd through its socket (containerd namespace `shoal`).
-# dockerd is entered into containerd's namespaces with nsenter (it mounts its
-# overlay2 layers itself, and runc must see them) and uses the same
-# containerd with `--containerd` (namespace `moby`), `--bridge none
-# --iptables=false`: its tasks run, in a network namespace with loopback
-# only, as shoald's do (shoald has no networking yet).
+# and state under the temp dir). shoald and dockerd are entered into those
+# namespaces with nsenter (their network drivers build bridges and rules
+# there; dockerd mounts its overlay2 layers itself, and runc must see them)
+# and use the same containerd through its socket (containerd namespaces
+# `shoal` and `moby`); dockerd with `--bridge none --iptables=false`. Each
+# swarm task gets a network namespace of its own from either daemon.
 #
 # Usage (root): compat-tests/bench/exec-side-by-side.sh [--out DIR] [--no-build] [--shoald BIN] [--dockerd-first]
 #                   [--reps N] [--sizes 1,10,50] [--update-replicas 10] [--only create,replace,update]
@@ -172,9 +171,10 @@ for _ in $(seq 1 200); do
 done
 echo "exec-side-by-side: containerd pid $CTD_PID, socket $CTD_SOCK" >&2
 
-# shoald (host namespaces), on the shared containerd.
+# shoald, on the shared containerd and in its namespaces (like dockerd: the
+# network driver makes bridges and nftables rules wherever shoald runs).
 run_shoald() {
-    "$shoald_bin" --host "unix://$T/shoal.sock" --data-root "$T/shoal-data" \
+    nsenter --target "$CTD_PID" --net --mount "$shoald_bin" --host "unix://$T/shoal.sock" --data-root "$T/shoal-data" \
         --containerd "$CTD_SOCK" 2>"$T/shoald.log" &
     SHOALD_PID=$!
     api_ping "$T/shoal.sock" "$SHOALD_PID"

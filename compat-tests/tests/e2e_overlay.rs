@@ -255,3 +255,114 @@ fn services_on_an_overlay_reach_each_other_by_name_and_nothing_else() {
     assert_eq!(after.1, BTreeSet::new(), "namespace files left");
     assert!(!after.2.contains("shoal_vip"), "{}", after.2);
 }
+
+/// GET `/etc/hostname` from `host:port` with curl inside `ns`; `None` when
+/// the connection fails.
+fn curl_in(ns: &common::NodeNs, host: &str, port: &str) -> Option<String> {
+    let url = format!("http://{host}:{port}/etc/hostname");
+    let out = ns.output(
+        Duration::from_secs(5),
+        &["curl", "-sf", "--max-time", "3", &url],
+    );
+    let out = out.trim();
+    (!out.is_empty()).then(|| out.to_string())
+}
+
+/// The hostnames answering `count` requests to `host:port` from `ns`.
+fn answering_in(ns: &common::NodeNs, host: &str, port: &str, count: usize) -> BTreeSet<String> {
+    (0..count).filter_map(|_| curl_in(ns, host, port)).collect()
+}
+
+#[test]
+fn published_ports_reach_every_replica_from_the_node_and_beyond() {
+    let Some((ctrd, mut d)) = common::swarm_with_test_image() else {
+        return;
+    };
+    let node = &ctrd.node;
+    let (client, node_addr) = node.client();
+    let before = node_kernel_state(&ctrd, &d);
+    let web_cmd = httpd("80");
+    let web_cmd: Vec<&str> = web_cmd.iter().map(String::as_str).collect();
+    service(&d, "web", &["--replicas", "3", "-p", "8080:80"], &web_cmd);
+    service(
+        &d,
+        "solo",
+        &["--publish", "mode=host,published=8081,target=80"],
+        &web_cmd,
+    );
+    let web = running(&d, "web", 3);
+    let solo = running(&d, "solo", 1);
+    let want: BTreeSet<String> = web.iter().map(|c| hostname(c)).collect();
+
+    // The routing mesh: loopback and the node's address, from the node and
+    // from another machine, every replica answering.
+    wait_for(20, "the published port to answer", || {
+        curl_in(node, "127.0.0.1", "8080")
+    });
+    assert_eq!(answering_in(node, "127.0.0.1", "8080", 12), want);
+    assert_eq!(answering_in(&client, node_addr, "8080", 12), want);
+    // Host mode: only this node's task.
+    assert_eq!(
+        answering_in(&client, node_addr, "8081", 3),
+        BTreeSet::from([hostname(&solo[0])])
+    );
+    assert_eq!(curl_in(node, "127.0.0.1", "8081"), Some(hostname(&solo[0])));
+
+    // A second host-mode task wanting the same port cannot be placed.
+    service(
+        &d,
+        "clash",
+        &["--publish", "mode=host,published=8081,target=80"],
+        &web_cmd,
+    );
+    wait_for(20, "the clash to be explained", || {
+        let err = d.ok(&[
+            "service",
+            "ps",
+            "--no-trunc",
+            "--format",
+            "{{.Error}}",
+            "clash",
+        ]);
+        err.contains("host-mode port already in use on 1 node")
+            .then_some(())
+    });
+    d.ok(&["service", "rm", "clash"]);
+
+    // --publish-add and --publish-rm apply live.
+    d.ok(&["service", "update", "-d", "--publish-add", "8082:80", "web"]);
+    wait_for(30, "the added port", || curl_in(&client, node_addr, "8082"));
+    d.ok(&["service", "update", "-d", "--publish-rm", "8080", "web"]);
+    wait_for(30, "the removed port to stop answering", || {
+        curl_in(&client, node_addr, "8080").is_none().then_some(())
+    });
+    assert_eq!(
+        answering_in(&client, node_addr, "8082", 12),
+        want,
+        "the same replicas answer on the new port"
+    );
+
+    // After a shoald restart the mesh still answers.
+    d.restart();
+    assert_eq!(running(&d, "web", 3), web);
+    wait_for(30, "the mesh after the restart", || {
+        curl_in(&client, node_addr, "8082")
+    });
+    assert_eq!(answering_in(&client, node_addr, "8082", 12), want);
+
+    // Nothing is left once the services are gone.
+    d.ok(&["service", "rm", "web", "solo"]);
+    wait_for(60, "the task containers to go", || {
+        d.ok(&["container", "ls", "-aq"])
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+    assert_eq!(curl_in(&client, node_addr, "8082"), None);
+    assert_eq!(curl_in(node, "127.0.0.1", "8081"), None);
+    let after = wait_for(20, "the node to be as before", || {
+        let now = node_kernel_state(&ctrd, &d);
+        (now.0 == before.0 && now.1 == before.1).then_some(now)
+    });
+    assert_eq!(after.1, BTreeSet::new(), "namespace files left");
+}

@@ -513,6 +513,45 @@ impl NodeNs {
     }
 }
 
+impl NodeNs {
+    /// A client machine beside the node: namespaces of their own joined to
+    /// the node by a veth pair, the node at 192.0.2.1/24 and the client at
+    /// 192.0.2.2/24 (TEST-NET-1, away from the overlays' 10.0.0.0/8).
+    /// Returns the client and the node's address.
+    pub fn client(&self) -> (NodeNs, &'static str) {
+        let client = NodeNs::new();
+        let peer = client.pid.to_string();
+        for args in [
+            vec![
+                "ip",
+                "link",
+                "add",
+                "shoal-cl0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &peer,
+            ],
+            vec!["ip", "addr", "add", "192.0.2.1/24", "dev", "shoal-cl0"],
+            vec!["ip", "link", "set", "shoal-cl0", "up"],
+        ] {
+            let o = self.run(&args);
+            assert!(o.status.success(), "{args:?}: {o:?}");
+        }
+        for args in [
+            &["ip", "addr", "add", "192.0.2.2/24", "dev", "eth0"][..],
+            &["ip", "link", "set", "eth0", "up"],
+        ] {
+            let o = client.run(args);
+            assert!(o.status.success(), "{args:?}: {o:?}");
+        }
+        (client, "192.0.2.1")
+    }
+}
+
 impl Drop for NodeNs {
     fn drop(&mut self) {
         if let Some(c) = self.holder.take() {
