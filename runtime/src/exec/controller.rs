@@ -407,6 +407,10 @@ impl Controller for TaskController {
         let Some(id) = self.existing().await? else {
             return Err(ExecError::Fatal("task container is gone".into()));
         };
+        // Idempotent: after a shoald restart this brings back what lived in
+        // the old process (the embedded DNS server, port reservations) for
+        // a container made before it.
+        self.attach_networks().await?;
         match self.ctd.task_state(&id).await.map_err(exec_err)? {
             Some(p) if p.running => {
                 // Started before a restart: adopt it.
@@ -470,6 +474,8 @@ impl Controller for TaskController {
             return Err(ExecError::Fatal("task container is gone".into()));
         };
         if self.logs.is_none() {
+            // Adopted after a restart (see start()).
+            self.attach_networks().await?;
             self.attach_logs(&id).await?;
         }
         match self.ctd.task_state(&id).await.map_err(exec_err)? {
