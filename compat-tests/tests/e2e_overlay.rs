@@ -329,15 +329,22 @@ fn published_ports_reach_every_replica_from_the_node_and_beyond() {
     });
     d.ok(&["service", "rm", "clash"]);
 
-    // --publish-add and --publish-rm apply live.
+    // --publish-add and --publish-rm apply live (the CLI removes by target
+    // port: both published ports of target 80 go).
     d.ok(&["service", "update", "-d", "--publish-add", "8082:80", "web"]);
     wait_for(30, "the added port", || curl_in(&client, node_addr, "8082"));
-    d.ok(&["service", "update", "-d", "--publish-rm", "8080", "web"]);
-    wait_for(30, "the removed port to stop answering", || {
-        curl_in(&client, node_addr, "8080").is_none().then_some(())
+    d.ok(&["service", "update", "-d", "--publish-rm", "80", "web"]);
+    wait_for(30, "the removed ports to stop answering", || {
+        (curl_in(&client, node_addr, "8080").is_none()
+            && curl_in(&client, node_addr, "8082").is_none())
+        .then_some(())
+    });
+    d.ok(&["service", "update", "-d", "--publish-add", "8083:80", "web"]);
+    wait_for(30, "the port added again", || {
+        curl_in(&client, node_addr, "8083")
     });
     assert_eq!(
-        answering_in(&client, node_addr, "8082", 12),
+        answering_in(&client, node_addr, "8083", 12),
         want,
         "the same replicas answer on the new port"
     );
@@ -346,9 +353,9 @@ fn published_ports_reach_every_replica_from_the_node_and_beyond() {
     d.restart();
     assert_eq!(running(&d, "web", 3), web);
     wait_for(30, "the mesh after the restart", || {
-        curl_in(&client, node_addr, "8082")
+        curl_in(&client, node_addr, "8083")
     });
-    assert_eq!(answering_in(&client, node_addr, "8082", 12), want);
+    assert_eq!(answering_in(&client, node_addr, "8083", 12), want);
 
     // Nothing is left once the services are gone.
     d.ok(&["service", "rm", "web", "solo"]);
@@ -358,7 +365,7 @@ fn published_ports_reach_every_replica_from_the_node_and_beyond() {
             .is_empty()
             .then_some(())
     });
-    assert_eq!(curl_in(&client, node_addr, "8082"), None);
+    assert_eq!(curl_in(&client, node_addr, "8083"), None);
     assert_eq!(curl_in(node, "127.0.0.1", "8081"), None);
     let after = wait_for(20, "the node to be as before", || {
         let now = node_kernel_state(&ctrd, &d);

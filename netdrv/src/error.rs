@@ -1,5 +1,6 @@
-//! The crate's error, sorted by behaviour: a bad attachment is the task's
-//! fault (fatal), everything else is the node's (worth retrying).
+//! The crate's error, sorted by behaviour: a bad attachment or a host port
+//! the node cannot give is the task's fault (fatal), everything else is the
+//! node's (worth retrying).
 
 use std::path::PathBuf;
 
@@ -55,12 +56,31 @@ pub enum Error {
     /// Every candidate node-local subnet clashes with a host route.
     #[error("no node-local subnet left for the gateway bridge: every candidate overlaps a host route or nameserver")]
     NoEgressSubnet,
+    /// A host-mode port another task on this node already publishes
+    /// (dockerd's port allocator text).
+    #[error("Bind for 0.0.0.0:{port} failed: port is already allocated")]
+    PortAllocated {
+        /// The published port.
+        port: u16,
+    },
+    /// A host-mode port something else on this node holds (a listening
+    /// process, the routing mesh): dockerd's userland proxy text.
+    #[error("Error starting userland proxy: listen {protocol}4 0.0.0.0:{port}: bind: address already in use")]
+    PortInUse {
+        /// `tcp`, `udp` or `sctp`.
+        protocol: &'static str,
+        /// The published port.
+        port: u16,
+    },
 }
 
 impl Error {
     /// Whether retrying the same call may succeed.
     pub fn is_temporary(&self) -> bool {
-        !matches!(self, Error::Plan(_))
+        !matches!(
+            self,
+            Error::Plan(_) | Error::PortAllocated { .. } | Error::PortInUse { .. }
+        )
     }
 
     pub(crate) fn netlink(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Error {

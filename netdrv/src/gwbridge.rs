@@ -66,13 +66,14 @@ pub fn choose_egress(routes: &[Ipv4Net], nameservers: &[Ipv4Addr]) -> Option<Egr
         })
 }
 
-/// The lowest free address of the egress subnet (the gateway and other
-/// tasks' egress addresses are taken).
+/// The lowest free address of the egress subnet (the gateway, other tasks'
+/// egress addresses and the ingress sandbox's are taken).
 pub fn next_egress_address(state: &NodeState, egress: &Egress) -> Result<Ipv4Net, PlanError> {
     let used: BTreeSet<Ipv4Addr> = state
         .tasks
         .values()
         .flat_map(|t| &t.interfaces)
+        .chain(state.ingress.iter().map(|i| &i.iface))
         .filter(|i| matches!(i.link, Link::Egress { .. }))
         .map(|i| i.address.addr())
         .collect();
@@ -87,12 +88,25 @@ pub fn next_egress_address(state: &NodeState, egress: &Egress) -> Result<Ipv4Net
 /// Creates (or completes) the gateway bridge with the egress gateway
 /// address, and turns on IPv4 forwarding (as dockerd does) so tasks'
 /// traffic is routed out.
+///
+/// Published ports need two more settings on the bridge:
+/// - `route_localnet`: connections to `127.0.0.1:<published>` are DNATed
+///   onto the bridge with their loopback source (masqueraded only after
+///   routing), and their answers come back de-NATed to loopback; the
+///   kernel drops both as martians otherwise. The `ip shoal` table drops
+///   anything else from the bridge to 127.0.0.0/8.
+/// - no ICMP redirects: a task reaching its own node's published port is
+///   routed back out of the bridge it came in by, and must keep going
+///   through the node (bridge ports are isolated from each other).
 pub async fn create(host: &Netlink, egress: &Egress) -> Result<()> {
     let br = host
         .ensure_bridge(GWBRIDGE, GWBRIDGE_MTU, mac_for(egress.gateway))
         .await?;
     host.ensure_address(br, with_prefix(egress.gateway, egress.subnet))
         .await?;
+    let conf = format!("/proc/sys/net/ipv4/conf/{GWBRIDGE}");
+    set_sysctl(&format!("{conf}/route_localnet"), "1")?;
+    set_sysctl(&format!("{conf}/send_redirects"), "0")?;
     enable_forwarding()
 }
 
@@ -107,13 +121,30 @@ pub async fn remove(host: &Netlink) -> Result<()> {
 /// plugs the peer into the gateway bridge as an isolated port, and returns
 /// once both ends are up.
 pub async fn plug(task: &Netlink, host: &Netlink, host_ns: &File, iface: &Interface) -> Result<()> {
+    plug_port(task, host, host_ns, iface, true).await
+}
+
+/// [`plug`], with the bridge port isolated or not. The ingress sandbox's
+/// port is not: with `br_netfilter` active (`bridge-nf-call-iptables=1`,
+/// as on hosts running dockerd) a frame the node DNATs to another port of
+/// the same bridge is bridged rather than routed, so a task reaching its
+/// own node's published port would be dropped between two isolated ports.
+/// The sandbox forwards nothing but DNATed connections anyway (see
+/// [`crate::ingress`]).
+pub async fn plug_port(
+    task: &Netlink,
+    host: &Netlink,
+    host_ns: &File,
+    iface: &Interface,
+    isolated: bool,
+) -> Result<()> {
     // A peer of that name can only be a leftover of an interrupted attach.
     host.delete_link(&iface.peer).await?;
     task.add_veth(&iface.name, iface.mac, iface.mtu, &iface.peer, host_ns)
         .await?;
     let br = host.must_index(GWBRIDGE).await?;
     let peer = host.must_index(&iface.peer).await?;
-    host.enslave(peer, br, true).await?;
+    host.enslave(peer, br, isolated).await?;
     let inner = task.must_index(&iface.name).await?;
     up_pair(task, inner, host, peer).await
 }
@@ -123,16 +154,20 @@ pub async fn unplug(host: &Netlink, iface: &Interface) -> Result<()> {
     host.delete_link(&iface.peer).await
 }
 
-/// `net.ipv4.ip_forward = 1` in the driver's namespace (`/proc/sys/net`
-/// shows the namespace of the thread that opens it: a runtime thread, never
-/// moved).
-fn enable_forwarding() -> Result<()> {
-    const KNOB: &str = "/proc/sys/net/ipv4/ip_forward";
-    let on = std::fs::read_to_string(KNOB).is_ok_and(|v| v.trim() == "1");
-    if on {
+/// `net.ipv4.ip_forward = 1` in the calling thread's namespace
+/// (`/proc/sys/net` shows the namespace of the thread that opens it: for
+/// the driver's own, a runtime thread, never moved; for a sandbox, a thread
+/// of `netns::run_in`).
+pub(crate) fn enable_forwarding() -> Result<()> {
+    set_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+}
+
+/// Writes `value` to the sysctl file `knob` unless it already holds it.
+fn set_sysctl(knob: &str, value: &str) -> Result<()> {
+    if std::fs::read_to_string(knob).is_ok_and(|v| v.trim() == value) {
         return Ok(());
     }
-    std::fs::write(KNOB, "1").map_err(Error::io(format!("write {KNOB}")))
+    std::fs::write(knob, value).map_err(Error::io(format!("write {knob}")))
 }
 
 #[cfg(test)]

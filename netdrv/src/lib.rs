@@ -5,7 +5,8 @@
 //! with masquerade for the way out (see `gwbridge.rs`). Tasks on a
 //! non-ingress network also get the embedded DNS server at 127.0.0.11 (see
 //! `dns`), answering from the records of the last
-//! [`NetworkAttacher::update_dns`].
+//! [`NetworkAttacher::update_dns`]; the same records' service VIPs are
+//! balanced by an nftables table inside each task's namespace (see `vip`).
 //!
 //! Layout under the state directory (`<data-root>/netdrv`):
 //! - `state.json`: what the driver made ([`state::NodeState`]), rewritten
@@ -23,11 +24,15 @@ mod bridge;
 pub mod dns;
 pub mod error;
 mod gwbridge;
+pub mod ingress;
 mod netlink;
 mod netns;
 pub mod nft;
+mod ports;
+mod publish;
 pub mod resolv;
 pub mod state;
+pub mod vip;
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -39,6 +44,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use swarm::exec::Attachment;
 use swarm::exec::ExecError;
+use swarm::exec::HostPort;
 use swarm::exec::NetworkAttacher;
 use swarm::exec::ServiceRecords;
 use swarm::exec::TaskNetns;
@@ -73,6 +79,8 @@ pub struct OverlayDriver {
     upstreams: Option<Vec<SocketAddr>>,
     /// The embedded DNS servers of the tasks and the records they share.
     dns: dns::Dns,
+    /// The last records' VIPs and each task's VIP table (see `vip`).
+    vips: vip::Balancer,
     state: Mutex<NodeState>,
 }
 
@@ -113,6 +121,7 @@ impl OverlayDriver {
             host_resolv_conf: PathBuf::from(resolv::HOST_RESOLV_CONF),
             upstreams: None,
             dns: dns::Dns::default(),
+            vips: vip::Balancer::default(),
             state: Mutex::new(state),
         })
     }
@@ -178,6 +187,7 @@ impl OverlayDriver {
         if let Some(rec) = current.tasks.get(task) {
             if netns::is_mounted(&self.task_netns_path(task)) {
                 self.ensure_dns(task, rec).await?;
+                self.apply_task_vips(task, rec, false).await?;
                 return Ok(self.task_netns(task, rec));
             }
         }
@@ -200,6 +210,7 @@ impl OverlayDriver {
         // Recorded first: a failure here leaves a task a repeated attach
         // completes (or a detach removes).
         self.ensure_dns(task, &rec).await?;
+        self.apply_task_vips(task, &rec, true).await?;
         let netns = self.task_netns(task, &rec);
         tracing::info!(task, "task network namespace ready");
         Ok(netns)
@@ -299,6 +310,7 @@ impl OverlayDriver {
         let mut current = self.state.lock().await;
         // Its sockets pin the namespace: closed before it goes.
         self.dns.stop(task).await;
+        self.vips.forget(task);
         let host = Netlink::here()?;
         let after = current.without_tasks([task]);
         let mut observed = Observed::default();
@@ -311,6 +323,7 @@ impl OverlayDriver {
     async fn prune_tasks(&self, keep: &HashSet<String>) -> Result<()> {
         let mut current = self.state.lock().await;
         self.dns.stop_except(keep).await;
+        self.vips.retain(keep);
         let host = Netlink::here()?;
         let mut observed = self.observe(&host).await?;
         // A kept task's unrecorded namespace is an interrupted attach; the
@@ -403,6 +416,16 @@ impl OverlayDriver {
                 netns::clear_and_remove(&self.task_netns_path(task)).await
             }
             Action::RemoveNetwork(id) => bridge::remove(&self.sandbox_path(id)).await,
+            Action::CreateIngress(rec) => {
+                let sbox = self.sandbox_path(&rec.network);
+                ingress::create(host, &self.host_ns, &sbox, rec).await
+            }
+            Action::ApplyIngressNft { network, ruleset } => {
+                ingress::apply(&self.sandbox_path(network), ruleset).await
+            }
+            Action::RemoveIngress(rec) => {
+                ingress::remove(host, &self.sandbox_path(&rec.network), rec).await
+            }
             Action::DeleteNft => nft::apply(&nft::delete_table()).await,
             Action::RemoveGwBridge => gwbridge::remove(host).await,
         }
@@ -502,6 +525,14 @@ impl NetworkAttacher for OverlayDriver {
 
     async fn update_dns(&self, records: &ServiceRecords) -> Result<(), ExecError> {
         self.dns.update(records);
+        // Both are tried whatever the other's outcome.
+        let vips = self.apply_vips(records).await;
+        self.apply_ingress(records).await?;
+        vips?;
         Ok(())
+    }
+
+    async fn publish_host_ports(&self, task_id: &str, ports: &[HostPort]) -> Result<(), ExecError> {
+        Ok(self.publish_ports(task_id, ports).await?)
     }
 }

@@ -18,9 +18,13 @@ use ipnet::Ipv4Net;
 use serde::Deserialize;
 use serde::Serialize;
 use swarm::exec::Attachment;
+use swarm::exec::HostPort;
+use swarm::exec::NetworkSpec;
 
 use crate::gwbridge::next_egress_address;
 use crate::gwbridge::GWBRIDGE_MTU;
+use crate::ingress::IngressRecord;
+use crate::ingress::SandboxRuleset;
 use crate::nft::Ruleset;
 
 /// dockerd's overlay MTU when the network sets none: 1500 less the 50 bytes
@@ -59,6 +63,9 @@ pub enum PlanError {
     /// The node-local subnet has no address left for another task.
     #[error("gateway bridge subnet {0} has no free address")]
     EgressExhausted(Ipv4Net),
+    /// Ports published for a task this driver has not attached.
+    #[error("task {0} is not attached")]
+    NotAttached(String),
 }
 
 /// What the driver made on this node; persisted as `state.json`.
@@ -74,9 +81,16 @@ pub struct NodeState {
     /// Attached tasks, by task ID.
     #[serde(default)]
     pub tasks: BTreeMap<String, TaskRecord>,
-    /// The gateway bridge, while any task uses it.
+    /// The gateway bridge, while any task or the routing mesh uses it.
     #[serde(default)]
     pub egress: Option<Egress>,
+    /// The routing mesh, while any port is published in ingress mode and
+    /// the swarm has an ingress network (see [`crate::ingress`]).
+    #[serde(default)]
+    pub ingress: Option<IngressRecord>,
+    /// Host-mode published ports, by task ID (only attached tasks).
+    #[serde(default)]
+    pub host_ports: BTreeMap<String, Vec<HostPort>>,
 }
 
 /// One swarm network's bridge on this node.
@@ -181,6 +195,20 @@ pub enum Action {
     RemoveTaskNetns(String),
     /// Delete a network's sandbox namespace (and with it its bridge).
     RemoveNetwork(String),
+    /// Make the ingress network's sandbox the ingress sandbox: plug its
+    /// interface into the gateway bridge (address, default route) and turn
+    /// on forwarding in it.
+    CreateIngress(IngressRecord),
+    /// Replace the ingress sandbox's own `ip shoal` table.
+    ApplyIngressNft {
+        /// The ingress network's ID (names the sandbox).
+        network: String,
+        /// The table's content.
+        ruleset: SandboxRuleset,
+    },
+    /// Unplug the ingress sandbox from the gateway bridge and delete its
+    /// table (the sandbox stays while tasks use the network).
+    RemoveIngress(IngressRecord),
     /// Delete the `ip shoal` nftables table.
     DeleteNft,
     /// Delete the gateway bridge.
@@ -255,7 +283,7 @@ pub fn parse_attachments(attachments: &[Attachment]) -> Result<Vec<Planned>, Pla
     let mut out = Vec::with_capacity(attachments.len());
     for a in attachments {
         let n = &a.network;
-        check_id(&n.id)?;
+        let network = parse_network(n)?;
         if !seen.insert(n.id.clone()) {
             return Err(PlanError::DuplicateNetwork(n.id.clone()));
         }
@@ -264,9 +292,7 @@ pub fn parse_attachments(attachments: &[Attachment]) -> Result<Vec<Planned>, Pla
             field,
             value: value.to_string(),
         };
-        let subnet: Ipv4Net = n.subnet.parse().map_err(|_| bad("subnet", &n.subnet))?;
-        let subnet = subnet.trunc();
-        let gateway: Ipv4Addr = n.gateway.parse().map_err(|_| bad("gateway", &n.gateway))?;
+        let subnet = network.subnet;
         let address: Ipv4Net = match a.address.parse() {
             Ok(net) => net,
             // A bare address takes the subnet's prefix.
@@ -277,34 +303,53 @@ pub fn parse_attachments(attachments: &[Attachment]) -> Result<Vec<Planned>, Pla
                 .and_then(|ip| Ipv4Net::new(ip, subnet.prefix_len()).ok())
                 .ok_or_else(|| bad("address", &a.address))?,
         };
-        for ip in [gateway, address.addr()] {
-            if !subnet.contains(&ip) {
-                return Err(PlanError::OutsideSubnet {
-                    network: n.id.clone(),
-                    address: ip.to_string(),
-                    subnet: subnet.to_string(),
-                });
-            }
+        if !subnet.contains(&address.addr()) {
+            return Err(PlanError::OutsideSubnet {
+                network: n.id.clone(),
+                address: address.addr().to_string(),
+                subnet: subnet.to_string(),
+            });
         }
         let address = with_prefix(address.addr(), subnet);
         out.push(Planned {
-            network: NetworkRecord {
-                id: n.id.clone(),
-                subnet,
-                gateway,
-                mtu: if n.mtu == 0 {
-                    DEFAULT_OVERLAY_MTU
-                } else {
-                    n.mtu
-                },
-                bridge: bridge_name(&n.id),
-            },
+            network,
             address,
             ingress: n.ingress,
             internal: n.internal,
         });
     }
     Ok(out)
+}
+
+/// Parses and checks one network as the node records it.
+pub fn parse_network(n: &NetworkSpec) -> Result<NetworkRecord, PlanError> {
+    check_id(&n.id)?;
+    let bad = |field: &'static str, value: &str| PlanError::InvalidAddress {
+        network: n.id.clone(),
+        field,
+        value: value.to_string(),
+    };
+    let subnet: Ipv4Net = n.subnet.parse().map_err(|_| bad("subnet", &n.subnet))?;
+    let subnet = subnet.trunc();
+    let gateway: Ipv4Addr = n.gateway.parse().map_err(|_| bad("gateway", &n.gateway))?;
+    if !subnet.contains(&gateway) {
+        return Err(PlanError::OutsideSubnet {
+            network: n.id.clone(),
+            address: gateway.to_string(),
+            subnet: subnet.to_string(),
+        });
+    }
+    Ok(NetworkRecord {
+        id: n.id.clone(),
+        subnet,
+        gateway,
+        mtu: if n.mtu == 0 {
+            DEFAULT_OVERLAY_MTU
+        } else {
+            n.mtu
+        },
+        bridge: bridge_name(&n.id),
+    })
 }
 
 /// Whether the task gets an interface on the gateway bridge: yes unless
@@ -424,14 +469,51 @@ impl NodeState {
         next
     }
 
-    /// This state without `tasks`, and without the networks and gateway
-    /// bridge no remaining task uses.
+    /// This state without `tasks` (and their host-mode ports), and without
+    /// the networks and gateway bridge neither a remaining task nor the
+    /// routing mesh uses.
     pub fn without_tasks<'a>(&self, tasks: impl IntoIterator<Item = &'a str>) -> NodeState {
         let mut next = self.clone();
         for t in tasks {
             next.tasks.remove(t);
+            next.host_ports.remove(t);
         }
-        let used: BTreeSet<&str> = next
+        next.without_unused()
+    }
+
+    /// This state with the routing mesh `ingress` on its network (added
+    /// if missing) and the gateway bridge `egress` (when given), or
+    /// without the routing mesh and what only it used.
+    pub fn with_ingress(
+        &self,
+        ingress: Option<(NetworkRecord, IngressRecord)>,
+        egress: Option<&Egress>,
+    ) -> NodeState {
+        let mut next = self.clone();
+        next.ingress = ingress.map(|(network, record)| {
+            next.networks.entry(network.id.clone()).or_insert(network);
+            if let Some(e) = egress {
+                next.egress = Some(e.clone());
+            }
+            record
+        });
+        next.without_unused()
+    }
+
+    /// This state with `task`'s host-mode ports replaced by `ports`.
+    pub fn with_host_ports(&self, task: &str, ports: &[HostPort]) -> NodeState {
+        let mut next = self.clone();
+        if ports.is_empty() {
+            next.host_ports.remove(task);
+        } else {
+            next.host_ports.insert(task.to_string(), ports.to_vec());
+        }
+        next
+    }
+
+    /// Drops the networks and the gateway bridge nothing uses any more.
+    fn without_unused(mut self) -> NodeState {
+        let mut used: BTreeSet<&str> = self
             .tasks
             .values()
             .flat_map(|t| &t.interfaces)
@@ -440,24 +522,26 @@ impl NodeState {
                 Link::Egress { .. } => None,
             })
             .collect();
-        let unused: Vec<String> = next
+        used.extend(self.ingress.as_ref().map(|i| i.network.as_str()));
+        let unused: Vec<String> = self
             .networks
             .keys()
             .filter(|id| !used.contains(id.as_str()))
             .cloned()
             .collect();
         for id in unused {
-            next.networks.remove(&id);
+            self.networks.remove(&id);
         }
-        let any_egress = next
-            .tasks
-            .values()
-            .flat_map(|t| &t.interfaces)
-            .any(|i| matches!(i.link, Link::Egress { .. }));
+        let any_egress = self.ingress.is_some()
+            || self
+                .tasks
+                .values()
+                .flat_map(|t| &t.interfaces)
+                .any(|i| matches!(i.link, Link::Egress { .. }));
         if !any_egress {
-            next.egress = None;
+            self.egress = None;
         }
-        next
+        self
     }
 }
 
@@ -481,6 +565,7 @@ pub fn diff(before: &NodeState, after: &NodeState) -> Vec<Action> {
             out.push(Action::CreateNetwork(net.clone()));
         }
     }
+    out.extend(ingress_changes(before, after));
     for (id, task) in &after.tasks {
         if !before.tasks.contains_key(id) {
             out.push(Action::CreateTaskNetns(id.clone()));
@@ -509,6 +594,35 @@ pub fn diff(before: &NodeState, after: &NodeState) -> Vec<Action> {
     }
     if before.egress.is_some() && after.egress.is_none() {
         out.push(Action::RemoveGwBridge);
+    }
+    out
+}
+
+/// The routing mesh's part of [`diff`]: after the sandboxes exist, before
+/// any task changes. An old plumbing goes before a new one is made, as both
+/// use the same gateway bridge port name.
+fn ingress_changes(before: &NodeState, after: &NodeState) -> Vec<Action> {
+    let mut out = Vec::new();
+    let (old, new) = (before.ingress.as_ref(), after.ingress.as_ref());
+    let kept = match (old, new) {
+        (Some(o), Some(n)) => {
+            o.network == n.network && o.iface == n.iface && before.networks.contains_key(&n.network)
+        }
+        _ => false,
+    };
+    if let Some(o) = old.filter(|_| !kept) {
+        out.push(Action::RemoveIngress(o.clone()));
+    }
+    if let Some(n) = new {
+        if !kept {
+            out.push(Action::CreateIngress(n.clone()));
+        }
+        if !kept || old.map(|o| &o.ports) != Some(&n.ports) {
+            out.push(Action::ApplyIngressNft {
+                network: n.network.clone(),
+                ruleset: SandboxRuleset::for_record(n),
+            });
+        }
     }
     out
 }

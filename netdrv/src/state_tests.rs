@@ -313,3 +313,29 @@ fn state_round_trips_through_json() {
     let text = serde_json::to_string(&s).unwrap();
     assert_eq!(serde_json::from_str::<NodeState>(&text).unwrap(), s);
 }
+
+#[test]
+fn host_ports_follow_their_task() {
+    use swarm::exec::PortProtocol;
+    let one = attach(
+        &NodeState::default(),
+        "t1",
+        &[att(spec(NET_A, "10.0.1.0/24", "10.0.1.1"), "10.0.1.5/24")],
+    );
+    let port = HostPort {
+        protocol: PortProtocol::Tcp,
+        published: 8081,
+        target: 80,
+    };
+    let published = one.with_host_ports("t1", &[port]);
+    // Only the node's table changes.
+    assert_eq!(
+        diff(&one, &published),
+        vec![Action::ApplyNft(Ruleset::for_state(&published).unwrap())]
+    );
+    assert_eq!(published.with_host_ports("t1", &[]), one);
+    // Detach takes them along.
+    let gone = published.without_tasks(["t1"]);
+    assert!(gone.host_ports.is_empty());
+    assert_eq!(gone, NodeState::default());
+}

@@ -1,0 +1,335 @@
+//! The routing mesh: ports published in ingress mode, reachable on every
+//! address of every node and spread across the service's serving tasks.
+//!
+//! dockerd's model with nftables in place of IPVS (this kernel has none):
+//! - The ingress network's sandbox (see `bridge.rs`) doubles as dockerd's
+//!   `ingress-sbox`: it gets one more interface, on the gateway bridge, with
+//!   an address from the node-local subnet and a default route out.
+//! - In the node's namespace the `ip shoal` table DNATs new connections to
+//!   a published port on any local address to that interface (see
+//!   [`crate::nft`]).
+//! - Inside the sandbox its own `ip shoal` table picks a backend per new
+//!   connection (`numgen inc`, round robin) and DNATs to its address on the
+//!   ingress network and the target port, then masquerades out of the
+//!   bridge, so the task answers the sandbox and the reply retraces both
+//!   translations. A port without backends has no rule: the sandbox itself
+//!   listens on nothing, so the kernel refuses (TCP reset, ICMP port
+//!   unreachable), as dockerd's empty IPVS service does.
+//!
+//! The sandbox's port on the gateway bridge is not isolated (see
+//! [`gwbridge::plug_port`]), so tasks could use it as a router into the
+//! ingress network: its table forwards nothing but the connections it
+//! DNATed.
+//!
+//! The sandbox exists while the records publish any ingress port, even with
+//! no local task on the ingress network. The masquerade source is the
+//! bridge's gateway address, which is the same on every node: right for
+//! backends on this node; backends on other nodes need a per-node address
+//! on the ingress network (dockerd's node load-balancer attachment), which
+//! the records do not carry yet.
+
+use std::net::IpAddr;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use nftables::batch::Batch;
+use nftables::expr::Expression;
+use nftables::expr::NamedExpression;
+use nftables::expr::NgMode;
+use nftables::expr::Numgen;
+use nftables::expr::SetItem;
+use nftables::helper;
+use nftables::schema::NfListObject;
+use nftables::schema::Nftables;
+use nftables::schema::Rule;
+use nftables::stmt::Statement;
+use nftables::stmt::NAT;
+use nftables::types::NfChainPolicy;
+use nftables::types::NfChainType;
+use nftables::types::NfFamily;
+use nftables::types::NfHook;
+use serde::Deserialize;
+use serde::Serialize;
+use swarm::exec::PortProtocol;
+use swarm::exec::ServiceRecords;
+
+use crate::error::Result;
+use crate::gwbridge;
+use crate::gwbridge::next_egress_address;
+use crate::gwbridge::GWBRIDGE_MTU;
+use crate::netlink::Netlink;
+use crate::netns;
+use crate::nft;
+use crate::state::bridge_name;
+use crate::state::mac_for;
+use crate::state::parse_network;
+use crate::state::Egress;
+use crate::state::Interface;
+use crate::state::Link;
+use crate::state::NetworkRecord;
+use crate::state::NodeState;
+use crate::state::PlanError;
+
+/// The ingress sandbox's interface on the gateway bridge.
+pub const INGRESS_IFACE: &str = "gw0";
+/// Its peer on the gateway bridge (no task's peer can take this name: task
+/// IDs have no `-`).
+pub const INGRESS_PEER: &str = "vg-ingress-sbox";
+
+/// The routing mesh on this node; part of [`NodeState`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressRecord {
+    /// The ingress network's ID: its sandbox is the ingress sandbox.
+    pub network: String,
+    /// The sandbox's interface on the gateway bridge, where the node's
+    /// DNAT sends published ports.
+    pub iface: Interface,
+    /// The published ports, by port then protocol.
+    pub ports: Vec<IngressRule>,
+}
+
+/// One port of the routing mesh.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngressRule {
+    /// The protocol.
+    pub protocol: PortProtocol,
+    /// The port on every node address.
+    pub published: u16,
+    /// The port in the tasks.
+    pub target: u16,
+    /// The serving tasks' addresses on the ingress network; empty: refused.
+    pub backends: Vec<Ipv4Addr>,
+}
+
+/// What the records ask of this node: the ingress network and its ports,
+/// or `None` when no port is published in ingress mode or the swarm has no
+/// ingress network. A port published twice keeps its first entry; IPv6
+/// backends are left out (the mesh is IPv4, like the networks).
+pub fn wanted(
+    records: &ServiceRecords,
+) -> Result<Option<(NetworkRecord, Vec<IngressRule>)>, PlanError> {
+    let Some(spec) = &records.ingress_network else {
+        return Ok(None);
+    };
+    if records.ingress.is_empty() {
+        return Ok(None);
+    }
+    let network = parse_network(spec)?;
+    let mut ports: Vec<IngressRule> = Vec::with_capacity(records.ingress.len());
+    for p in &records.ingress {
+        let taken = ports
+            .iter()
+            .any(|r| r.published == p.published && r.protocol == p.protocol);
+        if taken || p.published == 0 {
+            continue;
+        }
+        ports.push(IngressRule {
+            protocol: p.protocol,
+            published: p.published,
+            target: p.target,
+            backends: p
+                .backends
+                .iter()
+                .filter_map(|b| match b {
+                    IpAddr::V4(v4) => Some(*v4),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+        });
+    }
+    ports.sort_by_key(|r| (r.published, r.protocol as u8));
+    Ok(Some((network, ports)))
+}
+
+/// The routing mesh for `state` on `network` with `ports`: the sandbox
+/// keeps its gateway bridge address while the network stays the same;
+/// otherwise it takes the lowest free one of `egress`.
+pub fn plan(
+    state: &NodeState,
+    network: &NetworkRecord,
+    ports: Vec<IngressRule>,
+    egress: &Egress,
+) -> Result<IngressRecord, PlanError> {
+    let iface = match &state.ingress {
+        Some(i) if i.network == network.id && state.egress.as_ref() == Some(egress) => {
+            i.iface.clone()
+        }
+        _ => {
+            let address = next_egress_address(state, egress)?;
+            Interface {
+                name: INGRESS_IFACE.to_string(),
+                address,
+                mtu: GWBRIDGE_MTU,
+                mac: mac_for(address.addr()),
+                peer: INGRESS_PEER.to_string(),
+                link: Link::Egress {
+                    gateway: egress.gateway,
+                },
+            }
+        }
+    };
+    Ok(IngressRecord {
+        network: network.id.clone(),
+        iface,
+        ports,
+    })
+}
+
+/// The ingress sandbox's own `ip shoal` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRuleset {
+    /// The interface published ports arrive on (from the node's DNAT).
+    pub inbound: String,
+    /// The ingress network's bridge, towards the backends.
+    pub bridge: String,
+    /// The ports.
+    pub ports: Vec<IngressRule>,
+}
+
+const PREROUTING: &str = "prerouting";
+const POSTROUTING: &str = "postrouting";
+const FORWARD: &str = "forward";
+/// `filter`, the priority of filtering in forward.
+const FILTER_PRIORITY: i32 = 0;
+
+impl SandboxRuleset {
+    /// The table a routing mesh record needs.
+    pub fn for_record(record: &IngressRecord) -> SandboxRuleset {
+        SandboxRuleset {
+            inbound: record.iface.name.clone(),
+            bridge: bridge_name(&record.network),
+            ports: record.ports.clone(),
+        }
+    }
+
+    /// The transaction that replaces the sandbox's table with this one.
+    pub fn to_nftables(&self) -> Nftables<'static> {
+        let mut batch = Batch::new();
+        nft::replace_table(&mut batch);
+        batch.add(nft::base_chain(
+            PREROUTING,
+            NfChainType::NAT,
+            NfHook::Prerouting,
+            nft::DSTNAT_PRIORITY,
+        ));
+        batch.add(nft::base_chain(
+            POSTROUTING,
+            NfChainType::NAT,
+            NfHook::Postrouting,
+            nft::SRCNAT_PRIORITY,
+        ));
+        let mut forward = nft::base_chain(
+            FORWARD,
+            NfChainType::Filter,
+            NfHook::Forward,
+            FILTER_PRIORITY,
+        );
+        if let NfListObject::Chain(c) = &mut forward {
+            c.policy = Some(NfChainPolicy::Drop);
+        }
+        batch.add(forward);
+        batch.add(rule(
+            FORWARD,
+            vec![nft::ct_status_dnat(), Statement::Accept(None)],
+        ));
+        for p in self.ports.iter().filter(|p| !p.backends.is_empty()) {
+            let mut expr = vec![
+                nft::iifname(&self.inbound),
+                nft::dport(p.protocol, p.published),
+            ];
+            expr.push(Statement::DNAT(Some(NAT {
+                addr: Some(pick_backend(&p.backends)),
+                family: None,
+                port: Some(Expression::Number(u32::from(p.target))),
+                flags: None,
+            })));
+            batch.add(rule(PREROUTING, expr));
+        }
+        batch.add(rule(
+            POSTROUTING,
+            vec![nft::oifname(&self.bridge), Statement::Masquerade(None)],
+        ));
+        batch.to_nftables()
+    }
+}
+
+/// The backend address of a new connection: the only one, or the next in
+/// turn (`numgen inc mod N map { 0 : A, 1 : B, ... }`).
+fn pick_backend(backends: &[Ipv4Addr]) -> Expression<'static> {
+    if let [one] = backends {
+        return Expression::String(one.to_string().into());
+    }
+    let items = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            // At most 2^32 backends: a u32 index always fits.
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            SetItem::Mapping(
+                Expression::Number(i),
+                Expression::String(b.to_string().into()),
+            )
+        })
+        .collect();
+    let n = u32::try_from(backends.len()).unwrap_or(u32::MAX);
+    Expression::Named(NamedExpression::Map(Box::new(nftables::expr::Map {
+        key: Expression::Named(NamedExpression::Numgen(Numgen {
+            mode: NgMode::Inc,
+            ng_mod: n,
+            offset: None,
+        })),
+        data: Expression::Named(NamedExpression::Set(items)),
+    })))
+}
+
+fn rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
+    NfListObject::Rule(Rule {
+        family: NfFamily::IP,
+        table: nft::TABLE.into(),
+        chain: chain.into(),
+        expr: expr.into(),
+        ..Rule::default()
+    })
+}
+
+/// Plugs the ingress sandbox (at `sandbox`, already made by
+/// `bridge::create`) into the gateway bridge with `record`'s interface,
+/// gives it its address and default route, and turns on forwarding in it.
+/// `host` is the driver's namespace, whose file is `host_ns`.
+pub async fn create(
+    host: &Netlink,
+    host_ns: &std::fs::File,
+    sandbox: &Path,
+    record: &IngressRecord,
+) -> Result<()> {
+    let sbox = Netlink::in_netns(sandbox).await?;
+    let iface = &record.iface;
+    gwbridge::plug_port(&sbox, host, host_ns, iface, false).await?;
+    let index = sbox.must_index(&iface.name).await?;
+    sbox.ensure_address(index, iface.address).await?;
+    if let Link::Egress { gateway } = iface.link {
+        sbox.ensure_default_route(gateway, index).await?;
+    }
+    netns::run_in(sandbox, gwbridge::enable_forwarding).await
+}
+
+/// Replaces the ingress sandbox's table (`nft` runs inside the sandbox).
+pub async fn apply(sandbox: &Path, ruleset: &SandboxRuleset) -> Result<()> {
+    let doc = ruleset.to_nftables();
+    netns::run_in(sandbox, move || Ok(helper::apply_ruleset(&doc)?)).await
+}
+
+/// Unplugs the ingress sandbox from the gateway bridge and deletes its
+/// table; a sandbox already gone is fine.
+pub async fn remove(host: &Netlink, sandbox: &Path, record: &IngressRecord) -> Result<()> {
+    let unplugged = gwbridge::unplug(host, &record.iface).await;
+    if netns::is_mounted(sandbox) {
+        let doc = nft::delete_table();
+        netns::run_in(sandbox, move || Ok(helper::apply_ruleset(&doc)?)).await?;
+    }
+    unplugged
+}
+
+#[cfg(test)]
+#[path = "ingress_tests.rs"]
+mod tests;
