@@ -329,6 +329,49 @@ fn published_ports_reach_every_replica_from_the_node_and_beyond() {
     });
     d.ok(&["service", "rm", "clash"]);
 
+    // A port a process of the node already listens on: the task is
+    // rejected with dockerd's words.
+    let mut holder = node
+        .command("python3")
+        .args(["-m", "http.server", "--bind", "0.0.0.0", "8090"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    wait_for(10, "the node's own listener", || {
+        let url = "http://127.0.0.1:8090/";
+        let o = node.output(
+            Duration::from_secs(3),
+            &["curl", "-sf", "--max-time", "2", url],
+        );
+        (!o.is_empty()).then_some(())
+    });
+    service(
+        &d,
+        "taken",
+        &["--publish", "mode=host,published=8090,target=80"],
+        &web_cmd,
+    );
+    let err = wait_for(30, "the taken port to be reported", || {
+        let err = d.ok(&[
+            "service",
+            "ps",
+            "--no-trunc",
+            "--format",
+            "{{.Error}}",
+            "taken",
+        ]);
+        err.contains("address already in use").then_some(err)
+    });
+    assert!(
+        err.contains("driver failed programming external connectivity on endpoint taken.1.")
+            && err.contains("Error starting userland proxy: listen tcp4 0.0.0.0:8090: bind: address already in use"),
+        "{err}"
+    );
+    d.ok(&["service", "rm", "taken"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+
     // --publish-add and --publish-rm apply live (the CLI removes by target
     // port: both published ports of target 80 go).
     d.ok(&["service", "update", "-d", "--publish-add", "8082:80", "web"]);

@@ -329,7 +329,16 @@ impl TaskController {
         }
         let netns = net.attach(self.task_id(), &atts).await?;
         net.publish_host_ports(self.task_id(), &self.task.host_ports)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // dockerd's wording around a port the node cannot give.
+                ExecError::Fatal(m) => ExecError::Fatal(format!(
+                    "starting container failed: driver failed programming external connectivity on endpoint {} ({}): {m}",
+                    spec::container_name(&self.task),
+                    ids::random_hex(64),
+                )),
+                other => other,
+            })?;
         Ok(Some((netns, atts)))
     }
 
