@@ -293,6 +293,11 @@ fn published_ports_reach_every_replica_from_the_node_and_beyond() {
     let web = running(&d, "web", 3);
     let solo = running(&d, "solo", 1);
     let want: BTreeSet<String> = web.iter().map(|c| hostname(c)).collect();
+    // Tasks on the routing mesh only use the embedded DNS as under dockerd,
+    // and the mesh has no names.
+    let resolv = exec(&d, &web[0], &["cat", "/etc/resolv.conf"]).unwrap_or_default();
+    assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+    assert!(lookup(&d, &web[0], "solo").is_empty());
 
     // The routing mesh: loopback and the node's address, from the node and
     // from another machine, every replica answering.

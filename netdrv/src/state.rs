@@ -361,9 +361,11 @@ pub fn needs_egress(planned: &[Planned]) -> bool {
 }
 
 /// Whether the task's names resolve through the embedded DNS server: it is
-/// on at least one swarm network besides the routing mesh.
+/// on at least one swarm network. The routing mesh counts, as under dockerd
+/// (libnetwork starts the resolver for any overlay endpoint): such a task
+/// resolves no service names, only the node's through forwarding.
 pub fn uses_embedded_dns(planned: &[Planned]) -> bool {
-    planned.iter().any(|p| !p.ingress)
+    !planned.is_empty()
 }
 
 /// A bridge-side veth name for `task`: `prefix` and the start of the task
