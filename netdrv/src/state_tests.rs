@@ -107,7 +107,10 @@ fn egress_and_dns_rules() {
     assert!(uses_embedded_dns(&only_internal));
     let only_ingress = p(&[att(ingress.clone(), "10.0.0.2/24")]);
     assert!(needs_egress(&only_ingress));
-    assert!(uses_embedded_dns(&only_ingress), "dockerd serves 127.0.0.11 there too");
+    assert!(
+        uses_embedded_dns(&only_ingress),
+        "dockerd serves 127.0.0.11 there too"
+    );
     let both = p(&[att(internal, "10.0.1.2/24"), att(ingress, "10.0.0.2/24")]);
     assert!(needs_egress(&both));
     assert!(uses_embedded_dns(&both));
