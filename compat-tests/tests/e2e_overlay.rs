@@ -237,6 +237,40 @@ fn services_on_an_overlay_reach_each_other_by_name_and_nothing_else() {
     assert_eq!(lookup(&d, &db[0], "tasks.web"), replicas);
     assert_eq!(answering(&d, &db[0], "web", "80", 12), want);
 
+    // Task containers get their networks from their service: by hand
+    // dockerd refuses a non-attachable network, and shoal names the way.
+    let err = d.fail(&["network", "connect", "othernet", &web[0]]);
+    assert!(
+        err.contains("Could not attach to network othernet: rpc error: code = PermissionDenied desc = network othernet not manually attachable"),
+        "{err}"
+    );
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--attachable",
+        "shared",
+    ]);
+    let err = d.fail(&["network", "connect", "shared", &web[0]]);
+    assert!(
+        err.contains("use `docker service update --network-add shared web`"),
+        "{err}"
+    );
+    let err = d.fail(&["network", "connect", "shared", "nosuchcontainer"]);
+    assert!(err.contains("No such container: nosuchcontainer"), "{err}");
+    // ...and --network-add gives a service's new tasks the network.
+    d.ok(&["service", "update", "-d", "--network-add", "appnet", "lone"]);
+    let moved = wait_for(60, "lone's task on appnet", || {
+        let now = running(&d, "lone", 1);
+        (now != lone).then_some(now)
+    });
+    wait_for(20, "db from lone's new task", || {
+        (fetch(&d, &moved[0], "db", "5432").as_deref() == Some(hostname(&db[0]).as_str()))
+            .then_some(())
+    });
+    d.ok(&["network", "rm", "shared"]);
+
     // Everything goes with the services and networks.
     for s in ["db", "web", "lone"] {
         d.ok(&["service", "rm", s]);

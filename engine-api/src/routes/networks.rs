@@ -30,6 +30,8 @@ pub fn routes() -> Router<AppState> {
         .route("/networks", get(list))
         .route("/networks/create", post(create))
         .route("/networks/{id}", get(inspect).delete(remove))
+        .route("/networks/{id}/connect", post(connect))
+        .route("/networks/{id}/disconnect", post(disconnect))
 }
 
 /// The names of dockerd's predefined networks.
@@ -330,4 +332,60 @@ async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<
     let m = s.node.manager().map_err(|_| not_found(&id))?;
     network::remove(m.store(), &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn connect(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<Value>,
+) -> ApiResult<Response> {
+    change_attachment(&s, &id, &req, true).await
+}
+
+async fn disconnect(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(req): JsonBody<Value>,
+) -> ApiResult<Response> {
+    change_attachment(&s, &id, &req, false).await
+}
+
+/// `docker network connect/disconnect`. Every container here is a swarm
+/// task's, whose networks come from its service: dockerd plumbs such a
+/// container into a network behind the allocator's back (addresses from the
+/// node's own IPAM), so shoal refuses it and names the way that works;
+/// dockerd's own refusal of a non-attachable network comes first.
+async fn change_attachment(
+    s: &AppState,
+    id: &str,
+    req: &Value,
+    connect: bool,
+) -> ApiResult<Response> {
+    let net = find(s, id, "")?;
+    let name = text(&net, "Name").to_string();
+    let container = req["Container"].as_str().unwrap_or("");
+    let env = super::containers::node_env(s);
+    let c = s.runtime.container_info(&env, container).await?;
+    let swarm_scoped = text(&net, "Scope") == "swarm";
+    if connect && swarm_scoped && !net["Attachable"].as_bool().unwrap_or(false) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Could not attach to network {name}: rpc error: code = PermissionDenied desc = network {name} not manually attachable"
+            ),
+        ));
+    }
+    let (verb, flag) = if connect {
+        ("connected to", "--network-add")
+    } else {
+        ("disconnected from", "--network-rm")
+    };
+    let service = c.label("com.docker.swarm.service.name");
+    Err(ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        format!(
+            "container {} is a swarm task and cannot be {verb} network {name} by hand: use `docker service update {flag} {name} {service}`",
+            c.name
+        ),
+    ))
 }
