@@ -12,28 +12,32 @@ use std::path::Path;
 use std::process::Child;
 use std::process::Command;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
 use common::make_test_image;
 use common::Containerd;
 use common::Daemon;
+use common::NodeNs;
 use oci_client::secrets::RegistryAuth;
 
 const REPO: &str = "shoal-test/busybox";
 
-/// A private `docker-registry` on 127.0.0.1, killed by PID on drop.
+/// A private `docker-registry` on the node's 127.0.0.1 (shoald pulls from
+/// inside the node's network namespace), killed by PID on drop.
 struct Registry {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    node: Arc<NodeNs>,
 }
 
 impl Registry {
     /// Starts a registry, with htpasswd authentication when `user` is
     /// given; waits (at most 20 s) until it answers. `None` (after printing
     /// why) when this machine has no docker-registry and none is required.
-    fn start(user: Option<(&str, &str)>) -> Option<Registry> {
+    fn start(node: Arc<NodeNs>, user: Option<(&str, &str)>) -> Option<Registry> {
         if let Some(why) = missing_tools(user.is_some()) {
             if std::env::var_os("SHOAL_REQUIRE_CONTAINERD").is_some() {
                 panic!("docker-registry is required here: {why}");
@@ -45,7 +49,7 @@ impl Registry {
             .prefix("shoal-registry")
             .tempdir()
             .unwrap();
-        let port = free_port();
+        let port = node.in_net(free_port);
         let mut config = format!(
             "version: 0.1\n\
              log:\n  level: warn\n\
@@ -67,7 +71,8 @@ impl Registry {
         }
         std::fs::write(dir.path().join("config.yml"), config).unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
+        let child = node
+            .command("docker-registry")
             .arg("serve")
             .arg(dir.path().join("config.yml"))
             .stdout(Stdio::null())
@@ -78,9 +83,14 @@ impl Registry {
             dir,
             port,
             child: Some(child),
+            node,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while r
+            .node
+            .in_net(|| std::net::TcpStream::connect(("127.0.0.1", port)))
+            .is_err()
+        {
             if Instant::now() > deadline {
                 panic!("docker-registry did not listen within 20s:\n{}", r.log());
             }
@@ -215,7 +225,7 @@ fn sha256(data: &[u8]) -> String {
 /// index under that tag listing it for linux/amd64 next to an arm64
 /// manifest (a copy with another annotation). Returns the index digest.
 fn push(
-    host: &str,
+    reg: &Registry,
     img: &TestImage,
     tag: &str,
     index_tag: Option<&str>,
@@ -223,13 +233,16 @@ fn push(
 ) -> Option<String> {
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
     const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let host = reg.host();
+    let host = host.as_str();
     // reqwest is built without a crypto provider of its own.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    rt.block_on(async {
+    reg.node.in_net(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
         let client = oci_client::Client::new(oci_client::client::ClientConfig {
             protocol: oci_client::client::ClientProtocol::Http,
             ..Default::default()
@@ -280,12 +293,13 @@ fn push(
             .expect("push index");
         Some(sha256(&index))
     })
+    })
 }
 
 /// containerd, shoald and a registry, or `None` when the test is skipped.
 fn setup(user: Option<(&str, &str)>) -> Option<(Containerd, Daemon, Registry)> {
     let ctrd = Containerd::start()?;
-    let reg = Registry::start(user)?;
+    let reg = Registry::start(ctrd.node.clone(), user)?;
     let d = Daemon::with_containerd(&ctrd);
     Some((ctrd, d, reg))
 }
@@ -301,14 +315,7 @@ fn pull_from_a_loopback_registry() {
     };
     let img = test_image(d.dir.path());
     let host = reg.host();
-    let index_digest = push(
-        &host,
-        &img,
-        "latest",
-        Some("multi"),
-        RegistryAuth::Anonymous,
-    )
-    .unwrap();
+    let index_digest = push(&reg, &img, "latest", Some("multi"), RegistryAuth::Anonymous).unwrap();
     let name = format!("{host}/{REPO}:latest");
 
     let out = d.ok(&["pull", &name]);
@@ -469,7 +476,7 @@ fn pull_from_a_registry_with_basic_auth() {
     let img = test_image(d.dir.path());
     let host = reg.host();
     push(
-        &host,
+        &reg,
         &img,
         "latest",
         None,
@@ -521,7 +528,7 @@ fn service_create_pins_the_registry_digest() {
     };
     let img = test_image(d.dir.path());
     let host = reg.host();
-    push(&host, &img, "latest", None, RegistryAuth::Anonymous);
+    push(&reg, &img, "latest", None, RegistryAuth::Anonymous);
     d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
     let name = format!("{host}/{REPO}:latest");
     // The CLI asks GET /distribution and pins the tag to the digest.
@@ -557,7 +564,7 @@ fn tasks_pull_with_the_service_registry_auth() {
     let img = test_image(d.dir.path());
     let host = reg.host();
     push(
-        &host,
+        &reg,
         &img,
         "latest",
         None,

@@ -59,7 +59,12 @@ struct Stack {
 impl Stack {
     fn start_shoald(&mut self, bin: &str) {
         let dir = self.dir.path();
-        let mut cmd = Command::new(bin);
+        // In the containerd's node namespaces: the network driver plumbs
+        // tasks wherever shoald runs.
+        let mut cmd = match &self.containerd {
+            Some(c) => c.node.command(bin),
+            None => Command::new(bin),
+        };
         cmd.arg("--host")
             .arg(format!("unix://{}", dir.join("docker.sock").display()))
             .arg("--data-root")

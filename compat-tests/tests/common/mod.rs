@@ -483,6 +483,21 @@ impl NodeNs {
         c
     }
 
+    /// Runs `f` on a thread that joined the node's network namespace (the
+    /// threads it starts are in there too), for clients the test process
+    /// itself drives.
+    pub fn in_net<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let ns = std::fs::File::open(format!("/proc/{}/ns/net", self.pid)).expect("open netns");
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+                f()
+            })
+            .join()
+            .expect("thread in the node")
+        })
+    }
+
     /// Runs a command inside the node and waits for it (bounded by the
     /// caller's command, e.g. `curl --max-time`).
     pub fn run(&self, args: &[&str]) -> Output {

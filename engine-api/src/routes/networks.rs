@@ -269,7 +269,7 @@ async fn local_endpoints(s: &AppState, network_id: &str) -> Value {
                     c.id.clone(),
                     json!({
                         "Name": c.name,
-                        "EndpointID": "",
+                        "EndpointID": e.id,
                         "MacAddress": e.mac,
                         "IPv4Address": e.address,
                         "IPv6Address": "",

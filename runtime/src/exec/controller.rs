@@ -335,7 +335,7 @@ impl TaskController {
                 ExecError::Fatal(m) => ExecError::Fatal(format!(
                     "starting container failed: driver failed programming external connectivity on endpoint {} ({}): {m}",
                     spec::container_name(&self.task),
-                    ids::random_hex(64),
+                    ids::random_hex(32),
                 )),
                 other => other,
             })?;

@@ -28,6 +28,9 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     /// The interface's MAC address.
     pub mac: String,
+    /// A random 64-hex ID for the endpoint, as libnetwork gives one.
+    #[serde(default)]
+    pub id: String,
 }
 
 /// What `endpoints.json` holds.
@@ -65,6 +68,7 @@ impl Endpoints {
                     address: a.address.clone(),
                     aliases: a.aliases.clone(),
                     mac: mac_of(&a.address),
+                    id: super::ids::random_hex(32),
                 })
                 .collect(),
         }

@@ -163,7 +163,7 @@ fn networks(c: &ContainerInfo) -> Value {
                 "MacAddress": e.mac,
                 "DriverOpts": null,
                 "NetworkID": e.network_id,
-                "EndpointID": "",
+                "EndpointID": e.id,
                 "Gateway": "",
                 "IPAddress": ip,
                 "IPPrefixLen": len.parse::<u8>().unwrap_or(0),
