@@ -110,6 +110,11 @@ fn task_addresses(d: &Daemon, svc: &str) -> BTreeSet<String> {
     out
 }
 
+/// The errors of the service's tasks, one per line.
+fn task_errors(d: &Daemon, svc: &str) -> String {
+    d.ok(&["service", "ps", "--no-trunc", "--format", "{{.Error}}", svc])
+}
+
 /// The hostnames answering `count` requests to `host:port` from `c`.
 fn answering(d: &Daemon, c: &str, host: &str, port: &str, count: usize) -> BTreeSet<String> {
     (0..count).filter_map(|_| fetch(d, c, host, port)).collect()
@@ -354,14 +359,7 @@ fn published_ports_reach_every_replica_from_the_node_and_beyond() {
         &web_cmd,
     );
     wait_for(20, "the clash to be explained", || {
-        let err = d.ok(&[
-            "service",
-            "ps",
-            "--no-trunc",
-            "--format",
-            "{{.Error}}",
-            "clash",
-        ]);
+        let err = task_errors(&d, "clash");
         err.contains("host-mode port already in use on 1 node")
             .then_some(())
     });
@@ -391,14 +389,7 @@ fn published_ports_reach_every_replica_from_the_node_and_beyond() {
         &web_cmd,
     );
     let err = wait_for(30, "the taken port to be reported", || {
-        let err = d.ok(&[
-            "service",
-            "ps",
-            "--no-trunc",
-            "--format",
-            "{{.Error}}",
-            "taken",
-        ]);
+        let err = task_errors(&d, "taken");
         err.contains("address already in use").then_some(err)
     });
     assert!(

@@ -14,7 +14,6 @@ use std::process::Stdio;
 use common::*;
 use netdrv::OverlayDriver;
 use serde_json::Value;
-use swarm::exec::Attachment;
 use swarm::exec::NetworkAttacher;
 use swarm::exec::NetworkSpec;
 
@@ -33,14 +32,6 @@ fn network(id: &str, subnet: &str, gateway: &str, internal: bool) -> NetworkSpec
         ingress: false,
         internal,
     }
-}
-
-fn on(net: &NetworkSpec, address: &str) -> Vec<Attachment> {
-    vec![Attachment {
-        network: net.clone(),
-        address: address.into(),
-        aliases: vec![],
-    }]
 }
 
 fn routes(netns: &Path) -> Vec<Value> {

@@ -30,10 +30,8 @@ use hickory_proto::rr::RecordType;
 use netdrv::OverlayDriver;
 use nix::sched::setns;
 use nix::sched::CloneFlags;
-use swarm::exec::Attachment;
 use swarm::exec::NetworkAttacher;
 use swarm::exec::NetworkRecords;
-use swarm::exec::NetworkSpec;
 use swarm::exec::ServiceRecords;
 
 const NET_A: &str = "na0000000000000000000000a";
@@ -51,26 +49,6 @@ const UPSTREAM_NAME: &str = "example.test.";
 const UPSTREAM_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
 /// How long a test client waits for one answer.
 const CLIENT_WAIT: Duration = Duration::from_secs(3);
-
-fn network(id: &str, subnet: &str, gateway: &str) -> NetworkSpec {
-    NetworkSpec {
-        id: id.into(),
-        name: format!("net-{}", &id[..2]),
-        subnet: subnet.into(),
-        gateway: gateway.into(),
-        mtu: 1450,
-        ingress: false,
-        internal: false,
-    }
-}
-
-fn on(net: &NetworkSpec, address: &str) -> Vec<Attachment> {
-    vec![Attachment {
-        network: net.clone(),
-        address: address.into(),
-        aliases: vec![],
-    }]
-}
 
 fn records(web: &str) -> ServiceRecords {
     let ip = |s: &str| s.parse::<IpAddr>().unwrap();

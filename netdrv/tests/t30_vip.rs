@@ -52,24 +52,9 @@ const CLIENT_WAIT: Duration = Duration::from_secs(2);
 /// gives each an equal share.
 const ROUND: usize = 12;
 
-fn network(id: &str, subnet: &str, gateway: &str) -> NetworkSpec {
-    NetworkSpec {
-        id: id.into(),
-        name: format!("net-{}", &id[..2]),
-        subnet: subnet.into(),
-        gateway: gateway.into(),
-        mtu: 1450,
-        ingress: false,
-        internal: false,
-    }
-}
-
-fn on(net: &NetworkSpec, address: &str) -> Vec<Attachment> {
-    vec![Attachment {
-        network: net.clone(),
-        address: format!("{address}/24"),
-        aliases: vec![],
-    }]
+/// Attached to `net` at `address` in its /24.
+fn on24(net: &NetworkSpec, address: &str) -> Vec<Attachment> {
+    on(net, &format!("{address}/24"))
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -204,11 +189,14 @@ fn t30_vip_spreads_follows_and_refuses() {
         let net_b = network(NET_B, "10.0.2.0/24", "10.0.2.1");
         let mut backends = Vec::new();
         for (task, addr) in BACKENDS {
-            let ns = driver.attach(task, &on(&net_a, addr)).await.unwrap();
+            let ns = driver.attach(task, &on24(&net_a, addr)).await.unwrap();
             serve(&ns.path, task);
             backends.push(ns.path);
         }
-        let other = driver.attach(OTHER.0, &on(&net_b, OTHER.1)).await.unwrap();
+        let other = driver
+            .attach(OTHER.0, &on24(&net_b, OTHER.1))
+            .await
+            .unwrap();
         serve(&other.path, OTHER.0);
         // No records yet: no table anywhere.
         assert_eq!(vip_table(&backends[0]), None);
@@ -217,7 +205,7 @@ fn t30_vip_spreads_follows_and_refuses() {
         driver.update_dns(&records(&all)).await.unwrap();
         // Attached after the records: it gets its table at attach.
         let client = driver
-            .attach(CLIENT.0, &on(&net_a, CLIENT.1))
+            .attach(CLIENT.0, &on24(&net_a, CLIENT.1))
             .await
             .unwrap();
         let c = client.path.clone();
@@ -323,7 +311,7 @@ fn t31_vip_tables_come_back_after_restart() {
         let (task, addr) = BACKENDS[0];
         let path = {
             let first = OverlayDriver::new(state.path.clone()).unwrap();
-            let ns = first.attach(task, &on(&net_a, addr)).await.unwrap();
+            let ns = first.attach(task, &on24(&net_a, addr)).await.unwrap();
             first.update_dns(&records(&[addr])).await.unwrap();
             ns.path
         };
@@ -340,7 +328,7 @@ fn t31_vip_tables_come_back_after_restart() {
         in_ns(&path, &["nft", "delete", "table", "ip", "shoal_vip"]);
         assert_eq!(vip_table(&path), None);
         assert_eq!(
-            second.attach(task, &on(&net_a, addr)).await.unwrap().path,
+            second.attach(task, &on24(&net_a, addr)).await.unwrap().path,
             path
         );
         assert!(vip_table(&path).is_some());

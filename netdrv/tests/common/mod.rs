@@ -231,3 +231,26 @@ pub fn nft_table_exists() -> bool {
         .status
         .success()
 }
+
+/// A plain swarm network spec for kernel tests (name `net-` and the ID's
+/// first two characters).
+pub fn network(id: &str, subnet: &str, gateway: &str) -> swarm::exec::NetworkSpec {
+    swarm::exec::NetworkSpec {
+        id: id.into(),
+        name: format!("net-{}", &id[..2]),
+        subnet: subnet.into(),
+        gateway: gateway.into(),
+        mtu: 1450,
+        ingress: false,
+        internal: false,
+    }
+}
+
+/// One attachment to `net` at `address` (CIDR).
+pub fn on(net: &swarm::exec::NetworkSpec, address: &str) -> Vec<swarm::exec::Attachment> {
+    vec![swarm::exec::Attachment {
+        network: net.clone(),
+        address: address.into(),
+        aliases: vec![],
+    }]
+}
