@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+pub use swarm::exec::mac_for;
 
 use ipnet::Ipv4Net;
 use serde::Deserialize;
@@ -261,13 +262,6 @@ fn prefix(s: &str, n: usize) -> &str {
         Some((i, _)) => &s[..i],
         None => s,
     }
-}
-
-/// The MAC dockerd gives an interface with this address: `02:42` and the
-/// four address bytes.
-pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
-    let o = ip.octets();
-    [0x02, 0x42, o[0], o[1], o[2], o[3]]
 }
 
 /// `ip` with `subnet`'s prefix length (`10.0.1.1` in `10.0.1.0/24` gives

@@ -42,17 +42,14 @@ pub struct Endpoints {
     pub endpoints: Vec<Endpoint>,
 }
 
-/// dockerd's MAC for an IPv4 endpoint: 02:42 and the four address bytes
-/// (the network driver gives interfaces the same).
+/// The interface's MAC, as the network driver sets it.
 fn mac_of(cidr: &str) -> String {
     let ip: Option<Ipv4Addr> = cidr.split('/').next().and_then(|a| a.parse().ok());
-    match ip {
-        Some(ip) => {
-            let o = ip.octets();
-            format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
-        }
-        None => String::new(),
-    }
+    ip.map(|ip| {
+        let m = swarm::exec::mac_for(ip);
+        m.map(|b| format!("{b:02x}")).join(":")
+    })
+    .unwrap_or_default()
 }
 
 impl Endpoints {

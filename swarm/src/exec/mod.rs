@@ -18,6 +18,7 @@ pub use errors::ExecError;
 pub use executor::Controller;
 pub use executor::Executor;
 pub use executor::ExitStatus;
+pub use network::mac_for;
 pub use network::Attachment;
 pub use network::HostPort;
 pub use network::IngressPort;

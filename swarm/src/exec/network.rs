@@ -43,6 +43,13 @@ pub struct Attachment {
     pub aliases: Vec<String>,
 }
 
+/// The MAC dockerd gives an interface with this IPv4 address: `02:42` and
+/// the four address bytes. The driver sets it; the container API shows it.
+pub fn mac_for(ip: std::net::Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
 /// A task's network namespace, ready for its container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskNetns {
