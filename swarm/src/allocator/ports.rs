@@ -24,6 +24,15 @@ fn protocol(p: &api::EndpointPortConfig) -> Protocol {
     }
 }
 
+/// The port's protocol as nodes get it (TCP when unset).
+pub fn port_protocol(p: &api::EndpointPortConfig) -> crate::exec::PortProtocol {
+    match protocol(p) {
+        Protocol::UDP => crate::exec::PortProtocol::Udp,
+        Protocol::SCTP => crate::exec::PortProtocol::Sctp,
+        _ => crate::exec::PortProtocol::Tcp,
+    }
+}
+
 /// Whether the port is published through the routing mesh (the default).
 pub fn is_ingress(p: &api::EndpointPortConfig) -> bool {
     matches!(
@@ -52,11 +61,7 @@ pub fn host_ports(spec: &api::ServiceSpec) -> Vec<crate::exec::HostPort> {
         .filter(|p| !is_ingress(p))
         .filter_map(|p| {
             Some(crate::exec::HostPort {
-                protocol: match protocol(p) {
-                    Protocol::UDP => crate::exec::PortProtocol::Udp,
-                    Protocol::SCTP => crate::exec::PortProtocol::Sctp,
-                    _ => crate::exec::PortProtocol::Tcp,
-                },
+                protocol: port_protocol(p),
                 published: u16::try_from(published(p)).ok().filter(|p| *p > 0)?,
                 target: u16::try_from(p.target_port?).ok()?,
             })

@@ -16,7 +16,6 @@ use crate::allocator::network::is_ingress;
 use crate::allocator::network::node_spec;
 use crate::exec::IngressPort;
 use crate::exec::NetworkRecords;
-use crate::exec::PortProtocol;
 use crate::exec::ServiceRecords;
 use crate::exec::VipBackends;
 use crate::model::api;
@@ -59,14 +58,6 @@ fn is_dnsrr(s: &Service) -> bool {
     mode(s.api.endpoint.as_ref().and_then(|e| e.spec.as_ref()))
         == Some(api::EndpointSpecModeEnum::DNSRR)
         || mode(s.spec().endpoint_spec.as_ref()) == Some(api::EndpointSpecModeEnum::DNSRR)
-}
-
-fn protocol(p: &api::EndpointPortConfig) -> PortProtocol {
-    match p.protocol {
-        Some(api::EndpointPortConfigProtocolEnum::UDP) => PortProtocol::Udp,
-        Some(api::EndpointPortConfigProtocolEnum::SCTP) => PortProtocol::Sctp,
-        _ => PortProtocol::Tcp,
-    }
 }
 
 /// Every non-ingress network's names and VIPs, and the routing mesh.
@@ -163,7 +154,7 @@ pub fn service_records(t: &Tables) -> ServiceRecords {
                 }
                 ingress.push(IngressPort {
                     service: s.name().to_string(),
-                    protocol: protocol(p),
+                    protocol: crate::allocator::ports::port_protocol(p),
                     published,
                     target,
                     backends: backends_of(id, net_id),
@@ -196,6 +187,7 @@ pub fn service_records(t: &Tables) -> ServiceRecords {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::PortProtocol;
     use crate::model::NetworkAttachment;
     use crate::model::StoreObject;
 

@@ -20,7 +20,7 @@ pub struct NodeInfo {
     /// Memory bytes still free.
     pub free_mem: i64,
     /// Host-mode published ports in use (port, protocol).
-    pub host_ports: std::collections::HashSet<(i64, String)>,
+    pub host_ports: std::collections::HashSet<(u16, crate::exec::PortProtocol)>,
 }
 
 /// Why a node was refused; one variant per filter.
@@ -69,7 +69,7 @@ pub struct Needs {
     /// Acceptable platforms (empty: any).
     pub platforms: Vec<api::Platform>,
     /// Host-mode published ports.
-    pub host_ports: Vec<(i64, String)>,
+    pub host_ports: Vec<(u16, crate::exec::PortProtocol)>,
     /// Max replicas per node (0: no limit).
     pub max_replicas: usize,
 }
@@ -93,7 +93,7 @@ impl Needs {
             host_ports: t
                 .host_ports
                 .iter()
-                .map(|p| (i64::from(p.published), format!("{:?}", p.protocol)))
+                .map(|p| (p.published, p.protocol))
                 .collect(),
             max_replicas: placement.and_then(|p| p.max_replicas).unwrap_or(0).max(0) as usize,
         }
