@@ -57,6 +57,10 @@ pub struct TaskController {
     // The task's health check once resolved (`Some(None)`: it has none);
     // known from `create`, looked up again only for an adopted container.
     check: Option<Option<health::Check>>,
+    // Whether this controller attached the task to its networks (in
+    // `create`); an adopted container is attached again once, which brings
+    // back what lived in the previous shoald (DNS server, port checks).
+    attached: bool,
 }
 
 /// How a runtime error shows in a task: retried when containerd is away,
@@ -109,6 +113,7 @@ impl TaskController {
             net,
             container_id: None,
             pid: None,
+            attached: false,
             exit_code: None,
             logs: None,
             draining: None,
@@ -342,6 +347,16 @@ impl TaskController {
         Ok(Some((netns, atts)))
     }
 
+    /// Attaches a container this controller did not create (adopted after a
+    /// restart) once; the driver's attach is idempotent.
+    async fn reattach(&mut self) -> Result<(), ExecError> {
+        if !self.attached {
+            self.attach_networks().await?;
+            self.attached = true;
+        }
+        Ok(())
+    }
+
     /// Starts the health monitor when the task has a check and none runs yet.
     async fn monitor_health(&mut self, id: &str) -> Result<bool, ExecError> {
         if self.health.is_some() {
@@ -408,6 +423,8 @@ impl Controller for TaskController {
         if self.existing().await?.is_none() {
             let id = self.create().await?;
             self.container_id = Some(id);
+            // create() attached it.
+            self.attached = true;
         }
         Ok(())
     }
@@ -416,10 +433,7 @@ impl Controller for TaskController {
         let Some(id) = self.existing().await? else {
             return Err(ExecError::Fatal("task container is gone".into()));
         };
-        // Idempotent: after a shoald restart this brings back what lived in
-        // the old process (the embedded DNS server, port reservations) for
-        // a container made before it.
-        self.attach_networks().await?;
+        self.reattach().await?;
         match self.ctd.task_state(&id).await.map_err(exec_err)? {
             Some(p) if p.running => {
                 // Started before a restart: adopt it.
@@ -483,8 +497,7 @@ impl Controller for TaskController {
             return Err(ExecError::Fatal("task container is gone".into()));
         };
         if self.logs.is_none() {
-            // Adopted after a restart (see start()).
-            self.attach_networks().await?;
+            self.reattach().await?;
             self.attach_logs(&id).await?;
         }
         match self.ctd.task_state(&id).await.map_err(exec_err)? {
