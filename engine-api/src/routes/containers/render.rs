@@ -137,19 +137,16 @@ pub fn summary(c: &ContainerInfo, x: &Extras<'_>, now: OffsetDateTime) -> Value 
         "State": c.state.status.as_str(),
         "Status": c.state.status_text(now),
         "HostConfig": { "NetworkMode": "default" },
-        "NetworkSettings": { "Networks": networks(c) },
+        "NetworkSettings": { "Networks": networks(c, Endpoints::read(&c.dir)) },
         "Mounts": mounts(c),
     })
 }
 
 /// `NetworkSettings.Networks`: one entry per swarm network the task is
 /// on, keyed by network name, as dockerd shows task containers.
-fn networks(c: &ContainerInfo) -> Value {
+fn networks(c: &ContainerInfo, eps: Option<Endpoints>) -> Value {
     let mut out = serde_json::Map::new();
-    for e in Endpoints::read(&c.dir)
-        .map(|e| e.endpoints)
-        .unwrap_or_default()
-    {
+    for e in eps.map(|e| e.endpoints).unwrap_or_default() {
         let (ip, len) = e.address.split_once('/').unwrap_or((&e.address, "0"));
         let mut names = vec![c.name.clone()];
         names.extend(e.aliases.iter().cloned());
@@ -288,6 +285,8 @@ pub fn inspect(c: &ContainerInfo, x: &Extras<'_>) -> Value {
         None => (String::new(), Vec::new()),
     };
     let file = |name: &str| c.dir.join(name).display().to_string();
+    let eps = Endpoints::read(&c.dir);
+    let sandbox = eps.as_ref().map(|e| e.sandbox.display().to_string());
     json!({
         "Id": c.id,
         "Created": time_text(c.created),
@@ -314,7 +313,7 @@ pub fn inspect(c: &ContainerInfo, x: &Extras<'_>) -> Value {
         "NetworkSettings": {
             "Bridge": "",
             "SandboxID": "",
-            "SandboxKey": Endpoints::read(&c.dir).map(|e| e.sandbox.display().to_string()).unwrap_or_default(),
+            "SandboxKey": sandbox.unwrap_or_default(),
             "Ports": {},
             "HairpinMode": false,
             "LinkLocalIPv6Address": "",
@@ -329,7 +328,7 @@ pub fn inspect(c: &ContainerInfo, x: &Extras<'_>) -> Value {
             "IPPrefixLen": 0,
             "IPv6Gateway": "",
             "MacAddress": "",
-            "Networks": networks(c),
+            "Networks": networks(c, eps),
         },
     })
 }
