@@ -210,8 +210,10 @@ sys.exit(1)
 
 VIP_POLL = r"""
 import socket, sys, time
-# Resolved once: this measures the VIP, not the name lookups.
-vip, secs = socket.gethostbyname(sys.argv[1]), float(sys.argv[2])
+# The VIP's address comes from the caller (this runs in the task's network
+# namespace but the node's files, so the node's resolv.conf): this measures
+# the VIP, not name lookups.
+vip, secs = sys.argv[1], float(sys.argv[2])
 end = time.time() + secs
 while time.time() < end:
     t = time.time()
@@ -308,14 +310,20 @@ def main():
 
         # VIP removal: 3 -> 2 replicas of `back`, polled from a web task.
         removal = []
+        vip = b.d(["service", "inspect", "--format",
+                   "{{range .Endpoint.VirtualIPs}}{{.Addr}} {{end}}", "back"]).split()[0]
+        vip = vip.split("/")[0]
         for _ in range(args.reps):
             before = set(c[:12] for c in b.containers("back", 3))
-            poll = subprocess.Popen(b.in_task(web[0], ["python3", "-c", VIP_POLL, "back", "8"]),
+            poll = subprocess.Popen(b.in_task(web[0], ["python3", "-c", VIP_POLL, vip, "8"]),
                                     stdout=subprocess.PIPE, text=True)
             time.sleep(1)
             t0 = time.time()
             b.d(["service", "scale", "-d", "back=2"])
             out, _ = poll.communicate(timeout=60)
+            answered = [l for l in out.splitlines() if not l.split(" ", 1)[1].startswith("!")]
+            if poll.returncode != 0 or not answered:
+                sys.exit(f"net_bench: the VIP poll got no answer (exit {poll.returncode})")
             after = set(c[:12] for c in b.containers("back", 2))
             gone = before - after
             last = t0

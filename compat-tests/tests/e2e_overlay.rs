@@ -110,6 +110,13 @@ fn task_addresses(d: &Daemon, svc: &str) -> BTreeSet<String> {
     out
 }
 
+/// Requests web's VIP from 8 loops at once, each with a new connection per
+/// request, until /tmp/stop exists (at most 2000 times each), printing `ok`
+/// or `failed` for each request.
+const ASK_UNTIL_STOPPED: &str = "ask() { n=0; while [ ! -e /tmp/stop ] && [ $n -lt 2000 ]; do \
+    if timeout 2 wget -qO- http://web/etc/hostname >/dev/null 2>&1; then echo ok; else echo failed; fi; \
+    n=$((n+1)); done; }; for i in 1 2 3 4 5 6 7 8; do ask & done; wait";
+
 /// The errors of the service's tasks, one per line.
 fn task_errors(d: &Daemon, svc: &str) -> String {
     d.ok(&["service", "ps", "--no-trunc", "--format", "{{.Error}}", svc])
@@ -160,7 +167,16 @@ fn services_on_an_overlay_reach_each_other_by_name_and_nothing_else() {
     service(
         &d,
         "web",
-        &["--network", "appnet", "--replicas", "3"],
+        // Killed at once when stopped (httpd as PID 1 ignores SIGTERM), so
+        // a stopped replica still in a VIP would refuse connections.
+        &[
+            "--network",
+            "appnet",
+            "--replicas",
+            "3",
+            "--stop-signal",
+            "KILL",
+        ],
         &web_cmd,
     );
     service(&d, "lone", &["--network", "othernet"], &["sleep", "3600"]);
@@ -275,6 +291,26 @@ fn services_on_an_overlay_reach_each_other_by_name_and_nothing_else() {
             .then_some(())
     });
     d.ok(&["network", "rm", "shared"]);
+
+    // Scaling down drops no connection: a task leaves the VIP before its
+    // container is stopped. db asks web without pause meanwhile.
+    let outcomes = std::thread::scope(|s| {
+        let asking = s.spawn(|| d.docker(&["exec", &db[0], "sh", "-c", ASK_UNTIL_STOPPED]));
+        std::thread::sleep(Duration::from_millis(500));
+        d.ok(&["service", "scale", "-d", "web=1"]);
+        running(&d, "web", 1);
+        std::thread::sleep(Duration::from_millis(500));
+        d.ok(&["exec", &db[0], "touch", "/tmp/stop"]);
+        asking.join().unwrap().stdout
+    });
+    let count = |what: &str| outcomes.lines().filter(|l| *l == what).count();
+    assert!(count("ok") > 0, "{outcomes}");
+    assert_eq!(
+        count("failed"),
+        0,
+        "of {} requests while scaling down",
+        count("ok") + count("failed")
+    );
 
     // Everything goes with the services and networks.
     for s in ["db", "web", "lone"] {

@@ -34,10 +34,6 @@ use std::path::Path;
 
 use nftables::batch::Batch;
 use nftables::expr::Expression;
-use nftables::expr::NamedExpression;
-use nftables::expr::NgMode;
-use nftables::expr::Numgen;
-use nftables::expr::SetItem;
 use nftables::helper;
 use nftables::schema::NfListObject;
 use nftables::schema::Nftables;
@@ -238,7 +234,7 @@ impl SandboxRuleset {
                 nft::dport(p.protocol, p.published),
             ];
             expr.push(Statement::DNAT(Some(NAT {
-                addr: Some(pick_backend(&p.backends)),
+                addr: Some(nft::round_robin(&p.backends)),
                 family: None,
                 port: Some(Expression::Number(u32::from(p.target))),
                 flags: None,
@@ -251,35 +247,6 @@ impl SandboxRuleset {
         ));
         batch.to_nftables()
     }
-}
-
-/// The backend address of a new connection: the only one, or the next in
-/// turn (`numgen inc mod N map { 0 : A, 1 : B, ... }`).
-fn pick_backend(backends: &[Ipv4Addr]) -> Expression<'static> {
-    if let [one] = backends {
-        return Expression::String(one.to_string().into());
-    }
-    let items = backends
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            // At most 2^32 backends: a u32 index always fits.
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            SetItem::Mapping(
-                Expression::Number(i),
-                Expression::String(b.to_string().into()),
-            )
-        })
-        .collect();
-    let n = u32::try_from(backends.len()).unwrap_or(u32::MAX);
-    Expression::Named(NamedExpression::Map(Box::new(nftables::expr::Map {
-        key: Expression::Named(NamedExpression::Numgen(Numgen {
-            mode: NgMode::Inc,
-            ng_mod: n,
-            offset: None,
-        })),
-        data: Expression::Named(NamedExpression::Set(items)),
-    })))
 }
 
 fn rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {

@@ -60,6 +60,8 @@ use crate::state::Observed;
 use crate::state::TaskRecord;
 
 const STATE_FILE: &str = "state.json";
+/// How often a stopping task's place in the load balancers is checked.
+const UNBALANCE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// Implements [`NetworkAttacher`] with real kernel state (see the crate
@@ -521,6 +523,17 @@ impl NetworkAttacher for OverlayDriver {
 
     async fn prune(&self, keep: &HashSet<String>) -> Result<(), ExecError> {
         Ok(self.prune_tasks(keep).await?)
+    }
+
+    async fn wait_unbalanced(&self, task_id: &str, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.still_balanced(task_id).await {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::debug!(task = task_id, "still a backend; stopping it anyway");
+                return;
+            }
+            tokio::time::sleep(UNBALANCE_POLL).await;
+        }
     }
 
     async fn update_dns(&self, records: &ServiceRecords) -> Result<(), ExecError> {

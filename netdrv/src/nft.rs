@@ -13,7 +13,9 @@
 //!   published ports, addressed to the bridge, pass);
 //! - published ports (see [`Forward`]): new connections to any local address
 //!   on a published port are DNATed, from outside (prerouting) and from the
-//!   node itself (output), to the ingress sandbox or to a host-mode task,
+//!   node itself (output), to the gateway bridge address of a host-mode
+//!   task, of one of the local tasks behind a routing-mesh port (in turn),
+//!   or of the ingress sandbox (a mesh port with a backend elsewhere),
 //!   and the node's own connections, loopback included, are masqueraded
 //!   onto the bridge so the answers come back through it (dockerd: `-o
 //!   docker_gwbridge -m addrtype --src-type LOCAL -j MASQUERADE`), as are
@@ -32,12 +34,16 @@ use nftables::expr::Expression;
 use nftables::expr::Fib;
 use nftables::expr::FibFlag;
 use nftables::expr::FibResult;
+use nftables::expr::Map;
 use nftables::expr::Meta;
 use nftables::expr::MetaKey;
 use nftables::expr::NamedExpression;
+use nftables::expr::NgMode;
+use nftables::expr::Numgen;
 use nftables::expr::Payload;
 use nftables::expr::PayloadField;
 use nftables::expr::Prefix;
+use nftables::expr::SetItem;
 use nftables::expr::CT;
 use nftables::helper;
 use nftables::schema::Chain;
@@ -58,8 +64,11 @@ use swarm::exec::PortProtocol;
 
 use crate::error::Result;
 use crate::gwbridge::GWBRIDGE;
+use crate::ingress::IngressRecord;
+use crate::ingress::IngressRule;
 use crate::state::Link;
 use crate::state::NodeState;
+use crate::state::TaskRecord;
 
 /// The table every shoal rule lives in (family `ip`).
 pub const TABLE: &str = "shoal";
@@ -75,6 +84,8 @@ const OUTPUT: &str = "output";
 const GUARD: &str = "guard";
 /// The regular chain holding one DNAT per published port.
 const PUBLISHED: &str = "published";
+/// The regular chain with the gateway bridge's exceptions to `published`.
+const FROM_TASKS: &str = "from_tasks";
 const LOOPBACK_NET: (Ipv4Addr, u32) = (Ipv4Addr::new(127, 0, 0, 0), 8);
 
 /// The desired content of the `ip shoal` table.
@@ -85,18 +96,26 @@ pub struct Ruleset {
     pub masquerade: Vec<(Ipv4Net, String)>,
     /// Published ports, by port then protocol.
     pub forwards: Vec<Forward>,
+    /// What tasks' connections from the gateway bridge get instead for
+    /// the mesh ports in `forwards` that go straight to local tasks: the
+    /// ingress sandbox. With `br_netfilter` a DNAT back onto the bridge it
+    /// came from is bridged port to port, and task ports are isolated from
+    /// each other (the sandbox's is not), so a task could not reach the
+    /// mesh through its own node otherwise.
+    pub from_tasks: Vec<Forward>,
 }
 
 /// One published port on the node: new connections to any local address
-/// on `protocol`/`port` go to `to`:`to_port`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// on `protocol`/`port` go to one of `to` (in turn) at `to_port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
     /// The protocol.
     pub protocol: PortProtocol,
     /// The port on the node.
     pub port: u16,
-    /// The ingress sandbox's or a host-mode task's gateway bridge address.
-    pub to: Ipv4Addr,
+    /// Gateway bridge addresses, never empty: the ingress sandbox's, a
+    /// host-mode task's, or those of every task behind a mesh port.
+    pub to: Vec<Ipv4Addr>,
     /// The port there (the published one for the ingress sandbox, the
     /// target for a task).
     pub to_port: u16,
@@ -110,37 +129,38 @@ impl Ruleset {
     pub fn for_state(state: &NodeState) -> Option<Ruleset> {
         let egress = state.egress.as_ref()?;
         let mut forwards = Vec::new();
+        let mut from_tasks = Vec::new();
         if let Some(ingress) = &state.ingress {
-            forwards.extend(ingress.ports.iter().map(|p| Forward {
-                protocol: p.protocol,
-                port: p.published,
-                to: ingress.iface.address.addr(),
-                to_port: p.published,
-            }));
+            for p in &ingress.ports {
+                let f = mesh_forward(state, ingress, p);
+                let sandbox = via_sandbox(ingress, p);
+                if f != sandbox {
+                    from_tasks.push(sandbox);
+                }
+                forwards.push(f);
+            }
         }
         for (task, ports) in &state.host_ports {
             let Some(rec) = state.tasks.get(task) else {
                 continue;
             };
-            let Some(to) = rec
-                .interfaces
-                .iter()
-                .find(|i| matches!(i.link, Link::Egress { .. }))
-                .map(|i| i.address.addr())
-            else {
+            let Some(to) = egress_address(rec) else {
                 continue;
             };
             forwards.extend(ports.iter().map(|p| Forward {
                 protocol: p.protocol,
                 port: p.published,
-                to,
+                to: vec![to],
                 to_port: p.target,
             }));
         }
-        forwards.sort_by_key(|f| (f.port, f.protocol as u8, f.to));
+        forwards.sort_by(|a, b| {
+            (a.port, a.protocol as u8, &a.to).cmp(&(b.port, b.protocol as u8, &b.to))
+        });
         Some(Ruleset {
             masquerade: vec![(egress.subnet, GWBRIDGE.to_string())],
             forwards,
+            from_tasks,
         })
     }
 
@@ -209,33 +229,130 @@ impl Ruleset {
             name: PUBLISHED.into(),
             ..Chain::default()
         }));
+        if !self.from_tasks.is_empty() {
+            batch.add(NfListObject::Chain(Chain {
+                family: NfFamily::IP,
+                table: TABLE.into(),
+                name: FROM_TASKS.into(),
+                ..Chain::default()
+            }));
+        }
         for (name, hook) in [(PREROUTING, NfHook::Prerouting), (OUTPUT, NfHook::Output)] {
             batch.add(base_chain(name, NfChainType::NAT, hook, DSTNAT_PRIORITY));
-            batch.add(rule(
-                name,
-                vec![
-                    fib_type(FibFlag::Daddr),
-                    Statement::Jump(JumpTarget {
-                        target: PUBLISHED.into(),
-                    }),
-                ],
-            ));
+            if name == PREROUTING && !self.from_tasks.is_empty() {
+                // A DNAT there ends the hook; otherwise `published` follows.
+                for (_, bridge) in &self.masquerade {
+                    batch.add(rule(
+                        name,
+                        vec![iifname(bridge), fib_type(FibFlag::Daddr), jump(FROM_TASKS)],
+                    ));
+                }
+            }
+            batch.add(rule(name, vec![fib_type(FibFlag::Daddr), jump(PUBLISHED)]));
         }
-        for f in &self.forwards {
-            batch.add(rule(
-                PUBLISHED,
-                vec![
-                    dport(f.protocol, f.port),
-                    Statement::DNAT(Some(NAT {
-                        addr: Some(Expression::String(f.to.to_string().into())),
-                        family: None,
-                        port: Some(Expression::Number(u32::from(f.to_port))),
-                        flags: None,
-                    })),
-                ],
-            ));
+        for (chain, forwards) in [(PUBLISHED, &self.forwards), (FROM_TASKS, &self.from_tasks)] {
+            for f in forwards {
+                batch.add(rule(
+                    chain,
+                    vec![
+                        dport(f.protocol, f.port),
+                        Statement::DNAT(Some(NAT {
+                            addr: Some(round_robin(&f.to)),
+                            family: None,
+                            port: Some(Expression::Number(u32::from(f.to_port))),
+                            flags: None,
+                        })),
+                    ],
+                ));
+            }
         }
     }
+}
+
+/// Where the node sends a routing-mesh port. When every backend is a task
+/// on this node, straight to their gateway bridge addresses at the target
+/// port: the path of a direct connection, one translation and no hop
+/// through the sandbox (the task sees the client's address, or the
+/// bridge's for the node's own connections). Otherwise (a backend on
+/// another node, or none: refused there) to the ingress sandbox, which
+/// reaches the ingress network.
+fn mesh_forward(state: &NodeState, ingress: &IngressRecord, p: &IngressRule) -> Forward {
+    let local: Option<Vec<Ipv4Addr>> = p
+        .backends
+        .iter()
+        .map(|b| local_egress_address(state, &ingress.network, *b))
+        .collect();
+    match local {
+        Some(to) if !to.is_empty() => Forward {
+            protocol: p.protocol,
+            port: p.published,
+            to,
+            to_port: p.target,
+        },
+        _ => via_sandbox(ingress, p),
+    }
+}
+
+/// A routing-mesh port sent to the ingress sandbox, which picks a backend.
+fn via_sandbox(ingress: &IngressRecord, p: &IngressRule) -> Forward {
+    Forward {
+        protocol: p.protocol,
+        port: p.published,
+        to: vec![ingress.iface.address.addr()],
+        to_port: p.published,
+    }
+}
+
+/// The gateway bridge address of the local task whose address on
+/// `network` is `addr`, if that task has one.
+fn local_egress_address(state: &NodeState, network: &str, addr: Ipv4Addr) -> Option<Ipv4Addr> {
+    state
+        .tasks
+        .values()
+        .find(|t| {
+            t.interfaces.iter().any(|i| {
+                i.address.addr() == addr
+                    && matches!(&i.link, Link::Network { id, .. } if id == network)
+            })
+        })
+        .and_then(egress_address)
+}
+
+/// A task's address on the gateway bridge, if it has a way out.
+fn egress_address(task: &TaskRecord) -> Option<Ipv4Addr> {
+    task.interfaces
+        .iter()
+        .find(|i| matches!(i.link, Link::Egress { .. }))
+        .map(|i| i.address.addr())
+}
+
+/// The address of a new connection: the only one, or the next in turn
+/// (`numgen inc mod N map { 0 : A, 1 : B, ... }`).
+pub(crate) fn round_robin(backends: &[Ipv4Addr]) -> Expression<'static> {
+    if let [one] = backends {
+        return Expression::String(one.to_string().into());
+    }
+    // Indices and counts are bounded by the number of tasks of a service,
+    // far below u32::MAX.
+    let n = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
+    let items = backends
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            SetItem::Mapping(
+                Expression::Number(n(i)),
+                Expression::String(b.to_string().into()),
+            )
+        })
+        .collect();
+    Expression::Named(NamedExpression::Map(Box::new(Map {
+        key: Expression::Named(NamedExpression::Numgen(Numgen {
+            mode: NgMode::Inc,
+            ng_mod: n(backends.len()),
+            offset: None,
+        })),
+        data: Expression::Named(NamedExpression::Set(items)),
+    })))
 }
 
 /// Adds the commands that replace the `ip shoal` table with an empty one.
@@ -284,6 +401,13 @@ fn matches(
 
 fn meta(key: MetaKey) -> Expression<'static> {
     Expression::Named(NamedExpression::Meta(Meta { key }))
+}
+
+/// `jump CHAIN`
+fn jump(chain: &'static str) -> Statement<'static> {
+    Statement::Jump(JumpTarget {
+        target: chain.into(),
+    })
 }
 
 /// `iifname NAME`
@@ -547,13 +671,13 @@ mod tests {
                 Forward {
                     protocol: PortProtocol::Tcp,
                     port: 8080,
-                    to: Ipv4Addr::new(172, 18, 0, 3),
+                    to: vec![Ipv4Addr::new(172, 18, 0, 3)],
                     to_port: 8080
                 },
                 Forward {
                     protocol: PortProtocol::Udp,
                     port: 8081,
-                    to: Ipv4Addr::new(172, 18, 0, 2),
+                    to: vec![Ipv4Addr::new(172, 18, 0, 2)],
                     to_port: 53
                 },
             ]
@@ -596,6 +720,114 @@ mod tests {
         ];
         // After the guard, its rule and the egress masquerade.
         assert_eq!(got[4..], want[..]);
+    }
+
+    fn net_iface(name: &str, addr: &str) -> Interface {
+        Interface {
+            link: Link::Network {
+                id: "ing".into(),
+                bridge: "br-ing".into(),
+            },
+            ..gw_iface(name, addr)
+        }
+    }
+
+    /// A mesh port whose backends all run here goes straight to their
+    /// gateway bridge addresses at the target port, in turn; one backend
+    /// elsewhere sends the port through the ingress sandbox.
+    #[test]
+    fn mesh_ports_skip_the_sandbox_when_every_backend_is_local() {
+        let mut state = egress_state();
+        let rule = |backends: Vec<Ipv4Addr>| IngressRule {
+            protocol: PortProtocol::Tcp,
+            published: 8080,
+            target: 80,
+            backends,
+        };
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 6));
+        state.ingress = Some(IngressRecord {
+            network: "ing".into(),
+            iface: gw_iface("gw0", "172.18.0.3/16"),
+            ports: vec![rule(vec![a, b])],
+        });
+        for (task, ing, gw) in [
+            ("t1", "10.0.0.5/24", "172.18.0.4/16"),
+            ("t2", "10.0.0.6/24", "172.18.0.5/16"),
+        ] {
+            state.tasks.insert(
+                task.into(),
+                TaskRecord {
+                    interfaces: vec![net_iface("eth0", ing), gw_iface("eth1", gw)],
+                    resolv_conf: String::new(),
+                },
+            );
+        }
+        let rs = Ruleset::for_state(&state).unwrap();
+        let to = vec![Ipv4Addr::new(172, 18, 0, 4), Ipv4Addr::new(172, 18, 0, 5)];
+        assert_eq!(
+            rs.forwards,
+            vec![Forward {
+                protocol: PortProtocol::Tcp,
+                port: 8080,
+                to,
+                to_port: 80
+            }]
+        );
+        let sandbox = Forward {
+            protocol: PortProtocol::Tcp,
+            port: 8080,
+            to: vec![Ipv4Addr::new(172, 18, 0, 3)],
+            to_port: 8080,
+        };
+        // Tasks of this node reach the port through the sandbox.
+        assert_eq!(rs.from_tasks, vec![sandbox.clone()]);
+        let got = body(&rs);
+        let rules = |chain: &str| -> Vec<serde_json::Value> {
+            got.iter()
+                .filter(|c| c["add"]["rule"]["chain"] == chain)
+                .map(|c| c["add"]["rule"]["expr"].clone())
+                .collect()
+        };
+        let local = json!({"match": {"left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local", "op": "=="}});
+        let from_bridge = json!({"match": {"left": {"meta": {"key": "iifname"}}, "right": "shoal_gwbridge", "op": "=="}});
+        assert_eq!(
+            rules("prerouting"),
+            vec![
+                json!([from_bridge, local, {"jump": {"target": "from_tasks"}}]),
+                json!([local, {"jump": {"target": "published"}}]),
+            ]
+        );
+        assert_eq!(
+            rules("output"),
+            vec![json!([local, {"jump": {"target": "published"}}])]
+        );
+        assert_eq!(
+            rules("published")[0][1],
+            json!({"dnat": {"addr": {"map": {
+                "key": {"numgen": {"mode": "inc", "mod": 2}},
+                "data": {"set": [[0, "172.18.0.4"], [1, "172.18.0.5"]]}}}, "port": 80}})
+        );
+        assert_eq!(
+            rules("from_tasks")[0][1],
+            json!({"dnat": {"addr": "172.18.0.3", "port": 8080}})
+        );
+
+        // A backend that is not a task here: through the sandbox.
+        let ingress = state.ingress.as_mut().unwrap();
+        ingress.ports = vec![rule(vec![a, Ipv4Addr::new(10, 0, 0, 9)])];
+        let sandbox = Forward {
+            protocol: PortProtocol::Tcp,
+            port: 8080,
+            to: vec![Ipv4Addr::new(172, 18, 0, 3)],
+            to_port: 8080,
+        };
+        assert_eq!(
+            Ruleset::for_state(&state).unwrap().forwards,
+            vec![sandbox.clone()]
+        );
+        // No backend at all: the sandbox refuses.
+        state.ingress.as_mut().unwrap().ports = vec![rule(vec![])];
+        assert_eq!(Ruleset::for_state(&state).unwrap().forwards, vec![sandbox]);
     }
 
     #[test]

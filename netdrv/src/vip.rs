@@ -34,15 +34,11 @@ use std::path::PathBuf;
 use futures::StreamExt;
 use nftables::batch::Batch;
 use nftables::expr::Expression;
-use nftables::expr::Map;
 use nftables::expr::Meta;
 use nftables::expr::MetaKey;
 use nftables::expr::NamedExpression;
-use nftables::expr::NgMode;
-use nftables::expr::Numgen;
 use nftables::expr::Payload;
 use nftables::expr::PayloadField;
-use nftables::expr::SetItem;
 use nftables::helper;
 use nftables::schema::Chain;
 use nftables::schema::NfListObject;
@@ -179,7 +175,7 @@ impl VipRuleset {
                 vec![
                     daddr(v.vip),
                     Statement::DNAT(Some(NAT {
-                        addr: Some(pick_backend(&v.backends)),
+                        addr: Some(crate::nft::round_robin(&v.backends)),
                         family: None,
                         port: None,
                         flags: None,
@@ -219,35 +215,6 @@ pub fn delete_table() -> Nftables<'static> {
     batch.add(table());
     batch.delete(table());
     batch.to_nftables()
-}
-
-/// The backend of a new connection: the only one, or the next in turn
-/// (`numgen inc mod N map { 0 : A, 1 : B, ... }`).
-fn pick_backend(backends: &[Ipv4Addr]) -> Expression<'static> {
-    if let [one] = backends {
-        return Expression::String(one.to_string().into());
-    }
-    // Indices and counts are bounded by the number of tasks of a service,
-    // far below u32::MAX.
-    let n = |i: usize| u32::try_from(i).unwrap_or(u32::MAX);
-    let items = backends
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            SetItem::Mapping(
-                Expression::Number(n(i)),
-                Expression::String(b.to_string().into()),
-            )
-        })
-        .collect();
-    Expression::Named(NamedExpression::Map(Box::new(Map {
-        key: Expression::Named(NamedExpression::Numgen(Numgen {
-            mode: NgMode::Inc,
-            ng_mod: n(backends.len()),
-            offset: None,
-        })),
-        data: Expression::Named(NamedExpression::Set(items)),
-    })))
 }
 
 fn table() -> NfListObject<'static> {
@@ -406,6 +373,38 @@ impl OverlayDriver {
             .await;
         tracing::debug!(tasks = count, "VIP tables updated");
         results.into_iter().collect()
+    }
+
+    /// Whether new connections may still reach `task` through a VIP or a
+    /// published port of this node: a table in place, or one the last
+    /// records ask for, lists one of its addresses. The state lock makes
+    /// tables being rewritten count as what they were.
+    pub(crate) async fn still_balanced(&self, task: &str) -> bool {
+        let current = self.state.lock().await;
+        let Some(rec) = current.tasks.get(task) else {
+            return false;
+        };
+        let mine: Vec<Ipv4Addr> = rec
+            .interfaces
+            .iter()
+            .filter(|i| matches!(i.link, Link::Network { .. }))
+            .map(|i| i.address.addr())
+            .collect();
+        let listed = |backends: &[Ipv4Addr]| backends.iter().any(|b| mine.contains(b));
+        let meshed = current
+            .ingress
+            .as_ref()
+            .is_some_and(|i| i.ports.iter().any(|p| listed(&p.backends)));
+        if meshed {
+            return true;
+        }
+        let inner = self.vips.lock();
+        current.tasks.iter().any(|(t, r)| {
+            let want = VipRuleset::for_task(&inner.vips, r);
+            let applied = inner.applied.get(t).and_then(Option::as_ref);
+            let lists = |rs: &VipRuleset| rs.vips.iter().any(|v| listed(&v.backends));
+            want.as_ref().is_some_and(lists) || applied.is_some_and(lists)
+        })
     }
 
     /// Gives `task` (just attached, its record `rec`) the table the last

@@ -225,11 +225,32 @@ fn t30_vip_spreads_follows_and_refuses() {
             .unwrap();
         assert_eq!(names(&seen), want, "{seen:?}");
 
-        // Scaled down: new connections never reach the removed backend.
-        driver
-            .update_dns(&records(&[BACKENDS[0].1, BACKENDS[2].1]))
-            .await
-            .unwrap();
+        // A backend that is to stop waits while the VIP still lists it;
+        // the client is no backend and never waits.
+        let long = Duration::from_secs(60);
+        let waited = tokio::time::timeout(
+            Duration::from_millis(300),
+            driver.wait_unbalanced(BACKENDS[1].0, long),
+        )
+        .await;
+        assert!(waited.is_err(), "returned while still a backend");
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            driver.wait_unbalanced(CLIENT.0, long),
+        )
+        .await
+        .expect("the client is no backend");
+
+        // Scaled down: new connections never reach the removed backend,
+        // and it no longer waits.
+        let scaled = records(&[BACKENDS[0].1, BACKENDS[2].1]);
+        let waiting = driver.wait_unbalanced(BACKENDS[1].0, long);
+        let (_, updated) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(waiting, driver.update_dns(&scaled))
+        })
+        .await
+        .expect("the wait ends once the records drop the backend");
+        updated.unwrap();
         let c = client.path.clone();
         let seen = tokio::task::spawn_blocking(move || answers(&c, WEB_VIP, ROUND, false))
             .await

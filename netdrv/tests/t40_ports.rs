@@ -325,11 +325,26 @@ fn t10_routing_mesh_spreads_and_follows_records() {
         });
         assert_eq!(from_a, set(&["A", "B"]));
 
+        // B is to stop: it waits while a published port lists it.
+        let long = Duration::from_secs(60);
+        let waited = tokio::time::timeout(
+            Duration::from_millis(300),
+            driver.wait_unbalanced(TASK_B, long),
+        )
+        .await;
+        assert!(waited.is_err(), "returned while still a backend");
+
         // B stops serving: no new connection reaches it.
         driver
             .update_dns(&mesh(&[(PortProtocol::Tcp, 8080, &["10.0.0.5"])]))
             .await
             .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            driver.wait_unbalanced(TASK_B, long),
+        )
+        .await
+        .expect("the wait ends once the records drop the backend");
         drop(sb);
         assert_eq!(answers(|| ask_tcp("127.0.0.1", 8080)), set(&["A"]));
         assert_eq!(client.tcp(8080), set(&["A"]));

@@ -39,6 +39,9 @@ pub const TASK_LABEL: &str = "com.docker.swarm.task.id";
 /// dockerd's default stop grace period.
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 const SIGKILL: u32 = 9;
+/// How long a task that is to stop may wait for the node's load balancers
+/// to stop sending it new connections (dockerd always waits this long).
+const UNBALANCE_LIMIT: Duration = Duration::from_secs(2);
 
 /// Drives one task's container.
 pub struct TaskController {
@@ -554,6 +557,9 @@ impl Controller for TaskController {
             Some(p) if p.running
         );
         if running {
+            if let Some(net) = &self.net {
+                net.wait_unbalanced(self.task_id(), UNBALANCE_LIMIT).await;
+            }
             self.ctd
                 .task_kill(&id, self.stop_signal(), false)
                 .await

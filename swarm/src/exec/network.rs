@@ -170,6 +170,14 @@ pub trait NetworkAttacher: Send + Sync {
         let _ = (task_id, ports);
         Ok(())
     }
+    /// Waits, at most `limit`, until no load balancer on this node (a VIP
+    /// or a published port) sends new connections to `task_id` any more:
+    /// the manager takes a task off the records when it is to stop, and
+    /// the executor calls this before stopping its container, so a scale
+    /// down or an update drops no connection (dockerd sleeps 2 s instead).
+    async fn wait_unbalanced(&self, task_id: &str, limit: std::time::Duration) {
+        let _ = (task_id, limit);
+    }
     /// Removes what belongs to tasks not in `keep` (left from a crash).
     async fn prune(&self, keep: &HashSet<String>) -> Result<(), ExecError>;
     /// Replaces the names the embedded DNS answers in tasks' namespaces: a
