@@ -311,6 +311,21 @@ fn services_on_an_overlay_reach_each_other_by_name_and_nothing_else() {
         "of {} requests while scaling down",
         count("ok") + count("failed")
     );
+    // The stopped replicas gave their namespaces and addresses back (as
+    // dockerd releases a stopped container's network): one namespace per
+    // running container is left, though the tasks stay in the history.
+    let up = d.ok(&["container", "ls", "-q"]).lines().count();
+    wait_for(20, "the stopped replicas' namespaces to go", || {
+        let (_, files, _) = node_kernel_state(&ctrd, &d);
+        (files.iter().filter(|f| f.starts_with("netns/")).count() == up).then_some(())
+    });
+    // Scaled up again, the new replicas answer, on addresses the stopped
+    // ones gave back too.
+    d.ok(&["service", "scale", "-d", "web=3"]);
+    let again: BTreeSet<String> = running(&d, "web", 3).iter().map(|c| hostname(c)).collect();
+    wait_for(30, "every replica behind the VIP again", || {
+        (answering(&d, &db[0], "web", "80", 6) == again).then_some(())
+    });
 
     // Everything goes with the services and networks.
     for s in ["db", "web", "lone"] {

@@ -360,6 +360,19 @@ impl TaskController {
         Ok(())
     }
 
+    /// Gives the task's network namespace and addresses back once its
+    /// container has stopped for good, as dockerd releases a container's
+    /// network when it exits: the manager hands a finished task's addresses
+    /// to new tasks at once, so a namespace kept until `remove` would
+    /// answer for a new task's address. A failure is left to `remove`.
+    async fn release_network(&mut self) {
+        if let Some(net) = &self.net {
+            if let Err(e) = net.detach(self.task_id()).await {
+                tracing::warn!(task = self.task_id(), error = %e, "releasing the task's network");
+            }
+        }
+    }
+
     /// Starts the health monitor when the task has a check and none runs yet.
     async fn monitor_health(&mut self, id: &str) -> Result<bool, ExecError> {
         if self.health.is_some() {
@@ -396,6 +409,7 @@ impl TaskController {
         let _ = self.ctd.task_kill(id, SIGKILL, true).await;
         let code = self.ctd.task_wait(id).await.unwrap_or(137);
         self.drain_logs();
+        self.release_network().await;
         self.exit_code = Some(code as i64);
         self.pid = None;
         self.health = None;
@@ -543,6 +557,7 @@ impl Controller for TaskController {
         };
         self.health = None;
         self.drain_logs();
+        self.release_network().await;
         self.exit_code = Some(code as i64);
         self.pid = None;
         Ok(ExitStatus { code: code as i64 })
@@ -578,6 +593,7 @@ impl Controller for TaskController {
             self.exit_code = Some(code as i64);
         }
         self.drain_logs();
+        self.release_network().await;
         self.health = None;
         self.pid = None;
         Ok(())
