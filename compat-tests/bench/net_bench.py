@@ -17,8 +17,9 @@ Figures (each the median of --reps rounds; ab from apache2-utils):
   `tasks.NAME` answers with it inside another task's namespace (polled every
   5 ms on 127.0.0.11);
 - VIP removal: after `docker service scale back=2` (3 before), how long a
-  client task still got an answer from the removed task or a failed
-  connection through the VIP (polled continuously).
+  client task still got an answer from the removed task (it serves until no
+  VIP lists it, then stops) or a failed connection through the VIP (polled
+  continuously), and how many connections failed in all rounds.
 
 dockerd cannot be measured beside it on this kernel (no IPVS: its routing
 mesh does not start), so the data-path figures are ratios against direct
@@ -310,6 +311,7 @@ def main():
 
         # VIP removal: 3 -> 2 replicas of `back`, polled from a web task.
         removal = []
+        failed = 0
         vip = b.d(["service", "inspect", "--format",
                    "{{range .Endpoint.VirtualIPs}}{{.Addr}} {{end}}", "back"]).split()[0]
         vip = vip.split("/")[0]
@@ -336,6 +338,7 @@ def main():
             print(f"net_bench: after scale-down: {late[:3]} ... {late[-3:]} ({len(late)})",
                   file=sys.stderr)
             removal.append((last - t0) * 1000)
+            failed += sum(1 for _, host in late if host.startswith("!error"))
             b.d(["service", "scale", "-d", "back=3"])
             b.containers("back", 3)
             time.sleep(1)
@@ -347,6 +350,7 @@ def main():
             "throughput_kBps": {k: med(v) for k, v in tput.items()},
             "dns_ms": {"median": med(dns), "max": max(dns), "samples": dns},
             "vip_removal_ms": {"median": med(removal), "max": max(removal), "samples": removal},
+            "failed_during_scale_down": failed,
             "samples": {"rate": rate, "tput": tput},
         }
         print(json.dumps(res, indent=2))
@@ -361,6 +365,8 @@ def main():
               f"(max {res['dns_ms']['max']:.0f}) | | |")
         print(f"| scale 3->2: VIP stops using the removed task | "
               f"{res['vip_removal_ms']['median']:.0f} ms (max {res['vip_removal_ms']['max']:.0f}) | | |")
+        print(f"| failed connections through the VIP while scaling down ({args.reps} rounds) | "
+              f"{res['failed_during_scale_down']} | | |")
     finally:
         b.close()
         subprocess.run(["rm", "-rf", tmp])
