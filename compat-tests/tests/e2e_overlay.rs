@@ -258,13 +258,16 @@ fn services_on_an_overlay_reach_each_other_by_name_and_nothing_else() {
     assert_eq!(lookup(&d, &db[0], "tasks.web"), replicas);
     assert_eq!(answering(&d, &db[0], "web", "80", 12), want);
 
-    // Task containers get their networks from their service: by hand
-    // dockerd refuses a non-attachable network, and shoal names the way.
+    // By hand, a non-attachable network is refused as dockerd refuses it...
     let err = d.fail(&["network", "connect", "othernet", &web[0]]);
     assert!(
         err.contains("Could not attach to network othernet: rpc error: code = PermissionDenied desc = network othernet not manually attachable"),
         "{err}"
     );
+    let err = d.fail(&["network", "connect", "appnet", "nosuchcontainer"]);
+    assert!(err.contains("No such container: nosuchcontainer"), "{err}");
+    // ...and an attachable one is plugged into the running task: an
+    // address on it, its names there, its services reachable.
     d.ok(&[
         "network",
         "create",
@@ -273,13 +276,64 @@ fn services_on_an_overlay_reach_each_other_by_name_and_nothing_else() {
         "--attachable",
         "shared",
     ]);
-    let err = d.fail(&["network", "connect", "shared", &web[0]]);
+    service(&d, "peer", &["--network", "shared"], &web_cmd);
+    let peer = running(&d, "peer", 1);
+    d.ok(&["network", "connect", "--alias", "front", "shared", &web[0]]);
+    let shown = d.ok(&[
+        "container",
+        "inspect",
+        "--format",
+        "{{with index .NetworkSettings.Networks \"shared\"}}{{.IPAddress}} {{.Aliases}}{{end}}",
+        &web[0],
+    ]);
+    let (addr, aliases) = shown.trim().split_once(' ').expect("on shared");
+    assert!(aliases.contains("front"), "{shown}");
     assert!(
-        err.contains("use `docker service update --network-add shared web`"),
-        "{err}"
+        d.ok(&[
+            "network",
+            "inspect",
+            "--format",
+            "{{json .Containers}}",
+            "shared"
+        ])
+        .contains(addr),
+        "network inspect lists the connected container"
     );
-    let err = d.fail(&["network", "connect", "shared", "nosuchcontainer"]);
-    assert!(err.contains("No such container: nosuchcontainer"), "{err}");
+    assert_eq!(
+        fetch(&d, &web[0], "peer", "80").as_deref(),
+        Some(hostname(&peer[0]).as_str()),
+        "the connected task reaches a service of the network by name"
+    );
+    assert_eq!(
+        lookup(&d, &peer[0], "front"),
+        BTreeSet::from([addr.to_string()])
+    );
+    assert_eq!(
+        fetch(&d, &peer[0], "front", "80").as_deref(),
+        Some(hostname(&web[0]).as_str())
+    );
+    // Its other networks are as before.
+    assert_eq!(
+        fetch(&d, &web[0], "db", "5432").as_deref(),
+        Some(hostname(&db[0]).as_str())
+    );
+    let err = d.fail(&["network", "connect", "shared", &web[0]]);
+    assert!(err.contains("already exists in network shared"), "{err}");
+    // Disconnected: the interface, the address and the names go.
+    d.ok(&["network", "disconnect", "shared", &web[0]]);
+    let shown = d.ok(&[
+        "container",
+        "inspect",
+        "--format",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        &web[0],
+    ]);
+    assert_eq!(shown.trim(), "appnet");
+    assert!(fetch(&d, &web[0], "peer", "80").is_none());
+    assert!(lookup(&d, &peer[0], "front").is_empty());
+    let err = d.fail(&["network", "disconnect", "shared", &web[0]]);
+    assert!(err.contains("is not connected to network shared"), "{err}");
+    d.ok(&["service", "rm", "peer"]);
     // ...and --network-add gives a service's new tasks the network.
     d.ok(&["service", "update", "-d", "--network-add", "appnet", "lone"]);
     let moved = wait_for(60, "lone's task on appnet", || {

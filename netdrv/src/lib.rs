@@ -186,11 +186,19 @@ impl OverlayDriver {
         state::check_id(task)?;
         let planned = state::parse_attachments(attachments)?;
         let mut current = self.state.lock().await;
-        if let Some(rec) = current.tasks.get(task) {
+        if let Some(rec) = current.tasks.get(task).cloned() {
             if netns::is_mounted(&self.task_netns_path(task)) {
-                self.ensure_dns(task, rec).await?;
-                self.apply_task_vips(task, rec, false).await?;
-                return Ok(self.task_netns(task, rec));
+                let rec = if state::same_networks(&rec, &planned) {
+                    rec
+                } else {
+                    let rec = self.move_task(&mut current, task, &rec, &planned).await?;
+                    // Its server answers for the networks it had.
+                    self.dns.stop(task).await;
+                    rec
+                };
+                self.ensure_dns(task, &rec).await?;
+                self.apply_task_vips(task, &rec, false).await?;
+                return Ok(self.task_netns(task, &rec));
             }
         }
         let host = Netlink::here()?;
@@ -216,6 +224,38 @@ impl OverlayDriver {
         let netns = self.task_netns(task, &rec);
         tracing::info!(task, "task network namespace ready");
         Ok(netns)
+    }
+
+    /// Moves attached `task` (record `old`) onto the networks of `planned`
+    /// in its namespace and records it; returns its new record. On failure
+    /// whatever was made is undone.
+    async fn move_task(
+        &self,
+        current: &mut NodeState,
+        task: &str,
+        old: &TaskRecord,
+        planned: &[state::Planned],
+    ) -> Result<TaskRecord> {
+        let host = Netlink::here()?;
+        let before = self.still_present(current, &host, planned, false).await;
+        let record = state::task_record_moved(&before, task, old, planned)?;
+        let after = before.with_moved_task(task, record.clone(), planned);
+        let applied = match self
+            .run_until_error(&host, &state::diff(&before, &after))
+            .await
+        {
+            Ok(()) => self.save(&after),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = applied {
+            if let Err(u) = self.run_all(&host, &state::diff(&after, &before)).await {
+                tracing::warn!(task, error = %u, "undoing a failed network change");
+            }
+            return Err(e);
+        }
+        *current = after;
+        tracing::info!(task, "task networks changed");
+        Ok(record)
     }
 
     /// Plans `task` on top of `current`, makes it real and records it;

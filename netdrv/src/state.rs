@@ -436,7 +436,101 @@ pub fn task_record(
     })
 }
 
+/// `old`, the record of an attached task, moved onto the networks of
+/// `planned` (`docker network connect`/`disconnect`): the interfaces of
+/// networks it keeps stay as they are, a new network gets a new interface
+/// (named after the highest one), a dropped network's goes. The egress
+/// interface and the resolver configuration stay.
+pub fn task_record_moved(
+    state: &NodeState,
+    task: &str,
+    old: &TaskRecord,
+    planned: &[Planned],
+) -> Result<TaskRecord, PlanError> {
+    check_id(task)?;
+    let kept = |i: &Interface| match &i.link {
+        Link::Network { id, .. } => planned
+            .iter()
+            .any(|p| &p.network.id == id && p.address == i.address),
+        Link::Egress { .. } => true,
+    };
+    let mut interfaces: Vec<Interface> =
+        old.interfaces.iter().filter(|i| kept(i)).cloned().collect();
+    let mut next = old
+        .interfaces
+        .iter()
+        .filter_map(|i| i.name.strip_prefix("eth")?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |n| n + 1);
+    for p in planned {
+        let id = &p.network.id;
+        let present = interfaces
+            .iter()
+            .any(|i| matches!(&i.link, Link::Network { id: n, .. } if n == id));
+        if present {
+            continue;
+        }
+        let taken = peers_on(
+            state,
+            |l| matches!(l, Link::Network { id: i, .. } if i == id),
+        );
+        interfaces.push(Interface {
+            name: format!("eth{next}"),
+            address: p.address,
+            mtu: p.network.mtu,
+            mac: mac_for(p.address.addr()),
+            peer: peer_name("vt-", task, &taken),
+            link: Link::Network {
+                id: id.clone(),
+                bridge: p.network.bridge.clone(),
+            },
+        });
+        next += 1;
+    }
+    Ok(TaskRecord {
+        interfaces,
+        resolv_conf: old.resolv_conf.clone(),
+    })
+}
+
+/// Whether `rec` is on exactly the networks and addresses of `planned`.
+pub fn same_networks(rec: &TaskRecord, planned: &[Planned]) -> bool {
+    let mut have: Vec<(&str, Ipv4Net)> = rec
+        .interfaces
+        .iter()
+        .filter_map(|i| match &i.link {
+            Link::Network { id, .. } => Some((id.as_str(), i.address)),
+            Link::Egress { .. } => None,
+        })
+        .collect();
+    let mut want: Vec<(&str, Ipv4Net)> = planned
+        .iter()
+        .map(|p| (p.network.id.as_str(), p.address))
+        .collect();
+    have.sort();
+    want.sort();
+    have == want
+}
+
 impl NodeState {
+    /// `task`'s record replaced by `record` (its networks moved, see
+    /// [`task_record_moved`]): networks only it used go, new ones come.
+    pub fn with_moved_task(
+        &self,
+        task: &str,
+        record: TaskRecord,
+        planned: &[Planned],
+    ) -> NodeState {
+        let mut next = self.clone();
+        for p in planned {
+            next.networks
+                .entry(p.network.id.clone())
+                .or_insert_with(|| p.network.clone());
+        }
+        next.tasks.insert(task.to_string(), record);
+        next.without_unused()
+    }
+
     /// This state plus `task`, its networks and, if it has an egress
     /// interface, the gateway bridge.
     pub fn with_task(
@@ -570,6 +664,30 @@ pub fn diff(before: &NodeState, after: &NodeState) -> Vec<Action> {
                 iface: i.clone(),
             }));
         }
+    }
+    // A task moved between networks: its own interfaces change.
+    for (id, task) in &after.tasks {
+        let Some(old) = before.tasks.get(id) else {
+            continue;
+        };
+        out.extend(
+            old.interfaces
+                .iter()
+                .filter(|i| !task.interfaces.contains(i))
+                .map(|i| Action::RemoveInterface {
+                    task: id.clone(),
+                    iface: i.clone(),
+                }),
+        );
+        out.extend(
+            task.interfaces
+                .iter()
+                .filter(|i| !old.interfaces.contains(i))
+                .map(|i| Action::AddInterface {
+                    task: id.clone(),
+                    iface: i.clone(),
+                }),
+        );
     }
     for (id, task) in &before.tasks {
         if !after.tasks.contains_key(id) {

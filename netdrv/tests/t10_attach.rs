@@ -393,3 +393,85 @@ fn t70_records_of_another_boot_are_dropped() {
         assert_eq!(mounted_netns_files(&dir.join("netns")), 0);
     });
 }
+
+/// `docker network connect`/`disconnect`: attaching an attached task with
+/// other networks adds and removes interfaces in its living namespace, and
+/// a network no task uses any more goes.
+#[test]
+fn t80_a_task_moves_between_networks() {
+    isolated("t80_a_task_moves_between_networks", || async {
+        let state = StateDir::new();
+        let dir = state.path.clone();
+        let driver = OverlayDriver::new(dir.clone()).unwrap();
+        let one = network(NET, "10.0.1.0/24", "10.0.1.1", false);
+        let two = network(NET_INTERNAL, "10.0.2.0/24", "10.0.2.1", false);
+        let a = driver
+            .attach(TASK_A, &on(&one, "10.0.1.5/24"))
+            .await
+            .unwrap();
+        let b = driver
+            .attach(TASK_B, &on(&two, "10.0.2.6/24"))
+            .await
+            .unwrap();
+        assert!(!ping(&a.path, "10.0.2.6"));
+
+        // Connected to B's network: a third interface, B answers.
+        let both = [on(&one, "10.0.1.5/24"), on(&two, "10.0.2.5/24")].concat();
+        let moved = driver.attach(TASK_A, &both).await.unwrap();
+        assert_eq!(moved.path, a.path, "the same namespace");
+        assert_eq!(
+            moved.interfaces,
+            vec![
+                ("eth0".to_string(), "10.0.1.5/24".to_string()),
+                ("eth2".to_string(), "10.0.2.5/24".to_string())
+            ]
+        );
+        assert_eq!(ipv4s(&addr_of(&a.path, "eth2")), ["10.0.2.5/24"]);
+        assert_eq!(ipv4s(&addr_of(&a.path, "eth1")), ["172.18.0.2/16"]);
+        assert!(ping(&a.path, "10.0.2.6"));
+        assert!(ping(&b.path, "10.0.2.5"));
+        // Attaching the same again changes nothing.
+        assert_eq!(driver.attach(TASK_A, &both).await.unwrap(), moved);
+        assert_eq!(links(Some(&a.path)).len(), 4);
+
+        // Disconnected from its first network: that interface and, as no
+        // task uses the network any more, its sandbox go.
+        let sandboxes = mounted_netns_files(&dir.join("sbox"));
+        let left = driver
+            .attach(TASK_A, &on(&two, "10.0.2.5/24"))
+            .await
+            .unwrap();
+        assert_eq!(
+            left.interfaces,
+            vec![("eth2".to_string(), "10.0.2.5/24".to_string())]
+        );
+        assert_eq!(links(Some(&a.path)).len(), 3);
+        assert!(!ping(&a.path, "10.0.1.1"));
+        assert!(ping(&a.path, "10.0.2.6"));
+        assert_eq!(mounted_netns_files(&dir.join("sbox")), sandboxes - 1);
+        // Egress still works through the gateway bridge.
+        let r = routes(&a.path);
+        assert!(
+            r.iter()
+                .any(|r| r["dst"] == "default" && r["dev"] == "eth1"),
+            "{r:?}"
+        );
+
+        // A restarted driver finds the moved task as it is.
+        drop(driver);
+        let driver = OverlayDriver::new(dir.clone()).unwrap();
+        let keep: HashSet<String> = [TASK_A.to_string(), TASK_B.to_string()].into();
+        driver.prune(&keep).await.unwrap();
+        assert_eq!(
+            driver
+                .attach(TASK_A, &on(&two, "10.0.2.5/24"))
+                .await
+                .unwrap(),
+            left
+        );
+        driver.detach(TASK_A).await.unwrap();
+        driver.detach(TASK_B).await.unwrap();
+        assert_eq!(links(None), ["lo"]);
+        assert_eq!(mounted_netns_files(&dir.join("sbox")), 0);
+    });
+}

@@ -350,11 +350,12 @@ async fn disconnect(
     change_attachment(&s, &id, &req, false).await
 }
 
-/// `docker network connect/disconnect`. Every container here is a swarm
-/// task's, whose networks come from its service: dockerd plumbs such a
-/// container into a network behind the allocator's back (addresses from the
-/// node's own IPAM), so shoal refuses it and names the way that works;
-/// dockerd's own refusal of a non-attachable network comes first.
+/// `docker network connect/disconnect` of a task's container (every
+/// container here is a swarm task's). A swarm network is added to or taken
+/// from the task in the store, the address coming from the allocator (not a
+/// node-local IPAM as under dockerd, so no task elsewhere can take it); the
+/// node then plumbs the interface into the running task's namespace, and
+/// the call returns once the container shows the change.
 async fn change_attachment(
     s: &AppState,
     id: &str,
@@ -363,11 +364,18 @@ async fn change_attachment(
 ) -> ApiResult<Response> {
     let net = find(s, id, "")?;
     let name = text(&net, "Name").to_string();
+    let net_id = text(&net, "Id").to_string();
     let container = req["Container"].as_str().unwrap_or("");
     let env = super::containers::node_env(s);
     let c = s.runtime.container_info(&env, container).await?;
-    let swarm_scoped = text(&net, "Scope") == "swarm";
-    if connect && swarm_scoped && !net["Attachable"].as_bool().unwrap_or(false) {
+    if text(&net, "Scope") != "swarm" {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            format!("container {} is a swarm task: only swarm networks can be connected to it or disconnected from it", c.name),
+        ));
+    }
+    let ingress = net["Ingress"].as_bool().unwrap_or(false);
+    if connect && (ingress || !net["Attachable"].as_bool().unwrap_or(false)) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!(
@@ -375,17 +383,80 @@ async fn change_attachment(
             ),
         ));
     }
-    let (verb, flag) = if connect {
-        ("connected to", "--network-add")
-    } else {
-        ("disconnected from", "--network-rm")
+    let on_network = |c: &runtime::view::ContainerInfo| {
+        runtime::exec::endpoints::Endpoints::read(&c.dir)
+            .is_some_and(|e| e.endpoints.iter().any(|e| e.network_id == net_id))
     };
-    let service = c.label("com.docker.swarm.service.name");
-    Err(ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        format!(
-            "container {} is a swarm task and cannot be {verb} network {name} by hand: use `docker service update {flag} {name} {service}`",
-            c.name
-        ),
-    ))
+    let task = c.label("com.docker.swarm.task.id").to_string();
+    let m = s
+        .node
+        .manager()
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, swarm::error::NOT_MANAGER))?;
+    if connect {
+        if on_network(&c) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "endpoint with name {} already exists in network {name}",
+                    c.name
+                ),
+            ));
+        }
+        if c.state.pid == 0 {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("Container {} is not running", c.id),
+            ));
+        }
+        let endpoint = &req["EndpointConfig"];
+        let fixed = ["IPv4Address", "IPv6Address"].iter().any(|k| {
+            endpoint["IPAMConfig"][k]
+                .as_str()
+                .is_some_and(|a| !a.is_empty())
+        });
+        if fixed {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "a swarm task's address on a network comes from the swarm's allocator: --ip and --ip6 are not supported",
+            ));
+        }
+        let aliases: Vec<String> = endpoint["Aliases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect();
+        swarm::controlapi::task::connect_network(m.store(), &task, &net_id, aliases).await?;
+    } else {
+        if !on_network(&c) {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("container {} is not connected to network {name}", c.id),
+            ));
+        }
+        swarm::controlapi::task::disconnect_network(m.store(), &task, &net_id).await?;
+    }
+    // The node applies the change through its agent; wait for it, bounded.
+    let deadline = tokio::time::Instant::now() + APPLY_LIMIT;
+    loop {
+        let now = s.runtime.container_info(&env, &c.id).await?;
+        if on_network(&now) == connect {
+            return Ok(StatusCode::OK.into_response());
+        }
+        if now.state.pid == 0 || tokio::time::Instant::now() >= deadline {
+            let verb = if connect { "connect" } else { "disconnect" };
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "the node did not {verb} container {} and network {name} within {} s",
+                    c.name,
+                    APPLY_LIMIT.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
+
+/// How long `docker network connect/disconnect` waits for the node.
+const APPLY_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);

@@ -609,6 +609,34 @@ impl Controller for TaskController {
         Ok(())
     }
 
+    async fn update_networks(&mut self, task: &Task) -> Result<(), ExecError> {
+        self.task.networks = task.networks.clone();
+        // A task not attached yet (or adopted, not attached again yet)
+        // takes its networks when it is; a stopped one has none.
+        if !self.attached || self.net.is_none() {
+            return Ok(());
+        }
+        let Some(id) = self.existing().await? else {
+            return Ok(());
+        };
+        let running = matches!(
+            self.ctd.task_state(&id).await.map_err(exec_err)?,
+            Some(p) if p.running
+        );
+        if !running {
+            return Ok(());
+        }
+        if let Some((netns, atts)) = self.attach_networks().await? {
+            let dir = self.dir(&id);
+            let old = super::endpoints::Endpoints::read(&dir);
+            super::endpoints::Endpoints::of(&netns, &atts)
+                .keeping_ids(old.as_ref())
+                .write(&dir)
+                .map_err(|e| ExecError::Fatal(format!("record the endpoints: {e}")))?;
+        }
+        Ok(())
+    }
+
     async fn remove(&mut self) -> Result<(), ExecError> {
         if let Some(id) = self.existing().await? {
             self.finish_logs().await;

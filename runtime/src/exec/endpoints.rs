@@ -71,6 +71,21 @@ impl Endpoints {
         }
     }
 
+    /// These endpoints with the IDs `old` gave the same networks (a task
+    /// moved between networks keeps the endpoints it stays on).
+    pub fn keeping_ids(mut self, old: Option<&Endpoints>) -> Endpoints {
+        for e in &mut self.endpoints {
+            let same = old
+                .into_iter()
+                .flat_map(|o| &o.endpoints)
+                .find(|o| o.network_id == e.network_id && o.address == e.address);
+            if let Some(o) = same {
+                e.id = o.id.clone();
+            }
+        }
+        self
+    }
+
     /// Writes them into `container_dir`.
     pub fn write(&self, container_dir: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec(self).map_err(std::io::Error::other)?;

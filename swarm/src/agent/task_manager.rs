@@ -80,7 +80,15 @@ pub async fn manage(
         }
         let latest = assigned.borrow_and_update().clone();
         match latest {
-            Some(t) => task.api.desired_state = t.api.desired_state,
+            Some(t) => {
+                task.api.desired_state = t.api.desired_state;
+                if t.networks != task.networks {
+                    task.networks = t.networks;
+                    if let Err(e) = ctl.update_networks(&task).await {
+                        tracing::warn!(task = %id, error = %e, "changing the task's networks");
+                    }
+                }
+            }
             None => break,
         }
     }

@@ -18,13 +18,18 @@ pub fn for_node<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> BTreeMap<Strin
 }
 
 /// Changes that turn `prev` into `next`. A task counts as changed when its
-/// desired state or spec changed; status changes come from the agent itself.
+/// desired state, spec or networks (`docker network connect`) changed;
+/// status changes come from the agent itself.
 pub fn diff(prev: &BTreeMap<String, Task>, next: &BTreeMap<String, Task>) -> Vec<Assignment> {
     let mut out = Vec::new();
     for (id, t) in next {
         let changed = match prev.get(id) {
             None => true,
-            Some(p) => p.api.desired_state != t.api.desired_state || p.api.spec != t.api.spec,
+            Some(p) => {
+                p.api.desired_state != t.api.desired_state
+                    || p.api.spec != t.api.spec
+                    || p.networks != t.networks
+            }
         };
         if changed {
             out.push(Assignment::Update(Box::new(t.clone())));

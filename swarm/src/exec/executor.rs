@@ -66,6 +66,13 @@ pub trait Controller: Send + Sync {
     }
     /// Removes the container and its resources.
     async fn remove(&mut self) -> Result<(), ExecError>;
+    /// Moves the task onto `task`'s networks, changed since the controller
+    /// was made (`docker network connect`/`disconnect`); a task not
+    /// attached yet takes them when it is.
+    async fn update_networks(&mut self, task: &Task) -> Result<(), ExecError> {
+        let _ = task;
+        Ok(())
+    }
     /// Container details for `Status.ContainerStatus`.
     fn container_status(&self) -> Option<api::ContainerStatus> {
         None
