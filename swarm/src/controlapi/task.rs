@@ -88,3 +88,87 @@ pub async fn disconnect_network(store: &Store, task_id: &str, network_id: &str) 
         })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::api;
+
+    fn network(id: &str, subnet: &str, gateway: &str) -> Network {
+        let mut n = Network::default();
+        n.api.id = Some(id.into());
+        n.api.name = Some(id.into());
+        n.api.ipam = Some(api::Ipam {
+            config: Some(vec![api::IpamConfig {
+                subnet: Some(subnet.into()),
+                gateway: Some(gateway.into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        n
+    }
+
+    fn task(id: &str, network: &str, address: &str) -> Task {
+        let mut t = Task::default();
+        t.api.id = Some(id.into());
+        t.api.status = Some(api::TaskStatus {
+            state: Some(api::TaskState::RUNNING),
+            ..Default::default()
+        });
+        t.networks = vec![NetworkAttachment {
+            network_id: network.into(),
+            addresses: vec![address.into()],
+            aliases: vec![],
+        }];
+        t
+    }
+
+    /// A connected task takes the lowest address nobody holds, its aliases
+    /// ride along, a second connect conflicts, and a disconnect gives the
+    /// address back.
+    #[tokio::test]
+    async fn connect_allocates_and_disconnect_releases() {
+        let store = Store::in_memory();
+        store
+            .update(|tx| {
+                tx.create(network("front", "10.0.1.0/24", "10.0.1.1"))?;
+                tx.create(network("shared", "10.0.9.0/24", "10.0.9.1"))?;
+                tx.create(task("t1", "front", "10.0.1.2/24"))?;
+                tx.create(task("t2", "shared", "10.0.9.2/24"))
+            })
+            .await
+            .unwrap();
+        let addr = connect_network(&store, "t1", "shared", vec!["alias".into()])
+            .await
+            .unwrap();
+        assert_eq!(addr, "10.0.9.3/24");
+        let t1 = get(&store, "t1").unwrap();
+        assert_eq!(t1.networks.len(), 2);
+        assert_eq!(t1.networks[1].network_id, "shared");
+        assert_eq!(t1.networks[1].aliases, ["alias"]);
+
+        let e = connect_network(&store, "t1", "shared", vec![])
+            .await
+            .unwrap_err();
+        assert!(e.message().contains("already attached"), "{e}");
+        let e = connect_network(&store, "t1", "nope", vec![])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::error::ErrorKind::NotFound);
+
+        disconnect_network(&store, "t1", "shared").await.unwrap();
+        assert_eq!(get(&store, "t1").unwrap().networks.len(), 1);
+        let e = disconnect_network(&store, "t1", "shared")
+            .await
+            .unwrap_err();
+        assert!(e.message().contains("not attached"), "{e}");
+        // The address is free again.
+        assert_eq!(
+            connect_network(&store, "t1", "shared", vec![])
+                .await
+                .unwrap(),
+            "10.0.9.3/24"
+        );
+    }
+}
