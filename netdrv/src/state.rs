@@ -401,22 +401,8 @@ pub fn task_record(
     check_id(task)?;
     let mut interfaces = Vec::with_capacity(planned.len() + 1);
     for p in planned {
-        let id = &p.network.id;
-        let taken = peers_on(
-            state,
-            |l| matches!(l, Link::Network { id: i, .. } if i == id),
-        );
-        interfaces.push(Interface {
-            name: format!("eth{}", interfaces.len()),
-            address: p.address,
-            mtu: p.network.mtu,
-            mac: mac_for(p.address.addr()),
-            peer: peer_name("vt-", task, &taken),
-            link: Link::Network {
-                id: id.clone(),
-                bridge: p.network.bridge.clone(),
-            },
-        });
+        let name = format!("eth{}", interfaces.len());
+        interfaces.push(network_interface(state, task, p, name));
     }
     if let Some(e) = egress {
         let address = next_egress_address(state, e)?;
@@ -434,6 +420,27 @@ pub fn task_record(
         interfaces,
         resolv_conf,
     })
+}
+
+/// `task`'s interface `name` on the planned network `p`, its peer named
+/// apart from the other peers on that network's bridge.
+fn network_interface(state: &NodeState, task: &str, p: &Planned, name: String) -> Interface {
+    let id = &p.network.id;
+    let taken = peers_on(
+        state,
+        |l| matches!(l, Link::Network { id: i, .. } if i == id),
+    );
+    Interface {
+        name,
+        address: p.address,
+        mtu: p.network.mtu,
+        mac: mac_for(p.address.addr()),
+        peer: peer_name("vt-", task, &taken),
+        link: Link::Network {
+            id: id.clone(),
+            bridge: p.network.bridge.clone(),
+        },
+    }
 }
 
 /// `old`, the record of an attached task, moved onto the networks of
@@ -470,21 +477,7 @@ pub fn task_record_moved(
         if present {
             continue;
         }
-        let taken = peers_on(
-            state,
-            |l| matches!(l, Link::Network { id: i, .. } if i == id),
-        );
-        interfaces.push(Interface {
-            name: format!("eth{next}"),
-            address: p.address,
-            mtu: p.network.mtu,
-            mac: mac_for(p.address.addr()),
-            peer: peer_name("vt-", task, &taken),
-            link: Link::Network {
-                id: id.clone(),
-                bridge: p.network.bridge.clone(),
-            },
-        });
+        interfaces.push(network_interface(state, task, p, format!("eth{next}")));
         next += 1;
     }
     Ok(TaskRecord {
