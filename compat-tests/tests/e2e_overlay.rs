@@ -317,8 +317,17 @@ fn services_on_an_overlay_reach_each_other_by_name_and_nothing_else() {
         fetch(&d, &web[0], "db", "5432").as_deref(),
         Some(hostname(&db[0]).as_str())
     );
+    let hosts = exec(&d, &web[0], &["cat", "/etc/hosts"]).unwrap_or_default();
+    assert!(hosts.contains(&format!("{addr}\t")), "{hosts}");
     let err = d.fail(&["network", "connect", "shared", &web[0]]);
     assert!(err.contains("already exists in network shared"), "{err}");
+    // The connection outlives a shoald restart; the disconnect below is
+    // made by the controller that adopted the container.
+    d.restart();
+    wait_for(30, "the connected network after the restart", || {
+        (fetch(&d, &web[0], "peer", "80").as_deref() == Some(hostname(&peer[0]).as_str()))
+            .then_some(())
+    });
     // Disconnected: the interface, the address and the names go.
     d.ok(&["network", "disconnect", "shared", &web[0]]);
     let shown = d.ok(&[

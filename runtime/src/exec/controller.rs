@@ -633,6 +633,12 @@ impl Controller for TaskController {
                 .keeping_ids(old.as_ref())
                 .write(&dir)
                 .map_err(|e| ExecError::Fatal(format!("record the endpoints: {e}")))?;
+            // /etc/hosts names the container on its addresses, as dockerd
+            // rewrites it on connect (written in place: it is bind-mounted).
+            let paths = files::paths(&dir);
+            let hostname = std::fs::read_to_string(&paths.hostname).unwrap_or_default();
+            files::write(&paths, hostname.trim(), Some(&netns))
+                .map_err(|e| ExecError::Fatal(format!("write container files: {e}")))?;
         }
         Ok(())
     }
