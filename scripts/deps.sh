@@ -5,7 +5,7 @@ need=()
 # docker-registry and apache2-utils (htpasswd): the pull tests run their own
 # registry on a loopback port (the package's own service, if it starts one on
 # :5000, is left alone).
-for pkg in containerd runc tini nftables iproute2 busybox-static curl python3-venv protobuf-compiler \
+for pkg in containerd runc tini nftables conntrack iproute2 busybox-static curl python3-venv protobuf-compiler \
     docker-registry apache2-utils; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

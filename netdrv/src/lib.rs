@@ -21,6 +21,7 @@
 //! around that is the single owner of the state.
 
 mod bridge;
+mod conntrack;
 pub mod dns;
 pub mod error;
 mod gwbridge;
@@ -354,12 +355,72 @@ impl OverlayDriver {
         self.dns.stop(task).await;
         self.vips.forget(task);
         let host = Netlink::here()?;
+        let flows = self.flows_to(&current, task);
         let after = current.without_tasks([task]);
         let mut observed = Observed::default();
         if self.task_netns_path(task).exists() {
             observed.task_netns.insert(task.to_string());
         }
-        self.transition(&host, &mut current, after, &observed).await
+        let done = self.transition(&host, &mut current, after, &observed).await;
+        futures::future::join_all(
+            flows
+                .into_iter()
+                .map(|(netns, addrs)| conntrack::forget_flows_to(netns, addrs)),
+        )
+        .await;
+        done
+    }
+
+    /// Where flows to `task` may be tracked, and its addresses there: the
+    /// other tasks' namespaces (VIPs), the ingress sandbox (the routing
+    /// mesh) and the node's own (published ports).
+    fn flows_to(
+        &self,
+        state: &NodeState,
+        task: &str,
+    ) -> Vec<(Option<PathBuf>, Vec<std::net::Ipv4Addr>)> {
+        let Some(rec) = state.tasks.get(task) else {
+            return Vec::new();
+        };
+        let mut on_networks = Vec::new();
+        let mut on_ingress = Vec::new();
+        let mut egress = Vec::new();
+        for i in &rec.interfaces {
+            match &i.link {
+                Link::Network { id, .. } => {
+                    on_networks.push(i.address.addr());
+                    if state.ingress.as_ref().is_some_and(|g| &g.network == id) {
+                        on_ingress.push(i.address.addr());
+                    }
+                }
+                Link::Egress { .. } => egress.push(i.address.addr()),
+            }
+        }
+        let networks: Vec<&String> = rec
+            .interfaces
+            .iter()
+            .filter_map(|i| match &i.link {
+                Link::Network { id, .. } => Some(id),
+                Link::Egress { .. } => None,
+            })
+            .collect();
+        // Only a task on one of its networks can have balanced to it.
+        let shares = |r: &TaskRecord| {
+            r.interfaces
+                .iter()
+                .any(|i| matches!(&i.link, Link::Network { id, .. } if networks.contains(&id)))
+        };
+        let mut out: Vec<(Option<PathBuf>, Vec<std::net::Ipv4Addr>)> = state
+            .tasks
+            .iter()
+            .filter(|(t, r)| t.as_str() != task && shares(r))
+            .map(|(t, _)| (Some(self.task_netns_path(t)), on_networks.clone()))
+            .collect();
+        if let Some(g) = &state.ingress {
+            out.push((Some(self.sandbox_path(&g.network)), on_ingress));
+        }
+        out.push((None, egress));
+        out
     }
 
     async fn prune_tasks(&self, keep: &HashSet<String>) -> Result<()> {

@@ -357,3 +357,67 @@ fn t31_vip_tables_come_back_after_restart() {
         assert!(!path.exists());
     });
 }
+
+/// One datagram over a UDP socket that keeps its flow.
+fn ask_on(s: &UdpSocket) -> std::io::Result<String> {
+    s.send(b"who")?;
+    let mut buf = [0u8; 64];
+    let n = s.recv(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// A UDP client that keeps one socket keeps one conntrack flow, pinned to
+/// one backend; once that backend is removed and its network released, the
+/// flow's next datagram is balanced to a serving backend instead of going
+/// to the gone address for as long as the client sends.
+#[test]
+fn t32_a_udp_flow_leaves_a_removed_backend() {
+    isolated("t32_a_udp_flow_leaves_a_removed_backend", || async {
+        let state = StateDir::new();
+        let driver = OverlayDriver::new(state.path.clone()).unwrap();
+        let net_a = network(NET_A, "10.0.1.0/24", "10.0.1.1");
+        for (task, addr) in BACKENDS {
+            let ns = driver.attach(task, &on24(&net_a, addr)).await.unwrap();
+            serve(&ns.path, task);
+        }
+        let all: Vec<&str> = BACKENDS.iter().map(|b| b.1).collect();
+        driver.update_dns(&records(&all)).await.unwrap();
+        let client = driver
+            .attach(CLIENT.0, &on24(&net_a, CLIENT.1))
+            .await
+            .unwrap();
+        let sock = in_netns(&client.path, || {
+            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.set_read_timeout(Some(CLIENT_WAIT)).unwrap();
+            s.connect(SocketAddr::new(ip(WEB_VIP), PORT)).unwrap();
+            s
+        });
+        let sock = std::sync::Arc::new(sock);
+        let ask = |s: std::sync::Arc<UdpSocket>| async move {
+            tokio::task::spawn_blocking(move || ask_on(&s))
+                .await
+                .unwrap()
+        };
+        let first = ask(sock.clone()).await.unwrap();
+        assert_eq!(
+            ask(sock.clone()).await.unwrap(),
+            first,
+            "one flow, one backend"
+        );
+
+        // Its backend is scaled away, stopped, and its network released.
+        let rest: Vec<&str> = BACKENDS
+            .iter()
+            .filter(|b| b.0 != first)
+            .map(|b| b.1)
+            .collect();
+        driver.update_dns(&records(&rest)).await.unwrap();
+        driver.detach(&first).await.unwrap();
+
+        let next = ask(sock.clone())
+            .await
+            .expect("the flow reaches a serving backend");
+        assert_ne!(next, first);
+        assert!(BACKENDS.iter().any(|b| b.0 == next), "{next}");
+    });
+}

@@ -354,10 +354,36 @@ impl TaskController {
     /// restart) once; the driver's attach is idempotent.
     async fn reattach(&mut self) -> Result<(), ExecError> {
         if !self.attached {
-            self.attach_networks().await?;
+            // The task's networks may have changed while shoald was down
+            // or before this: the container's files follow them.
+            if let Some(id) = self.existing().await? {
+                self.apply_networks(&id).await?;
+            } else {
+                self.attach_networks().await?;
+            }
             self.attached = true;
         }
         Ok(())
+    }
+
+    /// Attaches the task to its networks as they are now and records them
+    /// in the container's `endpoints.json` (endpoint IDs kept) and
+    /// `/etc/hosts`, as dockerd rewrites it on connect (written in place:
+    /// it is bind-mounted).
+    async fn apply_networks(&mut self, id: &str) -> Result<(), ExecError> {
+        let Some((netns, atts)) = self.attach_networks().await? else {
+            return Ok(());
+        };
+        let dir = self.dir(id);
+        let old = super::endpoints::Endpoints::read(&dir);
+        super::endpoints::Endpoints::of(&netns, &atts)
+            .keeping_ids(old.as_ref())
+            .write(&dir)
+            .map_err(|e| ExecError::Fatal(format!("record the endpoints: {e}")))?;
+        let paths = files::paths(&dir);
+        let hostname = std::fs::read_to_string(&paths.hostname).unwrap_or_default();
+        files::write(&paths, hostname.trim(), Some(&netns))
+            .map_err(|e| ExecError::Fatal(format!("write container files: {e}")))
     }
 
     /// Gives the task's network namespace and addresses back once its
@@ -626,20 +652,7 @@ impl Controller for TaskController {
         if !running {
             return Ok(());
         }
-        if let Some((netns, atts)) = self.attach_networks().await? {
-            let dir = self.dir(&id);
-            let old = super::endpoints::Endpoints::read(&dir);
-            super::endpoints::Endpoints::of(&netns, &atts)
-                .keeping_ids(old.as_ref())
-                .write(&dir)
-                .map_err(|e| ExecError::Fatal(format!("record the endpoints: {e}")))?;
-            // /etc/hosts names the container on its addresses, as dockerd
-            // rewrites it on connect (written in place: it is bind-mounted).
-            let paths = files::paths(&dir);
-            let hostname = std::fs::read_to_string(&paths.hostname).unwrap_or_default();
-            files::write(&paths, hostname.trim(), Some(&netns))
-                .map_err(|e| ExecError::Fatal(format!("write container files: {e}")))?;
-        }
+        self.apply_networks(&id).await?;
         Ok(())
     }
 
