@@ -103,5 +103,14 @@ mod tests {
             ),
         );
         assert!(same.is_empty());
+        // A network connected to a task is.
+        let mut connected = task("c", TaskState::ASSIGNED, TaskState::RUNNING);
+        connected.networks.push(crate::model::NetworkAttachment {
+            network_id: "shared".into(),
+            ..Default::default()
+        });
+        let d = diff(&next, &for_node([&next["a"], &connected]));
+        assert_eq!(d.len(), 1);
+        assert!(matches!(&d[0], Assignment::Update(t) if t.networks.len() == 1));
     }
 }

@@ -18,6 +18,8 @@ use crate::model::Task;
 pub struct FakeController {
     exit: i64,
     prepare_err: Option<String>,
+    /// The process never exits by itself.
+    runs: bool,
     /// Calls received, in order.
     pub calls: Arc<Mutex<Vec<&'static str>>>,
 }
@@ -27,6 +29,14 @@ impl FakeController {
     pub fn exits(code: i64) -> Self {
         FakeController {
             exit: code,
+            ..Default::default()
+        }
+    }
+
+    /// A task whose process runs until it is shut down.
+    pub fn runs() -> Self {
+        FakeController {
+            runs: true,
             ..Default::default()
         }
     }
@@ -59,6 +69,9 @@ impl Controller for FakeController {
     }
     async fn wait(&mut self) -> Result<ExitStatus, ExecError> {
         self.record("wait");
+        if self.runs {
+            std::future::pending::<()>().await;
+        }
         Ok(ExitStatus { code: self.exit })
     }
     async fn shutdown(&mut self) -> Result<(), ExecError> {
@@ -67,6 +80,10 @@ impl Controller for FakeController {
     }
     async fn remove(&mut self) -> Result<(), ExecError> {
         self.record("remove");
+        Ok(())
+    }
+    async fn update_networks(&mut self, _task: &Task) -> Result<(), ExecError> {
+        self.record("update_networks");
         Ok(())
     }
 }
