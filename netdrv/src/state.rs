@@ -628,8 +628,25 @@ impl NodeState {
     }
 }
 
+/// Adding (or removing) each of `task`'s `ifaces`.
+fn interface_actions<'a>(
+    task: &'a str,
+    ifaces: &'a [Interface],
+    add: bool,
+) -> impl Iterator<Item = Action> + 'a {
+    ifaces.iter().map(move |i| {
+        let (task, iface) = (task.to_string(), i.clone());
+        if add {
+            Action::AddInterface { task, iface }
+        } else {
+            Action::RemoveInterface { task, iface }
+        }
+    })
+}
+
 /// The actions that turn the kernel state `before` describes into the one
-/// `after` describes. Tasks in both are left alone.
+/// `after` describes. A task in both changes only the interfaces that
+/// differ (it moved between networks).
 pub fn diff(before: &NodeState, after: &NodeState) -> Vec<Action> {
     let mut out = Vec::new();
     if let Some(e) = &after.egress {
@@ -652,10 +669,7 @@ pub fn diff(before: &NodeState, after: &NodeState) -> Vec<Action> {
     for (id, task) in &after.tasks {
         if !before.tasks.contains_key(id) {
             out.push(Action::CreateTaskNetns(id.clone()));
-            out.extend(task.interfaces.iter().map(|i| Action::AddInterface {
-                task: id.clone(),
-                iface: i.clone(),
-            }));
+            out.extend(interface_actions(id, &task.interfaces, true));
         }
     }
     // A task moved between networks: its own interfaces change.
@@ -663,31 +677,24 @@ pub fn diff(before: &NodeState, after: &NodeState) -> Vec<Action> {
         let Some(old) = before.tasks.get(id) else {
             continue;
         };
-        out.extend(
-            old.interfaces
-                .iter()
-                .filter(|i| !task.interfaces.contains(i))
-                .map(|i| Action::RemoveInterface {
-                    task: id.clone(),
-                    iface: i.clone(),
-                }),
-        );
-        out.extend(
-            task.interfaces
-                .iter()
-                .filter(|i| !old.interfaces.contains(i))
-                .map(|i| Action::AddInterface {
-                    task: id.clone(),
-                    iface: i.clone(),
-                }),
-        );
+        let gone: Vec<Interface> = old
+            .interfaces
+            .iter()
+            .filter(|i| !task.interfaces.contains(i))
+            .cloned()
+            .collect();
+        let new: Vec<Interface> = task
+            .interfaces
+            .iter()
+            .filter(|i| !old.interfaces.contains(i))
+            .cloned()
+            .collect();
+        out.extend(interface_actions(id, &gone, false));
+        out.extend(interface_actions(id, &new, true));
     }
     for (id, task) in &before.tasks {
         if !after.tasks.contains_key(id) {
-            out.extend(task.interfaces.iter().map(|i| Action::RemoveInterface {
-                task: id.clone(),
-                iface: i.clone(),
-            }));
+            out.extend(interface_actions(id, &task.interfaces, false));
             out.push(Action::RemoveTaskNetns(id.clone()));
         }
     }

@@ -127,6 +127,18 @@ fn serve(netns: &Path, name: &str) {
     });
 }
 
+/// Attaches the [`BACKENDS`] to `net`, each serving its name; their
+/// namespaces.
+async fn serve_backends(driver: &OverlayDriver, net: &NetworkSpec) -> Vec<std::path::PathBuf> {
+    let mut paths = Vec::new();
+    for (task, addr) in BACKENDS {
+        let ns = driver.attach(task, &on24(net, addr)).await.unwrap();
+        serve(&ns.path, task);
+        paths.push(ns.path);
+    }
+    paths
+}
+
 /// One TCP connection to `addr`: the name the server answered.
 fn ask_tcp(addr: SocketAddr) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, CLIENT_WAIT)?;
@@ -187,12 +199,7 @@ fn t30_vip_spreads_follows_and_refuses() {
         let driver = OverlayDriver::new(state.path.clone()).unwrap();
         let net_a = network(NET_A, "10.0.1.0/24", "10.0.1.1");
         let net_b = network(NET_B, "10.0.2.0/24", "10.0.2.1");
-        let mut backends = Vec::new();
-        for (task, addr) in BACKENDS {
-            let ns = driver.attach(task, &on24(&net_a, addr)).await.unwrap();
-            serve(&ns.path, task);
-            backends.push(ns.path);
-        }
+        let backends = serve_backends(&driver, &net_a).await;
         let other = driver
             .attach(OTHER.0, &on24(&net_b, OTHER.1))
             .await
@@ -376,10 +383,7 @@ fn t32_a_udp_flow_leaves_a_removed_backend() {
         let state = StateDir::new();
         let driver = OverlayDriver::new(state.path.clone()).unwrap();
         let net_a = network(NET_A, "10.0.1.0/24", "10.0.1.1");
-        for (task, addr) in BACKENDS {
-            let ns = driver.attach(task, &on24(&net_a, addr)).await.unwrap();
-            serve(&ns.path, task);
-        }
+        serve_backends(&driver, &net_a).await;
         let all: Vec<&str> = BACKENDS.iter().map(|b| b.1).collect();
         driver.update_dns(&records(&all)).await.unwrap();
         let client = driver
