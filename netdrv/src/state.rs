@@ -506,6 +506,17 @@ pub fn same_networks(rec: &TaskRecord, planned: &[Planned]) -> bool {
 }
 
 impl NodeState {
+    /// This state with the networks of `planned` it does not have yet.
+    fn with_networks(&self, planned: &[Planned]) -> NodeState {
+        let mut next = self.clone();
+        for p in planned {
+            next.networks
+                .entry(p.network.id.clone())
+                .or_insert_with(|| p.network.clone());
+        }
+        next
+    }
+
     /// `task`'s record replaced by `record` (its networks moved, see
     /// [`task_record_moved`]): networks only it used go, new ones come.
     pub fn with_moved_task(
@@ -514,12 +525,7 @@ impl NodeState {
         record: TaskRecord,
         planned: &[Planned],
     ) -> NodeState {
-        let mut next = self.clone();
-        for p in planned {
-            next.networks
-                .entry(p.network.id.clone())
-                .or_insert_with(|| p.network.clone());
-        }
+        let mut next = self.with_networks(planned);
         next.tasks.insert(task.to_string(), record);
         next.without_unused()
     }
@@ -533,12 +539,7 @@ impl NodeState {
         planned: &[Planned],
         egress: Option<&Egress>,
     ) -> NodeState {
-        let mut next = self.clone();
-        for p in planned {
-            next.networks
-                .entry(p.network.id.clone())
-                .or_insert_with(|| p.network.clone());
-        }
+        let mut next = self.with_networks(planned);
         if record
             .interfaces
             .iter()
