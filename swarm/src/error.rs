@@ -47,6 +47,8 @@ pub const NOT_MANAGER: &str = "This node is not a swarm manager. Use \"docker sw
 pub const NOT_IN_SWARM: &str = "This node is not part of a swarm";
 /// dockerd's text for init/join on a node already in a swarm.
 pub const ALREADY_IN_SWARM: &str = "This node is already part of a swarm. Use \"docker swarm leave\" to leave this swarm and join another one.";
+/// swarmkit's text when no manager leads (quorum lost, or an election runs).
+pub const NO_LEADER: &str = "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.";
 /// dockerd's text while the store is locked.
 pub const LOCKED: &str = "Swarm is encrypted and needs to be unlocked before it can be used. Please use \"docker swarm unlock\" to unlock it.";
 
@@ -117,6 +119,11 @@ impl Error {
     /// The node is not a swarm manager (503).
     pub fn not_manager() -> Self {
         Error::new(ErrorKind::Unavailable, NOT_MANAGER)
+    }
+
+    /// No manager leads the swarm: dockerd relays swarmkit's gRPC Unknown (500).
+    pub fn no_leader() -> Self {
+        Error::unknown(NO_LEADER)
     }
 
     /// The store is locked (503).

@@ -21,6 +21,7 @@ pub mod raft;
 pub mod reference;
 pub mod scheduler;
 pub mod store;
+pub mod transport;
 
 pub use error::Error;
 pub use error::ErrorKind;

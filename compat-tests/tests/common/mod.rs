@@ -88,6 +88,10 @@ impl Daemon {
     /// Starts shoald inside `node` (or the test's namespaces) with extra
     /// flags and waits for `/_ping`.
     fn start_in(node: Option<Arc<NodeNs>>, extra: &[&str]) -> Daemon {
+        // Every daemon gets network namespaces of its own, even without a
+        // containerd: a swarm manager listens on 0.0.0.0:2377, and tests
+        // run side by side.
+        let node = node.or_else(|| Some(Arc::new(NodeNs::new())));
         let dir = tempfile::Builder::new()
             .prefix("shoal-e2e")
             .tempdir()

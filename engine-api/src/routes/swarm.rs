@@ -10,6 +10,7 @@ use axum::Router;
 use serde::Deserialize;
 use swarm::controlapi::cluster;
 use swarm::node::InitRequest;
+use swarm::node::JoinRequest;
 
 use crate::body::query_bool;
 use crate::body::query_version;
@@ -54,18 +55,12 @@ async fn init(
     Ok(Json(s.node.init(req).await?))
 }
 
-async fn join(State(s): State<AppState>) -> ApiResult<Response> {
-    if s.node.membership().is_some() {
-        return Err(swarm::Error::new(
-            swarm::ErrorKind::Unavailable,
-            swarm::error::ALREADY_IN_SWARM,
-        )
-        .into());
-    }
-    Err(ApiError::new(
-        axum::http::StatusCode::NOT_IMPLEMENTED,
-        "joining an existing swarm is not supported by shoal yet: multi-node swarms are planned",
-    ))
+async fn join(
+    State(s): State<AppState>,
+    JsonBody(req): JsonBody<JoinRequest>,
+) -> ApiResult<Response> {
+    s.node.join(req).await?;
+    Ok(empty_ok())
 }
 
 async fn leave(

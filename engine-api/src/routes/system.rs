@@ -35,7 +35,8 @@ async fn ping(State(s): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     let swarm = match s.node.local_state() {
-        api::LocalNodeState::ACTIVE => "active/manager",
+        api::LocalNodeState::ACTIVE if s.node.is_manager() => "active/manager",
+        api::LocalNodeState::ACTIVE => "active/worker",
         api::LocalNodeState::LOCKED => "locked",
         _ => "inactive",
     };
@@ -119,10 +120,25 @@ fn swarm_info(s: &AppState) -> api::SwarmInfo {
                 .unwrap_or_default(),
         );
     }
-    let Ok(mgr) = s.node.manager() else {
+    if let Some(w) = s.node.worker_info() {
+        info.remote_managers = Some(
+            w.managers
+                .iter()
+                .map(|addr| api::PeerNode {
+                    node_id: None,
+                    addr: Some(addr.clone()),
+                })
+                .collect(),
+        );
+        return info;
+    }
+    let Some(mgr) = s.node.manager_even_without_leader() else {
         return info;
     };
     info.control_available = Some(true);
+    if !mgr.has_leader() {
+        info.error = Some(swarm::Error::no_leader().message().to_string());
+    }
     let (nodes, cluster) = mgr.store().view(|tx| {
         let t = tx.tables();
         (t.iter::<Node>().cloned().collect::<Vec<_>>(), tx.cluster())

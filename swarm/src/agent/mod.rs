@@ -11,29 +11,47 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::dispatcher::Connector;
 use crate::dispatcher::DispatcherApi;
 use crate::exec::Executor;
 pub use worker::Worker;
 
-/// Runs the agent for `node_id` until `cancel` fires, reconnecting with
-/// bounded backoff when the session fails.
+/// The first wait before opening a session again after one failed.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// The longest wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// A session that lasted this long counts as healthy: the next failure
+/// starts from the first backoff again.
+const HEALTHY: Duration = Duration::from_secs(10);
+
+/// Runs the agent for `node_id` until `cancel` fires: opens a session with
+/// the dispatcher `connector` finds, and another (bounded backoff) whenever
+/// one fails. Running tasks keep running while no manager answers.
 pub async fn run(
     node_id: String,
-    dispatcher: Arc<dyn DispatcherApi>,
+    connector: Arc<dyn Connector>,
     executor: Arc<dyn Executor>,
     cancel: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = FIRST_BACKOFF;
     while !cancel.is_cancelled() {
-        match session(&node_id, &dispatcher, &executor, &cancel).await {
+        let started = tokio::time::Instant::now();
+        let result = match connector.connect().await {
+            Ok(d) => session(&node_id, &d, &executor, &cancel).await,
+            Err(e) => Err(e),
+        };
+        match result {
             Ok(()) => return,
             Err(e) => {
+                if started.elapsed() >= HEALTHY {
+                    backoff = FIRST_BACKOFF;
+                }
                 tracing::warn!(error = %e, "agent session ended; retrying");
                 tokio::select! {
                     _ = cancel.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(8));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }

@@ -17,14 +17,15 @@ async fn setup(exit: i64) -> (Arc<Store>, String, CancellationToken, FakeControl
     let node_id = new_id();
     let mut n = Node::default();
     n.api.id = Some(node_id.clone());
-    store.update(|tx| tx.create(n)).await.unwrap();
+    store.update(|tx| tx.create(n.clone())).await.unwrap();
     let ctl = FakeController::exits(exit);
     let exec = Arc::new(FakeExecutor {
         template: ctl.clone(),
     });
     let disp = Arc::new(Local::new(store.clone(), Duration::from_secs(5)));
     let cancel = CancellationToken::new();
-    tokio::spawn(run(node_id.clone(), disp, exec, cancel.clone()));
+    let connector = Arc::new(crate::dispatcher::Fixed(disp));
+    tokio::spawn(run(node_id.clone(), connector, exec, cancel.clone()));
     (store, node_id, cancel, ctl)
 }
 
@@ -38,7 +39,7 @@ async fn assign(store: &Store, node: &str, desired: TaskState) -> String {
         state: Some(TaskState::ASSIGNED),
         ..Default::default()
     });
-    store.update(|tx| tx.create(t)).await.unwrap();
+    store.update(|tx| tx.create(t.clone())).await.unwrap();
     id
 }
 

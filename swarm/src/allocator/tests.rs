@@ -8,7 +8,7 @@ async fn store_with_cluster() -> Arc<Store> {
     let store = Store::in_memory();
     let mut c = Cluster::default();
     c.api.id = Some(crate::model::new_id());
-    store.update(|tx| tx.create(c)).await.unwrap();
+    store.update(|tx| tx.create(c.clone())).await.unwrap();
     store
 }
 
@@ -67,8 +67,8 @@ async fn services_get_vips_and_ports_and_tasks_go_pending() {
     });
     store
         .update(|tx| {
-            tx.create(svc)?;
-            tx.create(task)
+            tx.create(svc.clone())?;
+            tx.create(task.clone())
         })
         .await
         .unwrap();

@@ -4,5 +4,11 @@
 //! join; a one-manager swarm needs the root CA (its digest is part of every
 //! join token) and the tokens themselves.
 
+pub mod csr;
+pub mod identity;
+pub mod issuer;
+pub mod keystore;
 pub mod root;
+pub mod server;
+pub mod tls;
 pub mod tokens;

@@ -55,6 +55,27 @@ pub fn with_defaults(mut spec: api::SwarmSpec) -> api::SwarmSpec {
     spec
 }
 
+/// The node certificate lifetime the spec asks for.
+pub fn cert_expiry(spec: &api::SwarmSpec) -> std::time::Duration {
+    let ns = spec
+        .ca_config
+        .as_ref()
+        .and_then(|c| c.node_cert_expiry)
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_CERT_EXPIRY_NS);
+    std::time::Duration::from_nanos(ns as u64)
+}
+
+/// The agents' heartbeat period the cluster asks for.
+pub fn heartbeat_period(store: &Store) -> std::time::Duration {
+    let ns = store
+        .view(|v| v.cluster())
+        .and_then(|c| c.api.spec?.dispatcher?.heartbeat_period)
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_HEARTBEAT_NS);
+    std::time::Duration::from_nanos(ns as u64)
+}
+
 /// Checks a swarm spec as swarmkit's controlapi does.
 pub fn validate(spec: &api::SwarmSpec) -> Result<()> {
     if let Some(exp) = spec.ca_config.as_ref().and_then(|c| c.node_cert_expiry) {
@@ -154,7 +175,7 @@ pub async fn update(
             if rotate.manager_token {
                 tokens.manager = Some(ca::tokens::generate(&der));
             }
-            c.api.spec = Some(spec);
+            c.api.spec = Some(spec.clone());
             let outcome = UpdateOutcome {
                 key_changed: before != c.unlock_key,
                 unlock_key: c.unlock_key.clone(),

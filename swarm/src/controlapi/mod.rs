@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod leave;
 pub mod names;
 pub mod network;
 pub mod node;

@@ -88,7 +88,7 @@ pub async fn create(store: &Store, mut req: api::NetworkCreateRequest) -> Result
         req.driver = Some("overlay".into());
     }
     validate(&req)?;
-    let mut n = alloc::new_network(req);
+    let n = alloc::new_network(req);
     let id = n.id().to_string();
     store
         .update(|tx| {
@@ -108,6 +108,7 @@ pub async fn create(store: &Store, mut req: api::NetworkCreateRequest) -> Result
                     )));
                 }
             }
+            let mut n = n.clone();
             alloc::allocate_network(&others, tx.cluster().as_ref(), &mut n)?;
             tx.create(n)
         })
@@ -263,7 +264,7 @@ mod tests {
             }),
             ..Default::default()
         });
-        store.update(|tx| tx.create(svc)).await.unwrap();
+        store.update(|tx| tx.create(svc.clone())).await.unwrap();
         let e = remove(&store, "backend").await.unwrap_err();
         assert_eq!(
             e.message(),

@@ -77,7 +77,7 @@ pub async fn update(store: &Store, input: &str, version: u64, spec: api::NodeSpe
                     ));
                 }
             }
-            let mut spec = spec;
+            let mut spec = spec.clone();
             spec.labels.get_or_insert_with(Default::default);
             n.api.spec = Some(spec);
             tx.update(n)
@@ -125,7 +125,7 @@ mod tests {
             ..Default::default()
         });
         n.api.manager_status = Some(Default::default());
-        store.update(|tx| tx.create(n)).await.unwrap();
+        store.update(|tx| tx.create(n.clone())).await.unwrap();
         (store, id)
     }
 

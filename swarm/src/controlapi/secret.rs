@@ -64,7 +64,7 @@ pub async fn create(store: &Store, mut spec: api::SecretSpec) -> Result<String> 
                     "secret {name} already exists"
                 )));
             }
-            tx.create(s)
+            tx.create(s.clone())
         })
         .await?;
     Ok(id)
@@ -95,7 +95,7 @@ pub async fn update(store: &Store, input: &str, version: u64, spec: api::SecretS
                 return Err(Error::invalid("only updates to Labels are allowed"));
             }
             let mut next = cur;
-            next.labels = Some(spec.labels.unwrap_or_default());
+            next.labels = Some(spec.labels.clone().unwrap_or_default());
             s.api.spec = Some(next);
             tx.update(s)
         })

@@ -170,9 +170,9 @@ pub async fn create(
             let mut s = Service::default();
             s.api.id = Some(id.clone());
             s.api.endpoint = Some(endpoint(tx, &id, &spec, None)?);
-            s.api.spec = Some(spec);
+            s.api.spec = Some(spec.clone());
             s.spec_version = 1;
-            s.registry_auth = registry_auth;
+            s.registry_auth = registry_auth.clone();
             tx.create(s)
         })
         .await?;
@@ -231,7 +231,7 @@ pub async fn update(
             }
             let cur = s.spec().clone();
             let mut next = match kind {
-                UpdateKind::Replace => spec,
+                UpdateKind::Replace => spec.clone(),
                 UpdateKind::Rollback => s.previous_spec.clone().ok_or_else(|| {
                     Error::precondition(format!("service {} does not have a previous spec", s.id()))
                 })?,
@@ -278,7 +278,7 @@ pub async fn update(
             s.previous_spec = Some(cur);
             s.api.spec = Some(next);
             let prev_auth = s.registry_auth.clone();
-            s.registry_auth = match (kind, registry_auth) {
+            s.registry_auth = match (kind, registry_auth.clone()) {
                 (_, Some(a)) => Some(a),
                 (UpdateKind::Rollback, None) => s.previous_registry_auth.clone(),
                 (UpdateKind::Replace, None) => prev_auth.clone(),

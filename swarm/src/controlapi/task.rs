@@ -61,7 +61,7 @@ pub async fn connect_network(
             task.networks.push(NetworkAttachment {
                 network_id: network_id.to_string(),
                 addresses: vec![address.clone()],
-                aliases,
+                aliases: aliases.clone(),
             });
             tx.update(task)?;
             Ok(address)

@@ -19,7 +19,7 @@ pub struct SessionInfo {
 }
 
 /// A task's new observed status, from the agent.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StatusUpdate {
     /// The task.
     pub task_id: String,
@@ -28,7 +28,7 @@ pub struct StatusUpdate {
 }
 
 /// One change to a node's assignments.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Assignment {
     /// The task is (still) assigned; run it or apply its new desired state.
     Update(Box<Task>),
@@ -38,7 +38,7 @@ pub enum Assignment {
 
 /// A batch of assignment changes. The first set of a session is `full`: any
 /// task the agent runs that is not in it must be removed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AssignmentSet {
     /// Whether this set replaces everything the agent knows.
     pub full: bool,
@@ -82,4 +82,22 @@ pub trait DispatcherApi: Send + Sync {
         node_id: &str,
         session_id: &str,
     ) -> Result<mpsc::Receiver<AssignmentSet>>;
+}
+
+/// Finds the dispatcher an agent opens its next session with: the leader's,
+/// in process when this node leads, over the network otherwise.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// The dispatcher to use for the next session.
+    async fn connect(&self) -> Result<std::sync::Arc<dyn DispatcherApi>>;
+}
+
+/// Always the same dispatcher (one manager, tests).
+pub struct Fixed(pub std::sync::Arc<dyn DispatcherApi>);
+
+#[async_trait]
+impl Connector for Fixed {
+    async fn connect(&self) -> Result<std::sync::Arc<dyn DispatcherApi>> {
+        Ok(self.0.clone())
+    }
 }

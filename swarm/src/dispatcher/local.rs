@@ -1,7 +1,11 @@
-//! The in-process dispatcher: the manager's own agent talks to it directly.
+//! The leader's dispatcher over its store: the leader's own agent talks to
+//! it directly, remote agents through the gRPC service (`grpc`). It lives
+//! for one leadership term: when the term ends, its streams end and agents
+//! find the next leader.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,6 +13,9 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use super::assignments;
+use super::sessions::Sessions;
+use super::sessions::CLOSED_GRACE;
+use super::sessions::GRACE_PERIODS;
 use super::Assignment;
 use super::AssignmentSet;
 use super::DispatcherApi;
@@ -23,16 +30,123 @@ use crate::model::Task;
 use crate::store::Store;
 
 /// Serves agents from this manager's store.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Local {
     store: Arc<Store>,
     heartbeat: Duration,
+    sessions: Mutex<Sessions>,
+    cancel: tokio_util::sync::CancellationToken,
 }
 
 impl Local {
     /// A dispatcher over `store` asking for heartbeats every `heartbeat`.
     pub fn new(store: Arc<Store>, heartbeat: Duration) -> Self {
-        Local { store, heartbeat }
+        Local {
+            store,
+            heartbeat,
+            sessions: Mutex::new(Sessions::default()),
+            cancel: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// How long a node may go without a heartbeat before it is down.
+    fn ttl(&self) -> Duration {
+        self.heartbeat * GRACE_PERIODS
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The store it serves from.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// A token that fires when this dispatcher's term ends.
+    pub fn cancelled(&self) -> tokio_util::sync::CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Ends every stream this dispatcher serves (its leadership term ended).
+    pub fn shut_down(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Whether the dispatcher still serves (its term has not ended).
+    pub fn is_serving(&self) -> bool {
+        !self.cancel.is_cancelled()
+    }
+
+    /// A session stream of `node` ended: unless it opens another soon, it
+    /// is down (a crashed node's connection closes at once; a cut link's
+    /// within the transport's keepalive timeout).
+    pub fn session_closed(&self, node: &str, session_id: &str) {
+        let deadline = tokio::time::Instant::now() + CLOSED_GRACE;
+        self.sessions().closed(node, session_id, deadline);
+    }
+
+    /// Whether `session_id` is `node`'s current session.
+    pub fn is_current(&self, node: &str, session_id: &str) -> bool {
+        self.sessions().is_current(node, session_id)
+    }
+
+    /// The leader loop that marks nodes down when their sessions lapse.
+    /// Ready nodes first get one grace period to find this new leader.
+    pub async fn monitor(self: Arc<Self>, cancel: tokio_util::sync::CancellationToken) {
+        let start = tokio::time::Instant::now() + self.ttl();
+        let ready: Vec<String> = self.store.view(|v| {
+            v.tables()
+                .iter::<Node>()
+                .filter(|n| {
+                    n.api.status.as_ref().and_then(|s| s.state) == Some(api::NodeState::READY)
+                })
+                .filter_map(|n| n.api.id.clone())
+                .collect()
+        });
+        {
+            let mut s = self.sessions();
+            for n in &ready {
+                s.expect(n, start);
+            }
+        }
+        loop {
+            let next = self
+                .sessions()
+                .next_deadline()
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_millis(500))
+                .min(tokio::time::Instant::now() + Duration::from_millis(500));
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(next) => {}
+            }
+            let expired = self.sessions().take_expired(tokio::time::Instant::now());
+            if expired.is_empty() {
+                continue;
+            }
+            tracing::info!(nodes = ?expired, "node heartbeats expired: marking them down");
+            let r = self
+                .store
+                .update(|tx| {
+                    for id in &expired {
+                        let Some(mut n) = tx.get::<Node>(id) else {
+                            continue;
+                        };
+                        let st = n.api.status.get_or_insert_with(Default::default);
+                        if st.state == Some(api::NodeState::DOWN) {
+                            continue;
+                        }
+                        st.state = Some(api::NodeState::DOWN);
+                        st.message = Some("heartbeat failure".into());
+                        tx.update(n)?;
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "marking nodes down failed");
+            }
+        }
     }
 }
 
@@ -78,8 +192,9 @@ impl DispatcherApi for Local {
                     .map(|d| (&d.hostname, &d.resources))
                     == Some((&desc.hostname, &desc.resources));
                 if !ready || !same_desc {
-                    n.api.status.get_or_insert_with(Default::default).state =
-                        Some(api::NodeState::READY);
+                    let st = n.api.status.get_or_insert_with(Default::default);
+                    st.state = Some(api::NodeState::READY);
+                    st.message = None;
                     if desc.hostname.is_some() {
                         let d = n.api.description.get_or_insert_with(Default::default);
                         d.hostname = desc.hostname.clone();
@@ -90,13 +205,23 @@ impl DispatcherApi for Local {
                 Ok(())
             })
             .await?;
+        let session_id = new_id();
+        let deadline = tokio::time::Instant::now() + self.ttl();
+        self.sessions().open(node_id, &session_id, deadline);
         Ok(SessionInfo {
-            session_id: new_id(),
+            session_id,
             heartbeat_period: self.heartbeat,
         })
     }
 
-    async fn heartbeat(&self, _node_id: &str, _session_id: &str) -> Result<Duration> {
+    async fn heartbeat(&self, node_id: &str, session_id: &str) -> Result<Duration> {
+        let deadline = tokio::time::Instant::now() + self.ttl();
+        if !self.sessions().heartbeat(node_id, session_id, deadline) {
+            return Err(Error::new(
+                crate::ErrorKind::Unavailable,
+                "rpc error: code = NotFound desc = node not registered",
+            ));
+        }
         Ok(self.heartbeat)
     }
 
@@ -173,8 +298,8 @@ impl DispatcherApi for Local {
             .view_and_watch(|v| super::records::service_records(v.tables()));
         let (tx, rx) = tokio::sync::watch::channel(first);
         let store = self.store.clone();
+        let cancel = self.cancel.clone();
         tokio::spawn(async move {
-            let cancel = tokio_util::sync::CancellationToken::new();
             loop {
                 if crate::store::Watched::next(&mut watch, &cancel)
                     .await
@@ -223,12 +348,17 @@ impl DispatcherApi for Local {
                 .collect(),
         };
         let store = self.store.clone();
+        let cancel = self.cancel.clone();
         tokio::spawn(async move {
             if tx.send(first).await.is_err() {
                 return;
             }
             loop {
-                let touches_node = match watch.recv().await {
+                let next = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = watch.recv() => r,
+                };
+                let touches_node = match next {
                     Ok(c) => c.events.iter().any(|e| match &e.object {
                         Some(crate::model::Object::Task(t)) => t.node_id() == Some(node.as_str()),
                         None => true,

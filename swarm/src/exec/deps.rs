@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::ExecError;
 
 /// Secret or config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DepKind {
     /// A secret.
     Secret,

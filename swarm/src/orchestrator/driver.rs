@@ -328,8 +328,8 @@ mod tests {
         t.api.desired_state = Some(TaskState::READY);
         store
             .update(|tx| {
-                tx.create(s)?;
-                tx.create(t)
+                tx.create(s.clone())?;
+                tx.create(t.clone())
             })
             .await
             .unwrap();

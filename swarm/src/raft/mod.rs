@@ -6,10 +6,13 @@ pub mod encryption;
 // openraft fixes the storage error type (large); boxing it locally buys nothing.
 #[allow(clippy::result_large_err)]
 mod log_store;
-mod network;
+pub mod membership;
+pub mod network;
 mod proposer;
+pub mod service;
 #[allow(clippy::result_large_err)]
 mod state_machine;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -21,6 +24,7 @@ pub use log_store::LogStore;
 use openraft::BasicNode;
 use openraft::Config;
 use openraft::SnapshotPolicy;
+pub use proposer::is_no_leader;
 pub use proposer::raft_id;
 pub use proposer::RaftProposer;
 use serde::Deserialize;
@@ -64,6 +68,14 @@ pub type Entry = openraft::Entry<TypeConfig>;
 /// The raft instance.
 pub type ShoalRaft = openraft::Raft<TypeConfig>;
 
+/// How often the leader sends heartbeats (ms).
+pub const HEARTBEAT_MS: u64 = 100;
+/// The shortest election timeout (ms): a follower that heard nothing from a
+/// leader for this long (plus a random part) starts an election.
+pub const ELECTION_MIN_MS: u64 = 500;
+/// The longest election timeout (ms).
+pub const ELECTION_MAX_MS: u64 = 1000;
+
 /// Raft tuning shared by every manager.
 #[derive(Debug, Clone)]
 pub struct RaftSettings {
@@ -82,17 +94,22 @@ impl Default for RaftSettings {
     }
 }
 
-/// Opens the log and state machine in `dir` and starts raft as `id`.
+/// Opens the log and state machine in `dir` and starts raft as `id`,
+/// reaching the other managers through `network`.
 ///
 /// The state machine restores the last snapshot into `state`; openraft then
 /// re-applies committed entries after it before serving writes.
-pub async fn start(
+pub async fn start<N>(
     dir: &Path,
     sealer: Arc<encryption::Sealer>,
     state: Arc<SharedState>,
     id: NodeId,
     settings: &RaftSettings,
-) -> Result<ShoalRaft> {
+    network: N,
+) -> Result<ShoalRaft>
+where
+    N: openraft::RaftNetworkFactory<TypeConfig>,
+{
     std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("raft dir: {e}")))?;
     let log = LogStore::open(&dir.join("log.redb"), sealer.clone())
         .map_err(|e| Error::internal(format!("raft log: {e}")))?;
@@ -100,9 +117,9 @@ pub async fn start(
         .map_err(|e| Error::internal(format!("raft snapshot: {e}")))?;
     let config = Config {
         cluster_name: "shoal".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
+        heartbeat_interval: HEARTBEAT_MS,
+        election_timeout_min: ELECTION_MIN_MS,
+        election_timeout_max: ELECTION_MAX_MS,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(settings.snapshot_interval),
         max_in_snapshot_log_to_keep: settings.keep_logs,
         ..Default::default()
@@ -112,7 +129,7 @@ pub async fn start(
             .validate()
             .map_err(|e| Error::internal(format!("raft config: {e}")))?,
     );
-    openraft::Raft::new(id, config, network::Network, log, sm)
+    openraft::Raft::new(id, config, network, log, sm)
         .await
         .map_err(|e| Error::internal(format!("raft start: {e}")))
 }

@@ -1,4 +1,9 @@
-//! `RaftProposer`: the store's writes go through openraft's `client_write`.
+//! `RaftProposer`: the store's writes go through openraft's `client_write`;
+//! on a manager that does not lead, to the leader through `Cluster.Propose`
+//! (swarmkit's raft proxy, at the level of one transaction).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use openraft::error::ClientWriteError;
@@ -10,32 +15,91 @@ use super::ShoalRaft;
 use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::error::Result;
+use crate::raft::wire::ProposeReply;
+use crate::raft::wire::ProposeRequest;
+use crate::store::Proposed;
 use crate::store::Proposer;
+use crate::store::SharedState;
 use crate::store::StoreAction;
+use crate::transport::proto::cluster::cluster_client::ClusterClient;
+use crate::transport::Channels;
 
-/// Proposes store transactions to raft; returns once applied.
+/// How long a write may wait for a commit before the swarm counts as
+/// having no leader (the leader lost its quorum, or none is elected).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a forwarded write waits for this node to apply it.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Proposes store transactions to raft; returns once applied here.
 pub struct RaftProposer {
     raft: ShoalRaft,
+    state: Arc<SharedState>,
+    channels: Option<Channels>,
 }
 
 impl RaftProposer {
-    /// A proposer over a started raft instance.
-    pub fn new(raft: ShoalRaft) -> Self {
-        RaftProposer { raft }
+    /// A proposer over a started raft instance whose state machine applies
+    /// to `state`; `channels` reach the other managers (none: one manager).
+    pub fn new(raft: ShoalRaft, state: Arc<SharedState>, channels: Option<Channels>) -> Self {
+        RaftProposer {
+            raft,
+            state,
+            channels,
+        }
+    }
+
+    async fn forward(&self, addr: &str, actions: Vec<StoreAction>) -> Result<Proposed> {
+        let Some(channels) = &self.channels else {
+            return Err(Error::no_leader());
+        };
+        let mut client = ClusterClient::new(channels.get(addr)?)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let call = client.propose(ProposeRequest { actions });
+        let reply = match tokio::time::timeout(COMMIT_TIMEOUT, call).await {
+            Err(_) => return Err(Error::no_leader()),
+            Ok(Err(s)) if crate::transport::status::is_transport(&s) => {
+                return Err(Error::no_leader())
+            }
+            Ok(Err(s)) => return Err(crate::transport::status::from_status(&s)),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        match reply {
+            ProposeReply::Committed(index) => {
+                // The caller reads its own write next: apply it here first.
+                self.state.wait_applied(index, APPLY_TIMEOUT).await;
+                Ok(Proposed::Committed(index))
+            }
+            ProposeReply::Stale(index) => Ok(Proposed::Stale(index)),
+        }
+    }
+
+    async fn write(&self, actions: Vec<StoreAction>, may_forward: bool) -> Result<Proposed> {
+        let call = self.raft.client_write(Proposal {
+            actions: actions.clone(),
+        });
+        match tokio::time::timeout(COMMIT_TIMEOUT, call).await {
+            Err(_) => Err(Error::no_leader()),
+            Ok(Ok(resp)) => Ok(Proposed::Committed(resp.log_id.index)),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                match (may_forward, f.leader_node) {
+                    (true, Some(node)) => self.forward(&node.addr, actions).await,
+                    _ => Err(Error::no_leader()),
+                }
+            }
+            Ok(Err(e)) => Err(Error::internal(format!("raft: {e}"))),
+        }
     }
 }
 
 #[async_trait]
 impl Proposer for RaftProposer {
-    async fn propose(&self, actions: Vec<StoreAction>) -> Result<u64> {
-        match self.raft.client_write(Proposal { actions }).await {
-            Ok(resp) => Ok(resp.log_id.index),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(Error::new(
-                ErrorKind::Unavailable,
-                "rpc error: code = Unavailable desc = this node is not the raft leader",
-            )),
-            Err(e) => Err(Error::internal(format!("raft: {e}"))),
-        }
+    async fn propose(&self, actions: Vec<StoreAction>) -> Result<Proposed> {
+        self.write(actions, true).await
+    }
+
+    async fn propose_here(&self, actions: Vec<StoreAction>) -> Result<Proposed> {
+        self.write(actions, false).await
     }
 }
 
@@ -45,4 +109,9 @@ pub fn raft_id(node_id: &str) -> NodeId {
     let mut b = [0u8; 8];
     b.copy_from_slice(&digest.as_ref()[..8]);
     u64::from_be_bytes(b)
+}
+
+/// Whether `e` says the swarm has no leader right now.
+pub fn is_no_leader(e: &Error) -> bool {
+    e.kind() == ErrorKind::Unknown && e.message().ends_with(crate::error::NO_LEADER)
 }

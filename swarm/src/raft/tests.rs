@@ -7,6 +7,64 @@ use crate::model::Secret;
 use crate::model::StoreObject;
 use crate::store::Store;
 
+/// A raft network for a lone voter: it never sends an RPC.
+struct NoPeers;
+
+struct NoPeer;
+
+impl openraft::RaftNetworkFactory<TypeConfig> for NoPeers {
+    type Network = NoPeer;
+
+    async fn new_client(&mut self, _target: NodeId, _node: &BasicNode) -> NoPeer {
+        NoPeer
+    }
+}
+
+fn unreachable<E: std::error::Error>() -> openraft::error::RPCError<NodeId, BasicNode, E> {
+    openraft::error::RPCError::Unreachable(openraft::error::Unreachable::new(
+        &std::io::Error::other("no peers"),
+    ))
+}
+
+impl openraft::network::RaftNetwork<TypeConfig> for NoPeer {
+    async fn append_entries(
+        &mut self,
+        _rpc: openraft::raft::AppendEntriesRequest<TypeConfig>,
+        _option: openraft::network::RPCOption,
+    ) -> Result<
+        openraft::raft::AppendEntriesResponse<NodeId>,
+        openraft::error::RPCError<NodeId, BasicNode, openraft::error::RaftError<NodeId>>,
+    > {
+        Err(unreachable())
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _rpc: openraft::raft::InstallSnapshotRequest<TypeConfig>,
+        _option: openraft::network::RPCOption,
+    ) -> Result<
+        openraft::raft::InstallSnapshotResponse<NodeId>,
+        openraft::error::RPCError<
+            NodeId,
+            BasicNode,
+            openraft::error::RaftError<NodeId, openraft::error::InstallSnapshotError>,
+        >,
+    > {
+        Err(unreachable())
+    }
+
+    async fn vote(
+        &mut self,
+        _rpc: openraft::raft::VoteRequest<NodeId>,
+        _option: openraft::network::RPCOption,
+    ) -> Result<
+        openraft::raft::VoteResponse<NodeId>,
+        openraft::error::RPCError<NodeId, BasicNode, openraft::error::RaftError<NodeId>>,
+    > {
+        Err(unreachable())
+    }
+}
+
 fn secret(name: &str, data: &str) -> Secret {
     let mut s = Secret::default();
     s.api.id = Some(new_id());
@@ -21,16 +79,26 @@ fn secret(name: &str, data: &str) -> Secret {
 async fn boot(dir: &Path, key: [u8; 32], init: bool) -> (ShoalRaft, Arc<Store>) {
     let state = SharedState::new(64);
     let sealer = Arc::new(encryption::Sealer::new(key));
-    let raft = start(dir, sealer, state.clone(), 7, &RaftSettings::default())
-        .await
-        .unwrap();
+    let raft = start(
+        dir,
+        sealer,
+        state.clone(),
+        7,
+        &RaftSettings::default(),
+        NoPeers,
+    )
+    .await
+    .unwrap();
     if init {
         bootstrap(&raft, 7, "127.0.0.1:2377").await.unwrap();
     }
     wait_leader(&raft, 7, Duration::from_secs(10))
         .await
         .unwrap();
-    let store = Store::new(state, Arc::new(RaftProposer::new(raft.clone())));
+    let store = Store::new(
+        state.clone(),
+        Arc::new(RaftProposer::new(raft.clone(), state, None)),
+    );
     (raft, store)
 }
 
@@ -43,7 +111,7 @@ async fn writes_survive_restart_and_are_encrypted() {
     let id = s.id().to_string();
     {
         let (raft, store) = boot(dir.path(), key, true).await;
-        store.update(|tx| tx.create(s)).await.unwrap();
+        store.update(|tx| tx.create(s.clone())).await.unwrap();
         let v = store.view(|tx| tx.get::<Secret>(&id)).unwrap().version();
         assert!(v > 0);
         raft.shutdown().await.unwrap();
@@ -78,7 +146,7 @@ async fn snapshot_then_restart_restores_state() {
         for i in 0..20 {
             let s = secret(&format!("s{i}"), "x");
             ids.push(s.id().to_string());
-            store.update(|tx| tx.create(s)).await.unwrap();
+            store.update(|tx| tx.create(s.clone())).await.unwrap();
         }
         raft.trigger().snapshot().await.unwrap();
         let mut metrics = raft.metrics();

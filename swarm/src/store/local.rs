@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::Proposed;
 use super::Proposer;
 use super::SharedState;
 use super::StoreAction;
@@ -29,9 +30,9 @@ impl LocalProposer {
 
 #[async_trait]
 impl Proposer for LocalProposer {
-    async fn propose(&self, actions: Vec<StoreAction>) -> Result<u64> {
+    async fn propose(&self, actions: Vec<StoreAction>) -> Result<Proposed> {
         let index = self.next.fetch_add(1, Ordering::SeqCst);
         self.state.apply(index, &actions);
-        Ok(index)
+        Ok(Proposed::Committed(index))
     }
 }

@@ -8,6 +8,7 @@
 //! applied state and never block writers for long.
 
 mod action;
+pub mod check;
 mod local;
 mod proposer;
 mod snapshot;
@@ -21,6 +22,7 @@ use std::sync::RwLock;
 pub use action::apply_actions;
 pub use action::StoreAction;
 pub use local::LocalProposer;
+pub use proposer::Proposed;
 pub use proposer::Proposer;
 pub use snapshot::StoreSnapshot;
 pub use tables::Tables;
@@ -39,6 +41,7 @@ use crate::error::Result;
 pub struct SharedState {
     tables: RwLock<Tables>,
     events: broadcast::Sender<Arc<Commit>>,
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl SharedState {
@@ -48,6 +51,7 @@ impl SharedState {
         Arc::new(SharedState {
             tables: RwLock::new(Tables::default()),
             events,
+            applied: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -62,6 +66,7 @@ impl SharedState {
         };
         // No subscribers is fine: nobody is watching yet.
         let _ = self.events.send(Arc::new(Commit { index, events }));
+        self.applied.send_replace(index);
     }
 
     /// Replaces the whole state (snapshot install or restart).
@@ -72,6 +77,20 @@ impl SharedState {
             index,
             events: vec![Event::resync()],
         }));
+        self.applied.send_replace(index);
+    }
+
+    /// The index of the last applied entry.
+    pub fn applied_index(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Waits until the entry at `index` is applied here; false after `timeout`.
+    pub async fn wait_applied(&self, index: u64, timeout: std::time::Duration) -> bool {
+        let mut rx = self.applied.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|i| *i >= index))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Reads the tables.
@@ -80,6 +99,11 @@ impl SharedState {
         f(&t)
     }
 }
+
+/// How many times an update is run again after its writes went stale.
+const STALE_RETRIES: usize = 16;
+/// How long an update waits to catch up with the leader before running again.
+const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The typed object store of one manager.
 pub struct Store {
@@ -126,18 +150,46 @@ impl Store {
     /// Transactions are serialized. When this returns `Ok`, every change is
     /// committed, durable (per the proposer) and applied, so a following
     /// `view` sees it. If `f` fails nothing is written.
-    pub async fn update<R>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+    ///
+    /// On a manager that does not lead, the leader commits the changes only
+    /// if what they write is unchanged there; otherwise this node catches
+    /// up and runs `f` again (so `f` may run more than once).
+    pub async fn update<R>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<R>) -> Result<R> {
         let _guard = self.write.lock().await;
-        let (result, actions) = self.state.read(|t| {
-            let mut tx = Tx::new(t);
-            let r = f(&mut tx);
-            (r, tx.into_actions())
-        });
-        let r = result?;
-        if !actions.is_empty() {
-            self.proposer.propose(actions).await?;
+        for _ in 0..STALE_RETRIES {
+            let (result, actions) = self.state.read(|t| {
+                let mut tx = Tx::new(t);
+                let r = f(&mut tx);
+                (r, tx.into_actions())
+            });
+            let r = result?;
+            if actions.is_empty() {
+                return Ok(r);
+            }
+            match self.proposer.propose(actions).await? {
+                Proposed::Committed(_) => return Ok(r),
+                Proposed::Stale(index) => {
+                    self.state.wait_applied(index, CATCH_UP).await;
+                }
+            }
         }
-        Ok(r)
+        Err(crate::Error::new(
+            crate::ErrorKind::Unavailable,
+            "rpc error: code = Unavailable desc = the store kept changing under this update; try again",
+        ))
+    }
+
+    /// Commits a transaction another manager built (`Cluster.Propose`) if it
+    /// still holds on this node's state; never forwards it further.
+    pub async fn propose_checked(&self, actions: Vec<StoreAction>) -> Result<Proposed> {
+        let _guard = self.write.lock().await;
+        let (valid, index) = self
+            .state
+            .read(|t| (check::still_valid(t, &actions), t.last_index));
+        if !valid {
+            return Ok(Proposed::Stale(index));
+        }
+        self.proposer.propose_here(actions).await
     }
 
     /// Subscribes to committed changes from now on.

@@ -5,10 +5,29 @@ use async_trait::async_trait;
 use super::StoreAction;
 use crate::error::Result;
 
+/// What became of a proposal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proposed {
+    /// Committed (durable on a quorum) and applied at this index.
+    Committed(u64),
+    /// Not committed: the leader's copy of an object the transaction writes
+    /// is newer than the one it read. Catch up to this index and run the
+    /// transaction again.
+    Stale(u64),
+}
+
 /// Replicates a transaction's actions; swarmkit's `state.Proposer`.
 #[async_trait]
 pub trait Proposer: Send + Sync {
-    /// Proposes `actions` as one log entry. Returns the entry's index once it is
-    /// committed (durable on a quorum) and applied to the shared state.
-    async fn propose(&self, actions: Vec<StoreAction>) -> Result<u64>;
+    /// Proposes `actions` as one log entry. On a leader: returns its index
+    /// once it is committed and applied to the shared state. Elsewhere: the
+    /// leader commits it if it still holds there (see `store::check`), and
+    /// this returns once this node has applied it too.
+    async fn propose(&self, actions: Vec<StoreAction>) -> Result<Proposed>;
+
+    /// Proposes `actions` only if this node leads, never forwarding them:
+    /// for proposals that were already forwarded once.
+    async fn propose_here(&self, actions: Vec<StoreAction>) -> Result<Proposed> {
+        self.propose(actions).await
+    }
 }

@@ -21,7 +21,7 @@ async fn create_then_read_sets_version_and_times() {
     let store = Store::in_memory();
     let s = service("web");
     let id = s.id().to_string();
-    store.update(|tx| tx.create(s)).await.unwrap();
+    store.update(|tx| tx.create(s.clone())).await.unwrap();
     let got = store.view(|tx| tx.get::<Service>(&id)).unwrap();
     assert_eq!(got.version(), 1);
     assert!(got.api.created_at.is_some());
@@ -33,10 +33,10 @@ async fn stale_version_is_out_of_sequence() {
     let store = Store::in_memory();
     let s = service("web");
     let id = s.id().to_string();
-    store.update(|tx| tx.create(s)).await.unwrap();
+    store.update(|tx| tx.create(s.clone())).await.unwrap();
     let cur = store.view(|tx| tx.get::<Service>(&id)).unwrap();
     store.update(|tx| tx.update(cur.clone())).await.unwrap();
-    let err = store.update(|tx| tx.update(cur)).await.unwrap_err();
+    let err = store.update(|tx| tx.update(cur.clone())).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unknown);
     assert_eq!(
         err.message(),
@@ -60,7 +60,7 @@ async fn duplicate_names_conflict() {
         name: Some("dup".into()),
         ..Default::default()
     });
-    store.update(|tx| tx.create(sec)).await.unwrap();
+    store.update(|tx| tx.create(sec.clone())).await.unwrap();
 }
 
 #[tokio::test]
@@ -83,7 +83,7 @@ async fn tx_sees_its_own_writes_and_indexes_follow() {
     let sid = s.id().to_string();
     store
         .update(|tx| {
-            tx.create(s)?;
+            tx.create(s.clone())?;
             for slot in 1..=3 {
                 let mut t = Task::default();
                 t.api.id = Some(new_id());

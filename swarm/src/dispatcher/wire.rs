@@ -1,0 +1,96 @@
+//! Messages of the `Dispatcher` service between agents and the leader.
+
+use serde::Deserialize;
+use serde::Serialize;
+
+use super::AssignmentSet;
+use super::StatusUpdate;
+use crate::exec::DepKind;
+use crate::model::api;
+
+/// An empty reply.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// `Dispatcher.Session`: an agent opens its session.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionRequest {
+    /// What the node is (hostname, resources, engine).
+    pub description: api::NodeDescription,
+}
+
+/// A manager an agent can reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagerPeer {
+    /// Its node ID.
+    pub node_id: String,
+    /// Its address (`ip:port`).
+    pub addr: String,
+}
+
+/// One message on a session stream: the first opens it, later ones carry
+/// changes the agent must know (managers, its own node).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionMessage {
+    /// The session's ID, for every later call.
+    pub session_id: String,
+    /// How often to heartbeat, in milliseconds.
+    pub heartbeat_period_ms: u64,
+    /// The managers of the cluster, the leader first.
+    pub managers: Vec<ManagerPeer>,
+    /// The role the node's spec asks for (promotions and demotions).
+    pub desired_role: Option<api::NodeSpecRoleEnum>,
+}
+
+/// Names a session in later calls.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionRef {
+    /// The session's ID.
+    pub session_id: String,
+}
+
+/// `Dispatcher.Heartbeat`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HeartbeatRequest {
+    /// The session's ID.
+    pub session_id: String,
+}
+
+/// `Dispatcher.Heartbeat` reply.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// Milliseconds until the next heartbeat is due.
+    pub period_ms: u64,
+}
+
+/// `Dispatcher.UpdateTaskStatus`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatusRequest {
+    /// The session's ID.
+    pub session_id: String,
+    /// Observed task states.
+    pub updates: Vec<StatusUpdate>,
+}
+
+/// One batch on the `Dispatcher.Assignments` stream.
+pub type AssignmentBatch = AssignmentSet;
+
+/// `Dispatcher.TaskDependency`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DependencyRequest {
+    /// The session's ID.
+    pub session_id: String,
+    /// The task that needs it.
+    pub task_id: String,
+    /// What it is.
+    pub kind: DepKind,
+    /// Its ID.
+    pub id: String,
+}
+
+/// `Dispatcher.TaskDependency` reply.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DependencyReply {
+    /// The payload, base64; none when the task may not have it.
+    pub data: Option<String>,
+}

@@ -1,0 +1,344 @@
+//! `Manager`: raft, the store, the node-to-node listener and the
+//! leader-only control loops of one manager.
+//!
+//! Every manager holds a full copy of the store and answers reads from it;
+//! its writes go to the leader (`raft::RaftProposer`). Which manager leads
+//! changes with elections: [`leadership`] starts the leader-only loops
+//! (allocator, orchestrators, scheduler, dispatcher, reachability) when this
+//! one wins and stops them when it loses.
+
+mod connector;
+pub mod init;
+mod leadership;
+mod reachability;
+mod services;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::ca::tls::NodeCerts;
+use crate::ca::tls::TlsState;
+use crate::controlapi::cluster;
+use crate::dispatcher::Local;
+use crate::error::Error;
+use crate::error::Result;
+use crate::model::new_id;
+use crate::node::InitRequest;
+use crate::node::NodeState;
+use crate::raft;
+use crate::raft::encryption::KeyStore;
+use crate::raft::encryption::Sealer;
+use crate::raft::network::PeerHealth;
+use crate::store::SharedState;
+use crate::store::Store;
+use crate::transport::Channels;
+
+/// Commits the store's watch channel holds for slow watchers.
+const WATCH_COMMITS: usize = 256;
+/// How long a restarted manager waits for a leader before serving the API.
+const RESUME_WAIT: Duration = Duration::from_secs(5);
+/// How long a joining manager waits to receive the cluster's state.
+const JOIN_SYNC: Duration = Duration::from_secs(60);
+
+/// Where and as what a manager runs.
+#[derive(Clone)]
+pub struct ManagerConfig {
+    /// `<data-root>/swarm`.
+    pub dir: PathBuf,
+    /// Reported in the node description.
+    pub engine_version: String,
+    /// Reported in the node description.
+    pub hostname: String,
+    /// Runs this node's tasks; without one, tasks stop at `assigned`.
+    pub executor: Option<Arc<dyn crate::exec::Executor>>,
+}
+
+/// A running manager.
+pub struct Manager {
+    state: NodeState,
+    tls: Arc<TlsState>,
+    channels: Channels,
+    store: Arc<Store>,
+    raft: raft::ShoalRaft,
+    dek: Arc<Sealer>,
+    health: Arc<PeerHealth>,
+    slot: watch::Sender<Option<Arc<Local>>>,
+    cancel: CancellationToken,
+    loops: tokio::sync::Mutex<JoinSet<()>>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("node_id", &self.state.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    /// Creates a new swarm with this node as its only manager.
+    pub async fn init(cfg: ManagerConfig, req: InitRequest) -> Result<Arc<Self>> {
+        let (listen, advertise) = init::resolve_addrs(
+            req.base.listen_addr.as_deref().unwrap_or(""),
+            req.base.advertise_addr.as_deref().unwrap_or(""),
+        )?;
+        let spec = cluster::with_defaults(req.base.spec.clone().unwrap_or_default());
+        cluster::validate(&spec)?;
+        let listener = crate::transport::server::bind(listen).await?;
+        std::fs::create_dir_all(&cfg.dir).map_err(|e| Error::internal(e.to_string()))?;
+        let node_id = new_id();
+        let cluster_id = new_id();
+        let root = crate::ca::root::generate(20)?;
+        let expiry = cluster::cert_expiry(&spec);
+        let certs = crate::ca::server::self_issue(&root, &node_id, &cluster_id, expiry)?;
+        let state = NodeState {
+            raft_id: raft::raft_id(&node_id),
+            node_id,
+            listen_addr: listen.to_string(),
+            advertise_addr: advertise.to_string(),
+            data_path_addr: req.base.data_path_addr.clone().unwrap_or_default(),
+            role: crate::ca::identity::Role::Manager,
+            remotes: Vec::new(),
+            cluster_id: cluster_id.clone(),
+        };
+        let dek = Arc::new(Sealer::generate());
+        let autolock = spec
+            .encryption_config
+            .as_ref()
+            .and_then(|e| e.auto_lock_managers)
+            .unwrap_or(false);
+        let unlock_key = autolock.then(raft::encryption::new_unlock_key);
+        KeyStore::new(&cfg.dir)
+            .save(&dek, unlock_key.as_deref())
+            .map_err(|e| Error::internal(e.to_string()))?;
+        crate::ca::keystore::CertStore::new(&cfg.dir).save(&certs, unlock_key.as_deref())?;
+        let m = Manager::start(&cfg, state.clone(), dek, &certs, listener).await?;
+        raft::bootstrap(&m.raft, state.raft_id, &state.advertise_addr).await?;
+        raft::wait_leader(&m.raft, state.raft_id, Duration::from_secs(30)).await?;
+        let cluster_obj = init::new_cluster(&cluster_id, &req.base, spec, &root, unlock_key)?;
+        let desc = init::local_description(&cfg.hostname, &cfg.engine_version, &root.cert_pem);
+        let node_obj = init::first_node(&state, &req, desc);
+        m.store
+            .update(|tx| {
+                tx.create(cluster_obj.clone())?;
+                tx.create(node_obj.clone())?;
+                Ok(())
+            })
+            .await?;
+        state.save(&cfg.dir)?;
+        m.start_loops(cfg.executor.clone()).await;
+        Ok(m)
+    }
+
+    /// Starts the manager of a node that just received its manager
+    /// certificate: raft (empty), the listener, then membership through the
+    /// manager at `remote`, and waits for the cluster's state to arrive.
+    pub async fn join(
+        cfg: ManagerConfig,
+        state: NodeState,
+        certs: &NodeCerts,
+        unlock_key: Option<&str>,
+        listener: TcpListener,
+        remote: &str,
+    ) -> Result<Arc<Self>> {
+        let dek = Arc::new(Sealer::generate());
+        KeyStore::new(&cfg.dir)
+            .save(&dek, unlock_key)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let m = Manager::start(&cfg, state.clone(), dek, certs, listener).await?;
+        let joined = services::join_raft(&m.channels, remote, &state).await;
+        if let Err(e) = joined {
+            m.stop().await;
+            return Err(e);
+        }
+        let synced = tokio::time::timeout(JOIN_SYNC, async {
+            let mut rx = m.store.subscribe();
+            loop {
+                if m.store.view(|v| v.cluster().is_some()) {
+                    return;
+                }
+                if rx.recv().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        })
+        .await;
+        if synced.is_err() {
+            m.stop().await;
+            return Err(Error::internal(
+                "the cluster's state did not reach this manager in time",
+            ));
+        }
+        state.save(&cfg.dir)?;
+        m.start_loops(cfg.executor.clone()).await;
+        Ok(m)
+    }
+
+    /// Restarts the manager of an existing swarm from its data.
+    pub async fn resume(
+        cfg: ManagerConfig,
+        state: NodeState,
+        dek: Arc<Sealer>,
+        certs: &NodeCerts,
+    ) -> Result<Arc<Self>> {
+        let listen = state
+            .listen_addr
+            .parse()
+            .map_err(|_| Error::internal(format!("bad listen address {}", state.listen_addr)))?;
+        let listener = crate::transport::server::bind(listen).await?;
+        let m = Manager::start(&cfg, state, dek, certs, listener).await?;
+        m.catch_up(RESUME_WAIT).await;
+        m.start_loops(cfg.executor.clone()).await;
+        Ok(m)
+    }
+
+    async fn start(
+        cfg: &ManagerConfig,
+        state: NodeState,
+        dek: Arc<Sealer>,
+        certs: &NodeCerts,
+        listener: TcpListener,
+    ) -> Result<Arc<Self>> {
+        let tls = TlsState::new(certs.clone())?;
+        let channels = Channels::new(tls.client_config());
+        let health = Arc::new(PeerHealth::default());
+        // The watch ring keeps its last commits in memory until overwritten;
+        // every watcher handles falling behind with a full pass, so a short
+        // ring costs little and keeps memory down under heavy writes.
+        let shared = SharedState::new(WATCH_COMMITS);
+        let network = raft::network::Network::new(channels.clone(), health.clone());
+        let r = raft::start(
+            &cfg.dir.join("raft"),
+            dek.clone(),
+            shared.clone(),
+            state.raft_id,
+            &raft::RaftSettings::default(),
+            network,
+        )
+        .await?;
+        let proposer = raft::RaftProposer::new(r.clone(), shared.clone(), Some(channels.clone()));
+        let store = Store::new(shared, Arc::new(proposer));
+        let m = Arc::new(Manager {
+            state,
+            tls,
+            channels,
+            store,
+            raft: r,
+            dek,
+            health,
+            slot: watch::Sender::new(None),
+            cancel: CancellationToken::new(),
+            loops: tokio::sync::Mutex::new(JoinSet::new()),
+        });
+        let routes = services::routes(&m);
+        let server_tls = m.tls.server_config();
+        m.loops.lock().await.spawn(crate::transport::server::serve(
+            listener,
+            server_tls,
+            routes,
+            m.cancel.child_token(),
+        ));
+        Ok(m)
+    }
+
+    /// Waits (bounded) until a leader is known and this node has applied
+    /// what its log held at start, so the first reads after a restart see
+    /// every write acknowledged before it.
+    async fn catch_up(&self, limit: Duration) {
+        let last = self.raft.metrics().borrow().last_log_index;
+        let _ = self
+            .raft
+            .wait(Some(limit))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await;
+        if let Some(idx) = last {
+            self.store.state().wait_applied(idx, limit).await;
+        }
+    }
+
+    async fn start_loops(self: &Arc<Self>, executor: Option<Arc<dyn crate::exec::Executor>>) {
+        let mut set = self.loops.lock().await;
+        set.spawn(leadership::supervise(
+            self.clone(),
+            self.cancel.child_token(),
+        ));
+        if let Some(executor) = executor {
+            let connector = Arc::new(connector::ManagerConnector::new(self));
+            set.spawn(crate::agent::run(
+                self.state.node_id.clone(),
+                connector,
+                executor,
+                self.cancel.child_token(),
+            ));
+        }
+    }
+
+    /// The store: reads are local; writes go to the leader.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// This node's ID.
+    pub fn node_id(&self) -> &str {
+        &self.state.node_id
+    }
+
+    /// This node's persistent membership facts.
+    pub fn node_state(&self) -> &NodeState {
+        &self.state
+    }
+
+    /// The data key (to re-wrap when autolock changes).
+    pub fn dek(&self) -> &Arc<Sealer> {
+        &self.dek
+    }
+
+    /// This node's TLS identity.
+    pub fn tls(&self) -> &Arc<TlsState> {
+        &self.tls
+    }
+
+    /// Whether some manager leads with a working quorum, as this one sees
+    /// it; without one the swarm answers no calls (swarmkit's behaviour).
+    pub fn has_leader(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        match m.current_leader {
+            None => false,
+            Some(l) if l == self.state.raft_id => {
+                let voters = m.membership_config.membership().voter_ids().count();
+                voters <= 1
+                    || m.millis_since_quorum_ack
+                        .is_some_and(|ms| ms <= 2 * raft::ELECTION_MAX_MS)
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// The addresses of the other managers, as raft knows them.
+    pub fn peer_addrs(&self) -> Vec<String> {
+        raft::membership::members(&self.raft)
+            .into_iter()
+            .filter(|(id, _)| *id != self.state.raft_id)
+            .map(|(_, a)| a)
+            .collect()
+    }
+
+    /// Waits until this manager leads.
+    pub async fn wait_leader(&self, timeout: Duration) -> Result<()> {
+        raft::wait_leader(&self.raft, self.state.raft_id, timeout).await
+    }
+
+    /// Stops the control loops, the listener and raft. The data stays on disk.
+    pub async fn stop(&self) {
+        self.cancel.cancel();
+        let mut set = self.loops.lock().await;
+        while set.join_next().await.is_some() {}
+        let _ = self.raft.shutdown().await;
+    }
+}

@@ -1,0 +1,119 @@
+//! A worker: no store and no listener, only the agent, which keeps a session
+//! with the leader through whichever manager it can reach.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::state::NodeState;
+use crate::ca::tls::NodeCerts;
+use crate::ca::tls::TlsState;
+use crate::dispatcher::client::RemoteConnector;
+use crate::dispatcher::Remotes;
+use crate::error::Result;
+use crate::exec::Executor;
+use crate::transport::Channels;
+
+/// A running worker.
+pub struct WorkerNode {
+    state: NodeState,
+    remotes: Remotes,
+    executor: Option<Arc<dyn Executor>>,
+    cancel: CancellationToken,
+    loops: tokio::sync::Mutex<JoinSet<()>>,
+}
+
+impl std::fmt::Debug for WorkerNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerNode")
+            .field("node_id", &self.state.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerNode {
+    /// Starts the agent of worker `state` with `certs`; the manager list is
+    /// kept current in `<swarm_dir>/state.json`.
+    pub fn start(
+        swarm_dir: PathBuf,
+        state: NodeState,
+        certs: &NodeCerts,
+        executor: Option<Arc<dyn Executor>>,
+    ) -> Result<Arc<Self>> {
+        let tls = TlsState::new(certs.clone())?;
+        let channels = Channels::new(tls.client_config());
+        let remotes = Remotes::new(state.remotes.clone());
+        let saved = state.clone();
+        remotes.on_change(move |addrs| {
+            let mut s = saved.clone();
+            s.remotes = addrs.to_vec();
+            if let Err(e) = s.save(&swarm_dir) {
+                tracing::warn!(error = %e, "saving the manager list failed");
+            }
+        });
+        let w = Arc::new(WorkerNode {
+            state,
+            remotes: remotes.clone(),
+            executor: executor.clone(),
+            cancel: CancellationToken::new(),
+            loops: tokio::sync::Mutex::new(JoinSet::new()),
+        });
+        if let Some(executor) = executor {
+            let connector = Arc::new(RemoteConnector {
+                remotes,
+                channels,
+                desired_role: tokio::sync::watch::Sender::new(None),
+            });
+            let agent = crate::agent::run(
+                w.state.node_id.clone(),
+                connector,
+                executor,
+                w.cancel.child_token(),
+            );
+            // The set is new and nobody else holds its lock yet.
+            if let Ok(mut set) = w.loops.try_lock() {
+                set.spawn(agent);
+            }
+        }
+        Ok(w)
+    }
+
+    /// This node's membership facts.
+    pub fn node_state(&self) -> &NodeState {
+        &self.state
+    }
+
+    /// The managers this worker knows.
+    pub fn managers(&self) -> Vec<String> {
+        self.remotes.addrs()
+    }
+
+    /// Waits until the agent has opened a session with a manager.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        let mut rx = self.remotes.sessions();
+        tokio::time::timeout(timeout, rx.wait_for(|n| *n > 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Stops the agent; running tasks keep running (a restart adopts them).
+    pub async fn stop(&self) {
+        self.cancel.cancel();
+        let mut set = self.loops.lock().await;
+        while set.join_next().await.is_some() {}
+    }
+
+    /// Stops the agent and every task container of this node (leaving the
+    /// swarm, as dockerd removes a leaving node's containers).
+    pub async fn stop_and_remove_tasks(&self) {
+        self.stop().await;
+        if let Some(e) = &self.executor {
+            if let Err(e) = e.prune(&Default::default()).await {
+                tracing::warn!(error = %e, "removing task containers failed");
+            }
+        }
+    }
+}

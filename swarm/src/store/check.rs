@@ -1,0 +1,106 @@
+//! Whether a transaction that a non-leader manager built on its own copy of
+//! the store may be committed by the leader as it is.
+//!
+//! swarmkit runs every control-API call on the leader. shoal runs the call
+//! where it arrives, on that manager's applied state, and hands only the
+//! resulting actions to the leader, which commits them if every object they
+//! write is still as the transaction read it: nothing it updates has a newer
+//! `Version.Index`, nothing it creates exists, and no name it claims was
+//! taken meanwhile. Otherwise the manager catches up and runs the call
+//! again, so the outcome (and every error text) is the one the call gives on
+//! the current state, as if it had run on the leader.
+
+use super::tables::Table;
+use super::StoreAction;
+use super::Tables;
+use crate::model::Object;
+
+fn fresh<T: Table>(t: &Tables, o: &T) -> bool {
+    if t.get::<T>(o.id()).is_some() {
+        return false;
+    }
+    match o.name() {
+        Some(name) => !t.iter::<T>().any(|x| x.name() == Some(name)),
+        None => true,
+    }
+}
+
+fn current<T: Table>(t: &Tables, o: &T) -> bool {
+    t.get::<T>(o.id())
+        .is_some_and(|cur| cur.version() == o.version())
+}
+
+fn holds(t: &Tables, o: &Object, create: bool) -> bool {
+    macro_rules! check {
+        ($x:expr) => {
+            if create {
+                fresh(t, &**$x)
+            } else {
+                current(t, &**$x)
+            }
+        };
+    }
+    match o {
+        Object::Cluster(x) => check!(x),
+        Object::Node(x) => check!(x),
+        Object::Service(x) => check!(x),
+        Object::Task(x) => check!(x),
+        Object::Secret(x) => check!(x),
+        Object::Config(x) => check!(x),
+        Object::Network(x) => check!(x),
+    }
+}
+
+/// Whether `actions` can be applied to `t` as their transaction meant them.
+pub fn still_valid(t: &Tables, actions: &[StoreAction]) -> bool {
+    actions.iter().all(|a| match a {
+        StoreAction::Create(o) => holds(t, o, true),
+        StoreAction::Update(o) => holds(t, o, false),
+        // Removing what is already gone changes nothing.
+        StoreAction::Remove(..) => true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::api;
+    use crate::model::Secret;
+    use crate::model::StoreObject;
+
+    fn secret(id: &str, name: &str, version: u64) -> Secret {
+        let mut s = Secret::default();
+        s.api.id = Some(id.into());
+        s.api.spec = Some(api::SecretSpec {
+            name: Some(name.into()),
+            ..Default::default()
+        });
+        s.set_version(version);
+        s
+    }
+
+    #[test]
+    fn creates_need_a_free_id_and_name_and_updates_the_read_version() {
+        let mut t = Tables::default();
+        t.put(secret("a", "one", 5).into_object());
+        let create =
+            |id: &str, name: &str| vec![StoreAction::Create(secret(id, name, 0).into_object())];
+        assert!(still_valid(&t, &create("b", "two")));
+        assert!(!still_valid(&t, &create("a", "two")), "the ID exists");
+        assert!(!still_valid(&t, &create("b", "one")), "the name is taken");
+        let update = |v| vec![StoreAction::Update(secret("a", "one", v).into_object())];
+        assert!(still_valid(&t, &update(5)));
+        assert!(!still_valid(&t, &update(4)), "written since it was read");
+        assert!(!still_valid(
+            &t,
+            &[StoreAction::Update(secret("gone", "x", 1).into_object())]
+        ));
+        assert!(still_valid(
+            &t,
+            &[StoreAction::Remove(
+                crate::model::Kind::Secret,
+                "gone".into()
+            )]
+        ));
+    }
+}
