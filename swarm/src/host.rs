@@ -50,8 +50,35 @@ pub fn interface_ipv4(iface: &str) -> Option<IpAddr> {
         .and_then(|ip| ip.parse().ok())
 }
 
+/// Every global-scope IPv4 address of the machine, asked of iproute2.
+fn global_ipv4s() -> Vec<IpAddr> {
+    let Ok(out) = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "scope", "global"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .skip_while(|w| *w != "inet")
+                .nth(1)?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 /// The address dockerd would advertise when none is given: the one of the
-/// interface that holds the default route.
+/// interface that holds the default route, or, on a machine without one,
+/// its only global address.
 pub fn default_advertise_addr() -> Option<IpAddr> {
-    interface_ipv4(&default_route_interface()?)
+    if let Some(ip) = default_route_interface().and_then(|i| interface_ipv4(&i)) {
+        return Some(ip);
+    }
+    let all = global_ipv4s();
+    (all.len() == 1).then(|| all[0])
 }

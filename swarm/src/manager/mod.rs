@@ -222,7 +222,8 @@ impl Manager {
             network,
         )
         .await?;
-        let proposer = raft::RaftProposer::new(r.clone(), shared.clone(), Some(channels.clone()));
+        let forwarder: Arc<dyn raft::Forwarder> = Arc::new(raft::GrpcForwarder(channels.clone()));
+        let proposer = raft::RaftProposer::new(r.clone(), shared.clone(), Some(forwarder));
         let store = Store::new(shared, Arc::new(proposer));
         let m = Arc::new(Manager {
             state,

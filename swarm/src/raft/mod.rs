@@ -26,6 +26,8 @@ use openraft::Config;
 use openraft::SnapshotPolicy;
 pub use proposer::is_no_leader;
 pub use proposer::raft_id;
+pub use proposer::Forwarder;
+pub use proposer::GrpcForwarder;
 pub use proposer::RaftProposer;
 use serde::Deserialize;
 use serde::Serialize;

@@ -27,44 +27,65 @@ use crate::transport::Channels;
 /// How long a write may wait for a commit before the swarm counts as
 /// having no leader (the leader lost its quorum, or none is elected).
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write waits for an election before it fails.
+const ELECTION_WAIT: Duration = Duration::from_secs(3);
 /// How long a forwarded write waits for this node to apply it.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Hands a transaction to the leader at an address (`Cluster.Propose`).
+#[async_trait]
+pub trait Forwarder: Send + Sync {
+    /// Asks the leader at `addr` to commit `actions` if they still hold there.
+    async fn forward(&self, addr: &str, actions: Vec<StoreAction>) -> Result<ProposeReply>;
+}
+
+/// [`Forwarder`] over the managers' gRPC channels.
+pub struct GrpcForwarder(pub Channels);
+
+#[async_trait]
+impl Forwarder for GrpcForwarder {
+    async fn forward(&self, addr: &str, actions: Vec<StoreAction>) -> Result<ProposeReply> {
+        let mut client = ClusterClient::new(self.0.get(addr)?)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        let call = client.propose(ProposeRequest { actions });
+        match tokio::time::timeout(COMMIT_TIMEOUT, call).await {
+            Err(_) => Err(Error::no_leader()),
+            Ok(Err(s)) if crate::transport::status::is_transport(&s) => Err(Error::no_leader()),
+            Ok(Err(s)) => Err(crate::transport::status::from_status(&s)),
+            Ok(Ok(r)) => Ok(r.into_inner()),
+        }
+    }
+}
 
 /// Proposes store transactions to raft; returns once applied here.
 pub struct RaftProposer {
     raft: ShoalRaft,
     state: Arc<SharedState>,
-    channels: Option<Channels>,
+    forwarder: Option<Arc<dyn Forwarder>>,
 }
 
 impl RaftProposer {
     /// A proposer over a started raft instance whose state machine applies
-    /// to `state`; `channels` reach the other managers (none: one manager).
-    pub fn new(raft: ShoalRaft, state: Arc<SharedState>, channels: Option<Channels>) -> Self {
+    /// to `state`; `forwarder` reaches the leader when this node does not
+    /// lead (none: a lone manager).
+    pub fn new(
+        raft: ShoalRaft,
+        state: Arc<SharedState>,
+        forwarder: Option<Arc<dyn Forwarder>>,
+    ) -> Self {
         RaftProposer {
             raft,
             state,
-            channels,
+            forwarder,
         }
     }
 
     async fn forward(&self, addr: &str, actions: Vec<StoreAction>) -> Result<Proposed> {
-        let Some(channels) = &self.channels else {
+        let Some(forwarder) = &self.forwarder else {
             return Err(Error::no_leader());
         };
-        let mut client = ClusterClient::new(channels.get(addr)?)
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
-        let call = client.propose(ProposeRequest { actions });
-        let reply = match tokio::time::timeout(COMMIT_TIMEOUT, call).await {
-            Err(_) => return Err(Error::no_leader()),
-            Ok(Err(s)) if crate::transport::status::is_transport(&s) => {
-                return Err(Error::no_leader())
-            }
-            Ok(Err(s)) => return Err(crate::transport::status::from_status(&s)),
-            Ok(Ok(r)) => r.into_inner(),
-        };
-        match reply {
+        match forwarder.forward(addr, actions).await? {
             ProposeReply::Committed(index) => {
                 // The caller reads its own write next: apply it here first.
                 self.state.wait_applied(index, APPLY_TIMEOUT).await;
@@ -74,7 +95,38 @@ impl RaftProposer {
         }
     }
 
+    /// Fails fast when this node knows no leader with a quorum (a leader
+    /// cut off from the rest keeps its title until a new term starts).
+    fn check_leader(&self) -> Result<()> {
+        let m = self.raft.metrics().borrow().clone();
+        let ok = match m.current_leader {
+            None => false,
+            Some(l) if l == m.id => {
+                m.membership_config.membership().voter_ids().count() <= 1
+                    || m
+                        .millis_since_quorum_ack
+                        .is_some_and(|ms| ms <= 2 * super::ELECTION_MAX_MS)
+            }
+            Some(_) => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::no_leader())
+        }
+    }
+
     async fn write(&self, actions: Vec<StoreAction>, may_forward: bool) -> Result<Proposed> {
+        if self.check_leader().is_err() {
+            // An election may be under way: give it a moment (nothing was
+            // sent yet, so waiting cannot make the write ambiguous).
+            let _ = self
+                .raft
+                .wait(Some(ELECTION_WAIT))
+                .metrics(|m| m.current_leader.is_some(), "a leader")
+                .await;
+            self.check_leader()?;
+        }
         let call = self.raft.client_write(Proposal {
             actions: actions.clone(),
         });
