@@ -20,5 +20,7 @@
 
 pub mod csr;
 pub mod identity;
+pub mod issuer;
 pub mod root;
+pub mod tls;
 pub mod tokens;
