@@ -21,6 +21,7 @@
 pub mod csr;
 pub mod identity;
 pub mod issuer;
+pub mod keystore;
 pub mod root;
 pub mod tls;
 pub mod tokens;
