@@ -59,45 +59,18 @@ pub fn tls_info(ca: &RootCa) -> (String, String) {
 }
 
 /// [`tls_info`] for a root certificate given as PEM (the first certificate
-/// of the bundle); the public key comes from the certificate itself.
+/// of the bundle): its subject and public key as the certificate has them.
 pub fn tls_info_pem(cert_pem: &str) -> (String, String) {
     use base64::engine::general_purpose::STANDARD as B64;
     use base64::Engine;
     let der = crate::controlapi::cluster::pem_to_der(cert_pem);
-    let key = spki_of(&der).map(|k| B64.encode(k)).unwrap_or_default();
-    (B64.encode(subject_der("swarm-ca")), key)
-}
-
-/// The SubjectPublicKeyInfo of a DER certificate (a minimal DER walk:
-/// tbsCertificate's seventh field, after the optional version).
-fn spki_of(der: &[u8]) -> Option<Vec<u8>> {
-    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let tag = *b.first()?;
-        let first = *b.get(1)? as usize;
-        let (len, hdr) = if first < 0x80 {
-            (first, 2)
-        } else {
-            let n = first & 0x7f;
-            let mut len = 0usize;
-            for i in 0..n {
-                len = (len << 8) | *b.get(2 + i)? as usize;
-            }
-            (len, 2 + n)
-        };
-        let whole = b.get(..hdr + len)?;
-        Some((tag, whole, b.get(hdr..hdr + len)?))
+    match x509_parser::parse_x509_certificate(&der) {
+        Ok((_, cert)) => (
+            B64.encode(cert.tbs_certificate.subject.as_raw()),
+            B64.encode(cert.tbs_certificate.subject_pki.raw),
+        ),
+        Err(_) => (B64.encode(subject_der("swarm-ca")), String::new()),
     }
-    let (_, _, cert) = tlv(der)?;
-    let (_, _, mut tbs) = tlv(cert)?;
-    let mut fields = Vec::new();
-    while !tbs.is_empty() {
-        let (tag, whole, _) = tlv(tbs)?;
-        fields.push((tag, whole));
-        tbs = &tbs[whole.len()..];
-    }
-    // [0] version is optional; then serial, signature, issuer, validity, subject, spki.
-    let skip = usize::from(fields.first()?.0 == 0xa0);
-    fields.get(skip + 5).map(|(_, w)| w.to_vec())
 }
 
 /// DER of a Name holding one CommonName.

@@ -47,9 +47,6 @@ pub struct IssueReply {
     pub root_pem: String,
 }
 
-/// swarmkit's refusal of a join token that is not one of the current ones.
-pub const INVALID_TOKEN: &str = "A valid join token is necessary to join this cluster";
-
 /// Issues the first manager's certificate from a new root (`swarm init`).
 pub fn self_issue(
     root: &super::root::RootCa,
@@ -158,8 +155,9 @@ impl crate::transport::proto::ca::node_ca_server::NodeCa for CaService {
                 }
                 None => {
                     let tokens = c.api.join_tokens.clone().unwrap_or_default();
-                    let role = super::tokens::role_for(&r.token, &tokens)
-                        .ok_or_else(|| to_status(&crate::Error::invalid(INVALID_TOKEN)))?;
+                    let role = super::tokens::role_for(&r.token, &tokens).ok_or_else(|| {
+                        to_status(&crate::Error::invalid(super::tokens::NOT_A_VALID_TOKEN))
+                    })?;
                     let node_id = crate::model::new_id();
                     let node = Self::new_node(&node_id, role, &r, &c.root_ca_cert);
                     self.store

@@ -167,7 +167,7 @@ pub async fn update(
                 (true, Some(k)) if !rotate.unlock_key => Some(k.clone()),
                 (true, _) => Some(crate::raft::encryption::new_unlock_key()),
             };
-            let der = pem_to_der(&c.root_ca_cert);
+            let der = c.root_ca_cert.clone().into_bytes();
             let tokens = c.api.join_tokens.get_or_insert_with(Default::default);
             if rotate.worker_token {
                 tokens.worker = Some(ca::tokens::generate(&der));

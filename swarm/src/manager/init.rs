@@ -107,8 +107,8 @@ pub fn new_cluster(
             default_addr_pool: pool,
             subnet_size: Some(subnet_size),
             join_tokens: Some(api::JoinTokens {
-                worker: Some(ca::tokens::generate(&root.cert_der)),
-                manager: Some(ca::tokens::generate(&root.cert_der)),
+                worker: Some(ca::tokens::generate(root.cert_pem.as_bytes())),
+                manager: Some(ca::tokens::generate(root.cert_pem.as_bytes())),
             }),
             ..Default::default()
         },

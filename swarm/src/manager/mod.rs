@@ -11,6 +11,7 @@ mod connector;
 pub mod init;
 mod leadership;
 mod reachability;
+mod roles;
 mod services;
 
 use std::path::PathBuf;
@@ -328,6 +329,27 @@ impl Manager {
             .filter(|(id, _)| *id != self.state.raft_id)
             .map(|(_, a)| a)
             .collect()
+    }
+
+    /// Resolves once this manager is no longer a raft member (the leader
+    /// removed it after a demotion), and never while it is one.
+    pub async fn demoted(&self) {
+        let me = self.state.raft_id;
+        let removed = self
+            .raft
+            .wait(None)
+            .metrics(
+                |m| {
+                    let c = &m.membership_config;
+                    c.log_id().is_some() && !c.nodes().any(|(id, _)| *id == me)
+                },
+                "removed from raft",
+            )
+            .await;
+        if removed.is_err() {
+            // Raft stopped: this manager is shutting down, not demoted.
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Waits until this manager leads.

@@ -14,7 +14,6 @@ use crate::ca::server::IssueRequest;
 use crate::ca::server::RootRequest;
 use crate::ca::tls::NodeCerts;
 use crate::ca::tokens;
-use crate::controlapi::cluster::pem_to_der;
 use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::error::Result;
@@ -146,14 +145,8 @@ async fn admit(
     listen: SocketAddr,
 ) -> Result<Admitted> {
     let root_pem = root_of(remote).await?;
-    if tokens::root_digest(&pem_to_der(&root_pem)) != token.digest {
-        return Err(Error::new(
-            ErrorKind::Internal,
-            format!(
-                "remote CA does not match fingerprint. Expected: {}",
-                tokens::digest_hex(token)
-            ),
-        ));
+    if tokens::digest_hex(token) != tokens::root_digest_hex(root_pem.as_bytes()) {
+        return Err(tokens::fingerprint_mismatch(token));
     }
     let adv_raw = req.base.advertise_addr.clone().unwrap_or_default();
     let advertise = if !adv_raw.is_empty() {

@@ -3,6 +3,7 @@
 //! worker (join, restart, leave).
 
 mod join;
+mod roles;
 mod state;
 mod worker;
 
@@ -65,6 +66,8 @@ enum Phase {
 pub struct SwarmNode {
     cfg: NodeConfig,
     phase: RwLock<Phase>,
+    // Bumped on every phase change, for the role watcher.
+    generation: tokio::sync::watch::Sender<u64>,
     // Serializes init, join, leave and unlock.
     lifecycle: tokio::sync::Mutex<()>,
 }
@@ -122,8 +125,10 @@ impl SwarmNode {
         let node = Arc::new(SwarmNode {
             cfg,
             phase: RwLock::new(Phase::Inactive),
+            generation: tokio::sync::watch::Sender::new(0),
             lifecycle: tokio::sync::Mutex::new(()),
         });
+        tokio::spawn(node.clone().watch_roles());
         let Some(state) = NodeState::load(&node.swarm_dir())? else {
             return Ok(node);
         };
@@ -184,6 +189,7 @@ impl SwarmNode {
 
     fn set(&self, p: Phase) {
         *self.phase.write().unwrap_or_else(|e| e.into_inner()) = p;
+        self.generation.send_modify(|g| *g += 1);
     }
 
     fn is_inactive(&self) -> bool {
@@ -349,6 +355,7 @@ impl SwarmNode {
             &mut *self.phase.write().unwrap_or_else(|e| e.into_inner()),
             Phase::Inactive,
         );
+        self.generation.send_modify(|g| *g += 1);
         match current {
             Phase::Inactive => {
                 return Err(Error::new(ErrorKind::Unavailable, NOT_IN_SWARM));
@@ -384,10 +391,12 @@ impl SwarmNode {
     /// Stops the node (daemon shutdown); state stays on disk and running
     /// tasks keep running.
     pub async fn shutdown(&self) {
+        let _g = self.lifecycle.lock().await;
         let phase = std::mem::replace(
             &mut *self.phase.write().unwrap_or_else(|e| e.into_inner()),
             Phase::Inactive,
         );
+        self.generation.send_modify(|g| *g += 1);
         match phase {
             Phase::Manager(m) => m.stop().await,
             Phase::Worker(w) => w.stop().await,

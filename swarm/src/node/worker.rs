@@ -20,7 +20,9 @@ use crate::transport::Channels;
 /// A running worker.
 pub struct WorkerNode {
     state: NodeState,
+    tls: Arc<TlsState>,
     remotes: Remotes,
+    desired_role: tokio::sync::watch::Sender<Option<crate::model::api::NodeSpecRoleEnum>>,
     executor: Option<Arc<dyn Executor>>,
     cancel: CancellationToken,
     loops: tokio::sync::Mutex<JoinSet<()>>,
@@ -54,9 +56,12 @@ impl WorkerNode {
                 tracing::warn!(error = %e, "saving the manager list failed");
             }
         });
+        let desired_role = tokio::sync::watch::Sender::new(None);
         let w = Arc::new(WorkerNode {
             state,
+            tls,
             remotes: remotes.clone(),
+            desired_role: desired_role.clone(),
             executor: executor.clone(),
             cancel: CancellationToken::new(),
             loops: tokio::sync::Mutex::new(JoinSet::new()),
@@ -65,7 +70,7 @@ impl WorkerNode {
             let connector = Arc::new(RemoteConnector {
                 remotes,
                 channels,
-                desired_role: tokio::sync::watch::Sender::new(None),
+                desired_role,
             });
             let agent = crate::agent::run(
                 w.state.node_id.clone(),
@@ -84,6 +89,18 @@ impl WorkerNode {
     /// This node's membership facts.
     pub fn node_state(&self) -> &NodeState {
         &self.state
+    }
+
+    /// This node's TLS identity.
+    pub fn tls(&self) -> &Arc<TlsState> {
+        &self.tls
+    }
+
+    /// The role the node's spec asks for, as its sessions report it.
+    pub fn desired_role(
+        &self,
+    ) -> tokio::sync::watch::Receiver<Option<crate::model::api::NodeSpecRoleEnum>> {
+        self.desired_role.subscribe()
     }
 
     /// The managers this worker knows.

@@ -120,7 +120,7 @@ pub fn new_unlock_key() -> String {
     format!("{UNLOCK_KEY_PREFIX}{}", RAW_B64.encode(random32()))
 }
 
-fn kek_from_unlock_key(key: &str) -> Result<Sealer, SealError> {
+pub(crate) fn kek_from_unlock_key(key: &str) -> Result<Sealer, SealError> {
     let body = key
         .trim()
         .strip_prefix(UNLOCK_KEY_PREFIX)

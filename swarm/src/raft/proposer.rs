@@ -103,8 +103,7 @@ impl RaftProposer {
             None => false,
             Some(l) if l == m.id => {
                 m.membership_config.membership().voter_ids().count() <= 1
-                    || m
-                        .millis_since_quorum_ack
+                    || m.millis_since_quorum_ack
                         .is_some_and(|ms| ms <= 2 * super::ELECTION_MAX_MS)
             }
             Some(_) => true,
