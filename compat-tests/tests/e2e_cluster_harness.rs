@@ -88,6 +88,24 @@ fn e2e_cluster_harness_three_shoald_nodes() {
         r.success().then_some(r.stdout)
     });
     assert_eq!(got.trim(), "served by node2");
+    let reaches = |from: &Node| {
+        from.run_within(
+            Duration::from_secs(10),
+            &["curl", "-s", "--max-time", "2", &url],
+        )
+        .success()
+    };
+    // A partition cuts node 3 off from the others; heal() ends it.
+    lab.partition(&[n3]).expect("partition");
+    assert!(reaches(n1), "node1 and node2 are on the same side");
+    assert!(!reaches(n3), "node3 is cut off");
+    lab.heal().expect("heal");
+    assert!(reaches(n3), "node3 after heal");
+    // A link down is a silent loss; up again, traffic flows again.
+    n2.link_down().expect("link down");
+    assert!(!reaches(n1), "node2's link is down");
+    n2.link_up().expect("link up");
+    wait_for(20, "node2 back on the LAN", || reaches(n1).then_some(()));
 
     // A task on node 1 runs under node 1's own cgroup parent.
     n1.load_test_image().expect("load the test image");
@@ -119,6 +137,17 @@ fn e2e_cluster_harness_three_shoald_nodes() {
         parents[1]
     );
     assert!(!containers_under(n1).contains(&cid2));
+    // Only the engine dies: its containers keep running, and it comes back
+    // on the same data.
+    let engine = n2.pid_of_engine().expect("node2's engine");
+    n2.kill_engine();
+    assert!(!compat_tests::cluster::procs::alive(engine));
+    assert!(
+        !cgroups::pids(&parents[1]).is_empty(),
+        "the task outlives its engine"
+    );
+    n2.restart_engine().expect("restart node2's engine");
+    assert_eq!(running_container(n2), cid2, "the same container, adopted");
 
     // A node crash: engine, containerd, shims and the task all go.
     let before = n1.pids();

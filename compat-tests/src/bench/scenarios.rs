@@ -479,39 +479,59 @@ fn leader_failover(r: &mut Rep<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a secret every ~100 ms through `socket` until `stop` (bounded:
-/// 10 minutes), recording each outcome.
-fn write_stream(socket: &std::path::Path, tag: &str, log: &Mutex<Vec<Write>>, stop: &AtomicBool) {
-    let Ok(mut api) = ApiClient::new(socket) else {
+/// Starts a secret write every 100 ms through `socket` until `stop`
+/// (bounded: 10 minutes), each on a connection of its own and without
+/// waiting for the ones before it: a write stuck while the cluster has no
+/// leader must not delay the next, or the failover time would be measured
+/// in client time-outs. Records each outcome; returns when the last write
+/// ended (each is bounded: 30 s).
+fn write_stream(
+    socket: &std::path::Path,
+    tag: &str,
+    log: &Arc<Mutex<Vec<Write>>>,
+    stop: &AtomicBool,
+) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         return;
     };
-    let end = Instant::now() + Duration::from_secs(600);
-    let mut i = 0u32;
-    while !stop.load(Ordering::Relaxed) && Instant::now() < end {
-        let name = format!("{tag}-{i}");
-        let body = format!(r#"{{"Name":"{name}","Data":"eA=="}}"#);
-        let sent = Instant::now();
-        let ok = api
-            .request(
-                "POST",
-                "/secrets/create",
-                Some(&body),
-                Duration::from_secs(5),
-            )
-            .is_ok_and(|r| r.status == 201);
-        let done = Instant::now();
-        log.lock().unwrap_or_else(|e| e.into_inner()).push(Write {
-            name,
-            sent,
-            done,
-            ok,
-        });
-        i += 1;
-        let next = sent + Duration::from_millis(100);
-        if let Some(wait) = next.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+    rt.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let end = Instant::now() + Duration::from_secs(600);
+        let mut i = 0u32;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+            tick.tick().await;
+            let name = format!("{tag}-{i}");
+            i += 1;
+            let (socket, log) = (socket.to_path_buf(), log.clone());
+            tasks.spawn(async move {
+                let body = format!(r#"{{"Name":"{name}","Data":"eA=="}}"#);
+                let sent = Instant::now();
+                let ok = crate::cluster::api::request_once(
+                    &socket,
+                    "POST",
+                    "/secrets/create",
+                    Some(&body),
+                    Duration::from_secs(30),
+                )
+                .await
+                .is_ok_and(|r| r.status == 201);
+                let done = Instant::now();
+                log.lock().unwrap_or_else(|e| e.into_inner()).push(Write {
+                    name,
+                    sent,
+                    done,
+                    ok,
+                });
+            });
+            // Reap finished writes as we go, so the set stays small.
+            while tasks.try_join_next().is_some() {}
         }
-    }
+        while tasks.join_next().await.is_some() {}
+    });
 }
 
 /// How many acknowledged writes the cluster does not have (asked through

@@ -88,6 +88,25 @@ impl ApiClient {
     }
 }
 
+/// Sends one request on a connection of its own (for callers that keep
+/// several in flight), bounded by `limit`.
+pub async fn request_once(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+    limit: Duration,
+) -> anyhow::Result<Reply> {
+    let req = build(method, path, json)?;
+    let fut = async {
+        let s = connect(socket).await?;
+        send(s, req).await.map(|(reply, _)| reply)
+    };
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within {limit:?}"))?
+}
+
 fn build(
     method: &str,
     path: &str,

@@ -27,8 +27,11 @@ pub const LAN_PREFIX: &str = "10.99.0";
 pub(crate) struct Shared {
     /// Unique among the labs on this machine: it names the nodes' cgroups.
     pub id: String,
+    /// The engine every node runs.
     pub engine: Engine,
+    /// The lab's temp dir.
     pub dir: PathBuf,
+    /// The FIFO only the lab's owner writes; nodes exit at its end.
     pub lifeline: PathBuf,
     /// The PID holding the lab's network namespace (the LAN's bridge).
     pub lan_pid: u32,
