@@ -35,6 +35,9 @@ pub struct Flags {
     /// Enable debug logging.
     #[arg(short = 'D', long = "debug")]
     pub debug: bool,
+    /// Parent cgroup of every task container (dockerd's `--cgroup-parent`).
+    #[arg(long = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
 }
 
 /// The daemon.json subset shoald reads.
@@ -57,6 +60,9 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     /// Same as `--debug`.
     pub debug: Option<bool>,
+    /// Same as `--cgroup-parent`.
+    #[serde(rename = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
 }
 
 /// The effective configuration.
@@ -72,6 +78,8 @@ pub struct Config {
     pub log_level: String,
     /// Log format.
     pub log_format: String,
+    /// Parent cgroup of task containers: each one is at `<parent>/<id>`.
+    pub cgroup_parent: String,
 }
 
 /// dockerd's default socket path for shoal.
@@ -80,6 +88,8 @@ pub const DEFAULT_HOST: &str = "unix:///run/shoal/docker.sock";
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/shoal";
 /// Default containerd socket.
 pub const DEFAULT_CONTAINERD: &str = "/run/containerd/containerd.sock";
+/// Default parent cgroup of task containers (dockerd's is `/docker`).
+pub const DEFAULT_CGROUP_PARENT: &str = "/shoal";
 
 impl Config {
     /// Merges flags over the config file over defaults. As with dockerd, a
@@ -99,6 +109,9 @@ impl Config {
         }
         if flags.data_root.is_some() && file.data_root.is_some() {
             anyhow::bail!("the following directives are specified both as a flag and in the configuration file: data-root");
+        }
+        if flags.cgroup_parent.is_some() && file.cgroup_parent.is_some() {
+            anyhow::bail!("the following directives are specified both as a flag and in the configuration file: cgroup-parent");
         }
         let mut hosts = if flags.host.is_empty() {
             file.hosts
@@ -130,6 +143,54 @@ impl Config {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or_else(|| "text".into()),
+            cgroup_parent: flags
+                .cgroup_parent
+                .or(file.cgroup_parent)
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| DEFAULT_CGROUP_PARENT.into()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn load(args: &[&str], file: Option<&str>) -> anyhow::Result<Config> {
+        let mut argv = vec!["shoald"];
+        argv.extend_from_slice(args);
+        let mut tmp = tempfile::NamedTempFile::new().unwrap();
+        let path = tmp.path().display().to_string();
+        if let Some(text) = file {
+            tmp.write_all(text.as_bytes()).unwrap();
+            argv.extend_from_slice(&["--config-file", &path]);
+            return Config::load(Flags::parse_from(argv));
+        }
+        Config::load(Flags::parse_from(argv))
+    }
+
+    #[test]
+    fn cgroup_parent_defaults_to_shoal() {
+        assert_eq!(load(&[], None).unwrap().cgroup_parent, "/shoal");
+    }
+
+    #[test]
+    fn cgroup_parent_from_flag_or_file() {
+        let c = load(&["--cgroup-parent", "/shoal-a"], None).unwrap();
+        assert_eq!(c.cgroup_parent, "/shoal-a");
+        let c = load(&[], Some(r#"{"cgroup-parent": "/shoal-b"}"#)).unwrap();
+        assert_eq!(c.cgroup_parent, "/shoal-b");
+    }
+
+    #[test]
+    fn cgroup_parent_given_both_ways_is_refused() {
+        let e = load(
+            &["--cgroup-parent", "/a"],
+            Some(r#"{"cgroup-parent": "/b"}"#),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("cgroup-parent"), "{e}");
     }
 }

@@ -67,7 +67,8 @@ async fn main() -> anyhow::Result<()> {
             &cfg.data_root,
             hostname.clone(),
             engine_api::VERSION.to_string(),
-        ),
+        )
+        .with_cgroup_parent(&cfg.cgroup_parent),
     )
     .with_network(Arc::new(network));
     let node = SwarmNode::open(NodeConfig {

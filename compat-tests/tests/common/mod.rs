@@ -16,36 +16,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
+// The CLI runner, its result and the waiting helper are the multi-node
+// harness's, shared so both kinds of test behave alike.
+#[allow(unused_imports)]
+pub use compat_tests::cluster::cli::docker_bin;
+pub use compat_tests::cluster::cli::CLI_LIMIT;
+use compat_tests::cluster::procs::terminate;
+pub use compat_tests::cluster::wait_for;
+use compat_tests::cluster::Cli;
+pub use compat_tests::cluster::Run;
+
 /// The shoald binary: `$SHOALD_BIN`, else the workspace's debug build.
 pub fn shoald_bin() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    if let Ok(p) = std::env::var("SHOALD_BIN") {
-        // Tests run in the package directory; a relative path given on the
-        // command line means one from the workspace root.
-        let p = PathBuf::from(p);
-        if p.is_relative() && !p.exists() {
-            return root.join(p);
-        }
-        return p;
-    }
-    for profile in ["debug", "release"] {
-        let p = root.join("target").join(profile).join("shoald");
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("shoald not built: run `cargo build -p engine-api` or set SHOALD_BIN");
+    compat_tests::cluster::engine::shoald_bin().unwrap_or_else(|e| panic!("{e}"))
 }
-
-/// The stock docker CLI.
-pub fn docker_bin() -> PathBuf {
-    std::env::var("DOCKER_CLI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("/usr/local/bin/docker"))
-}
-
-/// How long one CLI call may take by default.
-pub const CLI_LIMIT: Duration = Duration::from_secs(120);
 
 /// A running shoald.
 pub struct Daemon {
@@ -56,27 +40,6 @@ pub struct Daemon {
     cli_limit: Duration,
     /// The node namespaces shoald runs in (with its containerd), if any.
     node: Option<Arc<NodeNs>>,
-}
-
-/// The result of one CLI run.
-#[derive(Debug)]
-pub struct Run {
-    /// Exit code.
-    pub code: i32,
-    /// Standard output.
-    pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
-}
-
-impl Run {
-    fn from(o: Output) -> Run {
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
 }
 
 impl Daemon {
@@ -205,39 +168,12 @@ impl Daemon {
     /// hangs fails its test instead of hanging the suite.
     #[track_caller]
     pub fn docker_within(&self, limit: Duration, args: &[&str], input: Option<&[u8]>) -> Run {
-        use std::io::Write;
-        let secs = limit.as_secs().max(1).to_string();
-        let mut child = Command::new("timeout")
-            .args(["-k", "5", &secs])
-            .arg(docker_bin())
-            .args(args)
-            .env("DOCKER_HOST", self.docker_host())
-            .env("DOCKER_CONFIG", self.dir.path().join("cli-config"))
-            .env_remove("DOCKER_CONTEXT")
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run docker CLI");
-        // Fed from a thread: the CLI may write while it reads.
-        let feeder = input.map(|data| {
-            let mut stdin = child.stdin.take().unwrap();
-            let data = data.to_vec();
-            std::thread::spawn(move || {
-                let _ = stdin.write_all(&data);
-            })
-        });
-        let r = Run::from(child.wait_with_output().unwrap());
-        if let Some(f) = feeder {
-            let _ = f.join();
-        }
-        assert_ne!(
-            r.code, 124,
-            "docker {args:?} did not end within {secs}s: {r:?}"
+        let cli = Cli::new(&self.socket(), self.dir.path().join("cli-config"));
+        let r = cli.run(limit, args, input);
+        assert!(
+            !r.timed_out(),
+            "docker {args:?} did not end within {}s: {r:?}",
+            limit.as_secs().max(1)
         );
         r
     }
@@ -350,38 +286,6 @@ pub fn unmount_under(dir: &Path) {
     targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
     for target in targets {
         let _ = Command::new("umount").arg("-l").arg(target).status();
-    }
-}
-
-/// Stops a child this test started: SIGTERM, then SIGKILL after `grace`.
-fn terminate(mut c: std::process::Child, grace: Duration) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(c.id().to_string())
-        .status();
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = c.kill();
-    let _ = c.wait();
-}
-
-/// Polls `f` every 100 ms until it returns Some, for at most `secs` seconds.
-#[track_caller]
-pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {secs}s waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -767,18 +671,5 @@ impl Daemon {
 /// Builds the test image with `compat-tests/scripts/make-test-image.sh`
 /// (docker-archive, or OCI layout when `oci`) into `dir`; returns the tar.
 pub fn make_test_image(dir: &Path, oci: bool) -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/make-test-image.sh");
-    let out = dir.join(if oci { "image-oci.tar" } else { "image.tar" });
-    let mut cmd = Command::new("bash");
-    cmd.arg(script);
-    if oci {
-        cmd.arg("--oci");
-    }
-    let o = cmd.arg(&out).output().expect("run make-test-image.sh");
-    assert!(
-        o.status.success(),
-        "make-test-image.sh failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
+    compat_tests::cluster::image::make_test_image(dir, oci).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -290,6 +290,7 @@ impl TaskController {
             dep_files,
             init_binary: self.env.init_binary.as_deref(),
             netns: netns.map(|n| n.path.as_path()),
+            cgroup_parent: &self.env.cgroup_parent,
         };
         let oci = spec::build(&ctx)?;
         files::write(&file_paths, &spec::hostname(&ctx), netns)

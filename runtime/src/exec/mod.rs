@@ -44,6 +44,9 @@ pub struct NodeEnv {
     pub log_rotation: Rotation,
     /// The init binary `--init` runs tasks under, if the node has one.
     pub init_binary: Option<PathBuf>,
+    /// The cgroup every task container is put under (`<parent>/<id>`):
+    /// daemons sharing a host's cgroup tree each need their own.
+    pub cgroup_parent: String,
 }
 
 impl NodeEnv {
@@ -56,9 +59,22 @@ impl NodeEnv {
             engine_version,
             log_rotation: Rotation::default(),
             init_binary: find_init(),
+            cgroup_parent: DEFAULT_CGROUP_PARENT.into(),
         }
     }
+
+    /// The same settings with task containers under `parent` (dockerd's
+    /// `--cgroup-parent`); an empty `parent` keeps the default.
+    pub fn with_cgroup_parent(mut self, parent: &str) -> Self {
+        if !parent.is_empty() {
+            self.cgroup_parent = parent.to_string();
+        }
+        self
+    }
 }
+
+/// The cgroup parent of task containers when none is configured.
+pub const DEFAULT_CGROUP_PARENT: &str = "/shoal";
 
 /// A static init for `--init`: dockerd's own `docker-init` when installed,
 /// else Debian's `tini-static` (the same program).

@@ -85,6 +85,8 @@ pub struct TaskContext<'a> {
     /// The network namespace the network driver made for the task; without
     /// one the container gets a new namespace with loopback only.
     pub netns: Option<&'a Path>,
+    /// The node's cgroup parent (`/shoal` unless configured).
+    pub cgroup_parent: &'a str,
 }
 
 impl TaskContext<'_> {
@@ -485,6 +487,18 @@ fn user_mounts(ctx: &TaskContext<'_>) -> Result<Vec<Mount>, String> {
     Ok(out)
 }
 
+/// The container's cgroup, `<parent>/<id>` as dockerd's cgroupfs driver
+/// makes it. An absolute parent is from the root of each hierarchy; a
+/// relative one is below runc's own cgroup, as with dockerd.
+pub fn cgroups_path(parent: &str, container_id: &str) -> PathBuf {
+    let parent = parent.trim_end_matches('/');
+    if parent.is_empty() {
+        // "/" given as the parent: the container sits at the root.
+        return PathBuf::from(format!("/{container_id}"));
+    }
+    PathBuf::from(format!("{parent}/{container_id}"))
+}
+
 /// The container's OCI spec.
 pub fn build(ctx: &TaskContext<'_>) -> Result<Spec, String> {
     let c = ctx.container();
@@ -578,7 +592,7 @@ pub fn build(ctx: &TaskContext<'_>) -> Result<Spec, String> {
             }
         }
     }
-    linux.set_cgroups_path(Some(PathBuf::from(format!("/shoal/{}", ctx.container_id))));
+    linux.set_cgroups_path(Some(cgroups_path(ctx.cgroup_parent, ctx.container_id)));
     let sysctls = c.sysctls.clone().unwrap_or_default();
     linux.set_sysctl(if sysctls.is_empty() {
         None

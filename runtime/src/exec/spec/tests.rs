@@ -61,6 +61,7 @@ fn with<R>(cs: api::TaskSpecContainerSpec, f: impl FnOnce(&TaskContext<'_>) -> R
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
         netns: None,
+        cgroup_parent: "/shoal",
     };
     f(&ctx)
 }
@@ -168,6 +169,7 @@ fn limits_caps_and_readonly_reach_the_spec() {
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
         netns: None,
+        cgroup_parent: "/shoal",
     };
     let spec = build(&ctx).unwrap();
     assert_eq!(spec.root().as_ref().unwrap().readonly(), Some(true));
@@ -237,6 +239,7 @@ fn mounts_bind_volume_tmpfs_and_errors() {
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
         netns: None,
+        cgroup_parent: "/shoal",
     };
     let spec = build(&ctx).unwrap();
     let mounts = spec.mounts().as_ref().unwrap();
@@ -298,4 +301,32 @@ fn init_runs_the_command_under_docker_init() {
         init.source().as_deref(),
         Some(Path::new("/usr/bin/tini-static"))
     );
+}
+
+#[test]
+fn containers_sit_under_the_node_cgroup_parent() {
+    let default = with(Default::default(), |c| build(c).unwrap());
+    assert_eq!(
+        default.linux().as_ref().unwrap().cgroups_path(),
+        &Some(PathBuf::from("/shoal/0123456789abcdef0123"))
+    );
+    let own = with(Default::default(), |c| {
+        build(&TaskContext {
+            cgroup_parent: "/shoal-lab1-node2",
+            ..*c
+        })
+        .unwrap()
+    });
+    assert_eq!(
+        own.linux().as_ref().unwrap().cgroups_path(),
+        &Some(PathBuf::from("/shoal-lab1-node2/0123456789abcdef0123"))
+    );
+}
+
+#[test]
+fn cgroup_parent_forms_join_like_dockerd() {
+    assert_eq!(cgroups_path("/a/b/", "c1"), PathBuf::from("/a/b/c1"));
+    assert_eq!(cgroups_path("/", "c1"), PathBuf::from("/c1"));
+    // Relative: below runc's own cgroup, as dockerd's cgroupfs driver does.
+    assert_eq!(cgroups_path("rel", "c1"), PathBuf::from("rel/c1"));
 }

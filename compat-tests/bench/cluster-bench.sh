@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The cluster benchmark in one command, from the repository root, as root:
+#
+#   bash compat-tests/bench/cluster-bench.sh [--engine shoald|dockerd|both] [--reps N] [--writes N]
+#
+# Installs what is missing (the test dependencies, and Debian's docker.io for
+# the reference dockerd, without starting its service), builds shoald and the
+# bench, and runs both engines' labs side by side (see RESULTS.md, "Cluster").
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash scripts/deps.sh
+if ! [ -x /usr/sbin/dockerd ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  # No service may start on the host: a host dockerd would take ports and
+  # interfaces the labs' nodes do not need, and nothing here asked for it.
+  made_policy=
+  if ! [ -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+  [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
+  fi
+fi
+cargo build -q -p engine-api -p compat-tests --bin shoald --bin shoal-cluster-bench
+export SHOALD_BIN="$PWD/target/debug/shoald"
+exec target/debug/shoal-cluster-bench "$@"
