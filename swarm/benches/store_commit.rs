@@ -36,6 +36,7 @@ async fn open(dir: &std::path::Path) -> (raft::ShoalRaft, Arc<Store>) {
         state.clone(),
         1,
         &raft::RaftSettings::default(),
+        raft::network::Solo,
     )
     .await
     .expect("raft");
@@ -45,7 +46,10 @@ async fn open(dir: &std::path::Path) -> (raft::ShoalRaft, Arc<Store>) {
     raft::wait_leader(&r, 1, Duration::from_secs(10))
         .await
         .expect("leader");
-    let store = Store::new(state, Arc::new(raft::RaftProposer::new(r.clone())));
+    let store = Store::new(
+        state.clone(),
+        Arc::new(raft::RaftProposer::new(r.clone(), state, None)),
+    );
     (r, store)
 }
 
@@ -59,7 +63,12 @@ fn bench(c: &mut Criterion) {
             n += 1;
             let s = secret(n);
             let store = store.clone();
-            async move { store.update(|tx| tx.create(s)).await.expect("commit") }
+            async move {
+                store
+                    .update(|tx| tx.create(s.clone()))
+                    .await
+                    .expect("commit")
+            }
         })
     });
     // p99 of 500 sequential commits.
@@ -68,7 +77,10 @@ fn bench(c: &mut Criterion) {
         for i in 0..500u64 {
             let s = secret(1_000_000 + i);
             let t = Instant::now();
-            store.update(|tx| tx.create(s)).await.expect("commit");
+            store
+                .update(|tx| tx.create(s.clone()))
+                .await
+                .expect("commit");
             v.push(t.elapsed());
         }
         v

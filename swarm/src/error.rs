@@ -43,6 +43,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// dockerd's text for swarm calls on a node that is not a manager.
 pub const NOT_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+/// dockerd's text for manager calls on a worker.
+pub const WORKER_NOT_MANAGER: &str = "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.";
 /// dockerd's text for leave/unlock on a node outside any swarm.
 pub const NOT_IN_SWARM: &str = "This node is not part of a swarm";
 /// dockerd's text for init/join on a node already in a swarm.
@@ -124,6 +126,11 @@ impl Error {
     /// No manager leads the swarm: dockerd relays swarmkit's gRPC Unknown (500).
     pub fn no_leader() -> Self {
         Error::unknown(NO_LEADER)
+    }
+
+    /// This node is a worker (503).
+    pub fn worker_not_manager() -> Self {
+        Error::new(ErrorKind::Unavailable, WORKER_NOT_MANAGER)
     }
 
     /// The store is locked (503).

@@ -205,7 +205,8 @@ impl SwarmNode {
         let m = match &*self.phase.read().unwrap_or_else(|e| e.into_inner()) {
             Phase::Manager(m) => m.clone(),
             Phase::Locked(_) => return Err(Error::locked()),
-            Phase::Worker(_) | Phase::Inactive => return Err(Error::not_manager()),
+            Phase::Worker(_) => return Err(Error::worker_not_manager()),
+            Phase::Inactive => return Err(Error::not_manager()),
         };
         if !m.has_leader() {
             return Err(Error::no_leader());

@@ -173,3 +173,46 @@ impl RaftNetwork<TypeConfig> for Peer {
             .await
     }
 }
+
+/// The network of a lone manager in tests and benchmarks: it has no peers,
+/// and a call to one fails as unreachable.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Solo;
+
+/// [`Solo`]'s (never used) connection.
+#[derive(Debug)]
+pub struct NoPeer;
+
+impl RaftNetworkFactory<TypeConfig> for Solo {
+    type Network = NoPeer;
+
+    async fn new_client(&mut self, _target: NodeId, _node: &BasicNode) -> NoPeer {
+        NoPeer
+    }
+}
+
+impl RaftNetwork<TypeConfig> for NoPeer {
+    async fn append_entries(
+        &mut self,
+        _rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        Err(unreachable("no peers"))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        _rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        Err(unreachable("no peers"))
+    }
+
+    async fn vote(
+        &mut self,
+        _rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
+        Err(unreachable("no peers"))
+    }
+}

@@ -7,64 +7,6 @@ use crate::model::Secret;
 use crate::model::StoreObject;
 use crate::store::Store;
 
-/// A raft network for a lone voter: it never sends an RPC.
-struct NoPeers;
-
-struct NoPeer;
-
-impl openraft::RaftNetworkFactory<TypeConfig> for NoPeers {
-    type Network = NoPeer;
-
-    async fn new_client(&mut self, _target: NodeId, _node: &BasicNode) -> NoPeer {
-        NoPeer
-    }
-}
-
-fn unreachable<E: std::error::Error>() -> openraft::error::RPCError<NodeId, BasicNode, E> {
-    openraft::error::RPCError::Unreachable(openraft::error::Unreachable::new(
-        &std::io::Error::other("no peers"),
-    ))
-}
-
-impl openraft::network::RaftNetwork<TypeConfig> for NoPeer {
-    async fn append_entries(
-        &mut self,
-        _rpc: openraft::raft::AppendEntriesRequest<TypeConfig>,
-        _option: openraft::network::RPCOption,
-    ) -> Result<
-        openraft::raft::AppendEntriesResponse<NodeId>,
-        openraft::error::RPCError<NodeId, BasicNode, openraft::error::RaftError<NodeId>>,
-    > {
-        Err(unreachable())
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        _rpc: openraft::raft::InstallSnapshotRequest<TypeConfig>,
-        _option: openraft::network::RPCOption,
-    ) -> Result<
-        openraft::raft::InstallSnapshotResponse<NodeId>,
-        openraft::error::RPCError<
-            NodeId,
-            BasicNode,
-            openraft::error::RaftError<NodeId, openraft::error::InstallSnapshotError>,
-        >,
-    > {
-        Err(unreachable())
-    }
-
-    async fn vote(
-        &mut self,
-        _rpc: openraft::raft::VoteRequest<NodeId>,
-        _option: openraft::network::RPCOption,
-    ) -> Result<
-        openraft::raft::VoteResponse<NodeId>,
-        openraft::error::RPCError<NodeId, BasicNode, openraft::error::RaftError<NodeId>>,
-    > {
-        Err(unreachable())
-    }
-}
-
 fn secret(name: &str, data: &str) -> Secret {
     let mut s = Secret::default();
     s.api.id = Some(new_id());
@@ -85,7 +27,7 @@ async fn boot(dir: &Path, key: [u8; 32], init: bool) -> (ShoalRaft, Arc<Store>) 
         state.clone(),
         7,
         &RaftSettings::default(),
-        NoPeers,
+        network::Solo,
     )
     .await
     .unwrap();
