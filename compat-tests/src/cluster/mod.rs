@@ -35,6 +35,7 @@ pub mod lab;
 pub mod node;
 pub mod ns;
 pub mod procs;
+pub mod swarm;
 
 pub use cli::Cli;
 pub use cli::Run;

@@ -1,0 +1,104 @@
+//! Swarms built in a [`Lab`] the way the tutorials build them: `swarm init`
+//! on node1, then `swarm join` with the tokens it prints.
+
+use std::sync::Arc;
+
+use super::Lab;
+use super::Node;
+
+/// One row of `docker node ls`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NodeRow {
+    /// `HOSTNAME`.
+    pub hostname: String,
+    /// `STATUS` (`Ready`, `Down`, `Unknown`).
+    pub status: String,
+    /// `AVAILABILITY`.
+    pub availability: String,
+    /// `MANAGER STATUS` (`Leader`, `Reachable`, `Unreachable` or empty).
+    pub manager_status: String,
+}
+
+/// A swarm of `managers` managers and `workers` workers on new lab nodes
+/// (node1 inits); the nodes in order. Panics with the CLI's output when a
+/// step fails.
+pub fn form(lab: &Lab, managers: usize, workers: usize) -> Vec<Arc<Node>> {
+    let nodes: Vec<Arc<Node>> = (0..managers + workers)
+        .map(|_| lab.add_node().expect("add a node"))
+        .collect();
+    let n1 = &nodes[0];
+    n1.ok(&["swarm", "init", "--advertise-addr", &n1.addr()]);
+    let manager_token = n1.ok(&["swarm", "join-token", "-q", "manager"]);
+    let worker_token = n1.ok(&["swarm", "join-token", "-q", "worker"]);
+    let remote = format!("{}:2377", n1.addr());
+    for (i, n) in nodes.iter().enumerate().skip(1) {
+        let token = if i < managers {
+            &manager_token
+        } else {
+            &worker_token
+        };
+        n.ok(&["swarm", "join", "--token", token.trim(), &remote]);
+    }
+    nodes
+}
+
+/// `docker node ls` on `n`, sorted by hostname; `None` when the call fails.
+pub fn node_ls(n: &Node) -> Option<Vec<NodeRow>> {
+    let r = n.docker(&[
+        "node",
+        "ls",
+        "--format",
+        "{{.Hostname}}|{{.Status}}|{{.Availability}}|{{.ManagerStatus}}",
+    ]);
+    if !r.success() {
+        return None;
+    }
+    let mut rows: Vec<NodeRow> = r
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f.len() == 4).then(|| NodeRow {
+                hostname: f[0].into(),
+                status: f[1].into(),
+                availability: f[2].into(),
+                manager_status: f[3].into(),
+            })
+        })
+        .collect();
+    rows.sort();
+    Some(rows)
+}
+
+/// The hostname `n` shows as Leader, if any.
+pub fn leader(n: &Node) -> Option<String> {
+    node_ls(n)?
+        .into_iter()
+        .find(|r| r.manager_status == "Leader")
+        .map(|r| r.hostname)
+}
+
+/// The hostnames of the nodes running a task of `service` that is meant to
+/// run, as `n` reports them (sorted).
+pub fn running_on(n: &Node, service: &str) -> Option<Vec<String>> {
+    let r = n.docker(&[
+        "service",
+        "ps",
+        service,
+        "--filter",
+        "desired-state=running",
+        "--format",
+        "{{.Node}}|{{.CurrentState}}",
+    ]);
+    if !r.success() {
+        return None;
+    }
+    let mut hosts: Vec<String> = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains("|Running"))
+        .map(|l| l.split('|').next().unwrap_or("").to_string())
+        .collect();
+    hosts.sort();
+    Some(hosts)
+}

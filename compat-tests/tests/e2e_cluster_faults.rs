@@ -1,0 +1,179 @@
+//! A cluster under faults, each as a user would meet it: the leader's
+//! machine dies under a stream of writes, a worker dies whole or goes
+//! silent, and they come back.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+use std::time::Instant;
+
+use compat_tests::cluster::image::TEST_IMAGE;
+use compat_tests::cluster::swarm;
+use compat_tests::cluster::wait_for;
+use compat_tests::cluster::Engine;
+use compat_tests::cluster::Lab;
+use compat_tests::cluster::Node;
+
+/// Creates secrets `w0`, `w1`, ... through `n` one after another until
+/// `stop` (at most 600 writes); returns the names whose create was
+/// acknowledged, with when.
+fn writer(n: Arc<Node>, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<(String, Instant)>>>) {
+    for i in 0..600 {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let name = format!("w{i}");
+        let r = n.docker_within(
+            Duration::from_secs(30),
+            &["secret", "create", &name, "-"],
+            Some(b"payload"),
+        );
+        if r.success() {
+            acked.lock().unwrap().push((name, Instant::now()));
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn secrets_on(n: &Node) -> Option<Vec<String>> {
+    let r = n.docker(&["secret", "ls", "--format", "{{.Name}}"]);
+    r.success()
+        .then(|| r.stdout.lines().map(str::to_string).collect())
+}
+
+#[test]
+fn e2e_cluster_leader_killed_under_writes() {
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 3, 1);
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    assert_eq!(swarm::leader(n2).as_deref(), Some("node1"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let w = {
+        let (n, s, a) = (n2.clone(), stop.clone(), acked.clone());
+        std::thread::spawn(move || writer(n, s, a))
+    };
+    wait_for(60, "writes acknowledged through a follower", || {
+        (acked.lock().unwrap().len() >= 5).then_some(())
+    });
+    n1.kill_node();
+    let killed = Instant::now();
+    // The API answers again through the other managers: a new leader, and
+    // a write acknowledged after the crash.
+    wait_for(60, "a write acknowledged after the leader died", || {
+        acked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, at)| *at > killed)
+            .then_some(())
+    });
+    let new_leader = wait_for(30, "a new leader", || {
+        swarm::leader(n3).filter(|l| l != "node1")
+    });
+    stop.store(true, Ordering::Relaxed);
+    w.join().unwrap();
+    // No acknowledged write is lost, on either surviving manager.
+    let want: Vec<String> = acked
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(n, _)| n.clone())
+        .collect();
+    for m in [n2, n3] {
+        let have = secrets_on(m).expect("secret ls");
+        let missing: Vec<&String> = want.iter().filter(|w| !have.contains(w)).collect();
+        assert!(missing.is_empty(), "node{} lost {missing:?}", m.n());
+    }
+    // The dead manager shows as such.
+    wait_for(30, "node1 down and unreachable", || {
+        let rows = swarm::node_ls(n2)?;
+        let r = rows.iter().find(|r| r.hostname == "node1")?;
+        (r.status == "Down" && r.manager_status == "Unreachable").then_some(())
+    });
+    // It boots again, catches up, and is a reachable manager.
+    n1.start_node().expect("node1 boots");
+    wait_for(60, "node1 ready and reachable again", || {
+        let rows = swarm::node_ls(n3)?;
+        let r = rows.iter().find(|r| r.hostname == "node1")?;
+        (r.status == "Ready" && matches!(r.manager_status.as_str(), "Reachable" | "Leader"))
+            .then_some(())
+    });
+    wait_for(30, "node1 has every acknowledged write", || {
+        let have = secrets_on(n1)?;
+        want.iter().all(|w| have.contains(w)).then_some(())
+    });
+    assert_ne!(new_leader, "node1");
+}
+
+#[test]
+fn e2e_cluster_dead_and_silent_workers_tasks_move() {
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 3, 2);
+    let (n1, n4, n5) = (&nodes[0], &nodes[3], &nodes[4]);
+    for n in &nodes {
+        n.load_test_image().expect("test image");
+    }
+    n1.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "5",
+        "--replicas-max-per-node",
+        "2",
+        TEST_IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let hosts = wait_for(90, "five replicas, one per node", || {
+        swarm::running_on(n1, "web").filter(|h| h.len() == 5)
+    });
+    assert!(hosts.contains(&"node4".to_string()), "{hosts:?}");
+
+    // A worker dies whole: its tasks run elsewhere and it shows Down.
+    n4.kill_node();
+    wait_for(30, "node4's task running elsewhere", || {
+        swarm::running_on(n1, "web").filter(|h| h.len() == 5 && !h.contains(&"node4".into()))
+    });
+    wait_for(10, "node4 down", || {
+        let rows = swarm::node_ls(n1)?;
+        (rows.iter().find(|r| r.hostname == "node4")?.status == "Down").then_some(())
+    });
+
+    // Another goes silent (its link down, no reset reaches anyone).
+    n5.link_down().expect("link down");
+    wait_for(30, "node5's task running elsewhere", || {
+        swarm::running_on(n1, "web").filter(|h| {
+            h.len() == 5 && !h.contains(&"node4".into()) && !h.contains(&"node5".into())
+        })
+    });
+
+    // Both come back: ready again, and their stale tasks are shut down.
+    n5.link_up().expect("link up");
+    n4.start_node().expect("node4 boots");
+    for (n, name) in [(n4, "node4"), (n5, "node5")] {
+        wait_for(60, "the node ready again", || {
+            let rows = swarm::node_ls(n1)?;
+            (rows.iter().find(|r| r.hostname == name)?.status == "Ready").then_some(())
+        });
+        wait_for(60, "no stale task container running on the node", || {
+            let r = n.docker(&["ps", "-q", "--filter", "name=web."]);
+            (r.success() && r.stdout.trim().is_empty()).then_some(())
+        });
+    }
+    let hosts = swarm::running_on(n1, "web").unwrap();
+    assert_eq!(hosts.len(), 5, "{hosts:?}");
+}
