@@ -51,8 +51,8 @@ pub struct Remote {
     remotes: Remotes,
     channels: Channels,
     bound: Mutex<Option<Bound>>,
-    /// The role the node's spec asks for, as the last session message said.
-    desired_role: tokio::sync::watch::Sender<Option<api::NodeSpecRoleEnum>>,
+    /// The last session message (managers, the role the node's spec asks for).
+    last: tokio::sync::watch::Sender<Option<SessionMessage>>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -78,13 +78,13 @@ impl Remote {
             remotes,
             channels,
             bound: Mutex::new(None),
-            desired_role: tokio::sync::watch::Sender::new(None),
+            last: tokio::sync::watch::Sender::new(None),
         }
     }
 
-    /// The role the node's spec asks for, as its sessions report it.
-    pub fn desired_role(&self) -> tokio::sync::watch::Receiver<Option<api::NodeSpecRoleEnum>> {
-        self.desired_role.subscribe()
+    /// The session messages as they arrive.
+    pub fn messages(&self) -> tokio::sync::watch::Receiver<Option<SessionMessage>> {
+        self.last.subscribe()
     }
 
     fn bound(&self) -> Result<(DispatcherClient<Channel>, CancellationToken)> {
@@ -163,13 +163,13 @@ impl DispatcherApi for Remote {
                     self.remotes
                         .replace(first.managers.iter().map(|m| m.addr.clone()).collect());
                     self.remotes.note_session();
-                    self.desired_role.send_replace(first.desired_role);
+                    self.last.send_replace(Some(first.clone()));
                     *self.bound.lock().unwrap_or_else(|e| e.into_inner()) = Some(Bound {
                         client: c,
                         alive: alive.clone(),
                     });
                     let remotes = self.remotes.clone();
-                    let role = self.desired_role.clone();
+                    let last = self.last.clone();
                     tokio::spawn(async move {
                         loop {
                             tokio::select! {
@@ -177,7 +177,7 @@ impl DispatcherApi for Remote {
                                 m = stream.message() => match m {
                                     Ok(Some(m)) => {
                                         remotes.replace(m.managers.iter().map(|p| p.addr.clone()).collect());
-                                        role.send_replace(m.desired_role);
+                                        last.send_replace(Some(m));
                                     }
                                     _ => {
                                         alive.cancel();
@@ -352,21 +352,21 @@ pub struct RemoteConnector {
     pub remotes: Remotes,
     /// Connections with this node's certificate.
     pub channels: Channels,
-    /// Where desired-role changes are published (promotion, demotion).
-    pub desired_role: tokio::sync::watch::Sender<Option<api::NodeSpecRoleEnum>>,
+    /// Where session messages are published (the node's role changes).
+    pub sessions: tokio::sync::watch::Sender<Option<SessionMessage>>,
 }
 
 #[async_trait]
 impl Connector for RemoteConnector {
     async fn connect(&self) -> Result<Arc<dyn DispatcherApi>> {
         let r = Remote::new(self.remotes.clone(), self.channels.clone());
-        let mut role = r.desired_role();
-        let out = self.desired_role.clone();
+        let mut messages = r.messages();
+        let out = self.sessions.clone();
         tokio::spawn(async move {
-            while role.changed().await.is_ok() {
-                let v = *role.borrow_and_update();
-                if v.is_some() {
-                    out.send_replace(v);
+            while messages.changed().await.is_ok() {
+                let m = messages.borrow_and_update().clone();
+                if m.is_some() {
+                    out.send_replace(m);
                 }
             }
         });

@@ -29,7 +29,7 @@ impl ManagerConnector {
             remote: RemoteConnector {
                 remotes: Remotes::default(),
                 channels: m.channels.clone(),
-                desired_role: watch::Sender::new(None),
+                sessions: m.sessions.clone(),
             },
             raft: m.raft.clone(),
         }

@@ -70,6 +70,8 @@ pub struct Manager {
     dek: Arc<Sealer>,
     health: Arc<PeerHealth>,
     slot: watch::Sender<Option<Arc<Local>>>,
+    // The session messages this manager's agent gets from the leader.
+    sessions: watch::Sender<Option<crate::dispatcher::wire::SessionMessage>>,
     cancel: CancellationToken,
     loops: tokio::sync::Mutex<JoinSet<()>>,
 }
@@ -235,6 +237,7 @@ impl Manager {
             dek,
             health,
             slot: watch::Sender::new(None),
+            sessions: watch::Sender::new(None),
             cancel: CancellationToken::new(),
             loops: tokio::sync::Mutex::new(JoinSet::new()),
         });
@@ -332,23 +335,49 @@ impl Manager {
     }
 
     /// Resolves once this manager is no longer a raft member (the leader
-    /// removed it after a demotion), and never while it is one.
+    /// removed it after a demotion), and never while it is one. A removed
+    /// member hears nothing more from raft, so the leader's word comes
+    /// through the agent's session: the spec asks for a worker and the
+    /// managers no longer list this node.
     pub async fn demoted(&self) {
         let me = self.state.raft_id;
-        let removed = self
-            .raft
-            .wait(None)
-            .metrics(
-                |m| {
-                    let c = &m.membership_config;
-                    c.log_id().is_some() && !c.nodes().any(|(id, _)| *id == me)
-                },
-                "removed from raft",
-            )
-            .await;
-        if removed.is_err() {
-            // Raft stopped: this manager is shutting down, not demoted.
-            std::future::pending::<()>().await;
+        let removed = async {
+            let r = self
+                .raft
+                .wait(None)
+                .metrics(
+                    |m| {
+                        let c = &m.membership_config;
+                        c.log_id().is_some() && !c.nodes().any(|(id, _)| *id == me)
+                    },
+                    "removed from raft",
+                )
+                .await;
+            if r.is_err() {
+                // Raft stopped: this manager is shutting down, not demoted.
+                std::future::pending::<()>().await;
+            }
+        };
+        let node_id = self.state.node_id.clone();
+        let mut sessions = self.sessions.subscribe();
+        let told = async move {
+            let stopped = sessions
+                .wait_for(|m| {
+                    m.as_ref().is_some_and(|m| {
+                        m.desired_role == Some(crate::model::api::NodeSpecRoleEnum::WORKER)
+                            && !m.managers.is_empty()
+                            && !m.managers.iter().any(|p| p.node_id == node_id)
+                    })
+                })
+                .await
+                .is_err();
+            if stopped {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = removed => {}
+            _ = told => {}
         }
     }
 

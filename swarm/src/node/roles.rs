@@ -67,10 +67,13 @@ impl SwarmNode {
                     }
                 }
                 Snapshot::Worker(w) => {
-                    let mut role = w.desired_role();
+                    let mut sessions = w.sessions();
                     let promoted = async move {
-                        let _ = role
-                            .wait_for(|r| *r == Some(api::NodeSpecRoleEnum::MANAGER))
+                        let _ = sessions
+                            .wait_for(|m| {
+                                m.as_ref().and_then(|m| m.desired_role)
+                                    == Some(api::NodeSpecRoleEnum::MANAGER)
+                            })
                             .await;
                     };
                     tokio::select! {

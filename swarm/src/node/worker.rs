@@ -22,7 +22,7 @@ pub struct WorkerNode {
     state: NodeState,
     tls: Arc<TlsState>,
     remotes: Remotes,
-    desired_role: tokio::sync::watch::Sender<Option<crate::model::api::NodeSpecRoleEnum>>,
+    sessions: tokio::sync::watch::Sender<Option<crate::dispatcher::wire::SessionMessage>>,
     executor: Option<Arc<dyn Executor>>,
     cancel: CancellationToken,
     loops: tokio::sync::Mutex<JoinSet<()>>,
@@ -56,12 +56,12 @@ impl WorkerNode {
                 tracing::warn!(error = %e, "saving the manager list failed");
             }
         });
-        let desired_role = tokio::sync::watch::Sender::new(None);
+        let sessions = tokio::sync::watch::Sender::new(None);
         let w = Arc::new(WorkerNode {
             state,
             tls,
             remotes: remotes.clone(),
-            desired_role: desired_role.clone(),
+            sessions: sessions.clone(),
             executor: executor.clone(),
             cancel: CancellationToken::new(),
             loops: tokio::sync::Mutex::new(JoinSet::new()),
@@ -70,7 +70,7 @@ impl WorkerNode {
             let connector = Arc::new(RemoteConnector {
                 remotes,
                 channels,
-                desired_role,
+                sessions,
             });
             let agent = crate::agent::run(
                 w.state.node_id.clone(),
@@ -96,11 +96,11 @@ impl WorkerNode {
         &self.tls
     }
 
-    /// The role the node's spec asks for, as its sessions report it.
-    pub fn desired_role(
+    /// The session messages from the leader (the node's role changes).
+    pub fn sessions(
         &self,
-    ) -> tokio::sync::watch::Receiver<Option<crate::model::api::NodeSpecRoleEnum>> {
-        self.desired_role.subscribe()
+    ) -> tokio::sync::watch::Receiver<Option<crate::dispatcher::wire::SessionMessage>> {
+        self.sessions.subscribe()
     }
 
     /// The managers this worker knows.
