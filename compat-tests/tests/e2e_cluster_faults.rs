@@ -177,3 +177,149 @@ fn e2e_cluster_dead_and_silent_workers_tasks_move() {
     let hosts = swarm::running_on(n1, "web").unwrap();
     assert_eq!(hosts.len(), 5, "{hosts:?}");
 }
+
+#[test]
+fn e2e_cluster_partitioned_leader_and_heal() {
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 3, 0);
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    assert_eq!(swarm::leader(n2).as_deref(), Some("node1"));
+    lab.partition(&[n1]).expect("partition");
+    // The majority elects a leader and takes writes.
+    wait_for(30, "a leader on the majority side", || {
+        swarm::leader(n2).filter(|l| l != "node1")
+    });
+    let r = n3.docker_within(
+        Duration::from_secs(30),
+        &["secret", "create", "during", "-"],
+        Some(b"x"),
+    );
+    assert!(r.success(), "{r:?}");
+    // The cut-off leader answers with dockerd's no-leader error, in bounded time.
+    let started = Instant::now();
+    let r = n1.docker_within(
+        Duration::from_secs(40),
+        &["secret", "create", "lost", "-"],
+        Some(b"x"),
+    );
+    assert!(!r.success(), "{r:?}");
+    assert!(
+        r.stderr.contains("The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online."),
+        "{r:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = n1.fail(&["node", "ls"]);
+    assert!(err.contains("The swarm does not have a leader"), "{err}");
+    // Healed: node1 follows the new leader and has the majority's write,
+    // and the write it could not commit is nowhere.
+    lab.heal().expect("heal");
+    wait_for(30, "node1 answering with the new leader", || {
+        swarm::leader(n1).filter(|l| l != "node1")
+    });
+    wait_for(30, "node1 reachable", || {
+        let rows = swarm::node_ls(n2)?;
+        (rows.iter().find(|r| r.hostname == "node1")?.manager_status == "Reachable").then_some(())
+    });
+    for m in [n1, n2, n3] {
+        let have = wait_for(30, "the majority's write everywhere", || {
+            secrets_on(m).filter(|s| s.contains(&"during".to_string()))
+        });
+        assert!(
+            !have.contains(&"lost".to_string()),
+            "node{}: {have:?}",
+            m.n()
+        );
+    }
+}
+
+#[test]
+fn e2e_cluster_every_node_restarted() {
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 3, 1);
+    let n1 = &nodes[0];
+    for n in &nodes {
+        n.load_test_image().expect("image");
+    }
+    n1.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "4",
+        "--replicas-max-per-node",
+        "1",
+        TEST_IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    wait_for(90, "a replica per node", || {
+        swarm::running_on(n1, "web").filter(|h| h.len() == 4)
+    });
+    let tasks_before = n1.ok(&[
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=running",
+        "web",
+    ]);
+    let containers: Vec<String> = nodes
+        .iter()
+        .map(|n| n.ok(&["ps", "-q", "--no-trunc"]).trim().to_string())
+        .collect();
+    // Every daemon dies at once (their containers keep running), then all
+    // come back on the same data.
+    for n in &nodes {
+        n.kill_engine();
+    }
+    for n in &nodes {
+        n.restart_engine().expect("restart");
+    }
+    wait_for(60, "a leader and every node ready", || {
+        let rows = swarm::node_ls(&nodes[1])?;
+        let ready = rows.iter().filter(|r| r.status == "Ready").count();
+        let leaders = rows.iter().filter(|r| r.manager_status == "Leader").count();
+        (ready == 4 && leaders == 1).then_some(())
+    });
+    // The same tasks in the same containers: adopted, not replaced.
+    let hosts = wait_for(30, "the replicas running", || {
+        swarm::running_on(n1, "web").filter(|h| h.len() == 4)
+    });
+    assert_eq!(hosts.len(), 4);
+    let tasks_after = n1.ok(&[
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=running",
+        "web",
+    ]);
+    assert_eq!(tasks_before, tasks_after);
+    for (n, before) in nodes.iter().zip(&containers) {
+        assert_eq!(
+            &n.ok(&["ps", "-q", "--no-trunc"]).trim().to_string(),
+            before,
+            "node{}",
+            n.n()
+        );
+    }
+    // And the cluster takes writes.
+    let r = nodes[2].docker_within(
+        Duration::from_secs(30),
+        &["secret", "create", "after", "-"],
+        Some(b"x"),
+    );
+    assert!(r.success(), "{r:?}");
+}
