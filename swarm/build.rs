@@ -73,6 +73,12 @@ fn main() {
             "crate::raft::wire::LeaveRequest",
             "crate::raft::wire::LeaveReply",
         ))
+        .method(streaming(
+            "subscribe_logs",
+            "SubscribeLogs",
+            "crate::dispatcher::wire::SubscribeRequest",
+            "crate::dispatcher::wire::LogBatch",
+        ))
         .build();
     let ca = Service::builder()
         .name("NodeCa")
@@ -128,6 +134,18 @@ fn main() {
             "ServiceRecords",
             "crate::dispatcher::wire::SessionRef",
             "crate::exec::ServiceRecords",
+        ))
+        .method(streaming(
+            "log_subscriptions",
+            "LogSubscriptions",
+            "crate::dispatcher::wire::SessionRef",
+            "crate::logbroker::Subscription",
+        ))
+        .method(unary(
+            "publish_logs",
+            "PublishLogs",
+            "crate::dispatcher::wire::PublishRequest",
+            "crate::dispatcher::wire::PublishReply",
         ))
         .build();
     tonic_build::manual::Builder::new().compile(&[raft, cluster, ca, dispatcher]);

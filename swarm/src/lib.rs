@@ -13,6 +13,7 @@ pub mod error;
 pub mod exec;
 pub mod host;
 pub mod leader;
+pub mod logbroker;
 pub mod manager;
 pub mod model;
 pub mod node;

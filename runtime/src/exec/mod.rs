@@ -168,6 +168,17 @@ impl Executor for ContainerdExecutor {
         }
     }
 
+    async fn task_logs(
+        &self,
+        selector: &swarm::exec::LogSelector,
+        opts: &swarm::exec::LogOptions,
+        tx: tokio::sync::mpsc::Sender<swarm::exec::LogMessage>,
+    ) -> Result<(), ExecError> {
+        crate::logs::tasks::task_logs(&self.ctd, &self.env, selector, opts, tx)
+            .await
+            .map_err(|e| ExecError::Temporary(e.to_string()))
+    }
+
     async fn prune(&self, keep: &HashSet<String>) -> Result<(), ExecError> {
         let all = self
             .ctd

@@ -5,6 +5,7 @@
 mod fifo;
 mod json;
 pub mod reader;
+pub mod tasks;
 
 pub use fifo::fifo_paths;
 pub use fifo::Copier;

@@ -3,6 +3,7 @@
 //! [`DispatcherApi`], so the same agent serves a local or a remote manager.
 
 mod deps;
+mod logs;
 mod task_manager;
 mod worker;
 
@@ -81,9 +82,31 @@ async fn session(
     if let Err(e) = executor.update_dns(&first).await {
         tracing::warn!(error = %e, "updating DNS records failed");
     }
+    let mut subscriptions = Some(dispatcher.log_subscriptions(node_id, &s.session_id).await?);
+    let log_cancel = cancel.child_token();
+    let _stop_logs = log_cancel.clone().drop_guard();
     let mut beat = tokio::time::interval(s.heartbeat_period);
     loop {
         tokio::select! {
+            sub = async {
+                match subscriptions.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match sub {
+                Some(sub) => {
+                    tokio::spawn(logs::serve(
+                        node_id.to_string(),
+                        s.session_id.clone(),
+                        dispatcher.clone(),
+                        executor.clone(),
+                        sub,
+                        log_cancel.child_token(),
+                    ));
+                }
+                // No more subscriptions on this session; the rest goes on.
+                None => subscriptions = None,
+            },
             r = records.changed() => {
                 if r.is_err() {
                     worker.stop().await;

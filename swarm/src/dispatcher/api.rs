@@ -82,6 +82,22 @@ pub trait DispatcherApi: Send + Sync {
         node_id: &str,
         session_id: &str,
     ) -> Result<mpsc::Receiver<AssignmentSet>>;
+    /// Streams the log subscriptions the node must serve.
+    async fn log_subscriptions(
+        &self,
+        node_id: &str,
+        session_id: &str,
+    ) -> Result<mpsc::Receiver<crate::logbroker::Subscription>>;
+    /// The node's lines for one subscription; `close` once it sent all.
+    /// Returns whether the subscription still wants lines.
+    async fn publish_logs(
+        &self,
+        node_id: &str,
+        session_id: &str,
+        subscription_id: &str,
+        messages: Vec<crate::exec::LogMessage>,
+        close: bool,
+    ) -> Result<bool>;
 }
 
 /// Finds the dispatcher an agent opens its next session with: the leader's,

@@ -343,6 +343,65 @@ impl DispatcherApi for Remote {
         });
         Ok(rx)
     }
+
+    async fn log_subscriptions(
+        &self,
+        _node_id: &str,
+        session_id: &str,
+    ) -> Result<mpsc::Receiver<crate::logbroker::Subscription>> {
+        let (mut c, alive) = self.bound()?;
+        let mut stream = timed(
+            tokio::time::timeout(
+                CALL_TIMEOUT,
+                c.log_subscriptions(SessionRef {
+                    session_id: session_id.to_string(),
+                }),
+            )
+            .await,
+        )?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = alive.cancelled() => return,
+                    _ = tx.closed() => return,
+                    m = stream.message() => match m {
+                        Ok(Some(sub)) => {
+                            if tx.send(sub).await.is_err() {
+                                return;
+                            }
+                        }
+                        _ => return,
+                    },
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn publish_logs(
+        &self,
+        _node_id: &str,
+        session_id: &str,
+        subscription_id: &str,
+        messages: Vec<crate::exec::LogMessage>,
+        close: bool,
+    ) -> Result<bool> {
+        let (mut c, _) = self.bound()?;
+        let r = timed(
+            tokio::time::timeout(
+                CALL_TIMEOUT,
+                c.publish_logs(PublishRequest {
+                    session_id: session_id.to_string(),
+                    subscription_id: subscription_id.to_string(),
+                    messages,
+                    close,
+                }),
+            )
+            .await,
+        )?;
+        Ok(r.wanted)
+    }
 }
 
 /// The connector of a node that does not lead: a fresh [`Remote`] per

@@ -132,11 +132,43 @@ impl Drop for SessionStream {
 
 type Boxed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+/// A node's stream of log subscriptions; when it ends, the broker stops
+/// waiting for that node.
+pub struct ListenStream {
+    inner: Option<ReceiverStream<crate::logbroker::Subscription>>,
+    local: Arc<Local>,
+    node: String,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+impl Stream for ListenStream {
+    type Item = Result<crate::logbroker::Subscription, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.cancel.is_cancelled() {
+            return Poll::Ready(None);
+        }
+        match self.inner.as_mut() {
+            Some(s) => Pin::new(s).poll_next(cx).map(|o| o.map(Ok)),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for ListenStream {
+    fn drop(&mut self) {
+        // Close the receiver first, so the broker sees the listener gone.
+        drop(self.inner.take());
+        self.local.broker().listener_gone(&self.node);
+    }
+}
+
 #[tonic::async_trait]
 impl Dispatcher for DispatcherService {
     type SessionStream = SessionStream;
     type AssignmentsStream = Boxed<AssignmentBatch>;
     type ServiceRecordsStream = Boxed<ServiceRecords>;
+    type LogSubscriptionsStream = ListenStream;
 
     async fn session(
         &self,
@@ -253,5 +285,42 @@ impl Dispatcher for DispatcherService {
             .map_err(|e| to_status(&e))?;
         let s = tokio_stream::wrappers::WatchStream::new(rx);
         Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(s, Ok))))
+    }
+
+    async fn log_subscriptions(
+        &self,
+        req: Request<SessionRef>,
+    ) -> Result<Response<Self::LogSubscriptionsStream>, Status> {
+        let (node, local) = self.caller(&req)?;
+        let rx = local
+            .log_subscriptions(&node, &req.into_inner().session_id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let cancel = local.cancelled();
+        Ok(Response::new(ListenStream {
+            inner: Some(ReceiverStream::new(rx)),
+            local,
+            node,
+            cancel,
+        }))
+    }
+
+    async fn publish_logs(
+        &self,
+        req: Request<PublishRequest>,
+    ) -> Result<Response<PublishReply>, Status> {
+        let (node, local) = self.caller(&req)?;
+        let r = req.into_inner();
+        let wanted = local
+            .publish_logs(
+                &node,
+                &r.session_id,
+                &r.subscription_id,
+                r.messages,
+                r.close,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(PublishReply { wanted }))
     }
 }

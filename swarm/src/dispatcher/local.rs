@@ -35,6 +35,7 @@ pub struct Local {
     store: Arc<Store>,
     heartbeat: Duration,
     sessions: Mutex<Sessions>,
+    broker: crate::logbroker::Broker,
     cancel: tokio_util::sync::CancellationToken,
 }
 
@@ -45,6 +46,7 @@ impl Local {
             store,
             heartbeat,
             sessions: Mutex::new(Sessions::default()),
+            broker: crate::logbroker::Broker::default(),
             cancel: tokio_util::sync::CancellationToken::new(),
         }
     }
@@ -56,6 +58,11 @@ impl Local {
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The log broker of this term.
+    pub fn broker(&self) -> &crate::logbroker::Broker {
+        &self.broker
     }
 
     /// The store it serves from.
@@ -388,5 +395,27 @@ impl DispatcherApi for Local {
             }
         });
         Ok(rx)
+    }
+
+    async fn log_subscriptions(
+        &self,
+        node_id: &str,
+        _session_id: &str,
+    ) -> Result<mpsc::Receiver<crate::logbroker::Subscription>> {
+        Ok(self.broker.listen(node_id))
+    }
+
+    async fn publish_logs(
+        &self,
+        node_id: &str,
+        _session_id: &str,
+        subscription_id: &str,
+        messages: Vec<crate::exec::LogMessage>,
+        close: bool,
+    ) -> Result<bool> {
+        Ok(self
+            .broker
+            .publish(node_id, subscription_id, messages, close)
+            .await)
     }
 }

@@ -11,11 +11,14 @@ pub struct Remotes {
     sessions: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
+/// Called with the new manager list.
+type OnChange = Arc<dyn Fn(&[String]) + Send + Sync>;
+
 #[derive(Default)]
 struct Inner {
     addrs: Vec<String>,
     leader: Option<String>,
-    on_change: Option<Arc<dyn Fn(&[String]) + Send + Sync>>,
+    on_change: Option<OnChange>,
 }
 
 impl std::fmt::Debug for Remotes {

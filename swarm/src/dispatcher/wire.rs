@@ -94,3 +94,39 @@ pub struct DependencyReply {
     /// The payload, base64; none when the task may not have it.
     pub data: Option<String>,
 }
+
+/// `Cluster.SubscribeLogs`: a manager asks the leader's broker for logs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscribeRequest {
+    /// Which task containers.
+    pub selector: crate::exec::LogSelector,
+    /// What to read.
+    pub options: crate::exec::LogOptions,
+}
+
+/// Lines on a `Cluster.SubscribeLogs` stream.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LogBatch {
+    /// The lines, in the order they arrived.
+    pub messages: Vec<crate::exec::LogMessage>,
+}
+
+/// `Dispatcher.PublishLogs`: a node's lines for one subscription.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishRequest {
+    /// The session's ID.
+    pub session_id: String,
+    /// The subscription.
+    pub subscription_id: String,
+    /// The lines.
+    pub messages: Vec<crate::exec::LogMessage>,
+    /// Whether the node has sent everything it will send.
+    pub close: bool,
+}
+
+/// `Dispatcher.PublishLogs` reply.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PublishReply {
+    /// Whether the subscription still wants lines.
+    pub wanted: bool,
+}

@@ -41,6 +41,19 @@ pub trait Executor: Send + Sync {
         let _ = keep;
         Ok(())
     }
+    /// Sends the lines of this node's task containers that `selector`
+    /// covers to `tx`, oldest first per container; with `opts.follow`, then
+    /// the lines written later, from containers of tasks that start later
+    /// too, until `tx` closes. Returns when it has sent all it will send.
+    async fn task_logs(
+        &self,
+        selector: &super::LogSelector,
+        opts: &super::LogOptions,
+        tx: tokio::sync::mpsc::Sender<super::LogMessage>,
+    ) -> Result<(), ExecError> {
+        let _ = (selector, opts, tx);
+        Ok(())
+    }
 }
 
 /// Drives one task's runtime object. Every method is idempotent: the agent

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod executor;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+pub mod logs;
 pub mod network;
 pub mod step;
 
@@ -18,6 +19,9 @@ pub use errors::ExecError;
 pub use executor::Controller;
 pub use executor::Executor;
 pub use executor::ExitStatus;
+pub use logs::LogMessage;
+pub use logs::LogOptions;
+pub use logs::LogSelector;
 pub use network::mac_for;
 pub use network::Attachment;
 pub use network::HostPort;

@@ -49,7 +49,7 @@ impl Connector for ManagerConnector {
             .filter(|(id, _)| **id != m.id)
             .map(|(id, n)| (Some(*id) == m.current_leader, n.addr.clone()))
             .collect();
-        addrs.sort_by(|a, b| b.0.cmp(&a.0));
+        addrs.sort_by_key(|a| std::cmp::Reverse(a.0));
         self.remote
             .remotes
             .replace(addrs.into_iter().map(|(_, a)| a).collect());

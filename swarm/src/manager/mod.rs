@@ -381,6 +381,20 @@ impl Manager {
         }
     }
 
+    /// Subscribes to the logs of the selected tasks on every node, through
+    /// the leader's broker (this manager's own when it leads).
+    pub async fn subscribe_logs(
+        &self,
+        selector: crate::exec::LogSelector,
+        options: crate::exec::LogOptions,
+    ) -> Result<tokio::sync::mpsc::Receiver<crate::exec::LogMessage>> {
+        if let Some(local) = self.slot.borrow().clone().filter(|l| l.is_serving()) {
+            return Ok(local.broker().subscribe(selector, options));
+        }
+        let addr = services::leader_addr(&self.raft).ok_or_else(Error::no_leader)?;
+        services::subscribe_logs(&self.channels, &addr, selector, options).await
+    }
+
     /// Waits until this manager leads.
     pub async fn wait_leader(&self, timeout: Duration) -> Result<()> {
         raft::wait_leader(&self.raft, self.state.raft_id, timeout).await

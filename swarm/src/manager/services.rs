@@ -28,19 +28,63 @@ use crate::transport::Channels;
 /// catch up by log or snapshot first).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// The leader's address, as `raft` knows it.
+pub fn leader_addr(raft: &crate::raft::ShoalRaft) -> Option<String> {
+    let m = raft.metrics().borrow().clone();
+    let leader = m.current_leader?;
+    let addr = m
+        .membership_config
+        .nodes()
+        .find(|(id, _)| **id == leader)
+        .map(|(_, n)| n.addr.clone());
+    addr
+}
+
 struct RaftLeader(crate::raft::ShoalRaft);
 
 impl LeaderHint for RaftLeader {
     fn leader_addr(&self) -> Option<String> {
-        let m = self.0.metrics().borrow().clone();
-        let leader = m.current_leader?;
-        let addr = m
-            .membership_config
-            .nodes()
-            .find(|(id, _)| **id == leader)
-            .map(|(_, n)| n.addr.clone());
-        addr
+        leader_addr(&self.0)
     }
+}
+
+/// Opens a log subscription on the leader at `addr`; its lines arrive on
+/// the receiver until the subscription ends.
+pub async fn subscribe_logs(
+    channels: &Channels,
+    addr: &str,
+    selector: crate::exec::LogSelector,
+    options: crate::exec::LogOptions,
+) -> Result<tokio::sync::mpsc::Receiver<crate::exec::LogMessage>> {
+    let mut c = ClusterClient::new(channels.get(addr)?)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+    let req = crate::dispatcher::wire::SubscribeRequest { selector, options };
+    let mut stream =
+        match tokio::time::timeout(Duration::from_secs(10), c.subscribe_logs(req)).await {
+            Err(_) => return Err(Error::no_leader()),
+            Ok(Err(s)) => return Err(from_status(&s)),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tx.closed() => return,
+                m = stream.message() => match m {
+                    Ok(Some(batch)) => {
+                        for line in batch.messages {
+                            if tx.send(line).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    _ => return,
+                },
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// Every service of manager `m`, each checking its callers' certificates.
@@ -54,6 +98,7 @@ pub fn routes(m: &Arc<Manager>) -> Routes {
         m.store.clone(),
         m.channels.clone(),
         cluster_id.clone(),
+        m.slot.subscribe(),
     ))
     .max_decoding_message_size(usize::MAX)
     .max_encoding_message_size(usize::MAX);

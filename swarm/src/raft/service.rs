@@ -79,16 +79,25 @@ pub struct ClusterService {
     store: Arc<Store>,
     channels: Channels,
     cluster_id: String,
+    slot: tokio::sync::watch::Receiver<Option<Arc<crate::dispatcher::Local>>>,
 }
 
 impl ClusterService {
-    /// The service of this manager.
-    pub fn new(raft: ShoalRaft, store: Arc<Store>, channels: Channels, cluster_id: String) -> Self {
+    /// The service of this manager; `slot` holds its dispatcher (and log
+    /// broker) while it leads.
+    pub fn new(
+        raft: ShoalRaft,
+        store: Arc<Store>,
+        channels: Channels,
+        cluster_id: String,
+        slot: tokio::sync::watch::Receiver<Option<Arc<crate::dispatcher::Local>>>,
+    ) -> Self {
         ClusterService {
             raft,
             store,
             channels,
             cluster_id,
+            slot,
         }
     }
 
@@ -126,8 +135,50 @@ async fn mark_manager(store: &Store, node_id: &str, addr: &str) -> crate::Result
         .await
 }
 
+/// Lines sent per message of a log stream.
+const LOG_BATCH: usize = 256;
+
+/// Groups the lines waiting on `rx` into batches for the wire.
+pub fn batches(
+    mut rx: tokio::sync::mpsc::Receiver<crate::exec::LogMessage>,
+) -> tokio_stream::wrappers::ReceiverStream<Result<crate::dispatcher::wire::LogBatch, Status>> {
+    let (tx, out) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut messages = vec![first];
+            while messages.len() < LOG_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => messages.push(m),
+                    Err(_) => break,
+                }
+            }
+            let batch = crate::dispatcher::wire::LogBatch { messages };
+            if tx.send(Ok(batch)).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(out)
+}
+
 #[tonic::async_trait]
 impl Cluster for ClusterService {
+    type SubscribeLogsStream =
+        tokio_stream::wrappers::ReceiverStream<Result<crate::dispatcher::wire::LogBatch, Status>>;
+
+    async fn subscribe_logs(
+        &self,
+        req: Request<crate::dispatcher::wire::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeLogsStream>, Status> {
+        auth::require(&req, &self.cluster_id, &[Role::Manager])?;
+        let Some(local) = self.slot.borrow().clone().filter(|l| l.is_serving()) else {
+            return Err(Status::unavailable(crate::dispatcher::grpc::NOT_LEADER));
+        };
+        let r = req.into_inner();
+        let rx = local.broker().subscribe(r.selector, r.options);
+        Ok(Response::new(batches(rx)))
+    }
+
     async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
         let peer = auth::require(&req, &self.cluster_id, &[Role::Manager])?;
         let j = req.into_inner();

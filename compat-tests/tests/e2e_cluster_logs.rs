@@ -1,0 +1,135 @@
+//! `docker service logs` on any manager gathers the task logs of every node
+//! (through the leader's log broker), and `-f` follows tasks wherever they
+//! start later.
+
+use std::io::BufRead;
+use std::io::BufReader;
+use std::process::Command;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+use std::time::Instant;
+
+use compat_tests::cluster::cli::docker_bin;
+use compat_tests::cluster::image::TEST_IMAGE;
+use compat_tests::cluster::swarm;
+use compat_tests::cluster::wait_for;
+use compat_tests::cluster::Engine;
+use compat_tests::cluster::Lab;
+
+/// The `@nodeN` of each line (`name.slot.id@host    | text`), sorted, unique.
+fn hosts_in(out: &str, text: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = out
+        .lines()
+        .filter(|l| l.contains(text))
+        .filter_map(|l| l.split('|').next()?.split('@').nth(1))
+        .map(|h| h.trim().to_string())
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+#[test]
+fn e2e_cluster_service_logs_from_every_node() {
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 2, 2);
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    for n in &nodes {
+        n.load_test_image().expect("image");
+    }
+    n1.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "talk",
+        "--mode",
+        "global",
+        TEST_IMAGE,
+        "sh",
+        "-c",
+        "echo hello-from-task; exec sleep 3600",
+    ]);
+    wait_for(90, "a talk task on every node", || {
+        swarm::running_on(n1, "talk").filter(|h| h.len() == 4)
+    });
+    // Through a manager that does not lead: every node's line.
+    let all = ["node1", "node2", "node3", "node4"]
+        .map(String::from)
+        .to_vec();
+    let hosts = wait_for(30, "a line from every node", || {
+        let out = n2.ok(&["service", "logs", "talk"]);
+        let hosts = hosts_in(&out, "hello-from-task");
+        (hosts == all).then_some(hosts)
+    });
+    assert_eq!(hosts, all);
+
+    // Follow a service on one node, then scale it out: the lines of the new
+    // tasks come from wherever they start.
+    n1.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "grow",
+        "--replicas",
+        "1",
+        "--replicas-max-per-node",
+        "1",
+        TEST_IMAGE,
+        "sh",
+        "-c",
+        "while true; do echo grow-line; sleep 1; done",
+    ]);
+    wait_for(60, "the first grow task", || {
+        swarm::running_on(n1, "grow").filter(|h| h.len() == 1)
+    });
+    let mut child = Command::new("timeout")
+        .args(["-k", "5", "60"])
+        .arg(docker_bin())
+        .args(["service", "logs", "-f", "grow"])
+        .env("DOCKER_HOST", n2.docker_host())
+        .env("DOCKER_CONFIG", n2.dir().join("cli-config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker service logs -f");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    n1.ok(&["service", "scale", "-d", "grow=4"]);
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let mut seen: Vec<String> = Vec::new();
+    while Instant::now() < deadline && seen.len() < 4 {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        for h in hosts_in(&line, "grow-line") {
+            if !seen.contains(&h) {
+                seen.push(h);
+            }
+        }
+    }
+    // SIGTERM reaches the CLI through `timeout` (a SIGKILL would orphan it
+    // with the pipe open).
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = reader.join();
+    seen.sort();
+    assert_eq!(
+        seen, all,
+        "a followed service's lines from the nodes its new tasks run on"
+    );
+}
