@@ -323,3 +323,82 @@ fn e2e_cluster_every_node_restarted() {
     );
     assert!(r.success(), "{r:?}");
 }
+
+#[test]
+fn e2e_cluster_quorum_lost_then_force_new_cluster() {
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 3, 1);
+    let (n1, n2, n3, n4) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
+    n1.load_test_image().expect("image");
+    n4.load_test_image().expect("image");
+    let r = n1.docker_within(
+        Duration::from_secs(30),
+        &["secret", "create", "kept", "-"],
+        Some(b"x"),
+    );
+    assert!(r.success(), "{r:?}");
+    n1.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--replicas",
+        "2",
+        "--constraint",
+        "node.role==worker",
+        TEST_IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    wait_for(60, "web running on the worker", || {
+        swarm::running_on(n1, "web").filter(|h| h.len() == 2)
+    });
+    // Two of three managers die: no quorum, every manager call fails.
+    n2.kill_node();
+    n3.kill_node();
+    let err = wait_for(30, "the no-leader error", || {
+        let r = n1.docker(&["node", "ls"]);
+        (!r.success() && r.stderr.contains("The swarm does not have a leader")).then_some(r.stderr)
+    });
+    assert!(
+        err.contains("Make sure more than half of the managers are online."),
+        "{err}"
+    );
+    // The survivor starts a new cluster from its state.
+    n1.ok(&[
+        "swarm",
+        "init",
+        "--force-new-cluster",
+        "--advertise-addr",
+        &n1.addr(),
+    ]);
+    let rows = wait_for(30, "node ls working again", swarm::node_ls_ok(n1));
+    let me = rows.iter().find(|r| r.hostname == "node1").unwrap();
+    assert_eq!(me.manager_status, "Leader");
+    assert_eq!(
+        n1.ok(&["info", "--format", "{{.Swarm.Managers}}"]).trim(),
+        "1"
+    );
+    // Every object is still there, tasks still run, writes work.
+    assert!(secrets_on(n1).unwrap().contains(&"kept".to_string()));
+    assert_eq!(swarm::running_on(n1, "web").unwrap().len(), 2);
+    let r = n1.docker_within(
+        Duration::from_secs(30),
+        &["secret", "create", "after", "-"],
+        Some(b"x"),
+    );
+    assert!(r.success(), "{r:?}");
+    // The lost managers are no raft members any more: they can be removed.
+    wait_for(30, "node2 down", || {
+        let rows = swarm::node_ls(n1)?;
+        (rows.iter().find(|r| r.hostname == "node2")?.status == "Down").then_some(())
+    });
+    n1.ok(&["node", "rm", "--force", "node2"]);
+    n1.ok(&["node", "rm", "--force", "node3"]);
+    assert_eq!(swarm::node_ls(n1).unwrap().len(), 2);
+}

@@ -70,6 +70,11 @@ pub fn node_ls(n: &Node) -> Option<Vec<NodeRow>> {
     Some(rows)
 }
 
+/// [`node_ls`] as a closure for `wait_for`: the rows once the call works.
+pub fn node_ls_ok(n: &Node) -> impl FnMut() -> Option<Vec<NodeRow>> + '_ {
+    move || node_ls(n)
+}
+
 /// The hostname `n` shows as Leader, if any.
 pub fn leader(n: &Node) -> Option<String> {
     node_ls(n)?

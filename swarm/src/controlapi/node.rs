@@ -91,7 +91,9 @@ pub async fn remove(store: &Store, input: &str, force: bool) -> Result<()> {
         .update(|tx| {
             let n = resolve(&tx.base_view(), input)?;
             let id = n.id().to_string();
-            if is_manager(&n) || n.api.manager_status.is_some() {
+            // A raft member (the leader shows its managers' status); a manager
+            // left out by `--force-new-cluster` is not one any more.
+            if n.api.manager_status.is_some() {
                 return Err(Error::precondition(format!(
                     "node {id} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal"
                 )));

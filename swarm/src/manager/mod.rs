@@ -183,6 +183,54 @@ impl Manager {
         Ok(m)
     }
 
+    /// `swarm init --force-new-cluster` on a running manager: stops it, makes
+    /// it the only raft member with all of its state, and starts it again.
+    pub async fn force_new_cluster(
+        cfg: ManagerConfig,
+        old: Arc<Manager>,
+        advertise: Option<String>,
+    ) -> Result<Arc<Self>> {
+        let metrics = old.raft.metrics().borrow().clone();
+        let last = metrics
+            .last_applied
+            .ok_or_else(|| Error::internal("this manager has applied nothing to recover"))?;
+        let term = metrics.current_term.max(last.leader_id.term);
+        let tables = old.store.state().read(|t| t.clone());
+        let mut state = old.state.clone();
+        if let Some(a) = advertise {
+            state.advertise_addr = a;
+        }
+        let dek = old.dek.clone();
+        let certs = old.tls.certs();
+        old.stop().await;
+        raft::recovery::force_new_cluster(
+            &cfg.dir.join("raft"),
+            dek.clone(),
+            &tables,
+            last,
+            term,
+            state.raft_id,
+            &state.advertise_addr,
+        )?;
+        state.save(&cfg.dir)?;
+        let m = Manager::resume(cfg, state, dek, &certs).await?;
+        m.wait_leader(Duration::from_secs(30)).await?;
+        // The other managers left the membership with the old cluster.
+        let me = m.state.node_id.clone();
+        m.store
+            .update(|tx| {
+                for mut n in tx.list::<crate::model::Node>() {
+                    if n.api.id.as_deref() != Some(me.as_str()) && n.api.manager_status.is_some() {
+                        n.api.manager_status = None;
+                        tx.update(n)?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(m)
+    }
+
     /// Restarts the manager of an existing swarm from its data.
     pub async fn resume(
         cfg: ManagerConfig,

@@ -262,8 +262,37 @@ impl SwarmNode {
     }
 
     /// `POST /swarm/init`: creates a one-manager swarm; returns the node ID.
+    /// With `ForceNewCluster` on a manager, makes it the only manager of a
+    /// new cluster with the old one's state instead.
     pub async fn init(&self, req: InitRequest) -> Result<String> {
         let _g = self.lifecycle.lock().await;
+        if req.base.force_new_cluster == Some(true) {
+            if let Some(m) = self.manager_even_without_leader() {
+                let advertise = match req.base.advertise_addr.as_deref().unwrap_or("") {
+                    "" => None,
+                    raw => {
+                        let port = m
+                            .node_state()
+                            .advertise_addr
+                            .rsplit_once(':')
+                            .and_then(|(_, p)| p.parse().ok())
+                            .unwrap_or(crate::manager::init::DEFAULT_PORT);
+                        let a =
+                            crate::manager::init::parse_addr(raw, "", port).ok_or_else(|| {
+                                Error::new(
+                                    ErrorKind::InvalidArgument,
+                                    format!("invalid advertise address: {raw}"),
+                                )
+                            })?;
+                        Some(a.to_string())
+                    }
+                };
+                let id = m.node_id().to_string();
+                let fresh = Manager::force_new_cluster(self.manager_config(), m, advertise).await?;
+                self.set(Phase::Manager(fresh));
+                return Ok(id);
+            }
+        }
         if !self.is_inactive() {
             return Err(Error::new(ErrorKind::Unavailable, ALREADY_IN_SWARM));
         }

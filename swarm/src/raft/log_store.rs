@@ -102,6 +102,30 @@ impl LogStore {
         w.commit().map_err(io)
     }
 
+    /// [`LogStore::open`], waiting (bounded) while a raft that just stopped
+    /// still holds the database: its last readers end a moment after it.
+    pub fn open_waiting(path: &Path, sealer: Arc<Sealer>) -> Result<Self, SErr> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Self::open(path, sealer.clone()) {
+                Ok(l) => return Ok(l),
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Drops every entry and starts the log after `last` (everything up to
+    /// it is in a snapshot), with `vote` (`swarm init --force-new-cluster`).
+    pub(crate) fn reset_after(&self, last: LogId<NodeId>, vote: &Vote<NodeId>) -> Result<(), SErr> {
+        self.remove_range(..)?;
+        self.put_meta(PURGED, &last)?;
+        self.put_meta(COMMITTED, &Some(last))?;
+        self.put_meta(VOTE, vote)
+    }
+
     /// Number of entries currently kept (for tests and metrics).
     pub fn len(&self) -> Result<u64, SErr> {
         let r = self.db.begin_read().map_err(io)?;

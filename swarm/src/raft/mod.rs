@@ -9,6 +9,7 @@ mod log_store;
 pub mod membership;
 pub mod network;
 mod proposer;
+pub mod recovery;
 pub mod service;
 #[allow(clippy::result_large_err)]
 mod state_machine;
@@ -113,7 +114,7 @@ where
     N: openraft::RaftNetworkFactory<TypeConfig>,
 {
     std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("raft dir: {e}")))?;
-    let log = LogStore::open(&dir.join("log.redb"), sealer.clone())
+    let log = LogStore::open_waiting(&dir.join("log.redb"), sealer.clone())
         .map_err(|e| Error::internal(format!("raft log: {e}")))?;
     let sm = StateMachine::open(dir, sealer, state)
         .map_err(|e| Error::internal(format!("raft snapshot: {e}")))?;

@@ -70,6 +70,22 @@ impl SnapshotFiles {
     }
 }
 
+/// Writes `data` (an encoded store) as the current snapshot of the state
+/// machine in `dir`, with `meta`.
+pub(crate) fn write_snapshot(
+    dir: &Path,
+    sealer: Arc<Sealer>,
+    meta: &Meta,
+    data: &[u8],
+) -> Result<(), SErr> {
+    let files = SnapshotFiles {
+        data: dir.join("snapshot.data"),
+        meta: dir.join("snapshot.meta"),
+        sealer,
+    };
+    files.save(meta, data)
+}
+
 impl StateMachine {
     /// Opens the state machine in `dir`, restoring the last snapshot if any.
     pub fn open(dir: &Path, sealer: Arc<Sealer>, state: Arc<SharedState>) -> Result<Self, SErr> {
