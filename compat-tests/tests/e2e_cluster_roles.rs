@@ -109,3 +109,48 @@ fn e2e_cluster_promote_demote_drain_and_leave() {
     n1.ok(&["node", "rm", "node4"]);
     assert_eq!(swarm::node_ls(n1).unwrap().len(), 3);
 }
+
+#[test]
+fn e2e_cluster_autolock_locks_every_manager() {
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 3, 0);
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    let out = n1.ok(&["swarm", "update", "--autolock=true"]);
+    let key = out
+        .split_whitespace()
+        .find(|w| w.starts_with("SWMKEY-1-"))
+        .expect("the unlock key is printed")
+        .to_string();
+    // Another manager's keys follow: restarted, it is locked.
+    wait_for(30, "node2's keys wrapped", || {
+        let f = n2.dir().join("engine/swarm/raft-dek.json");
+        std::fs::read_to_string(f)
+            .ok()?
+            .contains("\"locked\":true")
+            .then_some(())
+    });
+    n2.kill_engine();
+    n2.restart_engine().expect("restart");
+    assert_eq!(
+        n2.ok(&["info", "--format", "{{.Swarm.LocalNodeState}}"])
+            .trim(),
+        "locked"
+    );
+    let err = n2.fail(&["node", "ls"]);
+    assert!(
+        err.contains("Swarm is encrypted and needs to be unlocked"),
+        "{err}"
+    );
+    let r = n2.docker_within(
+        std::time::Duration::from_secs(60),
+        &["swarm", "unlock"],
+        Some(format!("{key}\n").as_bytes()),
+    );
+    assert!(r.success(), "{r:?}");
+    wait_for(30, "node2 a reachable manager again", || {
+        let rows = swarm::node_ls(n2)?;
+        (rows.iter().find(|r| r.hostname == "node2")?.manager_status == "Reachable").then_some(())
+    });
+}

@@ -85,7 +85,7 @@ async fn update(
     };
     let out = cluster::update(m.store(), version, spec, rotate).await?;
     if out.key_changed {
-        s.node.rewrap_key(m.dek(), out.unlock_key.as_deref())?;
+        s.node.rewrap_key(out.unlock_key.as_deref())?;
     }
     Ok(empty_ok())
 }

@@ -12,6 +12,7 @@
 //! - [`keystore`]: the node's certificate, key and roots on disk, the key
 //!   sealed by the unlock key on an autolocked manager.
 //! - [`server`]: the `NodeCa` gRPC service managers serve.
+//! - [`renewer`]: every node renews its certificate before it expires.
 //!
 //! A node joins in three steps: it fetches the root certificate over an
 //! unverified connection and checks it against the token's digest, asks a
@@ -23,6 +24,7 @@ pub mod csr;
 pub mod identity;
 pub mod issuer;
 pub mod keystore;
+pub mod renewer;
 pub mod root;
 pub mod server;
 pub mod tls;

@@ -7,6 +7,7 @@
 //! (allocator, orchestrators, scheduler, dispatcher, reachability) when this
 //! one wins and stops them when it loses.
 
+mod autolock;
 mod connector;
 pub mod init;
 mod leadership;
@@ -63,6 +64,9 @@ pub struct ManagerConfig {
 /// A running manager.
 pub struct Manager {
     state: NodeState,
+    dir: PathBuf,
+    // The API handler and the autolock loop may both wrap the keys.
+    rewrapping: std::sync::Mutex<()>,
     tls: Arc<TlsState>,
     channels: Channels,
     store: Arc<Store>,
@@ -135,7 +139,7 @@ impl Manager {
             })
             .await?;
         state.save(&cfg.dir)?;
-        m.start_loops(cfg.executor.clone()).await;
+        m.start_loops(cfg.executor.clone(), unlock_key_of(&m)).await;
         Ok(m)
     }
 
@@ -179,7 +183,9 @@ impl Manager {
             ));
         }
         state.save(&cfg.dir)?;
-        m.start_loops(cfg.executor.clone()).await;
+        // Its keys were saved unwrapped: the autolock loop wraps them if the
+        // cluster is locked.
+        m.start_loops(cfg.executor.clone(), None).await;
         Ok(m)
     }
 
@@ -245,7 +251,7 @@ impl Manager {
         let listener = crate::transport::server::bind(listen).await?;
         let m = Manager::start(&cfg, state, dek, certs, listener).await?;
         m.catch_up(RESUME_WAIT).await;
-        m.start_loops(cfg.executor.clone()).await;
+        m.start_loops(cfg.executor.clone(), unlock_key_of(&m)).await;
         Ok(m)
     }
 
@@ -278,6 +284,8 @@ impl Manager {
         let store = Store::new(shared, Arc::new(proposer));
         let m = Arc::new(Manager {
             state,
+            dir: cfg.dir.clone(),
+            rewrapping: std::sync::Mutex::new(()),
             tls,
             channels,
             store,
@@ -315,8 +323,31 @@ impl Manager {
         }
     }
 
-    async fn start_loops(self: &Arc<Self>, executor: Option<Arc<dyn crate::exec::Executor>>) {
+    async fn start_loops(
+        self: &Arc<Self>,
+        executor: Option<Arc<dyn crate::exec::Executor>>,
+        wrapped_with: Option<String>,
+    ) {
         let mut set = self.loops.lock().await;
+        set.spawn(autolock::run(
+            self.clone(),
+            wrapped_with,
+            self.cancel.child_token(),
+        ));
+        let (peers, saver) = (self.clone(), self.clone());
+        set.spawn(crate::ca::renewer::run(
+            self.tls.clone(),
+            move || {
+                let mut addrs = vec![peers.state.advertise_addr.clone()];
+                addrs.extend(peers.peer_addrs());
+                addrs
+            },
+            move |certs| {
+                crate::ca::keystore::CertStore::new(&saver.dir)
+                    .save(certs, unlock_key_of(&saver).as_deref())
+            },
+            self.cancel.child_token(),
+        ));
         set.spawn(leadership::supervise(
             self.clone(),
             self.cancel.child_token(),
@@ -350,6 +381,16 @@ impl Manager {
     /// The data key (to re-wrap when autolock changes).
     pub fn dek(&self) -> &Arc<Sealer> {
         &self.dek
+    }
+
+    /// Wraps this manager's raft data key and node key with `unlock_key`
+    /// (unwrapped without one); durable on return.
+    pub fn rewrap(&self, unlock_key: Option<&str>) -> Result<()> {
+        let _one_at_a_time = self.rewrapping.lock().unwrap_or_else(|e| e.into_inner());
+        KeyStore::new(&self.dir)
+            .save(&self.dek, unlock_key)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        crate::ca::keystore::CertStore::new(&self.dir).save(&self.tls.certs(), unlock_key)
     }
 
     /// This node's TLS identity.
@@ -455,4 +496,10 @@ impl Manager {
         while set.join_next().await.is_some() {}
         let _ = self.raft.shutdown().await;
     }
+}
+
+/// The unlock key the cluster asks for now (what a manager's files are
+/// wrapped with after init or an unlock).
+fn unlock_key_of(m: &Manager) -> Option<String> {
+    m.store.view(|v| v.cluster().and_then(|c| c.unlock_key))
 }

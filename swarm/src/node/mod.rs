@@ -33,7 +33,6 @@ use crate::model::api;
 use crate::raft::encryption::KeyStore;
 use crate::raft::encryption::LoadedKey;
 use crate::raft::encryption::SealError;
-use crate::raft::encryption::Sealer;
 
 /// How long `swarm join` waits for a worker's first session before
 /// answering with dockerd's "continue in the background" text.
@@ -409,13 +408,13 @@ impl SwarmNode {
         remove_dir(&self.swarm_dir())
     }
 
-    /// Re-wraps the data key after autolock was turned on, off or rotated.
-    pub fn rewrap_key(&self, dek: &Sealer, unlock_key: Option<&str>) -> Result<()> {
-        self.keys().save(dek, unlock_key).map_err(internal)?;
-        if let Ok(m) = self.manager() {
-            CertStore::new(&self.swarm_dir()).save(&m.tls().certs(), unlock_key)?;
+    /// Re-wraps this manager's keys after autolock was turned on, off or
+    /// rotated through it (the other managers follow the store).
+    pub fn rewrap_key(&self, unlock_key: Option<&str>) -> Result<()> {
+        match self.manager_even_without_leader() {
+            Some(m) => m.rewrap(unlock_key),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Stops the node (daemon shutdown); state stays on disk and running

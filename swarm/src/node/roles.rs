@@ -11,47 +11,12 @@ use super::state::NodeState;
 use super::Phase;
 use super::SwarmNode;
 use crate::ca::identity::Role;
-use crate::ca::server::IssueRequest;
 use crate::ca::tls::NodeCerts;
-use crate::ca::tls::TlsState;
-use crate::error::Error;
 use crate::error::Result;
 use crate::model::api;
-use crate::transport::proto::ca::node_ca_client::NodeCaClient;
-use crate::transport::status::from_status;
 
-/// How long one certificate request may take.
-const RENEW_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait before trying a failed change again.
 const RETRY: Duration = Duration::from_secs(2);
-
-/// Asks the managers at `addrs` (in order) for a new certificate with the
-/// role this node's spec asks for, authenticating with the current one.
-pub async fn renew(tls: &Arc<TlsState>, addrs: &[String]) -> Result<NodeCerts> {
-    let key = crate::ca::csr::new_key_and_csr()?;
-    let mut last = Error::no_leader();
-    for addr in addrs {
-        let ch = crate::transport::client::channel(addr, tls.client_config())?;
-        let mut c = NodeCaClient::new(ch);
-        let req = IssueRequest {
-            csr_pem: key.csr_pem.clone(),
-            ..Default::default()
-        };
-        match tokio::time::timeout(RENEW_TIMEOUT, c.issue_node_certificate(req)).await {
-            Err(_) => last = Error::no_leader(),
-            Ok(Err(s)) => last = from_status(&s),
-            Ok(Ok(r)) => {
-                let r = r.into_inner();
-                return Ok(NodeCerts {
-                    cert_pem: r.cert_pem,
-                    key_pem: key.key_pem.clone(),
-                    root_pem: r.root_pem,
-                });
-            }
-        }
-    }
-    Err(last)
-}
 
 impl SwarmNode {
     /// Watches for role changes for as long as the node lives.
@@ -109,7 +74,7 @@ impl SwarmNode {
             return;
         }
         let peers = m.peer_addrs();
-        let certs = match renew(m.tls(), &peers).await {
+        let certs = match crate::ca::renewer::renew(m.tls(), &peers).await {
             Ok(c) if role_of(&c) == Some(Role::Worker) => c,
             Ok(_) => {
                 tracing::warn!("demoted, but the managers still issue a manager certificate");
@@ -150,7 +115,7 @@ impl SwarmNode {
             return;
         }
         let remotes = w.managers();
-        let certs = match renew(w.tls(), &remotes).await {
+        let certs = match crate::ca::renewer::renew(w.tls(), &remotes).await {
             Ok(c) if role_of(&c) == Some(Role::Manager) => c,
             other => {
                 if let Err(e) = other {

@@ -48,6 +48,7 @@ impl WorkerNode {
         let tls = TlsState::new(certs.clone())?;
         let channels = Channels::new(tls.client_config());
         let remotes = Remotes::new(state.remotes.clone());
+        let swarm_dir_for_certs = swarm_dir.clone();
         let saved = state.clone();
         remotes.on_change(move |addrs| {
             let mut s = saved.clone();
@@ -78,9 +79,18 @@ impl WorkerNode {
                 executor,
                 w.cancel.child_token(),
             );
+            let remotes = w.remotes.clone();
+            let dir = swarm_dir_for_certs.clone();
+            let renewer = crate::ca::renewer::run(
+                w.tls.clone(),
+                move || remotes.candidates(),
+                move |certs| crate::ca::keystore::CertStore::new(&dir).save(certs, None),
+                w.cancel.child_token(),
+            );
             // The set is new and nobody else holds its lock yet.
             if let Ok(mut set) = w.loops.try_lock() {
                 set.spawn(agent);
+                set.spawn(renewer);
             }
         }
         Ok(w)

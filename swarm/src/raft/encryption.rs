@@ -217,7 +217,13 @@ fn decode32(s: &str) -> Result<[u8; 32], SealError> {
 /// Writes a file atomically and durably: temp file, fsync, rename, fsync dir.
 pub fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
+    use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::Ordering;
+    // A temp name of its own per write: two writers of one file must not
+    // rename each other's temp file away.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
