@@ -22,6 +22,8 @@ pub mod raft;
 pub mod reference;
 pub mod scheduler;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod transport;
 
 pub use error::Error;

@@ -1,0 +1,74 @@
+//! Forwarded writes in process: what `raft::GrpcForwarder` and the leader's
+//! `Cluster.Propose` handler do over gRPC, as a call on the leader node's
+//! [`Store::propose_checked`](crate::store::Store::propose_checked), through
+//! the same faults as the raft RPCs.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::router::Router;
+use crate::error::Error;
+use crate::error::Result;
+use crate::raft::wire::ProposeReply;
+use crate::raft::Forwarder;
+use crate::raft::NodeId;
+use crate::store::Proposed;
+use crate::store::StoreAction;
+use crate::transport::status::from_status;
+use crate::transport::status::is_transport;
+use crate::transport::status::to_status;
+
+/// How long a forwarded write may take before the caller counts the swarm
+/// as leaderless: the gRPC forwarder's deadline.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The [`Forwarder`] of node `from`.
+#[derive(Debug, Clone)]
+pub struct SimForwarder {
+    router: Router,
+    from: NodeId,
+}
+
+impl SimForwarder {
+    /// The forwarder node `from` hands writes to the leader with.
+    pub fn new(router: Router, from: NodeId) -> Self {
+        SimForwarder { router, from }
+    }
+}
+
+#[async_trait]
+impl Forwarder for SimForwarder {
+    async fn forward(&self, addr: &str, actions: Vec<StoreAction>) -> Result<ProposeReply> {
+        // Every way the call can fail in transit is "no leader", as the gRPC
+        // forwarder reports a transport error: the write may or may not have
+        // happened (a lost reply), exactly as over the network.
+        let to = Router::node_of(addr).ok_or_else(Error::no_leader)?;
+        let from = self.from;
+        self.router
+            .leg(from, to, from, to)
+            .await
+            .map_err(|_| Error::no_leader())?;
+        let store = self.router.store(to).ok_or_else(Error::no_leader)?;
+        let outcome = tokio::time::timeout(FORWARD_TIMEOUT, store.propose_checked(actions)).await;
+        self.router
+            .leg(from, to, to, from)
+            .await
+            .map_err(|_| Error::no_leader())?;
+        match outcome {
+            Err(_) => Err(Error::no_leader()),
+            Ok(Ok(Proposed::Committed(i))) => Ok(ProposeReply::Committed(i)),
+            Ok(Ok(Proposed::Stale(i))) => Ok(ProposeReply::Stale(i)),
+            Ok(Err(e)) => {
+                // The error crosses the wire as a gRPC status and comes back
+                // as the gRPC forwarder would return it.
+                let status = to_status(&e);
+                if is_transport(&status) {
+                    Err(Error::no_leader())
+                } else {
+                    Err(from_status(&status))
+                }
+            }
+        }
+    }
+}
