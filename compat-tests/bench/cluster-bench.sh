@@ -26,6 +26,8 @@ if ! [ -x /usr/sbin/dockerd ]; then
     systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
   fi
 fi
-cargo build -q -p engine-api -p compat-tests --bin shoald --bin shoal-cluster-bench
-export SHOALD_BIN="$PWD/target/debug/shoald"
+# shoald as users run it (optimized), like the other side-by-side benches.
+cargo build -q --release -p engine-api --bin shoald
+cargo build -q -p compat-tests --bin shoal-cluster-bench
+export SHOALD_BIN="$PWD/target/release/shoald"
 exec target/debug/shoal-cluster-bench "$@"

@@ -136,6 +136,10 @@ impl Local {
                 .store
                 .update(|tx| {
                     for id in &expired {
+                        // It may have opened a new session since it expired.
+                        if self.sessions().has_session(id) {
+                            continue;
+                        }
                         let Some(mut n) = tx.get::<Node>(id) else {
                             continue;
                         };

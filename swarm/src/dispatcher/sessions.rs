@@ -61,6 +61,11 @@ impl Sessions {
         }
     }
 
+    /// Whether `node` has a session open now.
+    pub fn has_session(&self, node: &str) -> bool {
+        self.nodes.get(node).is_some_and(|e| e.session_id.is_some())
+    }
+
     /// Whether `session_id` is the current session of `node`.
     pub fn is_current(&self, node: &str, session_id: &str) -> bool {
         self.nodes

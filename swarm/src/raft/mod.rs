@@ -71,13 +71,15 @@ pub type Entry = openraft::Entry<TypeConfig>;
 /// The raft instance.
 pub type ShoalRaft = openraft::Raft<TypeConfig>;
 
-/// How often the leader sends heartbeats (ms).
-pub const HEARTBEAT_MS: u64 = 100;
+/// How often the leader sends heartbeats (ms). openraft also bounds each
+/// AppendEntries by about this long, so it must cover a round trip plus a
+/// follower's fsync on a loaded machine.
+pub const HEARTBEAT_MS: u64 = 250;
 /// The shortest election timeout (ms): a follower that heard nothing from a
 /// leader for this long (plus a random part) starts an election.
-pub const ELECTION_MIN_MS: u64 = 500;
+pub const ELECTION_MIN_MS: u64 = 750;
 /// The longest election timeout (ms).
-pub const ELECTION_MAX_MS: u64 = 1000;
+pub const ELECTION_MAX_MS: u64 = 1500;
 
 /// Raft tuning shared by every manager.
 #[derive(Debug, Clone)]

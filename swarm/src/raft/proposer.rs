@@ -36,7 +36,12 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 #[async_trait]
 pub trait Forwarder: Send + Sync {
     /// Asks the leader at `addr` to commit `actions` if they still hold there.
-    async fn forward(&self, addr: &str, actions: Vec<StoreAction>) -> Result<ProposeReply>;
+    async fn forward(
+        &self,
+        addr: &str,
+        base: u64,
+        actions: Vec<StoreAction>,
+    ) -> Result<ProposeReply>;
 }
 
 /// [`Forwarder`] over the managers' gRPC channels.
@@ -44,11 +49,16 @@ pub struct GrpcForwarder(pub Channels);
 
 #[async_trait]
 impl Forwarder for GrpcForwarder {
-    async fn forward(&self, addr: &str, actions: Vec<StoreAction>) -> Result<ProposeReply> {
+    async fn forward(
+        &self,
+        addr: &str,
+        base: u64,
+        actions: Vec<StoreAction>,
+    ) -> Result<ProposeReply> {
         let mut client = ClusterClient::new(self.0.get(addr)?)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
-        let call = client.propose(ProposeRequest { actions });
+        let call = client.propose(ProposeRequest { base, actions });
         match tokio::time::timeout(COMMIT_TIMEOUT, call).await {
             Err(_) => Err(Error::no_leader()),
             Ok(Err(s)) if crate::transport::status::is_transport(&s) => Err(Error::no_leader()),
@@ -81,14 +91,25 @@ impl RaftProposer {
         }
     }
 
-    async fn forward(&self, addr: &str, actions: Vec<StoreAction>) -> Result<Proposed> {
+    async fn forward(&self, addr: &str, base: u64, actions: Vec<StoreAction>) -> Result<Proposed> {
         let Some(forwarder) = &self.forwarder else {
             return Err(Error::no_leader());
         };
-        match forwarder.forward(addr, actions).await? {
+        match forwarder.forward(addr, base, actions).await? {
             ProposeReply::Committed(index) => {
-                // The caller reads its own write next: apply it here first.
-                self.state.wait_applied(index, APPLY_TIMEOUT).await;
+                // The caller reads its own write next: apply it here first,
+                // waiting as long as this node keeps catching up.
+                let mut seen = self.state.applied_index();
+                while !self.state.wait_applied(index, APPLY_TIMEOUT).await {
+                    let now = self.state.applied_index();
+                    if now == seen {
+                        return Err(Error::new(
+                            ErrorKind::Unavailable,
+                            format!("the write was committed at index {index}, but this manager is not catching up with the leader (applied {now})"),
+                        ));
+                    }
+                    seen = now;
+                }
                 Ok(Proposed::Committed(index))
             }
             ProposeReply::Stale(index) => Ok(Proposed::Stale(index)),
@@ -115,7 +136,12 @@ impl RaftProposer {
         }
     }
 
-    async fn write(&self, actions: Vec<StoreAction>, may_forward: bool) -> Result<Proposed> {
+    async fn write(
+        &self,
+        base: u64,
+        actions: Vec<StoreAction>,
+        may_forward: bool,
+    ) -> Result<Proposed> {
         if self.check_leader().is_err() {
             // An election may be under way: give it a moment (nothing was
             // sent yet, so waiting cannot make the write ambiguous).
@@ -134,10 +160,13 @@ impl RaftProposer {
             Ok(Ok(resp)) => Ok(Proposed::Committed(resp.log_id.index)),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 match (may_forward, f.leader_node) {
-                    (true, Some(node)) => self.forward(&node.addr, actions).await,
+                    (true, Some(node)) => self.forward(&node.addr, base, actions).await,
                     _ => Err(Error::no_leader()),
                 }
             }
+            // A raft that stopped under the write (its manager is shutting
+            // down): whether it committed is unknown, as with a timeout.
+            Ok(Err(RaftError::Fatal(_))) => Err(Error::no_leader()),
             Ok(Err(e)) => Err(Error::internal(format!("raft: {e}"))),
         }
     }
@@ -145,12 +174,12 @@ impl RaftProposer {
 
 #[async_trait]
 impl Proposer for RaftProposer {
-    async fn propose(&self, actions: Vec<StoreAction>) -> Result<Proposed> {
-        self.write(actions, true).await
+    async fn propose(&self, base: u64, actions: Vec<StoreAction>) -> Result<Proposed> {
+        self.write(base, actions, true).await
     }
 
-    async fn propose_here(&self, actions: Vec<StoreAction>) -> Result<Proposed> {
-        self.write(actions, false).await
+    async fn propose_here(&self, base: u64, actions: Vec<StoreAction>) -> Result<Proposed> {
+        self.write(base, actions, false).await
     }
 }
 

@@ -209,7 +209,8 @@ impl Cluster for ClusterService {
         req: Request<ProposeRequest>,
     ) -> Result<Response<ProposeReply>, Status> {
         auth::require(&req, &self.cluster_id, &[Role::Manager])?;
-        match self.store.propose_checked(req.into_inner().actions).await {
+        let r = req.into_inner();
+        match self.store.propose_checked(r.base, r.actions).await {
             Ok(Proposed::Committed(i)) => Ok(Response::new(ProposeReply::Committed(i))),
             Ok(Proposed::Stale(i)) => Ok(Response::new(ProposeReply::Stale(i))),
             Err(e) => Err(to_status(&e)),

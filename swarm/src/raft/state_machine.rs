@@ -40,34 +40,71 @@ pub struct StateMachine {
     membership: StoredMembership<NodeId, BasicNode>,
 }
 
-/// Where the current snapshot lives: `snapshot.data` then `snapshot.meta`
-/// (the meta file is written last, so it marks a complete snapshot).
+/// Where the current snapshot lives: `snapshot.bin`, the meta and the data
+/// sealed together and replaced in one rename, so a crash never pairs one
+/// snapshot's meta with another's data. (`snapshot.meta` and
+/// `snapshot.data`, the pair older versions wrote, are still read.)
 #[derive(Debug, Clone)]
 struct SnapshotFiles {
-    data: PathBuf,
-    meta: PathBuf,
+    file: PathBuf,
+    old_data: PathBuf,
+    old_meta: PathBuf,
     sealer: Arc<Sealer>,
 }
 
 impl SnapshotFiles {
+    fn new(dir: &Path, sealer: Arc<Sealer>) -> Self {
+        SnapshotFiles {
+            file: dir.join("snapshot.bin"),
+            old_data: dir.join("snapshot.data"),
+            old_meta: dir.join("snapshot.meta"),
+            sealer,
+        }
+    }
+
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, SErr> {
+        match std::fs::read(path) {
+            Ok(b) => Ok(Some(self.sealer.open(&b).map_err(err)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
     fn load(&self) -> Result<Option<(Meta, Vec<u8>)>, SErr> {
-        let meta = match std::fs::read(&self.meta) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(err(e)),
+        if let Some(plain) = self.read(&self.file)? {
+            // u64 length of the meta, the meta, then the data.
+            let (len, rest) = plain.split_at_checked(8).ok_or_else(|| err(corrupt()))?;
+            let len = u64::from_be_bytes(len.try_into().map_err(|_| err(corrupt()))?) as usize;
+            let (meta, data) = rest.split_at_checked(len).ok_or_else(|| err(corrupt()))?;
+            let meta: Meta = serde_json::from_slice(meta).map_err(err)?;
+            return Ok(Some((meta, data.to_vec())));
+        }
+        let Some(meta) = self.read(&self.old_meta)? else {
+            return Ok(None);
         };
-        let meta: Meta =
-            serde_json::from_slice(&self.sealer.open(&meta).map_err(err)?).map_err(err)?;
-        let data = std::fs::read(&self.data).map_err(err)?;
-        let data = self.sealer.open(&data).map_err(err)?;
+        let meta: Meta = serde_json::from_slice(&meta).map_err(err)?;
+        let data = self.read(&self.old_data)?.ok_or_else(|| err(corrupt()))?;
         Ok(Some((meta, data)))
     }
 
     fn save(&self, meta: &Meta, data: &[u8]) -> Result<(), SErr> {
-        write_durable(&self.data, &self.sealer.seal(data)).map_err(err)?;
         let m = serde_json::to_vec(meta).map_err(err)?;
-        write_durable(&self.meta, &self.sealer.seal(&m)).map_err(err)
+        let mut plain = Vec::with_capacity(8 + m.len() + data.len());
+        plain.extend_from_slice(&(m.len() as u64).to_be_bytes());
+        plain.extend_from_slice(&m);
+        plain.extend_from_slice(data);
+        write_durable(&self.file, &self.sealer.seal(&plain)).map_err(err)?;
+        let _ = std::fs::remove_file(&self.old_meta);
+        let _ = std::fs::remove_file(&self.old_data);
+        Ok(())
     }
+}
+
+fn corrupt() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "snapshot file is truncated",
+    )
 }
 
 /// Writes `data` (an encoded store) as the current snapshot of the state
@@ -78,22 +115,13 @@ pub(crate) fn write_snapshot(
     meta: &Meta,
     data: &[u8],
 ) -> Result<(), SErr> {
-    let files = SnapshotFiles {
-        data: dir.join("snapshot.data"),
-        meta: dir.join("snapshot.meta"),
-        sealer,
-    };
-    files.save(meta, data)
+    SnapshotFiles::new(dir, sealer).save(meta, data)
 }
 
 impl StateMachine {
     /// Opens the state machine in `dir`, restoring the last snapshot if any.
     pub fn open(dir: &Path, sealer: Arc<Sealer>, state: Arc<SharedState>) -> Result<Self, SErr> {
-        let files = SnapshotFiles {
-            data: dir.join("snapshot.data"),
-            meta: dir.join("snapshot.meta"),
-            sealer,
-        };
+        let files = SnapshotFiles::new(dir, sealer);
         let mut sm = StateMachine {
             state,
             files,
@@ -113,7 +141,8 @@ impl StateMachine {
 /// Builds snapshots from the shared state.
 #[derive(Debug)]
 pub struct Builder {
-    state: Arc<SharedState>,
+    /// The store as of `last_applied`, encoded when the builder was made.
+    data: Result<Vec<u8>, String>,
     files: SnapshotFiles,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
@@ -121,10 +150,11 @@ pub struct Builder {
 
 impl RaftSnapshotBuilder<TypeConfig> for Builder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
-        let data = self
-            .state
-            .read(StoreSnapshot::encode)
-            .map_err(|e| StorageError::from(openraft::StorageIOError::read_state_machine(&e)))?;
+        let data = std::mem::replace(&mut self.data, Ok(Vec::new())).map_err(|e| {
+            StorageError::from(openraft::StorageIOError::read_state_machine(
+                &std::io::Error::other(e),
+            ))
+        })?;
         let id = match self.last_applied {
             Some(l) => format!("{}-{}", l.leader_id, l.index),
             None => "empty".to_string(),
@@ -172,10 +202,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // Reads happen under the state lock, so the image matches last_applied:
-        // apply runs on this same task and cannot interleave.
+        // openraft builds the snapshot on a task of its own while this one
+        // applies on: the image must be taken here, between two applies, to
+        // match last_applied.
         Builder {
-            state: self.state.clone(),
+            data: self
+                .state
+                .read(StoreSnapshot::encode)
+                .map_err(|e| e.to_string()),
             files: self.files.clone(),
             last_applied: self.last_applied,
             membership: self.membership.clone(),

@@ -49,6 +49,8 @@ pub struct JoinReply {
 /// changed meanwhile (see `store::check`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProposeRequest {
+    /// The raft index of the state the transaction was built on.
+    pub base: u64,
     /// The transaction.
     pub actions: Vec<StoreAction>,
 }

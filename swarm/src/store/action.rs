@@ -30,6 +30,7 @@ pub fn apply_actions(t: &mut Tables, index: u64, actions: &[StoreAction]) -> Vec
     for a in actions {
         match a {
             StoreAction::Create(o) | StoreAction::Update(o) => {
+                t.mark_changed(o.kind(), index);
                 let mut o = o.clone();
                 set_version(&mut o, index);
                 let action = if matches!(a, StoreAction::Create(_)) {
@@ -44,6 +45,7 @@ pub fn apply_actions(t: &mut Tables, index: u64, actions: &[StoreAction]) -> Vec
                 });
             }
             StoreAction::Remove(kind, id) => {
+                t.mark_changed(*kind, index);
                 if let Some(o) = t.remove(*kind, id) {
                     events.push(Event {
                         action: EventAction::Remove,

@@ -9,10 +9,18 @@
 //! taken meanwhile. Otherwise the manager catches up and runs the call
 //! again, so the outcome (and every error text) is the one the call gives on
 //! the current state, as if it had run on the leader.
+//!
+//! What a call read matters too (two services must not publish one port, a
+//! secret must not go while a new service takes it): nothing of the kinds
+//! users write through the API (the cluster, services, secrets, configs,
+//! networks) may have changed after the state the transaction was built on.
+//! Tasks and nodes change all the time and are not held to that; the calls
+//! that write them are checked object by object.
 
 use super::tables::Table;
 use super::StoreAction;
 use super::Tables;
+use crate::model::Kind;
 use crate::model::Object;
 
 fn fresh<T: Table>(t: &Tables, o: &T) -> bool {
@@ -51,8 +59,21 @@ fn holds(t: &Tables, o: &Object, create: bool) -> bool {
     }
 }
 
-/// Whether `actions` can be applied to `t` as their transaction meant them.
-pub fn still_valid(t: &Tables, actions: &[StoreAction]) -> bool {
+/// The kinds a transaction is assumed to have read all of.
+const READ_KINDS: [Kind; 5] = [
+    Kind::Cluster,
+    Kind::Service,
+    Kind::Secret,
+    Kind::Config,
+    Kind::Network,
+];
+
+/// Whether `actions`, built on the state at index `base`, can be applied to
+/// `t` as their transaction meant them.
+pub fn still_valid(t: &Tables, base: u64, actions: &[StoreAction]) -> bool {
+    if READ_KINDS.iter().any(|k| t.changed_at(*k) > base) {
+        return false;
+    }
     actions.iter().all(|a| match a {
         StoreAction::Create(o) => holds(t, o, true),
         StoreAction::Update(o) => holds(t, o, false),
@@ -85,22 +106,31 @@ mod tests {
         t.put(secret("a", "one", 5).into_object());
         let create =
             |id: &str, name: &str| vec![StoreAction::Create(secret(id, name, 0).into_object())];
-        assert!(still_valid(&t, &create("b", "two")));
-        assert!(!still_valid(&t, &create("a", "two")), "the ID exists");
-        assert!(!still_valid(&t, &create("b", "one")), "the name is taken");
+        assert!(still_valid(&t, 5, &create("b", "two")));
+        assert!(!still_valid(&t, 5, &create("a", "two")), "the ID exists");
+        assert!(
+            !still_valid(&t, 5, &create("b", "one")),
+            "the name is taken"
+        );
         let update = |v| vec![StoreAction::Update(secret("a", "one", v).into_object())];
-        assert!(still_valid(&t, &update(5)));
-        assert!(!still_valid(&t, &update(4)), "written since it was read");
-        assert!(!still_valid(
-            &t,
-            &[StoreAction::Update(secret("gone", "x", 1).into_object())]
-        ));
-        assert!(still_valid(
-            &t,
-            &[StoreAction::Remove(
-                crate::model::Kind::Secret,
-                "gone".into()
-            )]
-        ));
+        assert!(still_valid(&t, 5, &update(5)));
+        assert!(!still_valid(&t, 5, &update(4)), "written since it was read");
+        let gone = [StoreAction::Update(secret("gone", "x", 1).into_object())];
+        assert!(!still_valid(&t, 5, &gone));
+        let remove = [StoreAction::Remove(Kind::Secret, "gone".into())];
+        assert!(still_valid(&t, 5, &remove));
+    }
+
+    #[test]
+    fn a_change_to_a_read_kind_after_the_base_makes_it_stale() {
+        let mut t = Tables::default();
+        t.mark_changed(Kind::Service, 7);
+        t.mark_changed(Kind::Task, 9);
+        let create = vec![StoreAction::Create(secret("b", "two", 0).into_object())];
+        assert!(still_valid(&t, 7, &create), "tasks changing does not count");
+        assert!(
+            !still_valid(&t, 6, &create),
+            "a service changed after the base"
+        );
     }
 }

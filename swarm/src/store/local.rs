@@ -30,7 +30,7 @@ impl LocalProposer {
 
 #[async_trait]
 impl Proposer for LocalProposer {
-    async fn propose(&self, actions: Vec<StoreAction>) -> Result<Proposed> {
+    async fn propose(&self, _base: u64, actions: Vec<StoreAction>) -> Result<Proposed> {
         let index = self.next.fetch_add(1, Ordering::SeqCst);
         self.state.apply(index, &actions);
         Ok(Proposed::Committed(index))

@@ -157,16 +157,16 @@ impl Store {
     pub async fn update<R>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<R>) -> Result<R> {
         let _guard = self.write.lock().await;
         for _ in 0..STALE_RETRIES {
-            let (result, actions) = self.state.read(|t| {
+            let (result, actions, base) = self.state.read(|t| {
                 let mut tx = Tx::new(t);
                 let r = f(&mut tx);
-                (r, tx.into_actions())
+                (r, tx.into_actions(), t.last_index)
             });
             let r = result?;
             if actions.is_empty() {
                 return Ok(r);
             }
-            match self.proposer.propose(actions).await? {
+            match self.proposer.propose(base, actions).await? {
                 Proposed::Committed(_) => return Ok(r),
                 Proposed::Stale(index) => {
                     self.state.wait_applied(index, CATCH_UP).await;
@@ -179,17 +179,18 @@ impl Store {
         ))
     }
 
-    /// Commits a transaction another manager built (`Cluster.Propose`) if it
-    /// still holds on this node's state; never forwards it further.
-    pub async fn propose_checked(&self, actions: Vec<StoreAction>) -> Result<Proposed> {
+    /// Commits a transaction another manager built on its state at index
+    /// `base` (`Cluster.Propose`) if it still holds on this node's state;
+    /// never forwards it further.
+    pub async fn propose_checked(&self, base: u64, actions: Vec<StoreAction>) -> Result<Proposed> {
         let _guard = self.write.lock().await;
         let (valid, index) = self
             .state
-            .read(|t| (check::still_valid(t, &actions), t.last_index));
+            .read(|t| (check::still_valid(t, base, &actions), t.last_index));
         if !valid {
             return Ok(Proposed::Stale(index));
         }
-        self.proposer.propose_here(actions).await
+        self.proposer.propose_here(index, actions).await
     }
 
     /// Subscribes to committed changes from now on.

@@ -19,15 +19,16 @@ pub enum Proposed {
 /// Replicates a transaction's actions; swarmkit's `state.Proposer`.
 #[async_trait]
 pub trait Proposer: Send + Sync {
-    /// Proposes `actions` as one log entry. On a leader: returns its index
-    /// once it is committed and applied to the shared state. Elsewhere: the
-    /// leader commits it if it still holds there (see `store::check`), and
-    /// this returns once this node has applied it too.
-    async fn propose(&self, actions: Vec<StoreAction>) -> Result<Proposed>;
+    /// Proposes `actions`, built on the state applied at index `base`, as
+    /// one log entry. On a leader: returns its index once it is committed
+    /// and applied to the shared state. Elsewhere: the leader commits it if
+    /// it still holds there (see `store::check`), and this returns once this
+    /// node has applied it too.
+    async fn propose(&self, base: u64, actions: Vec<StoreAction>) -> Result<Proposed>;
 
     /// Proposes `actions` only if this node leads, never forwarding them:
     /// for proposals that were already forwarded once.
-    async fn propose_here(&self, actions: Vec<StoreAction>) -> Result<Proposed> {
-        self.propose(actions).await
+    async fn propose_here(&self, base: u64, actions: Vec<StoreAction>) -> Result<Proposed> {
+        self.propose(base, actions).await
     }
 }

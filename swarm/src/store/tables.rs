@@ -34,6 +34,11 @@ pub struct Tables {
     by_service: HashMap<String, BTreeSet<String>>,
     #[serde(skip)]
     by_node: HashMap<String, BTreeSet<String>>,
+    /// The last index that changed an object of each kind (for checking a
+    /// transaction another manager built; not kept in snapshots: a restored
+    /// state counts every kind as changed at its index).
+    #[serde(skip)]
+    changed_at: HashMap<Kind, u64>,
 }
 
 /// Typed access to one table.
@@ -135,8 +140,30 @@ impl Tables {
         }
     }
 
+    /// Records that an object of `kind` changed at `index`.
+    pub fn mark_changed(&mut self, kind: Kind, index: u64) {
+        self.changed_at.insert(kind, index);
+    }
+
+    /// The last index that changed an object of `kind` (as far as this
+    /// state knows: its restore index when it was restored since).
+    pub fn changed_at(&self, kind: Kind) -> u64 {
+        self.changed_at.get(&kind).copied().unwrap_or(0)
+    }
+
     /// Rebuilds the indexes (after deserializing a snapshot).
     pub fn reindex(&mut self) {
+        for kind in [
+            Kind::Cluster,
+            Kind::Node,
+            Kind::Service,
+            Kind::Task,
+            Kind::Secret,
+            Kind::Config,
+            Kind::Network,
+        ] {
+            self.changed_at.insert(kind, self.last_index);
+        }
         self.by_service.clear();
         self.by_node.clear();
         let tasks = std::mem::take(&mut self.tasks);

@@ -39,7 +39,12 @@ impl SimForwarder {
 
 #[async_trait]
 impl Forwarder for SimForwarder {
-    async fn forward(&self, addr: &str, actions: Vec<StoreAction>) -> Result<ProposeReply> {
+    async fn forward(
+        &self,
+        addr: &str,
+        base: u64,
+        actions: Vec<StoreAction>,
+    ) -> Result<ProposeReply> {
         // Every way the call can fail in transit is "no leader", as the gRPC
         // forwarder reports a transport error: the write may or may not have
         // happened (a lost reply), exactly as over the network.
@@ -50,7 +55,8 @@ impl Forwarder for SimForwarder {
             .await
             .map_err(|_| Error::no_leader())?;
         let store = self.router.store(to).ok_or_else(Error::no_leader)?;
-        let outcome = tokio::time::timeout(FORWARD_TIMEOUT, store.propose_checked(actions)).await;
+        let outcome =
+            tokio::time::timeout(FORWARD_TIMEOUT, store.propose_checked(base, actions)).await;
         self.router
             .leg(from, to, to, from)
             .await

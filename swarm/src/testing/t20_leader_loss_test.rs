@@ -173,7 +173,7 @@ async fn t21_stopped_leader_restarts_as_follower_with_every_write() -> Result<()
 /// dockerd's "no leader" error (the write's fate is unknown, as with any
 /// lost leader), not an internal "raft: raft stopped".
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: RaftProposer::write reports openraft's Fatal(Stopped) as an internal error, not as no leader"]
+
 async fn t22_a_write_in_flight_when_the_leader_stops_fails_with_no_leader() -> Result<()> {
     let mut c = TestCluster::new(3).await?;
     let leader = c.wait_leader(WAIT).await?;

@@ -64,7 +64,7 @@ async fn followers() -> Result<(TestCluster, NodeId, NodeId)> {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: a forwarded write is checked only on what it writes, so two managers can publish one port"]
+
 async fn t43_one_published_port_for_two_services_on_two_managers() -> Result<()> {
     let (c, f1, f2) = followers().await?;
     let (s1, s2) = (c.node(f1).store(), c.node(f2).store());
@@ -88,7 +88,7 @@ async fn t43_one_published_port_for_two_services_on_two_managers() -> Result<()>
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: a forwarded write is checked only on what it writes, so two managers assign one dynamic port"]
+
 async fn t44_dynamic_ports_assigned_on_two_managers_differ() -> Result<()> {
     let (c, f1, f2) = followers().await?;
     let (s1, s2) = (c.node(f1).store(), c.node(f2).store());

@@ -257,7 +257,7 @@ async fn t72_a_new_leader_gives_ready_nodes_one_grace_period() -> Result<()> {
 /// is still READY), then the monitor's queued "down" commits. The node
 /// heartbeats on a live session from then on; it must not stay DOWN.
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: Local::monitor marks a node down after take_expired even if the node opened a new session before the write ran"]
+
 async fn t73_a_node_that_reconnects_at_its_expiry_does_not_stay_down() -> Result<()> {
     let period = Duration::from_secs(1);
     let c = TestCluster::new(3).await?;
