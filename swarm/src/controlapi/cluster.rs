@@ -66,6 +66,15 @@ pub fn cert_expiry(spec: &api::SwarmSpec) -> std::time::Duration {
     std::time::Duration::from_nanos(ns as u64)
 }
 
+/// Entries between raft snapshots the cluster asks for (`--snapshot-interval`).
+pub fn snapshot_interval(store: &Store) -> u64 {
+    store
+        .view(|v| v.cluster())
+        .and_then(|c| c.api.spec?.raft?.snapshot_interval)
+        .filter(|n| *n > 0)
+        .unwrap_or(10_000)
+}
+
 /// The agents' heartbeat period the cluster asks for.
 pub fn heartbeat_period(store: &Store) -> std::time::Duration {
     let ns = store

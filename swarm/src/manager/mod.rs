@@ -8,6 +8,7 @@
 //! one wins and stops them when it loses.
 
 mod autolock;
+mod compaction;
 mod connector;
 pub mod init;
 mod leadership;
@@ -275,7 +276,12 @@ impl Manager {
             dek.clone(),
             shared.clone(),
             state.raft_id,
-            &raft::RaftSettings::default(),
+            // Snapshots follow the spec's interval (`compaction`), not a
+            // policy fixed at start.
+            &raft::RaftSettings {
+                snapshot_interval: 0,
+                ..Default::default()
+            },
             network,
         )
         .await?;
@@ -334,6 +340,7 @@ impl Manager {
             wrapped_with,
             self.cancel.child_token(),
         ));
+        set.spawn(compaction::run(self.clone(), self.cancel.child_token()));
         let (peers, saver) = (self.clone(), self.clone());
         set.spawn(crate::ca::renewer::run(
             self.tls.clone(),
