@@ -1034,7 +1034,10 @@ def test_autolock_restart_unlock(own_shoald):
         return (err.value.status_code, err.value.explanation)
 
     try:
-        node_id = c.swarm.init(advertise_addr="127.0.0.1", autolock_managers=True)
+        # Its own cluster port: the suite's main shoald may hold 2377 here.
+        node_id = c.swarm.init(
+            advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2390", autolock_managers=True
+        )
         key = c.api.get_unlock_key()["UnlockKey"]
         assert key.startswith("SWMKEY-1-")
         c.secrets.create(name="sdk-kept", data=b"kept")

@@ -100,6 +100,25 @@ pub struct Cluster {
     pub unlock_key: Option<String>,
     /// Keys for the overlay data path, rotated by the allocator.
     pub network_bootstrap_keys: Vec<String>,
+    /// The root being rotated to (`docker swarm ca --rotate`), until every
+    /// node holds a certificate it signed.
+    #[serde(default)]
+    pub root_rotation: Option<RootRotation>,
+    /// Bumped when a root rotation starts and when it ends: a node whose
+    /// certificate was issued at another generation renews it at once.
+    #[serde(default)]
+    pub ca_generation: u64,
+}
+
+/// A root CA rotation in progress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RootRotation {
+    /// The new root certificate (PEM).
+    pub cert_pem: String,
+    /// Its key (PEM; only in the encrypted store).
+    pub key_pem: String,
+    /// The new root signed by the current one (see `Issuer::cross_sign`).
+    pub cross_signed_pem: String,
 }
 
 /// A node of the cluster.

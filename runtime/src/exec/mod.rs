@@ -132,15 +132,14 @@ impl Executor for ContainerdExecutor {
             .container_list(vec![])
             .await
             .map_err(|e| ExecError::Temporary(e.to_string()))?;
-        Ok(api::NodeDescription {
-            hostname: Some(self.env.hostname.clone()),
-            resources: Some(api::ResourceObject {
-                nano_cpus: Some(swarm::host::cpus() * 1_000_000_000),
-                memory_bytes: Some(swarm::host::memory_bytes()),
-                generic_resources: None,
-            }),
-            ..Default::default()
-        })
+        // The node's TLS info is the CA's to record, not the executor's.
+        let mut desc = swarm::manager::init::local_description(
+            &self.env.hostname,
+            &self.env.engine_version,
+            "",
+        );
+        desc.tls_info = None;
+        Ok(desc)
     }
 
     async fn configure(&self, _node: &Node) -> Result<(), ExecError> {

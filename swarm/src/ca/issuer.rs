@@ -92,6 +92,24 @@ impl Issuer {
         })
     }
 
+    /// The root `root_cert_pem` (with its key `root_key_pem`) cross-signed
+    /// by this issuer: a CA certificate with the new root's subject and key,
+    /// issued by the current root. Served after a node certificate the new
+    /// root signed, it lets a node that still trusts only the current root
+    /// verify that certificate during a root rotation (swarmkit does the
+    /// same).
+    pub fn cross_sign(&self, root_cert_pem: &str, root_key_pem: &str) -> Result<String> {
+        let key = KeyPair::from_pem(root_key_pem)
+            .map_err(|e| Error::internal(format!("new root CA key: {e}")))?;
+        let mut params = CertificateParams::from_ca_cert_pem(root_cert_pem)
+            .map_err(|e| Error::internal(format!("new root CA certificate: {e}")))?;
+        params.not_after = params.not_after.min(self.ca_not_after);
+        let cert = params
+            .signed_by(&key, &self.ca_cert, &self.ca_key)
+            .map_err(|e| Error::internal(format!("cross-signing the new root: {e}")))?;
+        Ok(cert.pem())
+    }
+
     /// Signs `csr_pem` into a node certificate (PEM) for `node_id` with
     /// `role` in cluster `cluster_id`, valid from an hour ago (clock skew)
     /// for `expiry` from now, but never past the root's own expiry.

@@ -26,6 +26,7 @@ pub mod issuer;
 pub mod keystore;
 pub mod renewer;
 pub mod root;
+pub mod rotation;
 pub mod server;
 pub mod tls;
 pub mod tokens;

@@ -50,7 +50,8 @@ fn validity(pem: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
 
 /// Asks the managers at `addrs` (in order) for a new certificate with the
 /// role this node's spec asks for, authenticating with the current one.
-pub async fn renew(tls: &Arc<TlsState>, addrs: &[String]) -> Result<NodeCerts> {
+/// Returns it with the CA generation it belongs to.
+pub async fn renew(tls: &Arc<TlsState>, addrs: &[String]) -> Result<(NodeCerts, u64)> {
     let key = super::csr::new_key_and_csr()?;
     let mut last = Error::no_leader();
     for addr in addrs {
@@ -65,46 +66,72 @@ pub async fn renew(tls: &Arc<TlsState>, addrs: &[String]) -> Result<NodeCerts> {
             Ok(Err(s)) => last = from_status(&s),
             Ok(Ok(r)) => {
                 let r = r.into_inner();
-                return Ok(NodeCerts {
+                let certs = NodeCerts {
                     cert_pem: r.cert_pem,
                     key_pem: key.key_pem.clone(),
                     root_pem: r.root_pem,
-                });
+                };
+                return Ok((certs, r.ca_generation));
             }
         }
     }
     Err(last)
 }
 
-/// Renews `tls`'s certificate when it is due, through the managers
-/// `managers()` names, and hands each new one to `save` (the key store),
-/// until `cancel`.
+/// Renews `tls`'s certificate (of CA generation `issued`) when it is due,
+/// or at once when the cluster's generation (`desired`) moves away from it
+/// (a root rotation), through the managers `managers()` names; hands each
+/// new one and its generation to `save` (the key store), until `cancel`.
 pub async fn run(
     tls: Arc<TlsState>,
+    mut issued: u64,
+    desired: tokio::sync::watch::Receiver<u64>,
     managers: impl Fn() -> Vec<String> + Send,
-    save: impl Fn(&NodeCerts) -> Result<()> + Send,
+    save: impl Fn(&NodeCerts, u64) -> Result<()> + Send,
     cancel: CancellationToken,
 ) {
     let mut retry = FIRST_RETRY;
+    // `None` once no more news of the cluster can come: renew on time only.
+    let mut desired = Some(desired);
     loop {
-        let wait = match validity(&tls.certs().cert_pem) {
-            Some((from, to)) => {
-                let at = renew_at(from, to, rand::thread_rng().gen_range(0.5..0.8));
-                let left = (at - OffsetDateTime::now_utc()).as_seconds_f64().max(0.0);
-                Duration::from_secs_f64(left)
+        let stale = desired
+            .as_mut()
+            .is_some_and(|d| *d.borrow_and_update() != issued);
+        if !stale {
+            let wait = match validity(&tls.certs().cert_pem) {
+                Some((from, to)) => {
+                    let at = renew_at(from, to, rand::thread_rng().gen_range(0.5..0.8));
+                    let left = (at - OffsetDateTime::now_utc()).as_seconds_f64().max(0.0);
+                    Duration::from_secs_f64(left)
+                }
+                None => FIRST_RETRY,
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = async {
+                    match desired.as_mut() {
+                        Some(d) => d.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if r.is_err() {
+                        desired = None;
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep(wait) => {}
             }
-            None => FIRST_RETRY,
-        };
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
         }
         match renew(&tls, &managers()).await {
-            Ok(certs) => {
-                if let Err(e) = tls.update(certs.clone()).and_then(|()| save(&certs)) {
+            Ok((certs, generation)) => {
+                if let Err(e) = tls
+                    .update(certs.clone())
+                    .and_then(|()| save(&certs, generation))
+                {
                     tracing::error!(error = %e, "installing the renewed certificate failed");
                 } else {
-                    tracing::info!("node certificate renewed");
+                    tracing::info!(generation, "node certificate renewed");
+                    issued = generation;
                     retry = FIRST_RETRY;
                     continue;
                 }

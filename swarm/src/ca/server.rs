@@ -45,6 +45,10 @@ pub struct IssueReply {
     pub cert_pem: String,
     /// The root certificate(s) to trust, PEM.
     pub root_pem: String,
+    /// The cluster's CA generation the certificate belongs to (a node
+    /// renews when the cluster's moves on: a root rotation).
+    #[serde(default)]
+    pub ca_generation: u64,
 }
 
 /// Issues the first manager's certificate from a new root (`swarm init`).
@@ -167,16 +171,35 @@ impl crate::transport::proto::ca::node_ca_server::NodeCa for CaService {
                     (node_id, role)
                 }
             };
-        let issuer = super::issuer::Issuer::new(&c.root_ca_cert, &c.root_ca_key)
-            .map_err(|e| to_status(&e))?;
-        let cert_pem = issuer
+        let (issuer_pem, issuer_key, chain, trust) = super::rotation::signing_material(&c);
+        let issuer =
+            super::issuer::Issuer::new(&issuer_pem, &issuer_key).map_err(|e| to_status(&e))?;
+        let leaf = issuer
             .issue(&r.csr_pem, &node_id, role, &cluster_id, expiry)
+            .map_err(|e| to_status(&e))?;
+        // What the node holds from now on, as `docker node inspect` and the
+        // rotation's progress show it.
+        let tls = super::rotation::node_tls_info(&issuer_pem, &trust);
+        self.store
+            .update(|tx| {
+                let Some(mut n) = tx.get::<crate::model::Node>(&node_id) else {
+                    return Ok(());
+                };
+                let d = n.api.description.get_or_insert_with(Default::default);
+                if d.tls_info.as_ref() == Some(&tls) {
+                    return Ok(());
+                }
+                d.tls_info = Some(tls.clone());
+                tx.update(n)
+            })
+            .await
             .map_err(|e| to_status(&e))?;
         Ok(tonic::Response::new(IssueReply {
             node_id,
             role,
-            cert_pem,
-            root_pem: c.root_ca_cert,
+            cert_pem: format!("{leaf}{chain}"),
+            root_pem: trust,
+            ca_generation: c.ca_generation,
         }))
     }
 }

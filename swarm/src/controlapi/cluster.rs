@@ -159,11 +159,41 @@ pub async fn update(
         .auto_lock_managers
         .get_or_insert(false);
     validate(&spec)?;
+    // `docker swarm ca --rotate` bumps ForceRotate, or gives a root of its
+    // own; neither the given key nor the certificate is stored in the spec.
+    let ca = spec.ca_config.get_or_insert_with(Default::default);
+    let signing = match (ca.signing_ca_cert.take(), ca.signing_ca_key.take()) {
+        (Some(cert), Some(key)) if !cert.is_empty() && !key.is_empty() => Some((cert, key)),
+        _ => None,
+    };
+    let force_rotate = ca.force_rotate.unwrap_or(0);
+    // Made once, outside the transaction (which may run more than once).
+    let generated = match signing {
+        Some(given) => Some(given),
+        None => {
+            let current = get(store)?;
+            let was = current
+                .api
+                .spec
+                .and_then(|s| s.ca_config)
+                .and_then(|c| c.force_rotate)
+                .unwrap_or(0);
+            if force_rotate > was {
+                let r = ca::rotation::new_root()?;
+                Some((r.cert_pem, r.key_pem))
+            } else {
+                None
+            }
+        }
+    };
     store
         .update(|tx| {
             let mut c = tx.cluster().ok_or_else(Error::not_manager)?;
             if c.version() != version {
                 return Err(Error::out_of_sequence());
+            }
+            if let Some((cert, key)) = &generated {
+                ca::rotation::start(&mut c, cert, key)?;
             }
             let autolock = spec
                 .encryption_config

@@ -35,7 +35,7 @@ pub const LEADER_KEY: &str = "shoal-leader";
 /// The refusal text of a manager that does not lead.
 pub const NOT_LEADER: &str = "this manager is not the leader";
 /// How often an open session re-sends the manager list when it changed.
-const MANAGERS_EVERY: Duration = Duration::from_secs(2);
+const MANAGERS_EVERY: Duration = Duration::from_secs(1);
 
 /// Where the leader is, as this manager knows it.
 pub trait LeaderHint: Send + Sync {
@@ -102,6 +102,10 @@ pub fn managers(store: &crate::store::Store) -> Vec<ManagerPeer> {
     });
     out.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.addr.cmp(&b.1.addr)));
     out.into_iter().map(|(_, p)| p).collect()
+}
+
+fn ca_generation(store: &crate::store::Store) -> u64 {
+    store.view(|v| v.cluster().map_or(0, |c| c.ca_generation))
 }
 
 fn desired_role(store: &crate::store::Store, node: &str) -> Option<api::NodeSpecRoleEnum> {
@@ -185,6 +189,7 @@ impl Dispatcher for DispatcherService {
             heartbeat_period_ms: info.heartbeat_period.as_millis() as u64,
             managers: managers(&store),
             desired_role: desired_role(&store, &node),
+            ca_generation: ca_generation(&store),
         };
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let _ = tx.send(Ok(first.clone())).await;
@@ -201,9 +206,13 @@ impl Dispatcher for DispatcherService {
                 let next = SessionMessage {
                     managers: managers(&store),
                     desired_role: desired_role(&store, &watch_node),
+                    ca_generation: ca_generation(&store),
                     ..last.clone()
                 };
-                if next.managers != last.managers || next.desired_role != last.desired_role {
+                if next.managers != last.managers
+                    || next.desired_role != last.desired_role
+                    || next.ca_generation != last.ca_generation
+                {
                     if tx.send(Ok(next.clone())).await.is_err() {
                         return;
                     }

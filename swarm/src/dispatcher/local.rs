@@ -196,21 +196,20 @@ impl DispatcherApi for Local {
                     .ok_or_else(|| Error::not_found(crate::model::Kind::Node, node_id))?;
                 let ready =
                     n.api.status.as_ref().and_then(|s| s.state) == Some(api::NodeState::READY);
-                let same_desc = n
-                    .api
-                    .description
-                    .as_ref()
-                    .map(|d| (&d.hostname, &d.resources))
-                    == Some((&desc.hostname, &desc.resources));
+                // What the node says of itself; its TLS info stays the CA's.
+                let mut merged = n.api.description.clone().unwrap_or_default();
+                if desc.hostname.is_some() {
+                    merged.hostname = desc.hostname.clone();
+                    merged.resources = desc.resources.clone().or(merged.resources.take());
+                    merged.platform = desc.platform.clone().or(merged.platform.take());
+                    merged.engine = desc.engine.clone().or(merged.engine.take());
+                }
+                let same_desc = n.api.description.as_ref() == Some(&merged);
                 if !ready || !same_desc {
                     let st = n.api.status.get_or_insert_with(Default::default);
                     st.state = Some(api::NodeState::READY);
                     st.message = None;
-                    if desc.hostname.is_some() {
-                        let d = n.api.description.get_or_insert_with(Default::default);
-                        d.hostname = desc.hostname.clone();
-                        d.resources = desc.resources.clone().or(d.resources.take());
-                    }
+                    n.api.description = Some(merged);
                     tx.update(n)?;
                 }
                 Ok(())

@@ -40,6 +40,10 @@ pub struct SessionMessage {
     pub managers: Vec<ManagerPeer>,
     /// The role the node's spec asks for (promotions and demotions).
     pub desired_role: Option<api::NodeSpecRoleEnum>,
+    /// The cluster's CA generation (a node whose certificate is of another
+    /// renews it at once: a root rotation).
+    #[serde(default)]
+    pub ca_generation: u64,
 }
 
 /// Names a session in later calls.

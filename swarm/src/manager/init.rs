@@ -116,6 +116,8 @@ pub fn new_cluster(
         root_ca_key: root.key_pem.clone(),
         unlock_key,
         network_bootstrap_keys: Vec::new(),
+        root_rotation: None,
+        ca_generation: 0,
     })
 }
 

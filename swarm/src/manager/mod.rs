@@ -14,6 +14,7 @@ pub mod init;
 mod leadership;
 mod reachability;
 mod roles;
+mod rotation;
 mod services;
 
 use std::path::PathBuf;
@@ -114,6 +115,7 @@ impl Manager {
             role: crate::ca::identity::Role::Manager,
             remotes: Vec::new(),
             cluster_id: cluster_id.clone(),
+            ca_generation: 0,
         };
         let dek = Arc::new(Sealer::generate());
         let autolock = spec
@@ -342,16 +344,27 @@ impl Manager {
         ));
         set.spawn(compaction::run(self.clone(), self.cancel.child_token()));
         let (peers, saver) = (self.clone(), self.clone());
+        let (desired_tx, desired) = watch::channel(self.state.ca_generation);
+        set.spawn(ca_generations(
+            self.clone(),
+            desired_tx,
+            self.cancel.child_token(),
+        ));
         set.spawn(crate::ca::renewer::run(
             self.tls.clone(),
+            self.state.ca_generation,
+            desired,
             move || {
                 let mut addrs = vec![peers.state.advertise_addr.clone()];
                 addrs.extend(peers.peer_addrs());
                 addrs
             },
-            move |certs| {
+            move |certs, generation| {
                 crate::ca::keystore::CertStore::new(&saver.dir)
-                    .save(certs, unlock_key_of(&saver).as_deref())
+                    .save(certs, unlock_key_of(&saver).as_deref())?;
+                let mut s = saver.state.clone();
+                s.ca_generation = generation;
+                s.save(&saver.dir)
             },
             self.cancel.child_token(),
         ));
@@ -509,4 +522,30 @@ impl Manager {
 /// wrapped with after init or an unlock).
 fn unlock_key_of(m: &Manager) -> Option<String> {
     m.store.view(|v| v.cluster().and_then(|c| c.unlock_key))
+}
+
+/// Feeds `tx` the cluster's CA generation as this manager's store has it.
+async fn ca_generations(m: Arc<Manager>, tx: watch::Sender<u64>, cancel: CancellationToken) {
+    let (first, mut rx) = m
+        .store
+        .view_and_watch(|v| v.cluster().map(|c| c.ca_generation));
+    if let Some(g) = first {
+        tx.send_if_modified(|cur| std::mem::replace(cur, g) != g);
+    }
+    loop {
+        match crate::store::Watched::next(&mut rx, &cancel).await {
+            None => return,
+            Some(crate::store::Watched::Commit(c))
+                if !c
+                    .events
+                    .iter()
+                    .any(|e| matches!(e.object, Some(crate::model::Object::Cluster(_)) | None)) => {
+            }
+            Some(_) => {
+                if let Some(g) = m.store.view(|v| v.cluster().map(|c| c.ca_generation)) {
+                    tx.send_if_modified(|cur| std::mem::replace(cur, g) != g);
+                }
+            }
+        }
+    }
 }

@@ -198,6 +198,7 @@ async fn admit(
         role: reply.role,
         remotes: vec![remote.to_string()],
         cluster_id: identity.cluster_id,
+        ca_generation: reply.ca_generation,
     };
     debug_assert!(matches!(state.role, Role::Manager | Role::Worker));
     Ok(Admitted {

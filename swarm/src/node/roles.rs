@@ -74,8 +74,8 @@ impl SwarmNode {
             return;
         }
         let peers = m.peer_addrs();
-        let certs = match crate::ca::renewer::renew(m.tls(), &peers).await {
-            Ok(c) if role_of(&c) == Some(Role::Worker) => c,
+        let (certs, generation) = match crate::ca::renewer::renew(m.tls(), &peers).await {
+            Ok((c, g)) if role_of(&c) == Some(Role::Worker) => (c, g),
             Ok(_) => {
                 tracing::warn!("demoted, but the managers still issue a manager certificate");
                 tokio::time::sleep(RETRY).await;
@@ -95,6 +95,7 @@ impl SwarmNode {
         let mut state = m.node_state().clone();
         state.role = Role::Worker;
         state.remotes = peers;
+        state.ca_generation = generation;
         if let Err(e) = self.become_worker(state, &certs) {
             tracing::error!(error = %e, "starting as a worker after demotion failed");
         }
@@ -115,8 +116,8 @@ impl SwarmNode {
             return;
         }
         let remotes = w.managers();
-        let certs = match crate::ca::renewer::renew(w.tls(), &remotes).await {
-            Ok(c) if role_of(&c) == Some(Role::Manager) => c,
+        let (certs, generation) = match crate::ca::renewer::renew(w.tls(), &remotes).await {
+            Ok((c, g)) if role_of(&c) == Some(Role::Manager) => (c, g),
             other => {
                 if let Err(e) = other {
                     tracing::warn!(error = %e, "promoted, but no manager renewed the certificate yet");
@@ -126,6 +127,7 @@ impl SwarmNode {
             }
         };
         let mut state = w.node_state().clone();
+        state.ca_generation = generation;
         let Ok(listen) = state.listen_addr.parse::<std::net::SocketAddr>() else {
             return;
         };

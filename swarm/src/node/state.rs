@@ -36,6 +36,9 @@ pub struct NodeState {
     /// The cluster's ID.
     #[serde(default)]
     pub cluster_id: String,
+    /// The cluster's CA generation this node's certificate belongs to.
+    #[serde(default)]
+    pub ca_generation: u64,
 }
 
 impl NodeState {

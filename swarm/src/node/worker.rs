@@ -48,15 +48,24 @@ impl WorkerNode {
         let tls = TlsState::new(certs.clone())?;
         let channels = Channels::new(tls.client_config());
         let remotes = Remotes::new(state.remotes.clone());
-        let swarm_dir_for_certs = swarm_dir.clone();
-        let saved = state.clone();
-        remotes.on_change(move |addrs| {
-            let mut s = saved.clone();
-            s.remotes = addrs.to_vec();
-            if let Err(e) = s.save(&swarm_dir) {
-                tracing::warn!(error = %e, "saving the manager list failed");
+        // One copy of what is on disk, changed by the manager list and by
+        // certificate renewals alike.
+        let saved = Arc::new(std::sync::Mutex::new(state.clone()));
+        let persist = {
+            let (saved, dir) = (saved.clone(), swarm_dir.clone());
+            move |change: &dyn Fn(&mut NodeState)| {
+                let mut s = saved.lock().unwrap_or_else(|e| e.into_inner());
+                change(&mut s);
+                if let Err(e) = s.save(&dir) {
+                    tracing::warn!(error = %e, "saving the node state failed");
+                }
             }
-        });
+        };
+        let persist = Arc::new(persist);
+        {
+            let persist = persist.clone();
+            remotes.on_change(move |addrs| persist(&|s| s.remotes = addrs.to_vec()));
+        }
         let sessions = tokio::sync::watch::Sender::new(None);
         let w = Arc::new(WorkerNode {
             state,
@@ -80,17 +89,44 @@ impl WorkerNode {
                 w.cancel.child_token(),
             );
             let remotes = w.remotes.clone();
-            let dir = swarm_dir_for_certs.clone();
+            let dir = swarm_dir.clone();
+            // The cluster's CA generation, as the sessions report it.
+            let (desired_tx, desired) = tokio::sync::watch::channel(w.state.ca_generation);
+            let mut messages = w.sessions.subscribe();
+            let generations = async move {
+                while messages.changed().await.is_ok() {
+                    let g = messages
+                        .borrow_and_update()
+                        .as_ref()
+                        .map(|m| m.ca_generation);
+                    if let Some(g) = g {
+                        desired_tx.send_if_modified(|cur| std::mem::replace(cur, g) != g);
+                    }
+                }
+            };
             let renewer = crate::ca::renewer::run(
                 w.tls.clone(),
+                w.state.ca_generation,
+                desired,
                 move || remotes.candidates(),
-                move |certs| crate::ca::keystore::CertStore::new(&dir).save(certs, None),
+                move |certs, generation| {
+                    crate::ca::keystore::CertStore::new(&dir).save(certs, None)?;
+                    persist(&|s| s.ca_generation = generation);
+                    Ok(())
+                },
                 w.cancel.child_token(),
             );
             // The set is new and nobody else holds its lock yet.
             if let Ok(mut set) = w.loops.try_lock() {
                 set.spawn(agent);
                 set.spawn(renewer);
+                let cancel = w.cancel.child_token();
+                set.spawn(async move {
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = generations => {}
+                    }
+                });
             }
         }
         Ok(w)
