@@ -32,6 +32,8 @@ use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
+use ipnet::Ipv4Net;
+
 use nftables::batch::Batch;
 use nftables::expr::Expression;
 use nftables::helper;
@@ -59,6 +61,7 @@ use crate::nft;
 use crate::state::bridge_name;
 use crate::state::mac_for;
 use crate::state::parse_network;
+use crate::state::with_prefix;
 use crate::state::Egress;
 use crate::state::Interface;
 use crate::state::Link;
@@ -82,6 +85,12 @@ pub struct IngressRecord {
     pub iface: Interface,
     /// The published ports, by port then protocol.
     pub ports: Vec<IngressRule>,
+    /// This node's own address on the ingress network (swarmkit's node
+    /// load-balancer attachment), held by the bridge: connections to
+    /// backends leave from it, so backends on other nodes answer here.
+    /// `None`: the bridge's gateway address, right for local backends only.
+    #[serde(default)]
+    pub lb_address: Option<Ipv4Net>,
 }
 
 /// One port of the routing mesh.
@@ -97,13 +106,12 @@ pub struct IngressRule {
     pub backends: Vec<Ipv4Addr>,
 }
 
-/// What the records ask of this node: the ingress network and its ports,
-/// or `None` when no port is published in ingress mode or the swarm has no
-/// ingress network. A port published twice keeps its first entry; IPv6
-/// backends are left out (the mesh is IPv4, like the networks).
-pub fn wanted(
-    records: &ServiceRecords,
-) -> Result<Option<(NetworkRecord, Vec<IngressRule>)>, PlanError> {
+/// What the records ask of this node: the ingress network, its ports and
+/// this node's address on it, or `None` when no port is published in
+/// ingress mode or the swarm has no ingress network. A port published twice
+/// keeps its first entry; IPv6 backends are left out (the mesh is IPv4,
+/// like the networks).
+pub fn wanted(records: &ServiceRecords) -> Result<Option<Wanted>, PlanError> {
     let Some(spec) = &records.ingress_network else {
         return Ok(None);
     };
@@ -134,7 +142,29 @@ pub fn wanted(
         });
     }
     ports.sort_by_key(|r| (r.published, r.protocol as u8));
-    Ok(Some((network, ports)))
+    let lb_address = records
+        .local
+        .ingress_address
+        .as_deref()
+        .and_then(|a| a.parse::<Ipv4Net>().ok())
+        .filter(|a| network.subnet.contains(&a.addr()) && a.addr() != network.gateway)
+        .map(|a| with_prefix(a.addr(), network.subnet));
+    Ok(Some(Wanted {
+        network,
+        ports,
+        lb_address,
+    }))
+}
+
+/// The routing mesh the records ask of this node (see [`wanted`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// The ingress network.
+    pub network: NetworkRecord,
+    /// Its ports.
+    pub ports: Vec<IngressRule>,
+    /// This node's address on it.
+    pub lb_address: Option<Ipv4Net>,
 }
 
 /// The routing mesh for `state` on `network` with `ports`: the sandbox
@@ -144,6 +174,7 @@ pub fn plan(
     state: &NodeState,
     network: &NetworkRecord,
     ports: Vec<IngressRule>,
+    lb_address: Option<Ipv4Net>,
     egress: &Egress,
 ) -> Result<IngressRecord, PlanError> {
     let iface = match &state.ingress {
@@ -168,6 +199,7 @@ pub fn plan(
         network: network.id.clone(),
         iface,
         ports,
+        lb_address,
     })
 }
 
@@ -180,6 +212,9 @@ pub struct SandboxRuleset {
     pub bridge: String,
     /// The ports.
     pub ports: Vec<IngressRule>,
+    /// The source of connections towards backends; `None`: masquerade
+    /// (the bridge's gateway address).
+    pub source: Option<Ipv4Addr>,
 }
 
 const PREROUTING: &str = "prerouting";
@@ -195,6 +230,7 @@ impl SandboxRuleset {
             inbound: record.iface.name.clone(),
             bridge: bridge_name(&record.network),
             ports: record.ports.clone(),
+            source: record.lb_address.map(|a| a.addr()),
         }
     }
 
@@ -241,10 +277,16 @@ impl SandboxRuleset {
             })));
             batch.add(rule(PREROUTING, expr));
         }
-        batch.add(rule(
-            POSTROUTING,
-            vec![nft::oifname(&self.bridge), Statement::Masquerade(None)],
-        ));
+        let out = match self.source {
+            Some(a) => Statement::SNAT(Some(NAT {
+                addr: Some(Expression::String(a.to_string().into())),
+                family: None,
+                port: None,
+                flags: None,
+            })),
+            None => Statement::Masquerade(None),
+        };
+        batch.add(rule(POSTROUTING, vec![nft::oifname(&self.bridge), out]));
         batch.to_nftables()
     }
 }
@@ -277,6 +319,13 @@ pub async fn create(
     if let Link::Egress { gateway } = iface.link {
         sbox.ensure_default_route(gateway, index).await?;
     }
+    if let Some(lb) = record.lb_address {
+        // The bridge takes frames for the address's own MAC, the one the
+        // other nodes' neighbour entries give it.
+        let br = sbox.must_index(&bridge_name(&record.network)).await?;
+        sbox.ensure_address(br, lb).await?;
+        sbox.add_local_mac(br, mac_for(lb.addr())).await?;
+    }
     netns::run_in(sandbox, gwbridge::enable_forwarding).await
 }
 
@@ -291,6 +340,12 @@ pub async fn apply(sandbox: &Path, ruleset: &SandboxRuleset) -> Result<()> {
 pub async fn remove(host: &Netlink, sandbox: &Path, record: &IngressRecord) -> Result<()> {
     let unplugged = gwbridge::unplug(host, &record.iface).await;
     if netns::is_mounted(sandbox) {
+        if let Some(lb) = record.lb_address {
+            let sbox = Netlink::in_netns(sandbox).await?;
+            if let Some(br) = sbox.index(&bridge_name(&record.network)).await? {
+                sbox.remove_address(br, lb).await?;
+            }
+        }
         let doc = nft::delete_table();
         netns::run_in(sandbox, move || Ok(helper::apply_ruleset(&doc)?)).await?;
     }

@@ -28,6 +28,7 @@ fn spec() -> NetworkSpec {
         mtu: 0,
         ingress: true,
         internal: false,
+        ..Default::default()
     }
 }
 
@@ -60,10 +61,14 @@ fn records(ports: Vec<IngressPort>) -> ServiceRecords {
 fn mesh(state: &NodeState, recs: &ServiceRecords) -> NodeState {
     match wanted(recs).unwrap() {
         None => state.with_ingress(None, None),
-        Some((network, ports)) => {
+        Some(w) => {
             let e = state.egress.clone().unwrap_or_else(egress);
-            let network = state.networks.get(&network.id).cloned().unwrap_or(network);
-            let rec = plan(state, &network, ports, &e).unwrap();
+            let network = state
+                .networks
+                .get(&w.network.id)
+                .cloned()
+                .unwrap_or(w.network);
+            let rec = plan(state, &network, w.ports, w.lb_address, &e).unwrap();
             state.with_ingress(Some((network, rec)), Some(&e))
         }
     }
@@ -99,7 +104,7 @@ fn wanted_sorts_dedups_and_keeps_ipv4() {
         port(PortProtocol::Tcp, 8080, &[]),
         port(PortProtocol::Tcp, 8080, &["10.0.0.9"]),
     ]);
-    let (network, ports) = wanted(&recs).unwrap().unwrap();
+    let Wanted { network, ports, .. } = wanted(&recs).unwrap().unwrap();
     assert_eq!(network.id, ING);
     assert_eq!(network.bridge, "shoal-ingress00");
     let keys: Vec<(u16, PortProtocol, Vec<Ipv4Addr>)> = ports
@@ -245,6 +250,7 @@ fn sandbox_doc(backends: &[&str]) -> serde_json::Value {
             target: 80,
             backends: backends.iter().map(|b| b.parse().unwrap()).collect(),
         }],
+        source: None,
     };
     serde_json::to_value(ruleset.to_nftables()).unwrap()
 }

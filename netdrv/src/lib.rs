@@ -29,6 +29,7 @@ pub mod ingress;
 mod netlink;
 mod netns;
 pub mod nft;
+pub mod overlay;
 mod ports;
 mod publish;
 pub mod resolv;
@@ -84,6 +85,8 @@ pub struct OverlayDriver {
     dns: dns::Dns,
     /// The last records' VIPs and each task's VIP table (see `vip`).
     vips: vip::Balancer,
+    /// The networks' VXLAN devices and peers on other nodes (see `overlay`).
+    overlay: overlay::Overlay,
     state: Mutex<NodeState>,
 }
 
@@ -125,6 +128,7 @@ impl OverlayDriver {
             upstreams: None,
             dns: dns::Dns::default(),
             vips: vip::Balancer::default(),
+            overlay: overlay::Overlay::default(),
             state: Mutex::new(state),
         })
     }
@@ -171,6 +175,19 @@ impl OverlayDriver {
         self.dns
             .ensure(task, &self.task_netns_path(task), view)
             .await
+    }
+
+    /// Brings the VXLAN devices of `state`'s networks in line with the last
+    /// records' peers.
+    async fn sync_overlay(&self, host: &Netlink, state: &NodeState) -> Result<()> {
+        self.overlay
+            .sync(host, &state.networks, |id| self.sandbox_path(id))
+            .await
+    }
+
+    /// The remote peers programmed on `network_id`'s VXLAN device.
+    pub async fn overlay_peers(&self, network_id: &str) -> Vec<swarm::exec::Peer> {
+        self.overlay.programmed(network_id).await
     }
 
     /// The namespace file of a task (whether or not it exists).
@@ -220,6 +237,9 @@ impl OverlayDriver {
         *current = after;
         // Recorded first: a failure here leaves a task a repeated attach
         // completes (or a detach removes).
+        // A task without its peers elsewhere still runs (the sync is tried
+        // again with the next records).
+        let _ = self.sync_overlay(&host, &current).await;
         self.ensure_dns(task, &rec).await?;
         self.apply_task_vips(task, &rec, true).await?;
         let netns = self.task_netns(task, &rec);
@@ -639,9 +659,21 @@ impl NetworkAttacher for OverlayDriver {
 
     async fn update_dns(&self, records: &ServiceRecords) -> Result<(), ExecError> {
         self.dns.update(records);
-        // Both are tried whatever the other's outcome.
+        self.overlay.set(&records.peers, &records.local).await;
+        // Each is tried whatever the others' outcome. Peers go first: a
+        // new backend on another node is reachable before any VIP or port
+        // sends to it.
+        let peers = {
+            let current = self.state.lock().await;
+            match Netlink::here() {
+                Ok(host) => self.sync_overlay(&host, &current).await,
+                Err(e) => Err(e),
+            }
+        };
         let vips = self.apply_vips(records).await;
-        self.apply_ingress(records).await?;
+        let ingress = self.apply_ingress(records).await;
+        peers?;
+        ingress?;
         vips?;
         Ok(())
     }

@@ -12,14 +12,21 @@ use std::time::Instant;
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::InfoData;
 use netlink_packet_route::link::InfoKind;
 use netlink_packet_route::link::InfoVeth;
 use netlink_packet_route::link::LinkAttribute;
 use netlink_packet_route::link::State;
+use netlink_packet_route::neighbour::NeighbourAddress;
+use netlink_packet_route::neighbour::NeighbourAttribute;
+use netlink_packet_route::neighbour::NeighbourFlags;
+use netlink_packet_route::neighbour::NeighbourMessage;
 use netlink_packet_route::route::RouteAddress;
 use netlink_packet_route::route::RouteAttribute;
 use netlink_packet_route::route::RouteHeader;
+use netlink_packet_route::AddressFamily;
 use nix::errno::Errno;
 use rtnetlink::Handle;
 use rtnetlink::LinkBridge;
@@ -32,6 +39,18 @@ use rtnetlink::RouteMessageBuilder;
 use crate::error::Error;
 use crate::error::Result;
 use crate::netns;
+use swarm::exec::mac_for;
+
+/// What a VXLAN device sends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VxlanConfig {
+    /// The VXLAN ID.
+    pub vni: u32,
+    /// The UDP port (the cluster's data-path port).
+    pub port: u16,
+    /// The source address (the node's data-path address), when known.
+    pub local: Option<Ipv4Addr>,
+}
 
 /// A netlink connection whose socket lives in one network namespace.
 ///
@@ -300,6 +319,122 @@ impl Netlink {
             self.delete_link(&name).await?;
         }
         Ok(())
+    }
+
+    /// Creates VXLAN device `name` for `vni` on UDP `port` (source `local`
+    /// when given) directly inside the namespace `target_ns`: the device
+    /// lives there while its UDP socket stays in this namespace, the
+    /// underlay. Learning is off and ARP is answered from the static
+    /// neighbour entries ([`Netlink::set_peer`]) as libnetwork does.
+    pub async fn add_vxlan(
+        &self,
+        name: &str,
+        vxlan: &VxlanConfig,
+        mtu: u32,
+        target_ns: &File,
+    ) -> Result<()> {
+        let mut msg = rtnetlink::LinkVxlan::new(name, vxlan.vni)
+            .port(vxlan.port)
+            .learning(false)
+            .proxy(true)
+            .mtu(mtu)
+            .setns_by_fd(target_ns.as_raw_fd());
+        if let Some(local) = vxlan.local {
+            msg = msg.local(local);
+        }
+        self.handle
+            .link()
+            .add(msg.build())
+            .execute()
+            .await
+            .map_err(Error::netlink(format!(
+                "create vxlan {name} (VNI {})",
+                vxlan.vni
+            )))
+    }
+
+    /// Points `address` on VXLAN device `index` at the node `node`: a
+    /// forwarding entry for its MAC and a permanent neighbour entry (what
+    /// the device answers ARP with). Replaces what was there.
+    pub async fn set_peer(&self, index: u32, address: Ipv4Addr, node: Ipv4Addr) -> Result<()> {
+        let mac = mac_for(address);
+        let mut fdb = self
+            .handle
+            .neighbours()
+            .add_bridge(index, &mac)
+            .flags(NeighbourFlags::Own)
+            .replace();
+        fdb.message_mut()
+            .attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                node,
+            )));
+        fdb.execute()
+            .await
+            .map_err(Error::netlink(format!("add fdb entry {address} -> {node}")))?;
+        self.handle
+            .neighbours()
+            .add(index, IpAddr::V4(address))
+            .link_layer_address(&mac)
+            .replace()
+            .execute()
+            .await
+            .map_err(Error::netlink(format!("add neighbour {address}")))
+    }
+
+    /// Removes what [`Netlink::set_peer`] added for `address`; entries
+    /// already gone are fine.
+    pub async fn unset_peer(&self, index: u32, address: Ipv4Addr) -> Result<()> {
+        let mac = mac_for(address);
+        let mut fdb = NeighbourMessage::default();
+        fdb.header.family = AddressFamily::Bridge;
+        fdb.header.ifindex = index;
+        fdb.header.flags = NeighbourFlags::Own;
+        fdb.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        let gone = self.handle.neighbours().del(fdb).execute().await;
+        tolerate(gone, &[Errno::ENOENT, Errno::ENODEV])
+            .map_err(Error::netlink(format!("delete fdb entry {address}")))?;
+        let mut neigh = NeighbourMessage::default();
+        neigh.header.family = AddressFamily::Inet;
+        neigh.header.ifindex = index;
+        neigh
+            .attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(
+                address,
+            )));
+        let gone = self.handle.neighbours().del(neigh).execute().await;
+        tolerate(gone, &[Errno::ENOENT, Errno::ENODEV])
+            .map_err(Error::netlink(format!("delete neighbour {address}")))
+    }
+
+    /// Makes bridge `index` take frames for `mac` as its own (`bridge fdb
+    /// add MAC dev BRIDGE self local`), for a second address on it with
+    /// that address's MAC.
+    pub async fn add_local_mac(&self, index: u32, mac: [u8; 6]) -> Result<()> {
+        let added = self
+            .handle
+            .neighbours()
+            .add_bridge(index, &mac)
+            .flags(NeighbourFlags::Own)
+            .execute()
+            .await;
+        tolerate(added, &[Errno::EEXIST]).map_err(Error::netlink("add local fdb entry"))
+    }
+
+    /// Removes an address from a link; one already gone is fine.
+    pub async fn remove_address(&self, index: u32, addr: Ipv4Net) -> Result<()> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.index = index;
+        msg.header.prefix_len = addr.prefix_len();
+        msg.attributes
+            .push(AddressAttribute::Local(IpAddr::V4(addr.addr())));
+        msg.attributes
+            .push(AddressAttribute::Address(IpAddr::V4(addr.addr())));
+        let gone = self.handle.address().del(msg).execute().await;
+        tolerate(gone, &[Errno::EADDRNOTAVAIL, Errno::ENODEV])
+            .map_err(Error::netlink(format!("remove address {addr}")))
     }
 
     /// The destinations of the main table's IPv4 routes, the default route

@@ -647,6 +647,7 @@ mod tests {
                 target: 80,
                 backends: vec![Ipv4Addr::new(10, 0, 0, 5)],
             }],
+            lb_address: None,
         });
         state.tasks.insert(
             "t1".into(),
@@ -749,6 +750,7 @@ mod tests {
             network: "ing".into(),
             iface: gw_iface("gw0", "172.18.0.3/16"),
             ports: vec![rule(vec![a, b])],
+            lb_address: None,
         });
         for (task, ing, gw) in [
             ("t1", "10.0.0.5/24", "172.18.0.4/16"),

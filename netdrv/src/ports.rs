@@ -127,6 +127,7 @@ mod tests {
                 target: 80,
                 backends: vec![],
             }],
+            lb_address: None,
         });
         s
     }

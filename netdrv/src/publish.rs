@@ -32,14 +32,18 @@ impl OverlayDriver {
         let before = self.ingress_still_present(&current, &host).await;
         let after = match wanted {
             None => before.with_ingress(None, None),
-            Some((network, ports)) => {
+            Some(w) => {
                 let egress = match &before.egress {
                     Some(e) => e.clone(),
                     None => self.pick_egress(&host).await?,
                 };
                 // A network already plumbed for tasks keeps its record.
-                let network = before.networks.get(&network.id).cloned().unwrap_or(network);
-                let record = ingress::plan(&before, &network, ports, &egress)?;
+                let network = before
+                    .networks
+                    .get(&w.network.id)
+                    .cloned()
+                    .unwrap_or(w.network);
+                let record = ingress::plan(&before, &network, w.ports, w.lb_address, &egress)?;
                 before.with_ingress(Some((network, record)), Some(&egress))
             }
         };
@@ -47,6 +51,8 @@ impl OverlayDriver {
             return Ok(());
         }
         self.move_to(&host, &mut current, &before, after).await?;
+        // Logged by the sync, and tried again with the next records.
+        let _ = self.sync_overlay(&host, &current).await;
         tracing::info!(
             ports = current.ingress.as_ref().map_or(0, |i| i.ports.len()),
             "routing mesh updated"
@@ -91,6 +97,8 @@ impl OverlayDriver {
         let host = Netlink::here()?;
         let before = current.clone();
         self.move_to(&host, &mut current, &before, after).await?;
+        // Logged by the sync, and tried again with the next records.
+        let _ = self.sync_overlay(&host, &current).await;
         tracing::info!(task, ports = ports.len(), "host-mode ports published");
         Ok(())
     }

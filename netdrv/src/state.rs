@@ -107,6 +107,9 @@ pub struct NetworkRecord {
     pub mtu: u32,
     /// The bridge's name inside the network's sandbox namespace.
     pub bridge: String,
+    /// The VXLAN ID towards other nodes (0: none, see [`crate::overlay`]).
+    #[serde(default)]
+    pub vni: u32,
 }
 
 /// The node-local egress subnet of the gateway bridge.
@@ -343,6 +346,7 @@ pub fn parse_network(n: &NetworkSpec) -> Result<NetworkRecord, PlanError> {
             n.mtu
         },
         bridge: bridge_name(&n.id),
+        vni: n.vni,
     })
 }
 
@@ -721,7 +725,10 @@ fn ingress_changes(before: &NodeState, after: &NodeState) -> Vec<Action> {
     let (old, new) = (before.ingress.as_ref(), after.ingress.as_ref());
     let kept = match (old, new) {
         (Some(o), Some(n)) => {
-            o.network == n.network && o.iface == n.iface && before.networks.contains_key(&n.network)
+            o.network == n.network
+                && o.iface == n.iface
+                && o.lb_address == n.lb_address
+                && before.networks.contains_key(&n.network)
         }
         _ => false,
     };

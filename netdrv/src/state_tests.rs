@@ -20,6 +20,7 @@ fn spec(id: &str, subnet: &str, gateway: &str) -> NetworkSpec {
         mtu: 0,
         ingress: false,
         internal: false,
+        ..Default::default()
     }
 }
 

@@ -31,6 +31,7 @@ fn network(id: &str, subnet: &str, gateway: &str, internal: bool) -> NetworkSpec
         mtu: 1450,
         ingress: false,
         internal,
+        ..Default::default()
     }
 }
 

@@ -63,6 +63,7 @@ fn ingress_net() -> NetworkSpec {
         mtu: 1450,
         ingress: true,
         internal: false,
+        ..Default::default()
     }
 }
 
@@ -75,6 +76,7 @@ fn app_net() -> NetworkSpec {
         mtu: 1450,
         ingress: false,
         internal: false,
+        ..Default::default()
     }
 }
 

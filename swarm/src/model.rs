@@ -128,6 +128,15 @@ pub struct Node {
     pub api: api::Node,
     /// The role the node's certificate was issued for (the observed role).
     pub role: Option<api::NodeSpecRoleEnum>,
+    /// Where other nodes send this node's overlay traffic (its data-path
+    /// address), as it reported it in its last session.
+    #[serde(default)]
+    pub data_addr: Option<String>,
+    /// This node's own address on the ingress network (swarmkit's node
+    /// load-balancer attachment): the routing mesh's source address towards
+    /// tasks on other nodes, so their replies come back here.
+    #[serde(default)]
+    pub ingress_address: Option<String>,
 }
 
 /// A service.

@@ -243,6 +243,7 @@ pub fn network(id: &str, subnet: &str, gateway: &str) -> swarm::exec::NetworkSpe
         mtu: 1450,
         ingress: false,
         internal: false,
+        ..Default::default()
     }
 }
 

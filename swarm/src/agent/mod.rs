@@ -25,11 +25,22 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// starts from the first backoff again.
 const HEALTHY: Duration = Duration::from_secs(10);
 
+/// Where other nodes reach this one, as the agent reports it in every
+/// session (see [`crate::dispatcher::SessionRequest`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeAddrs {
+    /// The advertise IP.
+    pub addr: String,
+    /// The data-path IP (overlay traffic); empty: the advertise IP.
+    pub data_addr: String,
+}
+
 /// Runs the agent for `node_id` until `cancel` fires: opens a session with
 /// the dispatcher `connector` finds, and another (bounded backoff) whenever
 /// one fails. Running tasks keep running while no manager answers.
 pub async fn run(
     node_id: String,
+    addrs: NodeAddrs,
     connector: Arc<dyn Connector>,
     executor: Arc<dyn Executor>,
     cancel: CancellationToken,
@@ -38,7 +49,7 @@ pub async fn run(
     while !cancel.is_cancelled() {
         let started = tokio::time::Instant::now();
         let result = match connector.connect().await {
-            Ok(d) => session(&node_id, &d, &executor, &cancel).await,
+            Ok(d) => session(&node_id, &addrs, &d, &executor, &cancel).await,
             Err(e) => Err(e),
         };
         match result {
@@ -60,6 +71,7 @@ pub async fn run(
 
 async fn session(
     node_id: &str,
+    addrs: &NodeAddrs,
     dispatcher: &Arc<dyn DispatcherApi>,
     executor: &Arc<dyn Executor>,
     cancel: &CancellationToken,
@@ -68,7 +80,12 @@ async fn session(
         .describe()
         .await
         .map_err(|e| crate::Error::internal(format!("describe node: {e}")))?;
-    let s = dispatcher.session(node_id, desc).await?;
+    let req = crate::dispatcher::SessionRequest {
+        description: desc,
+        addr: addrs.addr.clone(),
+        data_addr: addrs.data_addr.clone(),
+    };
+    let s = dispatcher.session(node_id, req).await?;
     let mut assignments = dispatcher.assignments(node_id, &s.session_id).await?;
     let mut worker = Worker::new(
         node_id.to_string(),

@@ -25,7 +25,13 @@ async fn setup(exit: i64) -> (Arc<Store>, String, CancellationToken, FakeControl
     let disp = Arc::new(Local::new(store.clone(), Duration::from_secs(5)));
     let cancel = CancellationToken::new();
     let connector = Arc::new(crate::dispatcher::Fixed(disp));
-    tokio::spawn(run(node_id.clone(), connector, exec, cancel.clone()));
+    tokio::spawn(run(
+        node_id.clone(),
+        NodeAddrs::default(),
+        connector,
+        exec,
+        cancel.clone(),
+    ));
     (store, node_id, cancel, ctl)
 }
 

@@ -24,6 +24,7 @@ pub use ports::check_published_ports;
 use crate::error::Result;
 use crate::model::api;
 use crate::model::Network;
+use crate::model::Node;
 use crate::model::Object;
 use crate::model::Service;
 use crate::model::Task;
@@ -77,6 +78,7 @@ fn widen(c: &Commit, scope: &mut Option<HashSet<String>>) -> bool {
     for e in &c.events {
         match &e.object {
             Some(Object::Task(t)) => relevant |= t.state() == api::TaskState::NEW,
+            Some(Object::Node(n)) => relevant |= n.ingress_address.is_none(),
             Some(Object::Service(s)) => {
                 relevant = true;
                 if let Some(ids) = scope.as_mut() {
@@ -143,18 +145,55 @@ pub fn allocate_scoped(tx: &mut Tx<'_>, services: Option<&HashSet<String>>) -> R
         })
         .cloned()
         .collect();
+    let mut book = vip::AddressBook::build(
+        &networks,
+        tables.iter::<Service>(),
+        tables.iter::<Task>(),
+        tables.iter::<Node>(),
+    );
+    written += allocate_nodes(tx, &mut book, &networks, tables.iter::<Node>())?;
     let services_in_scope = scope.is_none_or(|ids| !ids.is_empty());
     if new_tasks.is_empty() && !services_in_scope {
         return Ok(written);
     }
-    let mut book =
-        vip::AddressBook::build(&networks, tables.iter::<Service>(), tables.iter::<Task>());
     if services_in_scope {
         let mut stored: Vec<&Service> = tables.iter::<Service>().collect();
         stored.sort_by(|a, b| a.api.created_at.cmp(&b.api.created_at));
         written += allocate_services(tx, &mut book, &networks, &stored, scope)?;
     }
     written += allocate_tasks(tx, &mut book, &networks, new_tasks)?;
+    Ok(written)
+}
+
+/// Gives every node without one its address on the ingress network (its
+/// routing-mesh source, see [`crate::model::Node::ingress_address`]).
+fn allocate_nodes<'x>(
+    tx: &mut Tx<'_>,
+    book: &mut vip::AddressBook,
+    networks: &[Network],
+    nodes: impl Iterator<Item = &'x Node>,
+) -> Result<usize> {
+    let Some(ing) = networks
+        .iter()
+        .find(|n| network::is_ingress(n) && network::is_allocated(n))
+    else {
+        return Ok(0);
+    };
+    let ing = ing.api.id.as_deref().unwrap_or("");
+    let mut written = 0;
+    for n in nodes.filter(|n| n.ingress_address.is_none()) {
+        // This transaction's copy: the node may have changed in it.
+        let Some(mut node) = tx.get::<Node>(n.api.id.as_deref().unwrap_or("")) else {
+            continue;
+        };
+        let Some(addr) = book.allocate(ing) else {
+            tracing::warn!("the ingress network has no address left for a node");
+            break;
+        };
+        node.ingress_address = Some(addr);
+        tx.update(node)?;
+        written += 1;
+    }
     Ok(written)
 }
 

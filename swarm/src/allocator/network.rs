@@ -72,7 +72,18 @@ pub fn node_spec(n: &Network) -> crate::exec::NetworkSpec {
         mtu,
         ingress: is_ingress(n),
         internal: n.api.internal.unwrap_or(false),
+        vni: vxlan_of(n).unwrap_or(0),
+        encrypted: is_encrypted(n),
     }
+}
+
+/// Whether the network was created with `--opt encrypted` (any value, as
+/// libnetwork checks only the key's presence).
+pub fn is_encrypted(n: &Network) -> bool {
+    let has = |o: Option<&std::collections::HashMap<String, String>>| {
+        o.is_some_and(|o| o.contains_key("encrypted"))
+    };
+    has(n.spec.options.as_ref()) || has(n.api.options.as_ref())
 }
 
 /// The allocated gateway of a network.

@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::model::api;
 use crate::model::Network;
 use crate::model::NetworkAttachment;
+use crate::model::Node;
 use crate::model::Service;
 use crate::model::Task;
 
@@ -35,6 +36,7 @@ impl AddressBook {
         networks: &[Network],
         services: impl IntoIterator<Item = &'x Service>,
         tasks: impl IntoIterator<Item = &'x Task>,
+        nodes: impl IntoIterator<Item = &'x Node>,
     ) -> Self {
         let mut book = AddressBook::default();
         for n in networks {
@@ -51,6 +53,14 @@ impl AddressBook {
                     v.network_id.as_deref().unwrap_or(""),
                     v.addr.as_deref().unwrap_or(""),
                 );
+            }
+        }
+        if let Some(ing) = networks.iter().find(|n| network::is_ingress(n)) {
+            let ing = ing.api.id.as_deref().unwrap_or("");
+            for n in nodes {
+                if let Some(a) = &n.ingress_address {
+                    book.reserve(ing, a);
+                }
             }
         }
         for t in tasks.into_iter().filter(|t| holds_addresses(t)) {
@@ -277,7 +287,7 @@ mod tests {
             }),
             ..Default::default()
         });
-        let mut book = AddressBook::build(&nets, [], []);
+        let mut book = AddressBook::build(&nets, [], [], []);
         let ep = desired_endpoint(&mut book, &nets, &[], &svc).unwrap();
         let v = ep.virtual_ips.clone().unwrap();
         assert_eq!(v[0].network_id, ing.api.id);
@@ -287,7 +297,7 @@ mod tests {
         svc.api.endpoint = Some(ep.clone());
         // Rebuilt from the store, the same endpoint comes out again.
         let services = vec![svc.clone()];
-        let mut book = AddressBook::build(&nets, &services, &[]);
+        let mut book = AddressBook::build(&nets, &services, &[], []);
         assert_eq!(
             desired_endpoint(&mut book, &nets, &services, &svc).unwrap(),
             ep
@@ -325,7 +335,7 @@ mod tests {
             });
             s
         };
-        let mut book = AddressBook::build(&nets, [], []);
+        let mut book = AddressBook::build(&nets, [], [], []);
         // dnsrr on a network: no VIP, but the spec is copied.
         let ep = desired_endpoint(&mut book, &nets, [], &svc(true)).unwrap();
         assert!(ep.virtual_ips.is_none());

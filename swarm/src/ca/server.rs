@@ -116,6 +116,7 @@ impl CaService {
                 ..Default::default()
             },
             role: Some(role.api()),
+            ..Default::default()
         }
     }
 }

@@ -51,8 +51,12 @@ pub async fn connect_network(
             }
             let base = tx.base_view();
             let tables = base.tables();
-            let mut book =
-                AddressBook::build(&networks, tables.iter::<Service>(), tables.iter::<Task>());
+            let mut book = AddressBook::build(
+                &networks,
+                tables.iter::<Service>(),
+                tables.iter::<Task>(),
+                tables.iter::<crate::model::Node>(),
+            );
             let address = book.allocate(network_id).ok_or_else(|| {
                 Error::unknown(format!(
                     "could not allocate an address on network {network_id}"

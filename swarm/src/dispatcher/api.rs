@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
+use super::wire::SessionRequest;
 use crate::error::Result;
 use crate::model::api;
 use crate::model::Task;
@@ -49,8 +50,9 @@ pub struct AssignmentSet {
 /// What an agent may ask of the manager.
 #[async_trait]
 pub trait DispatcherApi: Send + Sync {
-    /// Opens a session for `node_id`, recording its description and marking it ready.
-    async fn session(&self, node_id: &str, desc: api::NodeDescription) -> Result<SessionInfo>;
+    /// Opens a session for `node_id`, recording its description and
+    /// addresses and marking it ready.
+    async fn session(&self, node_id: &str, req: SessionRequest) -> Result<SessionInfo>;
     /// Keeps the session alive; returns the period until the next heartbeat.
     async fn heartbeat(&self, node_id: &str, session_id: &str) -> Result<Duration>;
     /// Records observed task states (never moving a task backwards).

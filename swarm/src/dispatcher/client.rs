@@ -30,7 +30,6 @@ use crate::error::ErrorKind;
 use crate::error::Result;
 use crate::exec::DepKind;
 use crate::exec::ServiceRecords;
-use crate::model::api;
 use crate::transport::proto::dispatcher::dispatcher_client::DispatcherClient;
 use crate::transport::status::from_status;
 use crate::transport::Channels;
@@ -99,7 +98,7 @@ impl Remote {
     async fn open(
         &self,
         addr: &str,
-        desc: &api::NodeDescription,
+        req: &SessionRequest,
     ) -> std::result::Result<
         (
             DispatcherClient<Channel>,
@@ -113,10 +112,7 @@ impl Remote {
             .get(addr)
             .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
         let mut c = client(ch);
-        let req = SessionRequest {
-            description: desc.clone(),
-        };
-        let mut stream = tokio::time::timeout(OPEN_TIMEOUT, c.session(req))
+        let mut stream = tokio::time::timeout(OPEN_TIMEOUT, c.session(req.clone()))
             .await
             .map_err(|_| tonic::Status::unavailable(format!("{addr}: no answer")))??
             .into_inner();
@@ -146,7 +142,7 @@ fn timed<T>(
 
 #[async_trait]
 impl DispatcherApi for Remote {
-    async fn session(&self, _node_id: &str, desc: api::NodeDescription) -> Result<SessionInfo> {
+    async fn session(&self, _node_id: &str, req: SessionRequest) -> Result<SessionInfo> {
         let mut last = gone();
         let mut tried = Vec::new();
         // A refusal may name the leader: follow it (bounded by the list).
@@ -157,7 +153,7 @@ impl DispatcherApi for Remote {
                 continue;
             }
             tried.push(addr.clone());
-            match self.open(&addr, &desc).await {
+            match self.open(&addr, &req).await {
                 Ok((c, mut stream, first)) => {
                     let alive = CancellationToken::new();
                     self.remotes

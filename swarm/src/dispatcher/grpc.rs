@@ -180,7 +180,7 @@ impl Dispatcher for DispatcherService {
     ) -> Result<Response<Self::SessionStream>, Status> {
         let (node, local) = self.caller(&req)?;
         let info = local
-            .session(&node, req.into_inner().description)
+            .session(&node, req.into_inner())
             .await
             .map_err(|e| to_status(&e))?;
         let store = local.store().clone();

@@ -188,7 +188,8 @@ fn decode(b64: &str) -> Option<Vec<u8>> {
 
 #[async_trait]
 impl DispatcherApi for Local {
-    async fn session(&self, node_id: &str, desc: api::NodeDescription) -> Result<SessionInfo> {
+    async fn session(&self, node_id: &str, req: super::SessionRequest) -> Result<SessionInfo> {
+        let desc = req.description;
         self.store
             .update(|tx| {
                 let mut n = tx
@@ -205,10 +206,23 @@ impl DispatcherApi for Local {
                     merged.engine = desc.engine.clone().or(merged.engine.take());
                 }
                 let same_desc = n.api.description.as_ref() == Some(&merged);
-                if !ready || !same_desc {
+                let addr = Some(req.addr.clone()).filter(|a| !a.is_empty());
+                let data_addr = Some(req.data_addr.clone())
+                    .filter(|a| !a.is_empty())
+                    .or(addr.clone());
+                let status_addr = n.api.status.as_ref().and_then(|s| s.addr.clone());
+                let same_addrs = (addr.is_none() || status_addr == addr)
+                    && (data_addr.is_none() || n.data_addr == data_addr);
+                if !ready || !same_desc || !same_addrs {
                     let st = n.api.status.get_or_insert_with(Default::default);
                     st.state = Some(api::NodeState::READY);
                     st.message = None;
+                    if addr.is_some() {
+                        st.addr = addr;
+                    }
+                    if data_addr.is_some() {
+                        n.data_addr = data_addr;
+                    }
                     n.api.description = Some(merged);
                     tx.update(n)?;
                 }
@@ -300,12 +314,13 @@ impl DispatcherApi for Local {
 
     async fn service_records(
         &self,
-        _node_id: &str,
+        node_id: &str,
         _session_id: &str,
     ) -> Result<tokio::sync::watch::Receiver<crate::exec::ServiceRecords>> {
+        let node = node_id.to_string();
         let (first, mut watch) = self
             .store
-            .view_and_watch(|v| super::records::service_records(v.tables()));
+            .view_and_watch(|v| super::records::service_records(v.tables(), &node));
         let (tx, rx) = tokio::sync::watch::channel(first);
         let store = self.store.clone();
         let cancel = self.cancel.clone();
@@ -324,7 +339,7 @@ impl DispatcherApi for Local {
                 {
                     return;
                 }
-                let next = store.view(|v| super::records::service_records(v.tables()));
+                let next = store.view(|v| super::records::service_records(v.tables(), &node));
                 tx.send_if_modified(|cur| {
                     let changed = *cur != next;
                     if changed {

@@ -24,3 +24,4 @@ pub use api::SessionInfo;
 pub use api::StatusUpdate;
 pub use local::Local;
 pub use remotes::Remotes;
+pub use wire::SessionRequest;

@@ -11,16 +11,23 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::net::Ipv4Addr;
 
 use crate::allocator::network::is_ingress;
 use crate::allocator::network::node_spec;
+use crate::allocator::vip::holds_addresses;
 use crate::exec::IngressPort;
+use crate::exec::LocalNode;
+use crate::exec::NetworkPeers;
 use crate::exec::NetworkRecords;
+use crate::exec::Peer;
 use crate::exec::ServiceRecords;
 use crate::exec::VipBackends;
 use crate::model::api;
 use crate::model::api::TaskState;
+use crate::model::Cluster;
 use crate::model::Network;
+use crate::model::Node;
 use crate::model::Service;
 use crate::model::Task;
 use crate::store::Tables;
@@ -60,8 +67,106 @@ fn is_dnsrr(s: &Service) -> bool {
         || mode(s.spec().endpoint_spec.as_ref()) == Some(api::EndpointSpecModeEnum::DNSRR)
 }
 
-/// Every non-ingress network's names and VIPs, and the routing mesh.
-pub fn service_records(t: &Tables) -> ServiceRecords {
+/// The records as node `node_id` gets them: [`cluster_records`] plus the
+/// overlay peers on other nodes and what concerns that node itself.
+pub fn service_records(t: &Tables, node_id: &str) -> ServiceRecords {
+    let mut r = cluster_records(t);
+    r.peers = peers_for(t, node_id);
+    let me = t.get::<Node>(node_id);
+    r.local = LocalNode {
+        data_addr: me.and_then(node_data_addr),
+        data_port: t
+            .iter::<Cluster>()
+            .next()
+            .and_then(|c| c.api.data_path_port)
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0)
+            .unwrap_or(DEFAULT_DATA_PORT),
+        ingress_address: me.and_then(|n| n.ingress_address.clone()),
+    };
+    r
+}
+
+/// The VXLAN UDP port when the cluster sets none (IANA's).
+pub const DEFAULT_DATA_PORT: u16 = 4789;
+
+/// Where a node's overlay traffic goes: its data-path address, else the
+/// address it was last seen at.
+pub fn node_data_addr(n: &Node) -> Option<Ipv4Addr> {
+    n.data_addr
+        .as_deref()
+        .or(n.api.status.as_ref().and_then(|s| s.addr.as_deref()))
+        .and_then(|a| a.parse().ok())
+}
+
+/// Every overlay network's addresses on nodes other than `node_id`: tasks
+/// that hold their addresses (from assignment until they finish, so a
+/// starting task is reachable before it reports running) and each node's
+/// routing-mesh address on the ingress network.
+pub fn peers_for(t: &Tables, node_id: &str) -> Vec<NetworkPeers> {
+    let nodes: HashMap<&str, Ipv4Addr> = t
+        .iter::<Node>()
+        .filter_map(|n| Some((n.api.id.as_deref()?, node_data_addr(n)?)))
+        .collect();
+    let mine = nodes.get(node_id).copied();
+    let mut by_net: BTreeMap<&str, (u32, Vec<Peer>)> = t
+        .iter::<Network>()
+        .filter_map(|n| {
+            let vni = node_spec(n).vni;
+            (vni > 0).then(|| (n.api.id.as_deref().unwrap_or(""), (vni, Vec::new())))
+        })
+        .collect();
+    let mut add = |net: &str, cidr: &str, node: Ipv4Addr| {
+        let (Some((_, peers)), Some(IpAddr::V4(address))) = (by_net.get_mut(net), ip_of(cidr))
+        else {
+            return;
+        };
+        // A node's own addresses never go through its tunnel.
+        if Some(node) != mine {
+            peers.push(Peer { address, node });
+        }
+    };
+    for task in t.iter::<Task>().filter(|t| holds_addresses(t)) {
+        let Some(node) = task.node_id().filter(|n| *n != node_id) else {
+            continue;
+        };
+        let Some(addr) = nodes.get(node) else {
+            continue;
+        };
+        for a in &task.networks {
+            if let Some(cidr) = a.addresses.first() {
+                add(&a.network_id, cidr, *addr);
+            }
+        }
+    }
+    if let Some(ing) = t.iter::<Network>().find(|n| is_ingress(n)) {
+        let ing = ing.api.id.as_deref().unwrap_or("");
+        for n in t.iter::<Node>() {
+            let id = n.api.id.as_deref().unwrap_or("");
+            if let (false, Some(cidr), Some(addr)) =
+                (id == node_id, n.ingress_address.as_deref(), nodes.get(id))
+            {
+                add(ing, cidr, *addr);
+            }
+        }
+    }
+    by_net
+        .into_iter()
+        .map(|(network_id, (vni, mut peers))| {
+            peers.sort();
+            peers.dedup();
+            NetworkPeers {
+                network_id: network_id.to_string(),
+                vni,
+                peers,
+            }
+        })
+        .collect()
+}
+
+/// Every non-ingress network's names and VIPs, and the routing mesh: the
+/// part of the records that is the same for every node.
+pub fn cluster_records(t: &Tables) -> ServiceRecords {
     let mut by_net: BTreeMap<String, BTreeMap<String, Vec<IpAddr>>> = BTreeMap::new();
     let mut ingress_net = None;
     for n in t.iter::<Network>() {
@@ -181,6 +286,7 @@ pub fn service_records(t: &Tables) -> ServiceRecords {
             .collect(),
         ingress,
         ingress_network: ingress_net.map(node_spec),
+        ..Default::default()
     }
 }
 
@@ -309,7 +415,7 @@ mod tests {
             .into_object(),
         );
         t.put(task("t4", "s2", "db", 1, "n2", "10.0.2.3/24", TaskState::RUNNING).into_object());
-        let r = service_records(&t);
+        let r = cluster_records(&t);
         assert!(r.networks.iter().all(|n| n.network_id != "ing"));
         let n1 = names(&r, "n1");
         assert_eq!(n1["web"], vec![ip("10.0.1.2")]);
@@ -363,7 +469,7 @@ mod tests {
         ] {
             t.put(task(id, "s1", "web", 1, "ing", addr, state).into_object());
         }
-        let r = service_records(&t);
+        let r = cluster_records(&t);
         assert!(r.networks.is_empty(), "ingress has no names or VIPs");
         assert_eq!(
             r.ingress,

@@ -17,6 +17,14 @@ pub struct Empty {}
 pub struct SessionRequest {
     /// What the node is (hostname, resources, engine).
     pub description: api::NodeDescription,
+    /// The node's address as its peers see it (`--advertise-addr`'s IP):
+    /// `Status.Addr` of `docker node inspect`.
+    #[serde(default)]
+    pub addr: String,
+    /// Where the node's overlay traffic goes (`--data-path-addr`, else the
+    /// advertise IP): other nodes' VXLAN peers point here.
+    #[serde(default)]
+    pub data_addr: String,
 }
 
 /// A manager an agent can reach.

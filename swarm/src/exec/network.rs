@@ -30,6 +30,12 @@ pub struct NetworkSpec {
     pub ingress: bool,
     /// `--internal`: no route out.
     pub internal: bool,
+    /// The VXLAN ID (4096 and up); 0: none allocated (no tunnel).
+    #[serde(default)]
+    pub vni: u32,
+    /// `--opt encrypted`: traffic between nodes is sealed.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// A task's place on one network.
@@ -132,6 +138,41 @@ pub struct HostPort {
     pub target: u16,
 }
 
+/// An address on an overlay network that lives on another node: a task's,
+/// or that node's routing-mesh address on the ingress network. The MAC
+/// follows from the address ([`mac_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Peer {
+    /// The address on the network.
+    pub address: std::net::Ipv4Addr,
+    /// The node's data-path address, where its VXLAN traffic goes.
+    pub node: std::net::Ipv4Addr,
+}
+
+/// The remote addresses of one overlay network, for its VXLAN forwarding
+/// table on this node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkPeers {
+    /// The network's ID.
+    pub network_id: String,
+    /// Its VXLAN ID.
+    pub vni: u32,
+    /// Addresses on other nodes, in a stable order.
+    pub peers: Vec<Peer>,
+}
+
+/// What the records say about the node they are sent to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalNode {
+    /// Its data-path address (the VXLAN source); `None` outside a cluster.
+    pub data_addr: Option<std::net::Ipv4Addr>,
+    /// The cluster's VXLAN UDP port (`--data-path-port`, 4789 by default).
+    pub data_port: u16,
+    /// Its own address on the ingress network (CIDR), the routing mesh's
+    /// source towards tasks on other nodes.
+    pub ingress_address: Option<String>,
+}
+
 /// The service view of the cluster for this node's tasks: the names and
 /// VIPs of each network, and the ports of the routing mesh.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +186,13 @@ pub struct ServiceRecords {
     /// routing mesh's ports through it even with no task of its own on it.
     #[serde(default)]
     pub ingress_network: Option<NetworkSpec>,
+    /// Every overlay network's addresses on other nodes (the dispatcher
+    /// computes them for the node it sends them to).
+    #[serde(default)]
+    pub peers: Vec<NetworkPeers>,
+    /// The receiving node itself.
+    #[serde(default)]
+    pub local: LocalNode,
 }
 
 /// Makes tasks' networks real on this node.

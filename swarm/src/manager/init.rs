@@ -205,6 +205,8 @@ pub fn first_node(state: &NodeState, req: &InitRequest, description: api::NodeDe
             ..Default::default()
         },
         role: Some(api::NodeSpecRoleEnum::MANAGER),
+        data_addr: Some(state.node_addrs().data_addr).filter(|a| !a.is_empty()),
+        ingress_address: None,
     }
 }
 

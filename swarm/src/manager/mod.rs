@@ -376,6 +376,7 @@ impl Manager {
             let connector = Arc::new(connector::ManagerConnector::new(self));
             set.spawn(crate::agent::run(
                 self.state.node_id.clone(),
+                self.state.node_addrs(),
                 connector,
                 executor,
                 self.cancel.child_token(),

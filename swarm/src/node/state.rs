@@ -64,4 +64,18 @@ impl NodeState {
     pub fn advertise_ip(&self) -> String {
         crate::manager::init::ip_of(&self.advertise_addr)
     }
+
+    /// What the agent reports of where this node is reached.
+    pub fn node_addrs(&self) -> crate::agent::NodeAddrs {
+        let addr = self.advertise_ip();
+        // Given as an IP (the CLI's usual form) or as ip:port.
+        let data = match self.data_path_addr.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => crate::manager::init::ip_of(&self.data_path_addr),
+        };
+        crate::agent::NodeAddrs {
+            data_addr: if data.is_empty() { addr.clone() } else { data },
+            addr,
+        }
+    }
 }

@@ -84,6 +84,7 @@ impl WorkerNode {
             });
             let agent = crate::agent::run(
                 w.state.node_id.clone(),
+                w.state.node_addrs(),
                 connector,
                 executor,
                 w.cancel.child_token(),

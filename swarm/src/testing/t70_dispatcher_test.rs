@@ -66,9 +66,12 @@ async fn wait_state(
     }
 }
 
-fn desc() -> api::NodeDescription {
-    api::NodeDescription {
-        hostname: Some("worker".into()),
+fn desc() -> crate::dispatcher::SessionRequest {
+    crate::dispatcher::SessionRequest {
+        description: api::NodeDescription {
+            hostname: Some("worker".into()),
+            ..Default::default()
+        },
         ..Default::default()
     }
 }
@@ -108,6 +111,7 @@ async fn t70_an_agent_that_stops_heartbeating_is_down_after_three_periods() -> R
     });
     tokio::spawn(crate::agent::run(
         node.clone(),
+        Default::default(),
         Arc::new(Fixed(d.clone())),
         exec,
         agent.clone(),
