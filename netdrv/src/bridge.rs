@@ -53,8 +53,24 @@ pub async fn create(sandbox: &Path, net: &NetworkRecord) -> Result<()> {
         .ensure_bridge(&net.bridge, net.mtu, mac_for(net.gateway))
         .await?;
     nl.ensure_address(br, with_prefix(net.gateway, net.subnet))
-        .await
+        .await?;
+    // Bridged traffic between tasks and the VXLAN device needs no
+    // netfilter pass (conntrack in every sandbox costs throughput); a
+    // kernel without the per-namespace knob keeps its default.
+    let off = netns::run_in(sandbox, || {
+        std::fs::write(BRIDGE_NF_CALL_IPTABLES, "0")
+            .map_err(Error::io(format!("write {BRIDGE_NF_CALL_IPTABLES}")))
+    })
+    .await;
+    if let Err(e) = off {
+        tracing::debug!(error = %e, "bridged traffic stays visible to netfilter");
+    }
+    Ok(())
 }
+
+/// Whether bridged IPv4 frames pass the IP netfilter hooks (br_netfilter),
+/// per network namespace.
+const BRIDGE_NF_CALL_IPTABLES: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
 
 /// Deletes a network's sandbox with its bridge and any port left.
 pub async fn remove(sandbox: &Path) -> Result<()> {

@@ -264,6 +264,17 @@ impl SandboxRuleset {
             FORWARD,
             vec![nft::ct_status_dnat(), Statement::Accept(None)],
         ));
+        // Frames bridged between the network's ports (tasks here, the VXLAN
+        // device towards other nodes) meet this hook too where the kernel
+        // passes bridged IPv4 to netfilter (br_netfilter): they pass.
+        batch.add(rule(
+            FORWARD,
+            vec![
+                nft::iifname(&self.bridge),
+                nft::oifname(&self.bridge),
+                Statement::Accept(None),
+            ],
+        ));
         for p in self.ports.iter().filter(|p| !p.backends.is_empty()) {
             let mut expr = vec![
                 nft::iifname(&self.inbound),
@@ -320,11 +331,13 @@ pub async fn create(
         sbox.ensure_default_route(gateway, index).await?;
     }
     if let Some(lb) = record.lb_address {
-        // The bridge takes frames for the address's own MAC, the one the
-        // other nodes' neighbour entries give it.
+        // The bridge takes the address's own MAC, the one other nodes'
+        // neighbour entries give it: its frames must not carry the
+        // gateway's MAC, which every node's bridge has (a bridge ignores
+        // frames from its own address).
         let br = sbox.must_index(&bridge_name(&record.network)).await?;
+        sbox.set_mac(br, mac_for(lb.addr())).await?;
         sbox.ensure_address(br, lb).await?;
-        sbox.add_local_mac(br, mac_for(lb.addr())).await?;
     }
     netns::run_in(sandbox, gwbridge::enable_forwarding).await
 }
@@ -343,6 +356,8 @@ pub async fn remove(host: &Netlink, sandbox: &Path, record: &IngressRecord) -> R
         if let Some(lb) = record.lb_address {
             let sbox = Netlink::in_netns(sandbox).await?;
             if let Some(br) = sbox.index(&bridge_name(&record.network)).await? {
+                // The bridge keeps the MAC: nothing on this node resolves
+                // the gateway, and the next routing mesh sets it again.
                 sbox.remove_address(br, lb).await?;
             }
         }

@@ -270,6 +270,11 @@ fn sandbox_want(dnat: Option<serde_json::Value>) -> serde_json::Value {
             {"match": {"left": {"ct": {"key": "status"}}, "right": "dnat", "op": "in"}},
             {"accept": null}
         ]}}}),
+        json!({"add": {"rule": {"family": "ip", "table": "shoal", "chain": "forward", "expr": [
+            {"match": {"left": {"meta": {"key": "iifname"}}, "right": "shoal-ingress00", "op": "=="}},
+            {"match": {"left": {"meta": {"key": "oifname"}}, "right": "shoal-ingress00", "op": "=="}},
+            {"accept": null}
+        ]}}}),
     ];
     if let Some(addr) = dnat {
         cmds.push(json!({"add": {"rule": {"family": "ip", "table": "shoal", "chain": "prerouting", "expr": [

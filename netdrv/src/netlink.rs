@@ -408,18 +408,13 @@ impl Netlink {
             .map_err(Error::netlink(format!("delete neighbour {address}")))
     }
 
-    /// Makes bridge `index` take frames for `mac` as its own (`bridge fdb
-    /// add MAC dev BRIDGE self local`), for a second address on it with
-    /// that address's MAC.
-    pub async fn add_local_mac(&self, index: u32, mac: [u8; 6]) -> Result<()> {
-        let added = self
-            .handle
-            .neighbours()
-            .add_bridge(index, &mac)
-            .flags(NeighbourFlags::Own)
-            .execute()
-            .await;
-        tolerate(added, &[Errno::EEXIST]).map_err(Error::netlink("add local fdb entry"))
+    /// Sets a link's MAC address.
+    pub async fn set_mac(&self, index: u32, mac: [u8; 6]) -> Result<()> {
+        self.change(
+            LinkUnspec::new_with_index(index).address(mac.to_vec()),
+            format!("set the MAC of link {index}"),
+        )
+        .await
     }
 
     /// Removes an address from a link; one already gone is fine.

@@ -278,6 +278,26 @@ impl Lab {
         self.shared.test_image()
     }
 
+    /// The address of the lab's client, the LAN's own namespace (not a
+    /// node): `10.99.0.2`.
+    pub fn client_addr(&self) -> String {
+        format!("{LAN_PREFIX}.2")
+    }
+
+    /// Runs `args` (a host binary: curl, wget...) as a client on the LAN,
+    /// from [`Lab::client_addr`]; stdout, or an error when it fails.
+    pub fn client(&self, args: &[&str]) -> anyhow::Result<String> {
+        let cidr = format!("{}/24", self.client_addr());
+        let has = self
+            .shared
+            .in_lan(&["ip", "-4", "-o", "addr", "show", "br0"])?;
+        if !has.contains(&cidr) {
+            self.shared
+                .in_lan(&["ip", "addr", "replace", &cidr, "dev", "br0"])?;
+        }
+        self.shared.in_lan(args)
+    }
+
     /// Cuts `side` off from every other node of the lab (both directions,
     /// silently: nftables drops in each node's own namespace). Replaces any
     /// earlier partition.

@@ -1,0 +1,276 @@
+//! Overlay networks across real nodes, as the tutorials use them: a service
+//! on one node reaches a service on another by name, VIP and `tasks.NAME`;
+//! a port published through the routing mesh answers on every node's
+//! address (a node without a task of the service too) and spreads over the
+//! replicas on all nodes; a lost node leaves every survivor's names and
+//! balancers.
+
+use std::collections::BTreeSet;
+
+use compat_tests::cluster::image::TEST_IMAGE;
+use compat_tests::cluster::swarm;
+use compat_tests::cluster::wait_for;
+use compat_tests::cluster::Engine;
+use compat_tests::cluster::Lab;
+use compat_tests::cluster::Node;
+
+/// `docker service create -d --name NAME ARGS... IMAGE CMD...`.
+fn service(n: &Node, name: &str, args: &[&str], cmd: &[&str]) {
+    let mut all = vec!["service", "create", "-d", "--quiet", "--name", name];
+    all.extend_from_slice(args);
+    all.push(TEST_IMAGE);
+    all.extend_from_slice(cmd);
+    n.ok(&all);
+}
+
+/// An HTTP server on port 80 serving the container's root, so that
+/// `/etc/hostname` names the replica that answered.
+const HTTPD: &[&str] = &["httpd", "-f", "-p", "80", "-h", "/"];
+
+/// The ID of the running container of `svc` on node `n` (one expected).
+fn container_on(n: &Node, svc: &str) -> String {
+    let filter = format!("label=com.docker.swarm.service.name={svc}");
+    wait_for(
+        60,
+        &format!("a container of {svc} on node{}", n.n()),
+        || {
+            let out = n.docker(&["container", "ls", "-q", "--no-trunc", "--filter", &filter]);
+            let ids: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+            (out.success() && ids.len() == 1).then(|| ids[0].clone())
+        },
+    )
+}
+
+/// Runs `args` in container `c` on `n` under busybox `timeout`; stdout
+/// when it exits 0.
+fn exec(n: &Node, c: &str, args: &[&str]) -> Option<String> {
+    let mut all = vec!["exec", c, "timeout", "5"];
+    all.extend_from_slice(args);
+    let r = n.docker(&all);
+    r.success().then_some(r.stdout)
+}
+
+/// The addresses busybox nslookup prints for `name` (the server's own line
+/// left out).
+fn lookup(n: &Node, c: &str, name: &str) -> BTreeSet<String> {
+    exec(n, c, &["nslookup", name])
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("Address:"))
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.ends_with(":53"))
+        .collect()
+}
+
+/// GET `/etc/hostname` from `host` inside container `c` on `n`.
+fn fetch(n: &Node, c: &str, host: &str) -> Option<String> {
+    let url = format!("http://{host}/etc/hostname");
+    exec(n, c, &["wget", "-qO-", &url]).map(|s| s.trim().to_string())
+}
+
+/// The addresses of `svc`'s tasks meant to run, without prefix.
+fn task_addresses(n: &Node, svc: &str) -> BTreeSet<String> {
+    let ids = n.ok(&[
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=running",
+        svc,
+    ]);
+    let mut out = BTreeSet::new();
+    for id in ids.lines() {
+        let a = n.ok(&[
+            "inspect",
+            "--format",
+            "{{range .NetworksAttachments}}{{if not .Network.Spec.Ingress}}{{range .Addresses}}{{.}} {{end}}{{end}}{{end}}",
+            id,
+        ]);
+        for cidr in a.split_whitespace() {
+            out.insert(cidr.split('/').next().unwrap_or_default().to_string());
+        }
+    }
+    out
+}
+
+/// The addresses of `svc`'s tasks meant to run on node `host`.
+fn addresses_on(n: &Node, svc: &str, host: &str) -> BTreeSet<String> {
+    let all = task_addresses(n, svc);
+    let filter = format!("node={host}");
+    let ids = n.ok(&[
+        "service",
+        "ps",
+        "-q",
+        "--filter",
+        "desired-state=running",
+        "--filter",
+        &filter,
+        svc,
+    ]);
+    let mut out = BTreeSet::new();
+    for id in ids.lines() {
+        let a = n.ok(&[
+            "inspect",
+            "--format",
+            "{{range .NetworksAttachments}}{{range .Addresses}}{{.}} {{end}}{{end}}",
+            id,
+        ]);
+        out.extend(
+            a.split_whitespace()
+                .map(|c| c.split('/').next().unwrap_or_default().to_string())
+                .filter(|ip| all.contains(ip)),
+        );
+    }
+    out
+}
+
+/// The service's VIP on its non-ingress network, without prefix.
+fn vip(n: &Node, svc: &str, net: &str) -> String {
+    let net_id = n.ok(&["network", "inspect", "--format", "{{.Id}}", net]);
+    let v = n.ok(&[
+        "service",
+        "inspect",
+        "--format",
+        "{{range .Endpoint.VirtualIPs}}{{.NetworkID}}={{.Addr}} {{end}}",
+        svc,
+    ]);
+    v.split_whitespace()
+        .find_map(|p| p.strip_prefix(&format!("{}=", net_id.trim())))
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The hostname of container `c` (its short ID, as under dockerd).
+fn hostname(c: &str) -> String {
+    c[..12].to_string()
+}
+
+#[test]
+fn e2e_cluster_overlay_across_nodes() {
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 1, 2);
+    for n in &nodes {
+        n.load_test_image().expect("image");
+    }
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    n1.ok(&["network", "create", "-d", "overlay", "app"]);
+    // The tutorial's pair: db on node2, web on node3.
+    service(
+        n1,
+        "db",
+        &["--network", "app", "--constraint", "node.hostname==node2"],
+        HTTPD,
+    );
+    service(
+        n1,
+        "web",
+        &["--network", "app", "--constraint", "node.hostname==node3"],
+        HTTPD,
+    );
+    let db = container_on(n2, "db");
+    let web = container_on(n3, "web");
+
+    // By service name (the VIP), by tasks.NAME and by the task's address,
+    // from node3 to node2 and back.
+    let db_vip = vip(n1, "db", "app");
+    let db_task = task_addresses(n1, "db");
+    assert_eq!(lookup(n3, &web, "db"), BTreeSet::from([db_vip.clone()]));
+    assert_eq!(lookup(n3, &web, "tasks.db"), db_task);
+    let got = wait_for(30, "web reaches db by name across nodes", || {
+        fetch(n3, &web, "db")
+    });
+    assert_eq!(got, hostname(&db));
+    let addr = db_task.iter().next().cloned().unwrap_or_default();
+    assert_eq!(fetch(n3, &web, &addr).as_deref(), Some(&*hostname(&db)));
+    assert_eq!(fetch(n2, &db, "web").as_deref(), Some(&*hostname(&web)));
+
+    // Scaled over every node: the VIP and tasks.NAME follow on the node
+    // that had only one replica.
+    n1.ok(&[
+        "service",
+        "update",
+        "-d",
+        "--constraint-rm",
+        "node.hostname==node2",
+        "--replicas",
+        "3",
+        "db",
+    ]);
+    wait_for(90, "db on every node", || {
+        swarm::running_on(n1, "db").filter(|h| *h == vec!["node1", "node2", "node3"])
+    });
+    let db = container_on(n2, "db");
+    let all = task_addresses(n1, "db");
+    assert_eq!(all.len(), 3);
+    wait_for(30, "tasks.db lists every replica on node3", || {
+        (lookup(n3, &web, "tasks.db") == all).then_some(())
+    });
+    let seen = wait_for(60, "the VIP reaches every replica", || {
+        let mut seen = BTreeSet::new();
+        for _ in 0..30 {
+            seen.extend(fetch(n3, &web, "db"));
+        }
+        (seen.len() == 3).then_some(seen)
+    });
+    assert_eq!(seen.len(), 3, "{seen:?}");
+
+    // The routing mesh: two replicas on the workers only; every node's
+    // address answers, node1 (no task) too, and both replicas answer.
+    service(
+        n1,
+        "search",
+        &[
+            "--replicas",
+            "2",
+            "--constraint",
+            "node.role==worker",
+            "--placement-pref",
+            "spread=node.id",
+            "--publish",
+            "9200:80",
+        ],
+        HTTPD,
+    );
+    wait_for(90, "search on both workers", || {
+        swarm::running_on(n1, "search").filter(|h| *h == vec!["node2", "node3"])
+    });
+    for n in &nodes {
+        let url = format!("http://{}:9200/etc/hostname", n.addr());
+        let seen = wait_for(60, &format!("the mesh on node{}", n.n()), || {
+            let mut seen = BTreeSet::new();
+            for _ in 0..12 {
+                if let Ok(h) = lab.client(&["curl", "-sf", "-m", "3", &url]) {
+                    seen.insert(h.trim().to_string());
+                }
+            }
+            (seen.len() == 2).then_some(seen)
+        });
+        assert_eq!(seen.len(), 2, "node{}: {seen:?}", n.n());
+    }
+
+    // A node lost: its replicas leave tasks.NAME on the survivors, their
+    // replacements join it, and the mesh goes on without it.
+    let lost = addresses_on(n1, "db", "node3");
+    assert_eq!(lost.len(), 1, "{lost:?}");
+    n3.kill_node();
+    wait_for(60, "node3 down", || {
+        swarm::node_ls(n1)?
+            .into_iter()
+            .any(|r| r.hostname == "node3" && r.status == "Down")
+            .then_some(())
+    });
+    wait_for(120, "tasks.db on node2 without node3's replica", || {
+        let now = lookup(n2, &db, "tasks.db");
+        let want = task_addresses(n1, "db");
+        (now == want && now.len() == 3 && now.is_disjoint(&lost)).then_some(())
+    });
+    let url = format!("http://{}:9200/etc/hostname", n1.addr());
+    wait_for(60, "the mesh on node1 without node3", || {
+        (0..8)
+            .all(|_| lab.client(&["curl", "-sf", "-m", "3", &url]).is_ok())
+            .then_some(())
+    });
+}
