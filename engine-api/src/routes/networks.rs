@@ -250,7 +250,18 @@ async fn inspect(
     let scope = q.get("scope").map(String::as_str).unwrap_or("");
     let mut v = find(&s, &id, scope)?;
     if text(&v, "Scope") == "swarm" {
-        v["Containers"] = local_endpoints(&s, text(&v, "Id")).await;
+        let id = text(&v, "Id").to_string();
+        v["Containers"] = local_endpoints(&s, &id).await;
+        // dockerd lists the nodes an overlay spans once this node is on it.
+        if let (Ok(m), false) = (s.node.manager(), v["Containers"].is_null()) {
+            let peers: Vec<Value> = network::peers(m.store(), &id)
+                .into_iter()
+                .map(|p| json!({"Name": p.name, "IP": p.ip}))
+                .collect();
+            if !peers.is_empty() {
+                v["Peers"] = Value::Array(peers);
+            }
+        }
     }
     Ok(Json(v))
 }

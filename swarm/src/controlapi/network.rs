@@ -122,6 +122,57 @@ pub fn get(store: &Store, input: &str) -> Result<Network> {
 }
 
 /// `GET /networks` (swarm networks only).
+/// One node an overlay network spans, as `docker network inspect` lists
+/// it under `Peers`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NetworkPeer {
+    /// The node's name on the overlay (dockerd: hostname and a short ID).
+    pub name: String,
+    /// Its data-path address.
+    pub ip: String,
+}
+
+/// The nodes `network_id` spans: those holding a task address on it, and
+/// for the ingress network every node with its routing-mesh address.
+pub fn peers(store: &Store, network_id: &str) -> Vec<NetworkPeer> {
+    store.view(|v| {
+        let t = v.tables();
+        let ingress = t
+            .get::<Network>(network_id)
+            .is_some_and(alloc::is_ingress);
+        let mut on: std::collections::BTreeSet<&str> = t
+            .iter::<Task>()
+            .filter(|task| crate::allocator::vip::holds_addresses(task))
+            .filter(|task| task.networks.iter().any(|a| a.network_id == network_id))
+            .filter_map(|task| task.node_id())
+            .collect();
+        let nodes: Vec<&crate::model::Node> = t.iter::<crate::model::Node>().collect();
+        if ingress {
+            on.extend(
+                nodes
+                    .iter()
+                    .filter(|n| n.ingress_address.is_some())
+                    .filter_map(|n| n.api.id.as_deref()),
+            );
+        }
+        let mut out: Vec<NetworkPeer> = nodes
+            .iter()
+            .filter(|n| n.api.id.as_deref().is_some_and(|id| on.contains(id)))
+            .filter_map(|n| {
+                let id = n.api.id.as_deref()?;
+                let ip = crate::dispatcher::records::node_data_addr(n)?;
+                let short: String = id.chars().take(12).collect();
+                Some(NetworkPeer {
+                    name: format!("{}-{short}", super::node::hostname(n)),
+                    ip: ip.to_string(),
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    })
+}
+
 pub fn list(store: &Store) -> Vec<Network> {
     store.view(|tx| tx.list::<Network>())
 }
