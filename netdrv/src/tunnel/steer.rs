@@ -90,51 +90,65 @@ pub fn table_document(s: &Steering, vnis: &BTreeSet<u32>) -> Nftables<'static> {
     batch.add(table());
     batch.delete(table());
     batch.add(table());
-    batch.add(chain(
-        "steer",
-        NfChainType::Route,
-        NfHook::Output,
-        MANGLE_PRIORITY,
+    let chains = [
+        ("steer", NfChainType::Route, NfHook::Output, MANGLE_PRIORITY),
+        (
+            "from_tun",
+            NfChainType::Filter,
+            NfHook::Prerouting,
+            MANGLE_PRIORITY,
+        ),
+        (
+            "leak",
+            NfChainType::Filter,
+            NfHook::Postrouting,
+            FILTER_PRIORITY,
+        ),
+        (
+            "inbound",
+            NfChainType::Filter,
+            NfHook::Input,
+            FILTER_PRIORITY,
+        ),
+    ];
+    for (name, kind, hook, prio) in chains {
+        batch.add(chain(name, kind, hook, prio));
+    }
+    let tun = |key, op| matches(meta(key), Expression::String(s.tun.clone().into()), op);
+    // Opened datagrams carry the mark through the routing decision only
+    // (see the module docs: the reverse-path check).
+    batch.add(plain_rule(
+        "from_tun",
+        vec![tun(MetaKey::Iifname, Operator::EQ), set_mark(s.fwmark)],
     ));
-    batch.add(chain(
-        "leak",
-        NfChainType::Filter,
-        NfHook::Postrouting,
-        FILTER_PRIORITY,
-    ));
-    batch.add(chain(
+    batch.add(plain_rule(
         "inbound",
-        NfChainType::Filter,
-        NfHook::Input,
-        FILTER_PRIORITY,
+        vec![tun(MetaKey::Iifname, Operator::EQ), set_mark(0)],
     ));
     if !vnis.is_empty() {
-        let set_mark = Statement::Mangle(Mangle {
-            key: meta(MetaKey::Mark),
-            value: Expression::Number(s.fwmark),
-        });
-        batch.add(rule("steer", s, vnis, vec![set_mark]));
-        let not_tun = |key| {
-            matches(
-                meta(key),
-                Expression::String(s.tun.clone().into()),
-                Operator::NEQ,
-            )
-        };
+        batch.add(rule("steer", s, vnis, vec![set_mark(s.fwmark)]));
         batch.add(rule(
             "leak",
             s,
             vnis,
-            vec![not_tun(MetaKey::Oifname), Statement::Drop(None)],
+            vec![tun(MetaKey::Oifname, Operator::NEQ), Statement::Drop(None)],
         ));
         batch.add(rule(
             "inbound",
             s,
             vnis,
-            vec![not_tun(MetaKey::Iifname), Statement::Drop(None)],
+            vec![tun(MetaKey::Iifname, Operator::NEQ), Statement::Drop(None)],
         ));
     }
     batch.to_nftables()
+}
+
+/// `meta mark set MARK`
+fn set_mark(mark: u32) -> Statement<'static> {
+    Statement::Mangle(Mangle {
+        key: meta(MetaKey::Mark),
+        value: Expression::Number(mark),
+    })
 }
 
 /// The transaction that deletes the table whether or not it exists.
@@ -198,6 +212,11 @@ fn rule(
         matches(vni, set, Operator::EQ),
     ];
     expr.extend(then);
+    plain_rule(chain, expr)
+}
+
+/// A rule of the table's `chain`.
+fn plain_rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
     NfListObject::Rule(Rule {
         family: NfFamily::IP,
         table: TABLE.into(),
@@ -346,16 +365,33 @@ mod tests {
     #[test]
     fn no_vni_means_empty_chains() {
         let b = body(&table_document(&steering(), &BTreeSet::new()));
-        assert_eq!(b.len(), 6, "{b:#?}");
-        assert!(b
-            .iter()
-            .all(|o| o.get("add").is_none_or(|a| a.get("rule").is_none())));
+        // Table declared, deleted, made; four chains; the two mark rules.
+        assert_eq!(b.len(), 9, "{b:#?}");
+        let rules: Vec<&Value> = b.iter().filter_map(|o| o["add"].get("rule")).collect();
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0]["chain"], "from_tun");
+        assert_eq!(
+            rules[0]["expr"],
+            json!([
+                {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "shoal-seal"}},
+                {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 0x5ea1}},
+            ])
+        );
+        assert_eq!(rules[1]["chain"], "inbound");
+        assert_eq!(
+            rules[1]["expr"][1],
+            json!({"mangle": {"key": {"meta": {"key": "mark"}}, "value": 0}})
+        );
     }
 
     #[test]
     fn rules_match_port_and_vnis() {
         let b = body(&table_document(&steering(), &BTreeSet::from([4200, 4097])));
-        let rules: Vec<&Value> = b.iter().filter_map(|o| o["add"].get("rule")).collect();
+        let rules: Vec<&Value> = b
+            .iter()
+            .filter_map(|o| o["add"].get("rule"))
+            .skip(2)
+            .collect();
         assert_eq!(rules.len(), 3);
         let head = json!([
             {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": 4789}},

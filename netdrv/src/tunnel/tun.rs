@@ -25,9 +25,13 @@ const TX_QUEUE_LEN: u32 = 2000;
 
 /// Creates the TUN device `name` (IPv4, no packet information header), up,
 /// in the calling thread's network namespace, and sets the sysctls that let
-/// the opened datagrams in: loose reverse-path filtering (their sources
-/// are reached through the underlay, not through the TUN) and no IPv6 (no
-/// link-local chatter into the tunnel).
+/// the opened datagrams in: their sources are reached through the underlay,
+/// not through the TUN, so a plain reverse-path check refuses them (and a
+/// device without an address fails even the loose one). With
+/// `src_valid_mark` the check uses the packet's mark, which the steering
+/// table sets on packets from the TUN, and so finds the route into the
+/// TUN: the check passes whatever `all.rp_filter` says. Loose mode on the
+/// device as well, and no IPv6 (no link-local chatter into the tunnel).
 pub fn create(name: &str) -> Result<AsyncDevice> {
     let dev = DeviceBuilder::new()
         .name(name)
@@ -37,6 +41,10 @@ pub fn create(name: &str) -> Result<AsyncDevice> {
         .build_async()
         .map_err(Error::io(format!("create TUN device {name}")))?;
     sysctl(&format!("/proc/sys/net/ipv4/conf/{name}/rp_filter"), "2")?;
+    sysctl(
+        &format!("/proc/sys/net/ipv4/conf/{name}/src_valid_mark"),
+        "1",
+    )?;
     match std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1") {
         // A kernel without IPv6 has nothing to disable.
         Err(e) if e.kind() == ErrorKind::NotFound => {}
