@@ -34,6 +34,7 @@ mod ports;
 mod publish;
 pub mod resolv;
 pub mod state;
+pub mod tunnel;
 pub mod vip;
 
 use std::collections::HashSet;
