@@ -217,6 +217,19 @@ fn e2e_cluster_overlay_across_nodes() {
     });
     assert_eq!(seen.len(), 3, "{seen:?}");
 
+    // `network inspect` lists the nodes the overlay spans, as dockerd.
+    let peers = n1.ok(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{range .Peers}}{{.IP}} {{end}}",
+        "app",
+    ]);
+    let mut ips: Vec<&str> = peers.split_whitespace().collect();
+    ips.sort();
+    let want: Vec<String> = nodes.iter().map(|n| n.addr()).collect();
+    assert_eq!(ips, want, "{peers}");
+
     // The routing mesh: two replicas on the workers only; every node's
     // address answers, node1 (no task) too, and both replicas answer.
     service(
@@ -273,4 +286,114 @@ fn e2e_cluster_overlay_across_nodes() {
             .all(|_| lab.client(&["curl", "-sf", "-m", "3", &url]).is_ok())
             .then_some(())
     });
+}
+
+/// Captures every frame on every interface of the lab's LAN for `secs`
+/// seconds (AF_PACKET, from the LAN's own namespace) and prints how many
+/// it saw and how many carry `marker`.
+const CAPTURE: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.settimeout(0.2)
+marker = sys.argv[1].encode()
+end = time.time() + float(sys.argv[2])
+seen = found = 0
+while time.time() < end:
+    try:
+        p = s.recv(65535)
+    except socket.timeout:
+        continue
+    seen += 1
+    if marker in p:
+        found += 1
+print(seen, found)
+"#;
+
+/// Runs [`CAPTURE`] for `secs` while `during` runs; (frames seen, frames
+/// with `marker`).
+fn capture_while(lab: &Lab, marker: &str, secs: u32, during: impl FnOnce()) -> (u64, u64) {
+    let secs_s = secs.to_string();
+    std::thread::scope(|s| {
+        let cap = s.spawn(|| lab.client(&["python3", "-c", CAPTURE, marker, &secs_s]));
+        // The capture socket is open well before the traffic starts.
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        during();
+        let out = cap.join().expect("capture thread").expect("capture");
+        let mut it = out.split_whitespace().map(|n| n.parse().unwrap_or(0));
+        (it.next().unwrap_or(0), it.next().unwrap_or(0))
+    })
+}
+
+#[test]
+fn e2e_cluster_overlay_encrypted_network_is_sealed_on_the_wire() {
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 1, 2);
+    for n in &nodes {
+        n.load_test_image().expect("image");
+    }
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    n1.ok(&["network", "create", "-d", "overlay", "clear"]);
+    n1.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--opt",
+        "encrypted",
+        "sealed",
+    ]);
+    let marker = format!(
+        "shoal-marker-{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    for net in ["clear", "sealed"] {
+        let on2 = ["--network", net, "--constraint", "node.hostname==node2"];
+        let on3 = ["--network", net, "--constraint", "node.hostname==node3"];
+        service(n1, &format!("db-{net}"), &on2, HTTPD);
+        service(n1, &format!("web-{net}"), &on3, HTTPD);
+    }
+    let mut seen = Vec::new();
+    for net in ["clear", "sealed"] {
+        let db = container_on(n2, &format!("db-{net}"));
+        let web = container_on(n3, &format!("web-{net}"));
+        exec(n2, &db, &["sh", "-c", &format!("echo {marker} > /tmp/m")]).expect("marker");
+        let host = format!("db-{net}");
+        wait_for(30, &format!("web reaches db over {net}"), || {
+            fetch(n3, &web, &host)
+        });
+        let url = format!("http://{host}/tmp/m");
+        let (frames, with_marker) = capture_while(&lab, &marker, 4, || {
+            for _ in 0..5 {
+                let got = exec(n3, &web, &["wget", "-qO-", &url]);
+                assert_eq!(got.as_deref().map(str::trim), Some(&*marker), "{net}");
+            }
+        });
+        seen.push((net, frames, with_marker));
+    }
+    // The plain network's payload crosses the LAN in the clear; the
+    // encrypted one's never does, though its frames were captured.
+    assert!(seen[0].2 > 0, "{seen:?}");
+    assert!(seen[1].1 > 0 && seen[1].2 == 0, "{seen:?}");
+
+    // The seal runs only where an encrypted network has a task.
+    for (n, has) in [(n1, false), (n2, true), (n3, true)] {
+        let link = n.run(&["ip", "link", "show", "shoal-seal"]);
+        assert_eq!(link.success(), has, "node{}: {link:?}", n.n());
+    }
+
+    // Nothing is left behind once the encrypted network is gone.
+    n1.ok(&["service", "rm", "db-sealed", "web-sealed"]);
+    n1.ok(&["network", "rm", "sealed"]);
+    for n in [n2, n3] {
+        wait_for(60, &format!("node{} without the tunnel", n.n()), || {
+            let link = n.run(&["ip", "link", "show", "shoal-seal"]);
+            let table = n.run(&["nft", "list", "table", "ip", "shoal-seal"]);
+            (!link.success() && !table.success()).then_some(())
+        });
+    }
 }

@@ -23,6 +23,7 @@
 mod bridge;
 mod conntrack;
 pub mod dns;
+mod encryption;
 pub mod error;
 mod gwbridge;
 pub mod ingress;
@@ -88,6 +89,8 @@ pub struct OverlayDriver {
     vips: vip::Balancer,
     /// The networks' VXLAN devices and peers on other nodes (see `overlay`).
     overlay: overlay::Overlay,
+    /// The tunnel of encrypted overlays (see `encryption`).
+    encryption: encryption::Encryption,
     state: Mutex<NodeState>,
 }
 
@@ -130,6 +133,7 @@ impl OverlayDriver {
             dns: dns::Dns::default(),
             vips: vip::Balancer::default(),
             overlay: overlay::Overlay::default(),
+            encryption: encryption::Encryption::default(),
             state: Mutex::new(state),
         })
     }
@@ -660,7 +664,11 @@ impl NetworkAttacher for OverlayDriver {
 
     async fn update_dns(&self, records: &ServiceRecords) -> Result<(), ExecError> {
         self.dns.update(records);
-        self.overlay.set(&records.peers, &records.local).await;
+        // Sealed first: an encrypted network gets its peers only then.
+        let sealed = self.encryption.apply(records).await;
+        self.overlay
+            .set(&records.peers, &records.local, sealed)
+            .await;
         // Each is tried whatever the others' outcome. Peers go first: a
         // new backend on another node is reachable before any VIP or port
         // sends to it.

@@ -57,20 +57,24 @@ struct Inner {
     /// The last peers and local facts the records gave.
     peers: BTreeMap<String, NetworkPeers>,
     local: LocalNode,
+    /// The VNIs the node's tunnel seals (see `encryption`): an encrypted
+    /// network gets no peer before it is sealed.
+    sealed: BTreeSet<u32>,
     /// What each network's device holds now.
     programmed: BTreeMap<String, Programmed>,
 }
 
 impl Overlay {
-    /// Remembers the peers and local facts of new records; the next
-    /// [`Overlay::sync`] applies them.
-    pub async fn set(&self, peers: &[NetworkPeers], local: &LocalNode) {
+    /// Remembers the peers and local facts of new records, and the VNIs
+    /// sealed; the next [`Overlay::sync`] applies them.
+    pub async fn set(&self, peers: &[NetworkPeers], local: &LocalNode, sealed: BTreeSet<u32>) {
         let mut inner = self.inner.lock().await;
         inner.peers = peers
             .iter()
             .map(|p| (p.network_id.clone(), p.clone()))
             .collect();
         inner.local = local.clone();
+        inner.sealed = sealed;
     }
 
     /// Makes the devices of `networks` (those with a sandbox here, found by
@@ -127,7 +131,7 @@ impl Overlay {
 fn wanted(inner: &Inner, id: &str, net: &NetworkRecord) -> Option<Programmed> {
     let p = inner.peers.get(id)?;
     let vni = if p.vni > 0 { p.vni } else { net.vni };
-    if vni == 0 || p.peers.is_empty() {
+    if vni == 0 || p.peers.is_empty() || (p.encrypted && !inner.sealed.contains(&vni)) {
         return None;
     }
     Some(Programmed {
@@ -226,7 +230,7 @@ mod tests {
             local: LocalNode {
                 data_addr: Some("192.168.5.1".parse().unwrap()),
                 data_port: 4789,
-                ingress_address: None,
+                ..LocalNode::default()
             },
             ..Inner::default()
         };
@@ -237,6 +241,7 @@ mod tests {
                 network_id: "n1".into(),
                 vni: 4097,
                 peers: vec![],
+                encrypted: false,
             },
         );
         assert_eq!(wanted(&inner, "n1", &net(4097)), None);
@@ -250,5 +255,12 @@ mod tests {
         inner.peers.get_mut("n1").unwrap().vni = 0;
         assert_eq!(wanted(&inner, "n1", &net(0)), None);
         assert_eq!(wanted(&inner, "n1", &net(4100)).unwrap().config.vni, 4100);
+        // An encrypted network waits for its seal.
+        let p = inner.peers.get_mut("n1").unwrap();
+        p.vni = 4097;
+        p.encrypted = true;
+        assert_eq!(wanted(&inner, "n1", &net(4097)), None);
+        inner.sealed.insert(4097);
+        assert!(wanted(&inner, "n1", &net(4097)).is_some());
     }
 }

@@ -98,8 +98,10 @@ pub struct Cluster {
     pub root_ca_key: String,
     /// The current manager unlock key (`SWMKEY-1-...`), when autolock is on.
     pub unlock_key: Option<String>,
-    /// Keys for the overlay data path, rotated by the allocator.
-    pub network_bootstrap_keys: Vec<String>,
+    /// Keys of the encrypted overlays' data path, oldest first, rotated
+    /// by the leader's key manager (see `manager::keymanager`).
+    #[serde(default)]
+    pub network_bootstrap_keys: Vec<NetworkKey>,
     /// The root being rotated to (`docker swarm ca --rotate`), until every
     /// node holds a certificate it signed.
     #[serde(default)]
@@ -108,6 +110,27 @@ pub struct Cluster {
     /// certificate was issued at another generation renews it at once.
     #[serde(default)]
     pub ca_generation: u64,
+}
+
+/// One key of the encrypted overlays' data path.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkKey {
+    /// Names the key on the wire; grows by one per key.
+    pub id: u32,
+    /// 32 random bytes, base64. Lives only in the encrypted store and in
+    /// the memory of nodes with a task on an encrypted network.
+    pub secret: String,
+    /// When it was made (Unix seconds).
+    pub created: u64,
+}
+
+impl std::fmt::Debug for NetworkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkKey")
+            .field("id", &self.id)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A root CA rotation in progress.

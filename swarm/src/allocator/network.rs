@@ -48,6 +48,11 @@ pub fn subnet_of(n: &Network) -> Option<Subnet> {
 /// The overlay MTU dockerd uses unless the network sets one.
 const DEFAULT_MTU: u32 = 1450;
 
+/// The MTU of an encrypted overlay that sets none: the plain one less the
+/// 64 bytes the user-space seal adds to each VXLAN datagram (netdrv's
+/// `tunnel`), so sealed frames fit a 1500-byte underlay unfragmented.
+pub const ENCRYPTED_MTU: u32 = DEFAULT_MTU - 64;
+
 /// What a node needs of `n` to plumb tasks into it.
 pub fn node_spec(n: &Network) -> crate::exec::NetworkSpec {
     let cfg = n
@@ -63,7 +68,11 @@ pub fn node_spec(n: &Network) -> crate::exec::NetworkSpec {
         .as_ref()
         .and_then(|o| o.get("com.docker.network.driver.mtu"))
         .and_then(|m| m.parse().ok())
-        .unwrap_or(DEFAULT_MTU);
+        .unwrap_or(if is_encrypted(n) {
+            ENCRYPTED_MTU
+        } else {
+            DEFAULT_MTU
+        });
     crate::exec::NetworkSpec {
         id: n.api.id.clone().unwrap_or_default(),
         name: n.api.name.clone().unwrap_or_default(),

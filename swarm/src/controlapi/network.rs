@@ -137,9 +137,7 @@ pub struct NetworkPeer {
 pub fn peers(store: &Store, network_id: &str) -> Vec<NetworkPeer> {
     store.view(|v| {
         let t = v.tables();
-        let ingress = t
-            .get::<Network>(network_id)
-            .is_some_and(alloc::is_ingress);
+        let ingress = t.get::<Network>(network_id).is_some_and(alloc::is_ingress);
         let mut on: std::collections::BTreeSet<&str> = t
             .iter::<Task>()
             .filter(|task| crate::allocator::vip::holds_addresses(task))

@@ -18,8 +18,10 @@ use crate::allocator::network::node_spec;
 use crate::allocator::vip::holds_addresses;
 use crate::exec::IngressPort;
 use crate::exec::LocalNode;
+use crate::exec::NetworkKeys;
 use crate::exec::NetworkPeers;
 use crate::exec::NetworkRecords;
+use crate::exec::NetworkSpec;
 use crate::exec::Peer;
 use crate::exec::ServiceRecords;
 use crate::exec::VipBackends;
@@ -83,8 +85,35 @@ pub fn service_records(t: &Tables, node_id: &str) -> ServiceRecords {
             .filter(|p| *p > 0)
             .unwrap_or(DEFAULT_DATA_PORT),
         ingress_address: me.and_then(|n| n.ingress_address.clone()),
+        network_keys: keys_for(t, node_id),
     };
     r
+}
+
+/// The network keys, for a node with a task on an encrypted network only.
+fn keys_for(t: &Tables, node_id: &str) -> Option<NetworkKeys> {
+    let encrypted: Vec<&str> = t
+        .iter::<Network>()
+        .filter(|n| crate::allocator::network::is_encrypted(n))
+        .filter_map(|n| n.api.id.as_deref())
+        .collect();
+    let needs = !encrypted.is_empty()
+        && t.iter::<Task>().any(|task| {
+            task.node_id() == Some(node_id)
+                && holds_addresses(task)
+                && task
+                    .networks
+                    .iter()
+                    .any(|a| encrypted.contains(&a.network_id.as_str()))
+        });
+    if !needs {
+        return None;
+    }
+    let keys = t.iter::<Cluster>().next()?.network_bootstrap_keys.clone();
+    Some(NetworkKeys {
+        primary: crate::manager::keymanager::primary(&keys)?,
+        keys,
+    })
 }
 
 /// The VXLAN UDP port when the cluster sets none (IANA's).
@@ -109,11 +138,11 @@ pub fn peers_for(t: &Tables, node_id: &str) -> Vec<NetworkPeers> {
         .filter_map(|n| Some((n.api.id.as_deref()?, node_data_addr(n)?)))
         .collect();
     let mine = nodes.get(node_id).copied();
-    let mut by_net: BTreeMap<&str, (u32, Vec<Peer>)> = t
+    let mut by_net: BTreeMap<&str, (NetworkSpec, Vec<Peer>)> = t
         .iter::<Network>()
         .filter_map(|n| {
-            let vni = node_spec(n).vni;
-            (vni > 0).then(|| (n.api.id.as_deref().unwrap_or(""), (vni, Vec::new())))
+            let spec = node_spec(n);
+            (spec.vni > 0).then(|| (n.api.id.as_deref().unwrap_or(""), (spec, Vec::new())))
         })
         .collect();
     let mut add = |net: &str, cidr: &str, node: Ipv4Addr| {
@@ -152,13 +181,14 @@ pub fn peers_for(t: &Tables, node_id: &str) -> Vec<NetworkPeers> {
     }
     by_net
         .into_iter()
-        .map(|(network_id, (vni, mut peers))| {
+        .map(|(network_id, (spec, mut peers))| {
             peers.sort();
             peers.dedup();
             NetworkPeers {
                 network_id: network_id.to_string(),
-                vni,
+                vni: spec.vni,
                 peers,
+                encrypted: spec.encrypted,
             }
         })
         .collect()

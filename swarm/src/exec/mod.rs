@@ -28,6 +28,7 @@ pub use network::HostPort;
 pub use network::IngressPort;
 pub use network::LocalNode;
 pub use network::NetworkAttacher;
+pub use network::NetworkKeys;
 pub use network::NetworkPeers;
 pub use network::NetworkRecords;
 pub use network::NetworkSpec;

@@ -159,6 +159,21 @@ pub struct NetworkPeers {
     pub vni: u32,
     /// Addresses on other nodes, in a stable order.
     pub peers: Vec<Peer>,
+    /// `--opt encrypted`: its traffic between nodes is sealed with the
+    /// network keys.
+    #[serde(default)]
+    pub encrypted: bool,
+}
+
+/// The keys encrypted overlays seal with, as a node gets them (only a node
+/// with a task on an encrypted network).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkKeys {
+    /// Every key frames are accepted under, oldest first.
+    pub keys: Vec<crate::model::NetworkKey>,
+    /// The ID of the key to seal with: the second newest, so that a new key
+    /// reaches every node before anyone seals with it.
+    pub primary: u32,
 }
 
 /// What the records say about the node they are sent to.
@@ -171,6 +186,9 @@ pub struct LocalNode {
     /// Its own address on the ingress network (CIDR), the routing mesh's
     /// source towards tasks on other nodes.
     pub ingress_address: Option<String>,
+    /// The network keys, when this node has a task on an encrypted network.
+    #[serde(default)]
+    pub network_keys: Option<NetworkKeys>,
 }
 
 /// The service view of the cluster for this node's tasks: the names and

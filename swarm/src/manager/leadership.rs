@@ -52,6 +52,7 @@ pub async fn supervise(m: Arc<Manager>, cancel: CancellationToken) {
         set.spawn(super::reachability::run(m.clone(), term.clone()));
         set.spawn(super::roles::run(m.clone(), term.clone()));
         set.spawn(super::rotation::run(m.clone(), term.clone()));
+        set.spawn(super::keymanager::run(m.store.clone(), term.clone()));
         m.slot.send_replace(Some(local.clone()));
         // Lead until a newer term starts elsewhere or this manager stops.
         while leads(&m) {

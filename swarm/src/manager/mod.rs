@@ -11,6 +11,7 @@ mod autolock;
 mod compaction;
 mod connector;
 pub mod init;
+pub mod keymanager;
 mod leadership;
 mod reachability;
 mod roles;
