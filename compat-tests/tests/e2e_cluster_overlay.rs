@@ -230,6 +230,21 @@ fn e2e_cluster_overlay_across_nodes() {
     let want: Vec<String> = nodes.iter().map(|n| n.addr()).collect();
     assert_eq!(ips, want, "{peers}");
 
+    // A restarted shoald makes its overlay anew: the same replica still
+    // answers across nodes, and only one VXLAN device per network exists.
+    n2.restart_engine().expect("restart node2's shoald");
+    wait_for(
+        60,
+        "web reaches db's node2 replica after node2's restart",
+        || {
+            let mut seen = BTreeSet::new();
+            for _ in 0..15 {
+                seen.extend(fetch(n3, &web, "db"));
+            }
+            seen.contains(&hostname(&db)).then_some(())
+        },
+    );
+
     // The routing mesh: two replicas on the workers only; every node's
     // address answers, node1 (no task) too, and both replicas answer.
     service(
@@ -395,5 +410,148 @@ fn e2e_cluster_overlay_encrypted_network_is_sealed_on_the_wire() {
             let table = n.run(&["nft", "list", "table", "ip", "shoal-seal"]);
             (!link.success() && !table.success()).then_some(())
         });
+    }
+
+    // And nothing at all once the node's last task is gone and it left.
+    n1.ok(&["service", "rm", "db-clear", "web-clear"]);
+    n1.ok(&["network", "rm", "clear"]);
+    n3.ok(&["swarm", "leave"]);
+    for n in [n2, n3] {
+        let sbox = n.dir().join("engine/netdrv/sbox");
+        let left = wait_for(60, &format!("node{} back as before", n.n()), || {
+            let links = n.run(&["ip", "-o", "link", "show"]).stdout;
+            let extra: Vec<&str> = links
+                .lines()
+                .filter_map(|l| l.split(':').nth(1).map(str::trim))
+                .filter(|name| *name != "lo" && !name.starts_with("eth0"))
+                .collect();
+            let tables = n.run(&["nft", "list", "tables"]).stdout;
+            let sandboxes = std::fs::read_dir(&sbox).map_or(0, |d| d.count());
+            (extra.is_empty() && !tables.contains("shoal") && sandboxes == 0)
+                .then_some((extra.len(), sandboxes))
+        });
+        assert_eq!(left, (0, 0));
+    }
+}
+
+/// The voting app's topology with the test image: five services on two
+/// overlays, `worker` on both, spread over the three nodes.
+const VOTING_STACK: &str = r#"
+version: "3.8"
+x-httpd: &httpd
+  image: shoal-test/busybox:latest
+  command: ["httpd", "-f", "-p", "80", "-h", "/"]
+services:
+  vote:
+    <<: *httpd
+    networks: [frontend]
+    deploy: {placement: {constraints: ["node.hostname==node1"]}}
+  redis:
+    <<: *httpd
+    networks: [frontend]
+    deploy: {placement: {constraints: ["node.hostname==node2"]}}
+  worker:
+    <<: *httpd
+    networks: [frontend, backend]
+    deploy: {placement: {constraints: ["node.hostname==node3"]}}
+  db:
+    <<: *httpd
+    networks: [backend]
+    deploy: {placement: {constraints: ["node.hostname==node1"]}}
+  result:
+    <<: *httpd
+    networks: [backend]
+    ports: ["5001:80"]
+    deploy: {placement: {constraints: ["node.hostname==node2"]}}
+networks:
+  frontend: {}
+  backend: {}
+"#;
+
+#[test]
+fn e2e_cluster_overlay_voting_app_topology() {
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 1, 2);
+    for n in &nodes {
+        n.load_test_image().expect("image");
+    }
+    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    let file = lab.dir().join("voting.yml");
+    std::fs::write(&file, VOTING_STACK).expect("stack file");
+    n1.ok(&["stack", "deploy", "-c", &file.display().to_string(), "vote"]);
+    let worker = container_on(n3, "vote_worker");
+    let vote = container_on(n1, "vote_vote");
+    let result = container_on(n2, "vote_result");
+    let name = |c: &str, n: &Node| {
+        n.ok(&["inspect", "--format", "{{.Config.Hostname}}", c])
+            .trim()
+            .to_string()
+    };
+    let redis = name(&container_on(n2, "vote_redis"), n2);
+    let db = name(&container_on(n1, "vote_db"), n1);
+
+    // The service on both networks reaches one on each, on other nodes.
+    let got = wait_for(30, "worker reaches redis", || fetch(n3, &worker, "redis"));
+    assert_eq!(got, redis);
+    assert_eq!(fetch(n3, &worker, "db").as_deref(), Some(&*db));
+    // Each side reaches it back, and only through its own network.
+    assert_eq!(
+        fetch(n1, &vote, "worker").as_deref(),
+        Some(&*name(&worker, n3))
+    );
+    assert_eq!(
+        fetch(n2, &result, "worker").as_deref(),
+        Some(&*name(&worker, n3))
+    );
+    assert!(lookup(n1, &vote, "db").is_empty(), "vote resolves db");
+    assert!(fetch(n1, &vote, "db").is_none(), "vote reaches db");
+
+    // The published port answers on every node, and on a node that joins
+    // later too.
+    let n4 = lab.add_node().expect("node");
+    let token = n1.ok(&["swarm", "join-token", "-q", "worker"]);
+    n4.ok(&[
+        "swarm",
+        "join",
+        "--token",
+        token.trim(),
+        &format!("{}:2377", n1.addr()),
+    ]);
+    let result_host = name(&result, n2);
+    for n in [n1, n2, n3, &n4] {
+        let url = format!("http://{}:5001/etc/hostname", n.addr());
+        let got = wait_for(60, &format!("the mesh on node{}", n.n()), || {
+            lab.client(&["curl", "-sf", "-m", "3", &url]).ok()
+        });
+        assert_eq!(got.trim(), result_host, "node{}", n.n());
+    }
+
+    // A host-mode port answers only where its task runs.
+    service(
+        n1,
+        "pinned",
+        &[
+            "--constraint",
+            "node.hostname==node2",
+            "--publish",
+            "mode=host,published=5002,target=80",
+        ],
+        HTTPD,
+    );
+    let pinned = name(&container_on(n2, "pinned"), n2);
+    let on2 = format!("http://{}:5002/etc/hostname", n2.addr());
+    let got = wait_for(60, "the host-mode port on node2", || {
+        lab.client(&["curl", "-sf", "-m", "3", &on2]).ok()
+    });
+    assert_eq!(got.trim(), pinned);
+    for n in [n1, n3] {
+        let url = format!("http://{}:5002/etc/hostname", n.addr());
+        assert!(
+            lab.client(&["curl", "-sf", "-m", "3", &url]).is_err(),
+            "node{} answers a host-mode port it has no task for",
+            n.n()
+        );
     }
 }
