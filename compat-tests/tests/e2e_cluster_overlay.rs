@@ -93,6 +93,13 @@ fn task_addresses(n: &Node, svc: &str) -> BTreeSet<String> {
     out
 }
 
+/// Asks db's VIP from 4 loops at once, each with a new connection per
+/// request, until /tmp/stop exists (at most 1500 times each), printing `ok`
+/// or `failed` for each request.
+const ASK_UNTIL_STOPPED: &str = "touch /tmp/asking; ask() { n=0; while [ ! -e /tmp/stop ] && [ $n -lt 1500 ]; do \
+    if timeout 2 wget -qO- http://db/etc/hostname >/dev/null 2>&1; then echo ok; else echo failed; fi; \
+    n=$((n+1)); done; }; for i in 1 2 3 4; do ask & done; wait";
+
 /// The addresses of `svc`'s tasks meant to run on node `host`.
 fn addresses_on(n: &Node, svc: &str, host: &str) -> BTreeSet<String> {
     let all = task_addresses(n, svc);
@@ -202,7 +209,6 @@ fn e2e_cluster_overlay_across_nodes() {
     wait_for(90, "db on every node", || {
         swarm::running_on(n1, "db").filter(|h| *h == vec!["node1", "node2", "node3"])
     });
-    let db = container_on(n2, "db");
     let all = task_addresses(n1, "db");
     assert_eq!(all.len(), 3);
     wait_for(30, "tasks.db lists every replica on node3", || {
@@ -216,6 +222,54 @@ fn e2e_cluster_overlay_across_nodes() {
         (seen.len() == 3).then_some(seen)
     });
     assert_eq!(seen.len(), 3, "{seen:?}");
+
+    // Scaled down and back while web asks the VIP from node3: replicas
+    // on other nodes leave node3's balancer before they stop.
+    let outcomes = std::thread::scope(|s| {
+        let asking = s.spawn(|| n3.docker(&["exec", &web, "sh", "-c", ASK_UNTIL_STOPPED]));
+        wait_for(10, "the askers to start", || {
+            exec(n3, &web, &["test", "-e", "/tmp/asking"]).map(drop)
+        });
+        n1.ok(&["service", "scale", "-d", "db=1"]);
+        wait_for(60, "db down to one replica", || {
+            swarm::running_on(n1, "db").filter(|h| h.len() == 1)
+        });
+        // Start-first: one replica is always meant to serve.
+        n1.ok(&[
+            "service",
+            "update",
+            "-d",
+            "--force",
+            "--update-order",
+            "start-first",
+            "db",
+        ]);
+        wait_for(90, "db updated", || {
+            let s = n1.ok(&[
+                "service",
+                "inspect",
+                "--format",
+                "{{.UpdateStatus.State}}",
+                "db",
+            ]);
+            (s.trim() == "completed").then_some(())
+        });
+        exec(n3, &web, &["touch", "/tmp/stop"]).expect("stop the askers");
+        asking.join().expect("askers").stdout
+    });
+    let count = |what: &str| outcomes.lines().filter(|l| *l == what).count();
+    assert!(count("ok") > 0, "{outcomes}");
+    assert_eq!(
+        count("failed"),
+        0,
+        "of {} requests across nodes while scaling down and updating",
+        count("ok") + count("failed")
+    );
+    n1.ok(&["service", "scale", "-d", "db=3"]);
+    wait_for(90, "db back on every node", || {
+        swarm::running_on(n1, "db").filter(|h| *h == vec!["node1", "node2", "node3"])
+    });
+    let db = container_on(n2, "db");
 
     // `network inspect` lists the nodes the overlay spans, as dockerd.
     let peers = n1.ok(&[

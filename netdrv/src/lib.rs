@@ -66,6 +66,9 @@ use crate::state::TaskRecord;
 const STATE_FILE: &str = "state.json";
 /// How often a stopping task's place in the load balancers is checked.
 const UNBALANCE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+/// How long a stopping task stays up after this node's balancers and
+/// records dropped it, for other nodes to apply the same records.
+const REMOTE_APPLY_MARGIN: std::time::Duration = std::time::Duration::from_millis(250);
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// Implements [`NetworkAttacher`] with real kernel state (see the crate
@@ -653,12 +656,23 @@ impl NetworkAttacher for OverlayDriver {
 
     async fn wait_unbalanced(&self, task_id: &str, limit: std::time::Duration) {
         let deadline = tokio::time::Instant::now() + limit;
+        let on_overlay = self.state.lock().await.tasks.get(task_id).is_some_and(|r| {
+            r.interfaces
+                .iter()
+                .any(|i| matches!(i.link, Link::Network { .. }))
+        });
         while self.still_balanced(task_id).await {
             if tokio::time::Instant::now() >= deadline {
                 tracing::debug!(task = task_id, "still a backend; stopping it anyway");
                 return;
             }
             tokio::time::sleep(UNBALANCE_POLL).await;
+        }
+        if on_overlay {
+            // The records that dropped it reached the other nodes at about
+            // the same time as this one; this covers their applying them.
+            let margin = REMOTE_APPLY_MARGIN.min(deadline - tokio::time::Instant::now());
+            tokio::time::sleep(margin).await;
         }
     }
 

@@ -399,6 +399,12 @@ impl OverlayDriver {
             return true;
         }
         let inner = self.vips.lock();
+        // Still a backend in the cluster's records: a balancer on another
+        // node may send to it.
+        let in_records = inner.vips.0.values().flatten().any(|v| listed(&v.backends));
+        if in_records {
+            return true;
+        }
         current.tasks.iter().any(|(t, r)| {
             let want = VipRuleset::for_task(&inner.vips, r);
             let applied = inner.applied.get(t).and_then(Option::as_ref);
