@@ -93,12 +93,35 @@ fn task_addresses(n: &Node, svc: &str) -> BTreeSet<String> {
     out
 }
 
-/// Asks db's VIP from 4 loops at once, each with a new connection per
-/// request, until /tmp/stop exists (at most 1500 times each), printing `ok`
-/// or `failed` for each request.
-const ASK_UNTIL_STOPPED: &str = "touch /tmp/asking; ask() { n=0; while [ ! -e /tmp/stop ] && [ $n -lt 1500 ]; do \
-    if timeout 2 wget -qO- http://db/etc/hostname >/dev/null 2>&1; then echo ok; else echo failed; fi; \
-    n=$((n+1)); done; }; for i in 1 2 3 4; do ask & done; wait";
+/// A script asking `http://HOST/etc/hostname` from 4 loops at once, each
+/// with a new connection per request, until /tmp/stop exists (at most 1500
+/// times each), printing `ok` or `failed` for each request; it touches
+/// /tmp/asking first.
+fn ask_until_stopped(host: &str) -> String {
+    format!(
+        "touch /tmp/asking; ask() {{ n=0; while [ ! -e /tmp/stop ] && [ $n -lt 1500 ]; do \
+         if timeout 2 wget -qO- http://{host}/etc/hostname >/dev/null 2>&1; \
+         then echo ok; else echo failed; fi; n=$((n+1)); done; }}; \
+         for i in 1 2 3 4; do ask & done; wait"
+    )
+}
+
+/// Runs [`ask_until_stopped`] for `host` in container `c` on `n` while
+/// `during` runs; the count of successful and failed requests.
+fn asking_while(n: &Node, c: &str, host: &str, during: impl FnOnce()) -> (usize, usize) {
+    let script = ask_until_stopped(host);
+    let out = std::thread::scope(|s| {
+        let asking = s.spawn(|| n.docker(&["exec", c, "sh", "-c", &script]));
+        wait_for(10, "the askers to start", || {
+            exec(n, c, &["test", "-e", "/tmp/asking"]).map(drop)
+        });
+        during();
+        exec(n, c, &["touch", "/tmp/stop"]).expect("stop the askers");
+        asking.join().expect("askers").stdout
+    });
+    let count = |what: &str| out.lines().filter(|l| *l == what).count();
+    (count("ok"), count("failed"))
+}
 
 /// The addresses of `svc`'s tasks meant to run on node `host`.
 fn addresses_on(n: &Node, svc: &str, host: &str) -> BTreeSet<String> {
@@ -225,11 +248,7 @@ fn e2e_cluster_overlay_across_nodes() {
 
     // Scaled down and back while web asks the VIP from node3: replicas
     // on other nodes leave node3's balancer before they stop.
-    let outcomes = std::thread::scope(|s| {
-        let asking = s.spawn(|| n3.docker(&["exec", &web, "sh", "-c", ASK_UNTIL_STOPPED]));
-        wait_for(10, "the askers to start", || {
-            exec(n3, &web, &["test", "-e", "/tmp/asking"]).map(drop)
-        });
+    let (ok, failed) = asking_while(n3, &web, "db", || {
         n1.ok(&["service", "scale", "-d", "db=1"]);
         wait_for(60, "db down to one replica", || {
             swarm::running_on(n1, "db").filter(|h| h.len() == 1)
@@ -254,16 +273,13 @@ fn e2e_cluster_overlay_across_nodes() {
             ]);
             (s.trim() == "completed").then_some(())
         });
-        exec(n3, &web, &["touch", "/tmp/stop"]).expect("stop the askers");
-        asking.join().expect("askers").stdout
     });
-    let count = |what: &str| outcomes.lines().filter(|l| *l == what).count();
-    assert!(count("ok") > 0, "{outcomes}");
+    assert!(ok > 0);
     assert_eq!(
-        count("failed"),
+        failed,
         0,
         "of {} requests across nodes while scaling down and updating",
-        count("ok") + count("failed")
+        ok + failed
     );
     n1.ok(&["service", "scale", "-d", "db=3"]);
     wait_for(90, "db back on every node", || {
@@ -398,6 +414,8 @@ fn e2e_cluster_overlay_encrypted_network_is_sealed_on_the_wire() {
     let Some(lab) = Lab::for_test(Engine::Shoald) else {
         return;
     };
+    // Network keys rotate every 3 s instead of 12 h.
+    lab.set_engine_env("SHOAL_NETWORK_KEY_ROTATION_SECS", "3");
     let nodes = swarm::form(&lab, 1, 2);
     for n in &nodes {
         n.load_test_image().expect("image");
@@ -448,6 +466,23 @@ fn e2e_cluster_overlay_encrypted_network_is_sealed_on_the_wire() {
     // encrypted one's never does, though its frames were captured.
     assert!(seen[0].2 > 0, "{seen:?}");
     assert!(seen[1].1 > 0 && seen[1].2 == 0, "{seen:?}");
+
+    // Key rotations under a stream of requests across nodes lose none.
+    let rotated = |n: &Node| n.engine_log().matches("network keys rotated").count();
+    let before = rotated(n1);
+    let web = container_on(n3, "web-sealed");
+    let (ok, failed) = asking_while(n3, &web, "db-sealed", || {
+        wait_for(30, "three key rotations", || {
+            (rotated(n1) >= before + 3).then_some(())
+        });
+    });
+    assert!(ok > 0);
+    assert_eq!(
+        failed,
+        0,
+        "of {} requests during key rotations",
+        ok + failed
+    );
 
     // The seal runs only where an encrypted network has a task.
     for (n, has) in [(n1, false), (n2, true), (n3, true)] {

@@ -36,12 +36,22 @@ pub(crate) struct Shared {
     /// The PID holding the lab's network namespace (the LAN's bridge).
     pub lan_pid: u32,
     image: Mutex<Option<PathBuf>>,
+    /// Extra environment of every engine started from now on.
+    engine_env: Mutex<Vec<(String, String)>>,
 }
 
 impl Shared {
     /// Runs `args` in the lab's network namespace; an error when it fails.
     pub fn in_lan(&self, args: &[&str]) -> anyhow::Result<String> {
         ns::must_in(self.lan_pid, &["--net"], args)
+    }
+
+    /// The extra environment engines start with.
+    pub fn engine_env(&self) -> Vec<(String, String)> {
+        self.engine_env
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The test image tar, built on first use.
@@ -197,6 +207,7 @@ impl Lab {
             lifeline,
             lan_pid: holder.id(),
             image: Mutex::new(None),
+            engine_env: Mutex::new(Vec::new()),
         });
         let lab = Lab {
             shared,
@@ -276,6 +287,16 @@ impl Lab {
     /// The test image tar (`make-test-image.sh`), built once per lab.
     pub fn test_image(&self) -> anyhow::Result<PathBuf> {
         self.shared.test_image()
+    }
+
+    /// Starts every engine from now on with `key=value` in its
+    /// environment (a knob a test turns, such as a short rotation period).
+    pub fn set_engine_env(&self, key: &str, value: &str) {
+        self.shared
+            .engine_env
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key.to_string(), value.to_string()));
     }
 
     /// The address of the lab's client, the LAN's own namespace (not a

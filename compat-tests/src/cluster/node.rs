@@ -264,6 +264,7 @@ impl Node {
         let log = self.log_file("engine.log")?;
         let mut child = ns::command_in(init, NODE_NS, engine.binary()?)
             .args(engine.args(&self.engine_paths(), &self.cgroup_parent()))
+            .envs(self.lab.engine_env())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
