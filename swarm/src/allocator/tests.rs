@@ -107,3 +107,25 @@ async fn run_loop_allocates_and_stops_on_cancel() {
     cancel.cancel();
     h.await.unwrap();
 }
+
+#[tokio::test]
+async fn every_node_gets_its_own_ingress_address_once() {
+    let store = store_with_cluster().await;
+    store.update(allocate_all).await.unwrap();
+    for _ in 0..3 {
+        let mut n = Node::default();
+        n.api.id = Some(crate::model::new_id());
+        store.update(|tx| tx.create(n.clone())).await.unwrap();
+    }
+    assert_eq!(store.update(allocate_all).await.unwrap(), 3);
+    let mut addrs: Vec<String> = store.view(|v| {
+        v.list::<Node>()
+            .into_iter()
+            .filter_map(|n| n.ingress_address)
+            .collect()
+    });
+    addrs.sort();
+    // The gateway (.1) is the network's; nodes take the next ones.
+    assert_eq!(addrs, vec!["10.0.0.2/24", "10.0.0.3/24", "10.0.0.4/24"]);
+    assert_eq!(store.update(allocate_all).await.unwrap(), 0);
+}

@@ -514,4 +514,159 @@ mod tests {
         );
         assert_eq!(r.ingress_network.unwrap().id, "ing");
     }
+
+    fn node(id: &str, data: &str, ingress: Option<&str>) -> Node {
+        let mut n = Node::default();
+        n.api.id = Some(id.into());
+        n.data_addr = Some(data.into());
+        n.ingress_address = ingress.map(str::to_string);
+        n
+    }
+
+    fn overlay(id: &str, vni: u32, ingress: bool, encrypted: bool) -> Network {
+        let mut n = network(id, ingress);
+        let mut options = std::collections::HashMap::new();
+        options.insert(
+            crate::allocator::network::VXLAN_KEY.to_string(),
+            vni.to_string(),
+        );
+        if encrypted {
+            options.insert("encrypted".to_string(), String::new());
+        }
+        n.api.options = Some(options);
+        n
+    }
+
+    fn on(mut t: Task, node: &str) -> Task {
+        t.api.node_id = Some(node.into());
+        t
+    }
+
+    fn peer(address: &str, node: &str) -> Peer {
+        Peer {
+            address: address.parse().unwrap(),
+            node: node.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn peers_are_other_nodes_live_addresses_and_ingress_addresses() {
+        let mut t = Tables::default();
+        t.put(overlay("ing", 4096, true, false).into_object());
+        t.put(overlay("app", 4097, false, false).into_object());
+        t.put(node("a", "192.168.1.1", Some("10.0.0.2/24")).into_object());
+        t.put(node("b", "192.168.1.2", Some("10.0.0.3/24")).into_object());
+        let live = task(
+            "t1",
+            "s",
+            "web",
+            1,
+            "app",
+            "10.0.1.5/24",
+            TaskState::RUNNING,
+        );
+        let starting = task(
+            "t2",
+            "s",
+            "web",
+            2,
+            "app",
+            "10.0.1.6/24",
+            TaskState::ASSIGNED,
+        );
+        let done = task(
+            "t3",
+            "s",
+            "web",
+            3,
+            "app",
+            "10.0.1.7/24",
+            TaskState::COMPLETE,
+        );
+        let mine = task(
+            "t4",
+            "s",
+            "web",
+            4,
+            "app",
+            "10.0.1.8/24",
+            TaskState::RUNNING,
+        );
+        t.put(on(live, "b").into_object());
+        t.put(on(starting, "b").into_object());
+        t.put(on(done, "b").into_object());
+        t.put(on(mine, "a").into_object());
+
+        let r = service_records(&t, "a");
+        let app = r.peers.iter().find(|p| p.network_id == "app").unwrap();
+        assert_eq!(app.vni, 4097);
+        // A starting task is reachable; a finished one and this node's own
+        // are not peers.
+        assert_eq!(
+            app.peers,
+            vec![
+                peer("10.0.1.5", "192.168.1.2"),
+                peer("10.0.1.6", "192.168.1.2")
+            ]
+        );
+        let ing = r.peers.iter().find(|p| p.network_id == "ing").unwrap();
+        assert_eq!(ing.peers, vec![peer("10.0.0.3", "192.168.1.2")]);
+        assert_eq!(r.local.data_addr, Some("192.168.1.1".parse().unwrap()));
+        assert_eq!(r.local.ingress_address.as_deref(), Some("10.0.0.2/24"));
+        assert_eq!(r.local.data_port, DEFAULT_DATA_PORT);
+    }
+
+    #[test]
+    fn network_keys_reach_only_nodes_with_a_task_on_an_encrypted_network() {
+        let mut t = Tables::default();
+        let mut c = Cluster::default();
+        c.api.id = Some("c".into());
+        c.network_bootstrap_keys = (1..=3)
+            .map(|id| crate::model::NetworkKey {
+                id,
+                secret: format!("k{id}"),
+                created: u64::from(id),
+            })
+            .collect();
+        t.put(c.into_object());
+        t.put(overlay("plain", 4097, false, false).into_object());
+        t.put(overlay("sealed", 4098, false, true).into_object());
+        for (id, addr) in [
+            ("a", "192.168.1.1"),
+            ("b", "192.168.1.2"),
+            ("c", "192.168.1.3"),
+        ] {
+            t.put(node(id, addr, None).into_object());
+        }
+        let sealed = task(
+            "t1",
+            "s",
+            "x",
+            1,
+            "sealed",
+            "10.0.2.5/24",
+            TaskState::RUNNING,
+        );
+        let plain = task(
+            "t2",
+            "s",
+            "y",
+            1,
+            "plain",
+            "10.0.1.5/24",
+            TaskState::RUNNING,
+        );
+        t.put(on(sealed, "a").into_object());
+        t.put(on(plain, "b").into_object());
+
+        let keys = service_records(&t, "a").local.network_keys.unwrap();
+        assert_eq!(keys.keys.len(), 3);
+        assert_eq!(keys.primary, 2, "the second newest seals");
+        assert!(service_records(&t, "b").local.network_keys.is_none());
+        assert!(service_records(&t, "c").local.network_keys.is_none());
+        let r = service_records(&t, "b");
+        let sealed = r.peers.iter().find(|p| p.network_id == "sealed").unwrap();
+        assert!(sealed.encrypted);
+        assert_eq!(sealed.peers, vec![peer("10.0.2.5", "192.168.1.1")]);
+    }
 }
