@@ -374,14 +374,15 @@ fn e2e_cluster_overlay_across_nodes() {
 }
 
 /// Captures every frame on every interface of the lab's LAN for `secs`
-/// seconds (AF_PACKET, from the LAN's own namespace) and prints how many
-/// it saw and how many carry `marker`.
+/// seconds (AF_PACKET, from the LAN's own namespace) once it has made the
+/// file `ready`, and prints how many it saw and how many carry `marker`.
 const CAPTURE: &str = r#"
 import socket, sys, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
 s.settimeout(0.2)
 marker = sys.argv[1].encode()
 end = time.time() + float(sys.argv[2])
+open(sys.argv[3], "w").close()
 seen = found = 0
 while time.time() < end:
     try:
@@ -398,10 +399,13 @@ print(seen, found)
 /// with `marker`).
 fn capture_while(lab: &Lab, marker: &str, secs: u32, during: impl FnOnce()) -> (u64, u64) {
     let secs_s = secs.to_string();
+    let ready = lab.dir().join(format!("capture-{marker}.ready"));
+    let ready_s = ready.display().to_string();
+    // A capture before this one left its own.
+    let _ = std::fs::remove_file(&ready);
     std::thread::scope(|s| {
-        let cap = s.spawn(|| lab.client(&["python3", "-c", CAPTURE, marker, &secs_s]));
-        // The capture socket is open well before the traffic starts.
-        std::thread::sleep(std::time::Duration::from_millis(700));
+        let cap = s.spawn(|| lab.client(&["python3", "-c", CAPTURE, marker, &secs_s, &ready_s]));
+        wait_for(10, "the capture to start", || ready.exists().then_some(()));
         during();
         let out = cap.join().expect("capture thread").expect("capture");
         let mut it = out.split_whitespace().map(|n| n.parse().unwrap_or(0));
