@@ -731,3 +731,56 @@ fn init_and_stop_signal_are_honoured() {
     let logs = d.ok(&["service", "logs", "--raw", "sig"]);
     assert!(logs.contains("got-usr1"), "{logs}");
 }
+
+#[test]
+fn a_replacement_is_listed_ready_through_its_restart_delay() {
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "slow",
+        "--restart-delay",
+        "4s",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    let first = wait_running(&d, "slow", 1).remove(0);
+    let (_, pid) = container(&d, &first.id);
+    let killed = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    // As with swarmkit, `service ps` shows the replacement at once, meant
+    // to be Ready, while the delay runs ...
+    let held = wait_for(10, "the replacement listed as Ready", || {
+        ps(&d, "slow")
+            .into_iter()
+            .find(|r| r.id != first.id && r.desired == "Ready")
+    });
+    assert_eq!(held.name, "slow.1");
+    assert!(
+        killed.elapsed() < std::time::Duration::from_secs(3),
+        "listed only after {:?}",
+        killed.elapsed()
+    );
+    // ... and the same task runs once it is over, not before.
+    let running = wait_for(30, "the replacement running", || {
+        running(&d, "slow").into_iter().find(|r| r.id != first.id)
+    });
+    assert_eq!(running.id, held.id);
+    assert!(
+        killed.elapsed() >= std::time::Duration::from_secs(4),
+        "started after {:?}",
+        killed.elapsed()
+    );
+}

@@ -212,6 +212,11 @@ pub struct Task {
     /// them apart per node and the node forwards them to the task.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_ports: Vec<crate::exec::HostPort>,
+    /// A replacement made during its predecessor's restart delay waits in
+    /// desired state `ready` until this time (RFC 3339), as swarmkit lists
+    /// it at once and starts it after the delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_after: Option<String>,
 }
 
 /// A secret (its data never leaves the store through the API).

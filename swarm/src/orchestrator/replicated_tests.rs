@@ -131,3 +131,42 @@ fn scale_only_change_blesses_tasks() {
     let p = plan_at(&s, &[&t], NOW);
     assert_eq!(p.actions, vec![Action::Bless("t1".into(), 2)]);
 }
+
+#[test]
+fn a_replacement_waits_its_restart_delay_listed_and_ready() {
+    let mut s = service(1);
+    if let Some(tt) = s.api.spec.as_mut().and_then(|sp| sp.task_template.as_mut()) {
+        tt.restart_policy = Some(api::TaskSpecRestartPolicy {
+            delay: Some(10_000_000_000),
+            ..Default::default()
+        });
+    }
+    // Failed 5 s before NOW: 5 s of its 10 s delay are left.
+    let mut failed = task(&s, "t1", 1, TaskState::FAILED);
+    failed.api.status.as_mut().unwrap().timestamp = Some("2026-01-01T00:00:55Z".into());
+    let p = plan_at(&s, &[&failed], NOW);
+    let held = p
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Create(t) => Some(t.as_ref().clone()),
+            _ => None,
+        })
+        .expect("the replacement is made at once");
+    assert_eq!(held.desired_state(), TaskState::READY);
+    assert_eq!(held.start_after.as_deref(), Some("2026-01-01T00:01:05Z"));
+    assert!(p.actions.contains(&Action::Shutdown("t1".into())));
+    assert_eq!(p.wake_after, Some(std::time::Duration::from_secs(5)));
+
+    // Held through the delay, started once it is over.
+    let mut failed = failed;
+    failed.api.desired_state = Some(TaskState::SHUTDOWN);
+    let mut held = held;
+    held.api.id = Some("t2".into());
+    let before = plan_at(&s, &[&failed, &held], NOW + time::Duration::seconds(4));
+    assert!(!before.actions.contains(&Action::Start("t2".into())));
+    assert_eq!(before.wake_after, Some(std::time::Duration::from_secs(1)));
+    let after = plan_at(&s, &[&failed, &held], NOW + time::Duration::seconds(5));
+    assert!(after.actions.contains(&Action::Start("t2".into())));
+    assert!(creates(&after).is_empty());
+}

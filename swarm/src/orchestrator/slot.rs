@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use time::format_description::well_known::Rfc3339;
+
 use super::is_alive;
 use super::is_dirty;
 use super::is_wanted;
@@ -92,7 +94,19 @@ pub fn keep(s: &Service, cur: &Task, history: &[&Task], pass: &Pass<'_>, plan: &
         .filter(|t| t.api.id != cur.api.id && is_alive(t))
         .collect();
     let mut pending = false;
-    if cur.desired_state() == TaskState::READY {
+    let delayed = cur
+        .start_after
+        .as_deref()
+        .and_then(|at| time::OffsetDateTime::parse(at, &Rfc3339).ok())
+        .and_then(|at| Duration::try_from(at - pass.now).ok())
+        .filter(|left| !left.is_zero());
+    if cur.desired_state() == TaskState::READY && delayed.is_some() {
+        // Its predecessor's restart delay is not over yet.
+        if let Some(left) = delayed {
+            plan.wake(left);
+        }
+        pending = true;
+    } else if cur.desired_state() == TaskState::READY {
         let blocking = others
             .iter()
             .any(|t| may_run(t) && !t.node_id().is_some_and(|n| pass.node_gone(n)));
@@ -179,7 +193,24 @@ pub fn restart(
                 plan.actions.push(Action::Create(Box::new(new())));
             }
         }
-        restart::Restart::After(d) => plan.wake(d),
+        restart::Restart::After(d) => {
+            // Listed at once, held ready until the delay is over (swarmkit's
+            // delayed start): `keep` starts it then.
+            if add {
+                for t in history.iter().filter(|t| is_wanted(t) && !is_alive(t)) {
+                    plan.actions.push(Action::Shutdown(id(t)));
+                }
+                let mut held = new();
+                held.api.desired_state = Some(TaskState::READY);
+                held.start_after = Some(
+                    (pass.now + d)
+                        .format(&Rfc3339)
+                        .unwrap_or_else(|_| pass.now_str.to_string()),
+                );
+                plan.actions.push(Action::Create(Box::new(held)));
+            }
+            plan.wake(d);
+        }
         restart::Restart::Never => {}
     }
 }

@@ -356,7 +356,15 @@ fn failure_action_rollback_restores_the_previous_spec() {
     sim.report("t3", TaskState::FAILED);
     let acts = sim.pass();
     let msg = "update rolled back due to failure or early termination of task t3";
-    assert_eq!(acts, vec![Action::Rollback("svc".into(), msg.into())]);
+    // The failed task's replacement is listed at once, held ready through
+    // its restart delay (the rollback replaces it in turn).
+    assert_eq!(acts.len(), 3, "{acts:?}");
+    assert_eq!(acts[0], Action::Shutdown("t3".into()));
+    assert!(
+        matches!(&acts[1], Action::Create(t) if t.desired_state() == TaskState::READY),
+        "{acts:?}"
+    );
+    assert_eq!(acts[2], Action::Rollback("svc".into(), msg.into()));
     assert_eq!(sim.status(), (Some(U::ROLLBACK_STARTED), msg.to_string()));
     assert_eq!(sim.s.previous_spec, None, "the previous spec is used up");
     let img = |s: &Service| {
