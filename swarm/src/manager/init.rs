@@ -115,7 +115,14 @@ pub fn new_cluster(
         root_ca_cert: root.cert_pem.clone(),
         root_ca_key: root.key_pem.clone(),
         unlock_key,
-        network_bootstrap_keys: Vec::new(),
+        // Made with the cluster, so the key manager's first check writes
+        // nothing: a `swarm update` right after init must not race it.
+        network_bootstrap_keys: vec![super::keymanager::generate(
+            1,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )],
         root_rotation: None,
         ca_generation: 0,
     })

@@ -159,7 +159,7 @@ fn a_replacement_waits_its_restart_delay_listed_and_ready() {
     assert_eq!(p.wake_after, Some(std::time::Duration::from_secs(5)));
 
     // Held through the delay, started once it is over.
-    let mut failed = failed;
+
     failed.api.desired_state = Some(TaskState::SHUTDOWN);
     let mut held = held;
     held.api.id = Some("t2".into());
