@@ -120,7 +120,7 @@ pub fn query_version(q: &Query, of: VersionOf) -> Result<u64, ApiError> {
     let parsed = if raw.starts_with('+') {
         Err(None)
     } else {
-        raw.parse::<u64>().map_err(|e| Some(e.kind().clone()))
+        raw.parse::<u64>().map_err(|e| Some(*e.kind()))
     };
     parsed.map_err(|kind| {
         let why = match kind {
