@@ -25,12 +25,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// Decodes JSON the way dockerd reports failures: an empty or truncated body
-/// is `unexpected EOF`, other syntax errors keep the decoder's text.
+/// dockerd's text for a request body with no JSON value at all (Go's
+/// decoder meets `io.EOF` before the first token).
+pub const EMPTY_BODY: &str = "got EOF while reading request body";
+
+/// Decodes JSON the way dockerd reports failures: an empty body is
+/// [`EMPTY_BODY`], a truncated one `unexpected EOF`, other syntax errors keep
+/// the decoder's text.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let trimmed = bytes.iter().all(|b| b.is_ascii_whitespace());
     if trimmed {
-        return Err(ApiError::bad_request("unexpected EOF"));
+        return Err(ApiError::bad_request(EMPTY_BODY));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         if e.is_eof() {
@@ -44,21 +49,93 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Query parameters.
 pub type Query = HashMap<String, String>;
 
-/// Docker's boolean query values: `1`, `true`, `True` and friends are true.
+/// Docker's lenient boolean query values (moby `httputils.BoolValue`): a
+/// missing value, `0`, `no`, `false` and `none` (any case, spaces trimmed)
+/// are false and anything else is true, so a bad value is never refused.
 pub fn query_bool(q: &Query, key: &str) -> bool {
     q.get(key).is_some_and(|v| {
-        let v = v.to_ascii_lowercase();
-        !(v.is_empty() || v == "0" || v == "false" || v == "no")
+        let v = v.trim().to_ascii_lowercase();
+        !matches!(v.as_str(), "" | "0" | "no" | "false" | "none")
     })
 }
 
-/// `?version=N` of an update; a missing or bad value is dockerd's 400.
-pub fn query_version(q: &Query) -> Result<u64, ApiError> {
+/// Go's `strconv.ParseBool`: the only spellings it accepts.
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// How a route words its refusal of a value `strconv.ParseBool` rejects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadBool {
+    /// `invalid value for KEY: V: strconv.ParseBool: parsing "V": invalid
+    /// syntax` (the route wraps Go's error: `status`, `insertDefaults`,
+    /// `verbose`).
+    Wrapped,
+    /// `invalid value for KEY: V` (the route drops Go's error: the
+    /// `rotate*` flags of `/swarm/update`).
+    Bare,
+}
+
+/// A strict boolean query value as the routes that use Go's
+/// `strconv.ParseBool` read it: absent or empty is `None`, a value Go rejects
+/// is dockerd's 400 worded as `style` says.
+pub fn query_strict_bool(q: &Query, key: &str, style: BadBool) -> Result<Option<bool>, ApiError> {
+    let Some(v) = q.get(key).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    parse_go_bool(v).map(Some).ok_or_else(|| {
+        ApiError::bad_request(match style {
+            BadBool::Wrapped => format!(
+                "invalid value for {key}: {v}: strconv.ParseBool: parsing \"{v}\": invalid syntax"
+            ),
+            BadBool::Bare => format!("invalid value for {key}: {v}"),
+        })
+    })
+}
+
+/// Which object's `?version=N` is read: dockerd words a bad one per route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionOf {
+    /// `POST /swarm/update`.
+    Swarm,
+    /// `POST /services/{id}/update`.
+    Service,
+    /// `POST /nodes/{id}/update`.
+    Node,
+    /// `POST /secrets/{id}/update`.
+    Secret,
+    /// `POST /configs/{id}/update`.
+    Config,
+}
+
+/// `?version=N` of an update; a missing or bad value is dockerd's 400 for
+/// that route (moby `api/server/router/swarm/cluster_routes.go`).
+pub fn query_version(q: &Query, of: VersionOf) -> Result<u64, ApiError> {
     let raw = q.get("version").map(String::as_str).unwrap_or("");
-    raw.parse::<u64>().map_err(|_| {
-        ApiError::bad_request(format!(
-            "invalid swarm object version '{raw}': strconv.ParseUint: parsing \"{raw}\": invalid syntax"
-        ))
+    // Go's ParseUint takes no sign; Rust's parse would take a `+`.
+    let parsed = if raw.starts_with('+') {
+        Err(None)
+    } else {
+        raw.parse::<u64>().map_err(|e| Some(*e.kind()))
+    };
+    parsed.map_err(|kind| {
+        let why = match kind {
+            Some(std::num::IntErrorKind::PosOverflow) => "value out of range",
+            _ => "invalid syntax",
+        };
+        let go = format!("strconv.ParseUint: parsing \"{raw}\": {why}");
+        ApiError::bad_request(match of {
+            VersionOf::Swarm => format!("invalid swarm version '{raw}': {go}"),
+            VersionOf::Service => format!("invalid service version '{raw}': {go}"),
+            VersionOf::Node => format!("invalid node version '{raw}': {go}"),
+            // These two routes drop Go's error.
+            VersionOf::Secret => "invalid secret version".into(),
+            VersionOf::Config => "invalid config version".into(),
+        })
     })
 }
 
@@ -71,7 +148,9 @@ mod tests {
         let e = decode::<serde_json::Value>(b"{\"Name\": ").unwrap_err();
         assert_eq!(e.message, "unexpected EOF");
         let e = decode::<serde_json::Value>(b"").unwrap_err();
-        assert_eq!(e.message, "unexpected EOF");
+        assert_eq!(e.message, "got EOF while reading request body");
+        let e = decode::<serde_json::Value>(b" \n").unwrap_err();
+        assert_eq!(e.message, "got EOF while reading request body");
     }
 
     #[test]
@@ -82,5 +161,71 @@ mod tests {
         assert!(query_bool(&q, "force"));
         assert!(!query_bool(&q, "x"));
         assert!(!query_bool(&q, "missing"));
+        // Lenient: Go's BoolValue takes any other text as true, and `none`
+        // (with spaces around) as false.
+        q.insert("y".into(), "AAA".into());
+        q.insert("z".into(), " None ".into());
+        assert!(query_bool(&q, "y"));
+        assert!(!query_bool(&q, "z"));
+    }
+
+    #[test]
+    fn strict_bools_refuse_what_go_refuses() {
+        let mut q = Query::new();
+        for (v, want) in [
+            ("1", true),
+            ("T", true),
+            ("True", true),
+            ("f", false),
+            ("FALSE", false),
+        ] {
+            q.insert("status".into(), v.into());
+            assert_eq!(
+                query_strict_bool(&q, "status", BadBool::Wrapped).unwrap(),
+                Some(want),
+                "{v}"
+            );
+        }
+        q.insert("status".into(), "".into());
+        assert_eq!(
+            query_strict_bool(&q, "status", BadBool::Wrapped).unwrap(),
+            None
+        );
+        for v in ["AAA", "yes", "tRUE", "2", " true"] {
+            q.insert("insertDefaults".into(), v.into());
+            let e = query_strict_bool(&q, "insertDefaults", BadBool::Wrapped).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+            assert_eq!(
+                e.message,
+                format!("invalid value for insertDefaults: {v}: strconv.ParseBool: parsing \"{v}\": invalid syntax")
+            );
+        }
+        q.insert("rotateWorkerToken".into(), "yes".into());
+        let e = query_strict_bool(&q, "rotateWorkerToken", BadBool::Bare).unwrap_err();
+        assert_eq!(e.message, "invalid value for rotateWorkerToken: yes");
+    }
+
+    #[test]
+    fn versions_are_worded_per_route() {
+        let mut q = Query::new();
+        let msg = |q: &Query, of| query_version(q, of).unwrap_err().message;
+        assert_eq!(
+            msg(&q, VersionOf::Service),
+            "invalid service version '': strconv.ParseUint: parsing \"\": invalid syntax"
+        );
+        q.insert("version".into(), "+3".into());
+        assert_eq!(
+            msg(&q, VersionOf::Node),
+            "invalid node version '+3': strconv.ParseUint: parsing \"+3\": invalid syntax"
+        );
+        q.insert("version".into(), "99999999999999999999".into());
+        assert_eq!(
+            msg(&q, VersionOf::Swarm),
+            "invalid swarm version '99999999999999999999': strconv.ParseUint: parsing \"99999999999999999999\": value out of range"
+        );
+        assert_eq!(msg(&q, VersionOf::Secret), "invalid secret version");
+        assert_eq!(msg(&q, VersionOf::Config), "invalid config version");
+        q.insert("version".into(), "42".into());
+        assert_eq!(query_version(&q, VersionOf::Config).unwrap(), 42);
     }
 }

@@ -11,6 +11,7 @@ pub mod filters;
 pub mod render_cache;
 pub mod routes;
 pub mod server;
+pub mod until;
 pub mod wire;
 
 use std::sync::Arc;

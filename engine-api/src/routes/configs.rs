@@ -15,6 +15,7 @@ use swarm::model::api;
 
 use crate::body::query_version;
 use crate::body::JsonBody;
+use crate::body::VersionOf;
 use crate::error::ApiResult;
 use crate::filters::Filters;
 use crate::routes::secrets::object_matches;
@@ -77,8 +78,9 @@ async fn update(
     Query(q): Query<crate::body::Query>,
     JsonBody(spec): JsonBody<api::ConfigSpec>,
 ) -> ApiResult<Response> {
+    let version = query_version(&q, VersionOf::Config)?;
     let m = s.node.manager()?;
-    config::update(m.store(), &id, query_version(&q)?, spec).await?;
+    config::update(m.store(), &id, version, spec).await?;
     Ok(empty_ok())
 }
 

@@ -17,6 +17,7 @@ use serde_json::Value;
 use swarm::controlapi::network;
 use swarm::model::api;
 use swarm::model::Network;
+use swarm::model::StoreObject;
 
 use crate::body::JsonBody;
 use crate::error::ApiError;
@@ -29,6 +30,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/networks", get(list))
         .route("/networks/create", post(create))
+        .route("/networks/prune", post(prune))
         .route("/networks/{id}", get(inspect).delete(remove))
         .route("/networks/{id}/connect", post(connect))
         .route("/networks/{id}/disconnect", post(disconnect))
@@ -209,6 +211,50 @@ async fn list(
     Ok(Json(out))
 }
 
+/// `POST /networks/prune`: removes unused swarm networks picked by the
+/// `label`, `label!` and `until` filters, as dockerd does, and names them.
+///
+/// dockerd also prunes unused local networks; this daemon's local networks
+/// are all built in, and a built-in network is never pruned.
+async fn prune(
+    State(s): State<AppState>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Json<Value>> {
+    let f = Filters::parse(q.get("filters").map(String::as_str))?;
+    f.validate(&["label", "label!", "until"])?;
+    let until = crate::until::from_filters(&f, time::OffsetDateTime::now_utc())?;
+    // A node that is not a manager has no swarm networks to prune; dockerd
+    // answers it with an empty report, not an error.
+    let Ok(m) = s.node.manager() else {
+        return Ok(Json(json!({ "NetworksDeleted": null })));
+    };
+    let picked: Vec<String> = network::list(m.store())
+        .iter()
+        .filter(|n| {
+            let created = n.api.created.as_deref().and_then(|c| {
+                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
+            });
+            let old_enough = match (until, created) {
+                (Some(u), Some(c)) => c <= u,
+                _ => true,
+            };
+            let labels = n.api.labels.as_ref();
+            old_enough
+                && f.labels("label", labels)
+                && !(f.contains("label!") && f.labels("label!", labels))
+        })
+        .map(|n| n.id().to_string())
+        .collect();
+    let gone = network::prune(m.store(), &picked).await?;
+    // Go writes an empty list as null.
+    let deleted = if gone.is_empty() {
+        Value::Null
+    } else {
+        json!(gone)
+    };
+    Ok(Json(json!({ "NetworksDeleted": deleted })))
+}
+
 fn not_found(input: &str) -> ApiError {
     ApiError::not_found(format!("network {input} not found"))
 }
@@ -247,6 +293,8 @@ async fn inspect(
     Path(id): Path<String>,
     Query(q): Query<crate::body::Query>,
 ) -> ApiResult<Json<Value>> {
+    // dockerd refuses a `verbose` Go cannot read before it looks.
+    crate::body::query_strict_bool(&q, "verbose", crate::body::BadBool::Wrapped)?;
     let scope = q.get("scope").map(String::as_str).unwrap_or("");
     let mut v = find(&s, &id, scope)?;
     if text(&v, "Scope") == "swarm" {

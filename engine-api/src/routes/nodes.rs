@@ -14,6 +14,7 @@ use swarm::model::Node;
 
 use crate::body::query_bool;
 use crate::body::query_version;
+use crate::body::VersionOf;
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::filters::Filters;
@@ -95,9 +96,10 @@ async fn update(
     Query(q): Query<crate::body::Query>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let m = s.node.manager()?;
-    let version = query_version(&q)?;
+    // dockerd's order: the body, then the version, then the swarm.
     let spec = decode_spec(&body)?;
+    let version = query_version(&q, VersionOf::Node)?;
+    let m = s.node.manager()?;
     node::update(m.store(), &id, version, spec).await?;
     Ok(empty_ok())
 }

@@ -15,6 +15,7 @@ use swarm::model::api;
 
 use crate::body::query_version;
 use crate::body::JsonBody;
+use crate::body::VersionOf;
 use crate::error::ApiResult;
 use crate::filters::Filters;
 use crate::server::version::empty_ok;
@@ -90,8 +91,9 @@ async fn update(
     Query(q): Query<crate::body::Query>,
     JsonBody(spec): JsonBody<api::SecretSpec>,
 ) -> ApiResult<Response> {
+    let version = query_version(&q, VersionOf::Secret)?;
     let m = s.node.manager()?;
-    secret::update(m.store(), &id, query_version(&q)?, spec).await?;
+    secret::update(m.store(), &id, version, spec).await?;
     Ok(empty_ok())
 }
 

@@ -21,8 +21,10 @@ use swarm::model::Service;
 use swarm::model::StoreObject;
 use swarm::model::Task;
 
-use crate::body::query_bool;
+use crate::body::query_strict_bool;
 use crate::body::query_version;
+use crate::body::BadBool;
+use crate::body::VersionOf;
 use crate::error::ApiResult;
 use crate::filters::Filters;
 use crate::server::version::ApiVersion;
@@ -86,10 +88,15 @@ async fn list(
     Extension(version): Extension<ApiVersion>,
     Query(q): Query<crate::body::Query>,
 ) -> ApiResult<Response> {
+    // dockerd reads `status` (and refuses a bad one) only from API 1.41.
+    let with_status = if version.at_least(41) {
+        query_strict_bool(&q, "status", BadBool::Wrapped)?.unwrap_or(false)
+    } else {
+        false
+    };
     let m = s.node.manager()?;
     let f = Filters::parse(q.get("filters").map(String::as_str))?;
     f.validate(&["id", "label", "mode", "name"])?;
-    let with_status = query_bool(&q, "status");
     let cache = &s.services_json;
     let body = m.store().view(|v| {
         let t = v.tables();
@@ -173,13 +180,10 @@ async fn inspect(
     Path(id): Path<String>,
     Query(q): Query<crate::body::Query>,
 ) -> ApiResult<Json<serde_json::Value>> {
+    let defaults = query_strict_bool(&q, "insertDefaults", BadBool::Wrapped)?.unwrap_or(false);
     let m = s.node.manager()?;
     let svc = service::get(m.store(), &id)?;
-    Ok(Json(to_json(
-        &svc,
-        query_bool(&q, "insertDefaults"),
-        version,
-    )))
+    Ok(Json(to_json(&svc, defaults, version)))
 }
 
 async fn update(
@@ -189,9 +193,10 @@ async fn update(
     headers: header::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
+    // dockerd's order: the body, then the version, then the swarm.
     let spec: api::ServiceSpec = crate::wire::decode_service_spec(&body)?;
+    let version = query_version(&q, VersionOf::Service)?;
     let m = s.node.manager()?;
-    let version = query_version(&q)?;
     let kind = if q.get("rollback").map(String::as_str) == Some("previous") {
         UpdateKind::Rollback
     } else {

@@ -13,8 +13,11 @@ use swarm::node::InitRequest;
 use swarm::node::JoinRequest;
 
 use crate::body::query_bool;
+use crate::body::query_strict_bool;
 use crate::body::query_version;
+use crate::body::BadBool;
 use crate::body::JsonBody;
+use crate::body::VersionOf;
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::server::version::empty_ok;
@@ -76,13 +79,15 @@ async fn update(
     Query(q): Query<crate::body::Query>,
     JsonBody(spec): JsonBody<swarm::model::api::SwarmSpec>,
 ) -> ApiResult<Response> {
-    let m = s.node.manager()?;
-    let version = query_version(&q)?;
+    // dockerd's order: the body, the version, each flag, then the swarm.
+    let version = query_version(&q, VersionOf::Swarm)?;
+    let flag = |key| query_strict_bool(&q, key, BadBool::Bare).map(Option::unwrap_or_default);
     let rotate = cluster::Rotate {
-        worker_token: query_bool(&q, "rotateWorkerToken"),
-        manager_token: query_bool(&q, "rotateManagerToken"),
-        unlock_key: query_bool(&q, "rotateManagerUnlockKey"),
+        worker_token: flag("rotateWorkerToken")?,
+        manager_token: flag("rotateManagerToken")?,
+        unlock_key: flag("rotateManagerUnlockKey")?,
     };
+    let m = s.node.manager()?;
     let out = cluster::update(m.store(), version, spec, rotate).await?;
     if out.key_changed {
         s.node.rewrap_key(out.unlock_key.as_deref())?;

@@ -2,6 +2,7 @@
 
 use crate::ca;
 use crate::error::Error;
+use crate::error::ErrorKind;
 use crate::error::Result;
 use crate::model::api;
 use crate::model::Cluster;
@@ -142,8 +143,15 @@ pub async fn update(
     // given (they mean "default" where swarmkit reads them); only the name
     // keeps its default.
     let mut spec = spec;
-    if spec.name.as_deref().unwrap_or("").is_empty() {
-        spec.name = Some("default".into());
+    match spec.name.as_deref().unwrap_or("") {
+        "" => spec.name = Some("default".into()),
+        "default" => {}
+        _ => {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "swarm spec must be named \"default\"",
+            ))
+        }
     }
     // Go writes these sections (and the ticks) even when they are zero.
     spec.labels.get_or_insert_with(Default::default);
@@ -189,9 +197,6 @@ pub async fn update(
     store
         .update(|tx| {
             let mut c = tx.cluster().ok_or_else(Error::not_manager)?;
-            if c.version() != version {
-                return Err(Error::out_of_sequence());
-            }
             if let Some((cert, key)) = &generated {
                 ca::rotation::start(&mut c, cert, key)?;
             }
@@ -219,6 +224,11 @@ pub async fn update(
                 key_changed: before != c.unlock_key,
                 unlock_key: c.unlock_key.clone(),
             };
+            // As swarmkit: the spec and the CA change are judged first; a
+            // stale version is met at the write.
+            if c.version() != version {
+                return Err(Error::out_of_sequence());
+            }
             tx.update(c)?;
             Ok(outcome)
         })

@@ -80,9 +80,6 @@ pub async fn update(store: &Store, input: &str, version: u64, spec: api::ConfigS
     store
         .update(|tx| {
             let mut s = resolve::<Config>(&tx.base_view(), input)?;
-            if s.version() != version {
-                return Err(Error::out_of_sequence());
-            }
             let cur = s.api.spec.clone().unwrap_or_default();
             let same_data = spec.data.is_none() || spec.data == cur.data;
             if spec.name != cur.name || !same_data || spec.templating != cur.templating {
@@ -91,6 +88,11 @@ pub async fn update(store: &Store, input: &str, version: u64, spec: api::ConfigS
             let mut next = cur;
             next.labels = Some(spec.labels.clone().unwrap_or_default());
             s.api.spec = Some(next);
+            // As swarmkit: only labels may change, whatever the version; a
+            // stale one is met at the write.
+            if s.version() != version {
+                return Err(Error::out_of_sequence());
+            }
             tx.update(s)
         })
         .await

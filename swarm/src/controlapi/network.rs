@@ -240,6 +240,32 @@ pub async fn remove(store: &Store, input: &str) -> Result<()> {
         .await
 }
 
+/// `POST /networks/prune`: removes those of `candidates` (network IDs) that
+/// are neither the ingress network nor in use, and answers their names.
+///
+/// As dockerd, a network still in use is skipped, not an error; the routing
+/// mesh's network goes only when a user removes it by name. One write covers
+/// all of them, so a prune is all or nothing.
+pub async fn prune(store: &Store, candidates: &[String]) -> Result<Vec<String>> {
+    store
+        .update(|tx| {
+            let base = tx.base_view();
+            let mut gone = Vec::new();
+            for id in candidates {
+                let Some(n) = base.get::<Network>(id) else {
+                    continue;
+                };
+                if alloc::is_ingress(&n) || in_use(&base, &n).is_some() {
+                    continue;
+                }
+                gone.push(n.api.name.clone().unwrap_or_default());
+                tx.delete::<Network>(id)?;
+            }
+            Ok(gone)
+        })
+        .await
+}
+
 /// A stable 64-hex ID for a node-local network (`host`, `none`, ...), from
 /// a per-daemon `seed` and the network name, as dockerd's local IDs look.
 pub fn local_id(seed: &str, name: &str) -> String {

@@ -65,9 +65,6 @@ pub async fn update(store: &Store, input: &str, version: u64, spec: api::NodeSpe
     store
         .update(|tx| {
             let mut n = resolve(&tx.base_view(), input)?;
-            if n.version() != version {
-                return Err(Error::out_of_sequence());
-            }
             let demoting = is_manager(&n) && spec.role == Some(api::NodeSpecRoleEnum::WORKER);
             if demoting {
                 let managers = tx.list::<Node>().iter().filter(|m| is_manager(m)).count();
@@ -80,6 +77,11 @@ pub async fn update(store: &Store, input: &str, version: u64, spec: api::NodeSpe
             let mut spec = spec.clone();
             spec.labels.get_or_insert_with(Default::default);
             n.api.spec = Some(spec);
+            // As swarmkit: the version is met only at the write, after every
+            // check of the request.
+            if n.version() != version {
+                return Err(Error::out_of_sequence());
+            }
             tx.update(n)
         })
         .await

@@ -86,9 +86,6 @@ pub async fn update(store: &Store, input: &str, version: u64, spec: api::SecretS
     store
         .update(|tx| {
             let mut s = resolve::<Secret>(&tx.base_view(), input)?;
-            if s.version() != version {
-                return Err(Error::out_of_sequence());
-            }
             let cur = s.api.spec.clone().unwrap_or_default();
             let same_data = spec.data.is_none() || spec.data == cur.data;
             if spec.name != cur.name || !same_data || spec.driver != cur.driver {
@@ -97,6 +94,11 @@ pub async fn update(store: &Store, input: &str, version: u64, spec: api::SecretS
             let mut next = cur;
             next.labels = Some(spec.labels.clone().unwrap_or_default());
             s.api.spec = Some(next);
+            // As swarmkit: only labels may change, whatever the version; a
+            // stale one is met at the write.
+            if s.version() != version {
+                return Err(Error::out_of_sequence());
+            }
             tx.update(s)
         })
         .await

@@ -226,26 +226,29 @@ pub async fn update(
     store
         .update(|tx| {
             let mut s = resolve::<Service>(&tx.base_view(), input)?;
-            if s.version() != version {
-                return Err(Error::out_of_sequence());
-            }
             let cur = s.spec().clone();
+            // swarmkit judges the request's spec first and meets a stale
+            // version only when it writes: a bad body is refused as such
+            // whatever the version says.
+            validate::service_spec(&spec)?;
+            if mode_name(&spec) != mode_name(&cur) {
+                return Err(Error::new(
+                    ErrorKind::Unimplemented,
+                    "rpc error: code = Unimplemented desc = service mode change is not allowed",
+                ));
+            }
+            if spec.name != cur.name {
+                return Err(Error::new(
+                    ErrorKind::Unimplemented,
+                    "rpc error: code = Unimplemented desc = renaming services is not supported",
+                ));
+            }
             let mut next = match kind {
                 UpdateKind::Replace => spec.clone(),
                 UpdateKind::Rollback => s.previous_spec.clone().ok_or_else(|| {
                     Error::precondition(format!("service {} does not have a previous spec", s.id()))
                 })?,
             };
-            if next.name != cur.name {
-                return Err(Error::new(
-                    ErrorKind::Unimplemented,
-                    "rpc error: code = Unimplemented desc = renaming services is not supported",
-                ));
-            }
-            if mode_name(&next) != mode_name(&cur) {
-                return Err(Error::invalid("service mode change is not allowed"));
-            }
-            validate::service_spec(&next)?;
             resolve_networks(tx, &mut next)?;
             let id = s.id().to_string();
             s.api.endpoint = Some(endpoint(tx, &id, &next, s.api.endpoint.as_ref())?);
@@ -284,6 +287,9 @@ pub async fn update(
                 (UpdateKind::Replace, None) => prev_auth.clone(),
             };
             s.previous_registry_auth = prev_auth;
+            if s.version() != version {
+                return Err(Error::out_of_sequence());
+            }
             tx.update(s)
         })
         .await
