@@ -369,9 +369,20 @@ pub(crate) fn base_chain(
     hook: NfHook,
     prio: i32,
 ) -> NfListObject<'static> {
+    base_chain_of(TABLE, name, kind, hook, prio)
+}
+
+/// A base chain of the `ip` table `table`, policy accept.
+pub(crate) fn base_chain_of(
+    table: &'static str,
+    name: &'static str,
+    kind: NfChainType,
+    hook: NfHook,
+    prio: i32,
+) -> NfListObject<'static> {
     NfListObject::Chain(Chain {
         family: NfFamily::IP,
-        table: TABLE.into(),
+        table: table.into(),
         name: name.into(),
         _type: Some(kind),
         hook: Some(hook),
@@ -382,16 +393,26 @@ pub(crate) fn base_chain(
 }
 
 fn rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
+    rule_of(TABLE, chain, expr)
+}
+
+/// A rule of `chain` in the `ip` table `table`.
+pub(crate) fn rule_of(
+    table: &'static str,
+    chain: &'static str,
+    expr: Vec<Statement<'static>>,
+) -> NfListObject<'static> {
     NfListObject::Rule(Rule {
         family: NfFamily::IP,
-        table: TABLE.into(),
+        table: table.into(),
         chain: chain.into(),
         expr: Cow::Owned(expr),
         ..Rule::default()
     })
 }
 
-fn matches(
+/// `LEFT OP RIGHT`
+pub(crate) fn matches(
     left: Expression<'static>,
     right: Expression<'static>,
     op: Operator,
@@ -399,7 +420,8 @@ fn matches(
     Statement::Match(Match { left, right, op })
 }
 
-fn meta(key: MetaKey) -> Expression<'static> {
+/// `meta KEY`
+pub(crate) fn meta(key: MetaKey) -> Expression<'static> {
     Expression::Named(NamedExpression::Meta(Meta { key }))
 }
 
@@ -503,18 +525,29 @@ fn masquerade(subnet: Ipv4Net, bridge: &str) -> Vec<Statement<'static>> {
 }
 
 fn table() -> NfListObject<'static> {
+    table_of(TABLE)
+}
+
+/// The `ip` table `name`.
+pub(crate) fn table_of(name: &'static str) -> NfListObject<'static> {
     NfListObject::Table(Table {
         family: NfFamily::IP,
-        name: TABLE.into(),
+        name: name.into(),
         handle: None,
     })
 }
 
 /// The transaction that deletes the table whether or not it exists.
 pub fn delete_table() -> Nftables<'static> {
+    delete_table_of(TABLE)
+}
+
+/// The transaction that deletes the `ip` table `name` whether or not it
+/// exists (adding it first makes the delete never fail).
+pub(crate) fn delete_table_of(name: &'static str) -> Nftables<'static> {
     let mut batch = Batch::new();
-    batch.add(table());
-    batch.delete(table());
+    batch.add(table_of(name));
+    batch.delete(table_of(name));
     batch.to_nftables()
 }
 

@@ -34,24 +34,19 @@ use std::path::PathBuf;
 use futures::StreamExt;
 use nftables::batch::Batch;
 use nftables::expr::Expression;
-use nftables::expr::Meta;
 use nftables::expr::MetaKey;
 use nftables::expr::NamedExpression;
 use nftables::expr::Payload;
 use nftables::expr::PayloadField;
 use nftables::helper;
-use nftables::schema::Chain;
 use nftables::schema::NfListObject;
 use nftables::schema::Nftables;
 use nftables::schema::Rule;
-use nftables::schema::Table;
-use nftables::stmt::Match;
 use nftables::stmt::Operator;
 use nftables::stmt::Reject;
 use nftables::stmt::RejectType;
 use nftables::stmt::Statement;
 use nftables::stmt::NAT;
-use nftables::types::NfChainPolicy;
 use nftables::types::NfChainType;
 use nftables::types::NfFamily;
 use nftables::types::NfHook;
@@ -59,6 +54,8 @@ use swarm::exec::ServiceRecords;
 
 use crate::error::Result;
 use crate::netns;
+use crate::nft;
+use crate::nft::meta;
 use crate::nft::DSTNAT_PRIORITY;
 use crate::state::Link;
 use crate::state::TaskRecord;
@@ -211,31 +208,15 @@ impl VipRuleset {
 
 /// The transaction that deletes the table whether or not it exists.
 pub fn delete_table() -> Nftables<'static> {
-    let mut batch = Batch::new();
-    batch.add(table());
-    batch.delete(table());
-    batch.to_nftables()
+    nft::delete_table_of(TABLE)
 }
 
 fn table() -> NfListObject<'static> {
-    NfListObject::Table(Table {
-        family: NfFamily::IP,
-        name: TABLE.into(),
-        handle: None,
-    })
+    nft::table_of(TABLE)
 }
 
 fn base_chain(name: &'static str, kind: NfChainType, prio: i32) -> NfListObject<'static> {
-    NfListObject::Chain(Chain {
-        family: NfFamily::IP,
-        table: TABLE.into(),
-        name: name.into(),
-        _type: Some(kind),
-        hook: Some(NfHook::Output),
-        prio: Some(prio),
-        policy: Some(NfChainPolicy::Accept),
-        ..Chain::default()
-    })
+    nft::base_chain_of(TABLE, name, kind, NfHook::Output, prio)
 }
 
 fn rule(
@@ -264,15 +245,7 @@ fn truncated(s: &str, max: usize) -> String {
 }
 
 fn matches(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
-    Statement::Match(Match {
-        left,
-        right,
-        op: Operator::EQ,
-    })
-}
-
-fn meta(key: MetaKey) -> Expression<'static> {
-    Expression::Named(NamedExpression::Meta(Meta { key }))
+    nft::matches(left, right, Operator::EQ)
 }
 
 /// `ip daddr ADDR`

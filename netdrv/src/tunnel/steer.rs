@@ -22,7 +22,6 @@
 //! whenever the set of VNIs changes, so a packet sees either the old rules
 //! or the new ones. With no encrypted VNI the chains are empty.
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
@@ -32,7 +31,6 @@ use netlink_packet_route::rule::RuleAction;
 use netlink_packet_route::rule::RuleAttribute;
 use nftables::batch::Batch;
 use nftables::expr::Expression;
-use nftables::expr::Meta;
 use nftables::expr::MetaKey;
 use nftables::expr::NamedExpression;
 use nftables::expr::Payload;
@@ -40,18 +38,12 @@ use nftables::expr::PayloadBase;
 use nftables::expr::PayloadField;
 use nftables::expr::PayloadRaw;
 use nftables::expr::SetItem;
-use nftables::schema::Chain;
 use nftables::schema::NfListObject;
 use nftables::schema::Nftables;
-use nftables::schema::Rule;
-use nftables::schema::Table;
 use nftables::stmt::Mangle;
-use nftables::stmt::Match;
 use nftables::stmt::Operator;
 use nftables::stmt::Statement;
-use nftables::types::NfChainPolicy;
 use nftables::types::NfChainType;
-use nftables::types::NfFamily;
 use nftables::types::NfHook;
 use nix::errno::Errno;
 use rtnetlink::Handle;
@@ -60,6 +52,9 @@ use rtnetlink::RouteMessageBuilder;
 
 use crate::error::Error;
 use crate::error::Result;
+use crate::nft;
+use crate::nft::matches;
+use crate::nft::meta;
 
 /// The nftables table (family `ip`) the tunnel owns.
 pub const TABLE: &str = "shoal-seal";
@@ -153,31 +148,15 @@ fn set_mark(mark: u32) -> Statement<'static> {
 
 /// The transaction that deletes the table whether or not it exists.
 pub fn delete_document() -> Nftables<'static> {
-    let mut batch = Batch::new();
-    batch.add(table());
-    batch.delete(table());
-    batch.to_nftables()
+    nft::delete_table_of(TABLE)
 }
 
 fn table() -> NfListObject<'static> {
-    NfListObject::Table(Table {
-        family: NfFamily::IP,
-        name: TABLE.into(),
-        handle: None,
-    })
+    nft::table_of(TABLE)
 }
 
 fn chain(name: &'static str, kind: NfChainType, hook: NfHook, prio: i32) -> NfListObject<'static> {
-    NfListObject::Chain(Chain {
-        family: NfFamily::IP,
-        table: TABLE.into(),
-        name: name.into(),
-        _type: Some(kind),
-        hook: Some(hook),
-        prio: Some(prio),
-        policy: Some(NfChainPolicy::Accept),
-        ..Chain::default()
-    })
+    nft::base_chain_of(TABLE, name, kind, hook, prio)
 }
 
 /// `udp dport PORT @th,96,24 { VNIS } THEN`
@@ -217,28 +196,9 @@ fn rule(
 
 /// A rule of the table's `chain`.
 fn plain_rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfListObject<'static> {
-    NfListObject::Rule(Rule {
-        family: NfFamily::IP,
-        table: TABLE.into(),
-        chain: chain.into(),
-        expr: Cow::Owned(expr),
-        ..Rule::default()
-    })
+    nft::rule_of(TABLE, chain, expr)
 }
 
-fn matches(
-    left: Expression<'static>,
-    right: Expression<'static>,
-    op: Operator,
-) -> Statement<'static> {
-    Statement::Match(Match { left, right, op })
-}
-
-fn meta(key: MetaKey) -> Expression<'static> {
-    Expression::Named(NamedExpression::Meta(Meta { key }))
-}
-
-/// The errno of a netlink failure, if the kernel gave one.
 fn errno(e: &rtnetlink::Error) -> Option<Errno> {
     match e {
         rtnetlink::Error::NetlinkError(m) => Some(Errno::from_raw(-m.raw_code())),
