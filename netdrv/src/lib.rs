@@ -529,6 +529,9 @@ impl OverlayDriver {
             Action::ApplyNft(rs) => nft::apply(&rs.to_nftables()).await,
             Action::CreateNetwork(net) => {
                 netns::prepare_dir(&self.state_dir.join("sbox"))?;
+                // A new sandbox has no VXLAN device, whatever was programmed
+                // into an earlier one.
+                self.overlay.forget(&net.id).await;
                 bridge::create(&self.sandbox_path(&net.id), net).await
             }
             Action::CreateTaskNetns(task) => {

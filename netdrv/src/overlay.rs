@@ -92,7 +92,9 @@ impl Overlay {
         for (id, net) in networks {
             let want = wanted(&inner, id, net);
             let have = inner.programmed.get(id).cloned();
-            if want.is_none() && have.is_none() {
+            // A sandbox made anew is forgotten first (see `forget`), so an
+            // unchanged record means an unchanged device.
+            if want == have {
                 continue;
             }
             let sandbox = sandbox_of(id);
@@ -114,6 +116,12 @@ impl Overlay {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+
+    /// Forgets what was programmed for `network_id`: its sandbox is being
+    /// made anew, without a device, so the next sync makes one.
+    pub async fn forget(&self, network_id: &str) {
+        self.inner.lock().await.programmed.remove(network_id);
     }
 
     /// The peers programmed for `network_id` (for tests and inspection).
