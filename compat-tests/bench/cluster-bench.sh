@@ -9,23 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash scripts/deps.sh
-if ! [ -x /usr/sbin/dockerd ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  # No service may start on the host: a host dockerd would take ports and
-  # interfaces the labs' nodes do not need, and nothing here asked for it.
-  made_policy=
-  if ! [ -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
-    made_policy=1
-  fi
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends docker.io >/dev/null
-  [ -n "$made_policy" ] && rm -f /usr/sbin/policy-rc.d
-  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
-  fi
-fi
+bash compat-tests/bench/reference-dockerd.sh
 # shoald as users run it (optimized), like the other side-by-side benches.
 cargo build -q --release -p engine-api --bin shoald
 cargo build -q -p compat-tests --bin shoal-cluster-bench
