@@ -171,6 +171,20 @@ fn vip(n: &Node, svc: &str, net: &str) -> String {
         .to_string()
 }
 
+/// A lab swarm of one manager and two workers, each with the test image,
+/// its engines started with `env`; `None` where no lab can run.
+fn three_nodes(env: &[(&str, &str)]) -> Option<(Lab, Vec<std::sync::Arc<Node>>)> {
+    let lab = Lab::for_test(Engine::Shoald)?;
+    for (k, v) in env {
+        lab.set_engine_env(k, v);
+    }
+    let nodes = swarm::form(&lab, 1, 2);
+    for n in &nodes {
+        n.load_test_image().expect("image");
+    }
+    Some((lab, nodes))
+}
+
 /// The hostname of container `c` (its short ID, as under dockerd).
 fn hostname(c: &str) -> String {
     c[..12].to_string()
@@ -178,13 +192,9 @@ fn hostname(c: &str) -> String {
 
 #[test]
 fn e2e_cluster_overlay_across_nodes() {
-    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+    let Some((lab, nodes)) = three_nodes(&[]) else {
         return;
     };
-    let nodes = swarm::form(&lab, 1, 2);
-    for n in &nodes {
-        n.load_test_image().expect("image");
-    }
     let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
     n1.ok(&["network", "create", "-d", "overlay", "app"]);
     // The tutorial's pair: db on node2, web on node3.
@@ -415,15 +425,10 @@ fn capture_while(lab: &Lab, marker: &str, secs: u32, during: impl FnOnce()) -> (
 
 #[test]
 fn e2e_cluster_overlay_encrypted_network_is_sealed_on_the_wire() {
-    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+    // Network keys rotate every 3 s instead of 12 h.
+    let Some((lab, nodes)) = three_nodes(&[("SHOAL_NETWORK_KEY_ROTATION_SECS", "3")]) else {
         return;
     };
-    // Network keys rotate every 3 s instead of 12 h.
-    lab.set_engine_env("SHOAL_NETWORK_KEY_ROTATION_SECS", "3");
-    let nodes = swarm::form(&lab, 1, 2);
-    for n in &nodes {
-        n.load_test_image().expect("image");
-    }
     let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
     n1.ok(&["network", "create", "-d", "overlay", "clear"]);
     n1.ok(&[
@@ -563,13 +568,9 @@ networks:
 
 #[test]
 fn e2e_cluster_overlay_voting_app_topology() {
-    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+    let Some((lab, nodes)) = three_nodes(&[]) else {
         return;
     };
-    let nodes = swarm::form(&lab, 1, 2);
-    for n in &nodes {
-        n.load_test_image().expect("image");
-    }
     let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
     let file = lab.dir().join("voting.yml");
     std::fs::write(&file, VOTING_STACK).expect("stack file");

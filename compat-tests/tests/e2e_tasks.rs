@@ -61,6 +61,14 @@ fn wait_running(d: &Daemon, svc: &str, n: usize) -> Vec<Row> {
     })
 }
 
+/// SIGKILL to `pid`, as a crash would.
+fn kill9(pid: u32) {
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
 /// The task's container ID and PID from `docker inspect`.
 fn container(d: &Daemon, task: &str) -> (String, u32) {
     let out = d.ok(&[
@@ -155,10 +163,7 @@ fn killed_tasks_are_replaced_and_exits_show_like_dockerd() {
     ]);
     let first = wait_running(&d, "web", 1).remove(0);
     let (_, pid) = container(&d, &first.id);
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
+    kill9(pid);
     let replacement = wait_for(60, "a replacement task", || {
         running(&d, "web").into_iter().find(|r| r.id != first.id)
     });
@@ -657,10 +662,7 @@ fn a_containerd_restart_is_survived() {
     }
     // Exits are still seen through the restarted containerd.
     let (_, pid) = container(&d, &before[0].id);
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
+    kill9(pid);
     let failed = wait_for(30, "exit seen after the restart", || {
         ps(&d, "web")
             .into_iter()
@@ -756,10 +758,7 @@ fn a_replacement_is_listed_ready_through_its_restart_delay() {
     let first = wait_running(&d, "slow", 1).remove(0);
     let (_, pid) = container(&d, &first.id);
     let killed = std::time::Instant::now();
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
+    kill9(pid);
     // As with swarmkit, `service ps` shows the replacement at once, meant
     // to be Ready, while the delay runs ...
     let held = wait_for(10, "the replacement listed as Ready", || {
