@@ -124,6 +124,32 @@ impl Remote {
     }
 }
 
+/// Hands a server stream's messages to the agent through a channel until
+/// the stream ends, the session dies (`alive`) or the agent stops reading.
+fn forward<T: Send + 'static>(
+    mut stream: tonic::Streaming<T>,
+    alive: CancellationToken,
+) -> mpsc::Receiver<T> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = alive.cancelled() => return,
+                _ = tx.closed() => return,
+                m = stream.message() => match m {
+                    Ok(Some(item)) => {
+                        if tx.send(item).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ => return,
+                },
+            }
+        }
+    });
+    rx
+}
+
 fn timed<T>(
     r: std::result::Result<
         std::result::Result<tonic::Response<T>, tonic::Status>,
@@ -312,7 +338,7 @@ impl DispatcherApi for Remote {
         session_id: &str,
     ) -> Result<mpsc::Receiver<AssignmentSet>> {
         let (mut c, alive) = self.bound()?;
-        let mut stream = timed(
+        let stream = timed(
             tokio::time::timeout(
                 CALL_TIMEOUT,
                 c.assignments(SessionRef {
@@ -321,23 +347,7 @@ impl DispatcherApi for Remote {
             )
             .await,
         )?;
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = alive.cancelled() => return,
-                    m = stream.message() => match m {
-                        Ok(Some(set)) => {
-                            if tx.send(set).await.is_err() {
-                                return;
-                            }
-                        }
-                        _ => return,
-                    },
-                }
-            }
-        });
-        Ok(rx)
+        Ok(forward(stream, alive))
     }
 
     async fn log_subscriptions(
@@ -346,7 +356,7 @@ impl DispatcherApi for Remote {
         session_id: &str,
     ) -> Result<mpsc::Receiver<crate::logbroker::Subscription>> {
         let (mut c, alive) = self.bound()?;
-        let mut stream = timed(
+        let stream = timed(
             tokio::time::timeout(
                 CALL_TIMEOUT,
                 c.log_subscriptions(SessionRef {
@@ -355,24 +365,7 @@ impl DispatcherApi for Remote {
             )
             .await,
         )?;
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = alive.cancelled() => return,
-                    _ = tx.closed() => return,
-                    m = stream.message() => match m {
-                        Ok(Some(sub)) => {
-                            if tx.send(sub).await.is_err() {
-                                return;
-                            }
-                        }
-                        _ => return,
-                    },
-                }
-            }
-        });
-        Ok(rx)
+        Ok(forward(stream, alive))
     }
 
     async fn publish_logs(
