@@ -458,16 +458,22 @@ fn e2e_cluster_overlay_encrypted_network_is_sealed_on_the_wire() {
         let db = container_on(n2, &format!("db-{net}"));
         let web = container_on(n3, &format!("web-{net}"));
         exec(n2, &db, &["sh", "-c", &format!("echo {marker} > /tmp/m")]).expect("marker");
+        // A megabyte of markers: frames far larger than the LAN's MTU.
+        let big = format!("yes {marker} | head -c 1000000 > /tmp/big; md5sum < /tmp/big");
+        let sum = exec(n2, &db, &["sh", "-c", &big]).expect("big file");
         let host = format!("db-{net}");
         wait_for(30, &format!("web reaches db over {net}"), || {
             fetch(n3, &web, &host)
         });
         let url = format!("http://{host}/tmp/m");
+        let get_big = format!("wget -qO- http://{host}/tmp/big | md5sum");
         let (frames, with_marker) = capture_while(&lab, &marker, 4, || {
             for _ in 0..5 {
                 let got = exec(n3, &web, &["wget", "-qO-", &url]);
                 assert_eq!(got.as_deref().map(str::trim), Some(&*marker), "{net}");
             }
+            let got = exec(n3, &web, &["sh", "-c", &get_big]);
+            assert_eq!(got.as_deref(), Some(&*sum), "the big file over {net}");
         });
         seen.push((net, frames, with_marker));
     }
@@ -475,6 +481,13 @@ fn e2e_cluster_overlay_encrypted_network_is_sealed_on_the_wire() {
     // encrypted one's never does, though its frames were captured.
     assert!(seen[0].2 > 0, "{seen:?}");
     assert!(seen[1].1 > 0 && seen[1].2 == 0, "{seen:?}");
+    // The encrypted overlay takes the tunnel's MTU (sealed frames carry up
+    // to 64 KB), the plain one dockerd's.
+    for (svc, mtu) in [("web-clear", "1450"), ("web-sealed", "65000")] {
+        let task = container_on(n3, svc);
+        let mtus = exec(n3, &task, &["sh", "-c", "cat /sys/class/net/eth*/mtu"]).expect("mtu");
+        assert!(mtus.lines().any(|l| l.trim() == mtu), "{svc}: {mtus}");
+    }
 
     // Key rotations under a stream of requests across nodes lose none.
     let rotated = |n: &Node| n.engine_log().matches("network keys rotated").count();

@@ -26,11 +26,16 @@ use swarm::exec::LocalNode;
 use swarm::exec::NetworkPeers;
 use swarm::exec::Peer;
 
+use nftables::helper;
+use nftables::schema::Nftables;
+
 use crate::error::Error;
 use crate::error::Result;
 use crate::netlink::Netlink;
 use crate::netlink::VxlanConfig;
+use crate::netns;
 use crate::state::NetworkRecord;
+use crate::tunnel;
 
 /// The VXLAN device's name for a network: `vx-`, the VNI in hex and the
 /// start of the network's ID, as libnetwork names them (15 bytes at most).
@@ -43,6 +48,9 @@ pub fn vxlan_name(vni: u32, network_id: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Programmed {
     config: VxlanConfig,
+    /// The tunnel's fwmark, for an encrypted network: its sandbox marks
+    /// the frames leaving by the device (see [`tunnel::sandbox_document`]).
+    mark: Option<u32>,
     peers: BTreeSet<Peer>,
 }
 
@@ -148,6 +156,7 @@ fn wanted(inner: &Inner, id: &str, net: &NetworkRecord) -> Option<Programmed> {
             port: inner.local.data_port,
             local: inner.local.data_addr,
         },
+        mark: p.encrypted.then_some(tunnel::DEFAULT_FWMARK),
         peers: p.peers.iter().copied().collect(),
     })
 }
@@ -166,13 +175,18 @@ async fn program(
     let Some(want) = want else {
         if let Some(h) = have {
             sbox.delete_link(&vxlan_name(h.config.vni, &net.id)).await?;
+            if h.mark.is_some() {
+                apply_in(sandbox, tunnel::sandbox_delete_document()).await?;
+            }
         }
         return Ok(());
     };
     let name = vxlan_name(want.config.vni, &net.id);
     let existing = sbox.index(&name).await?;
     let (index, old) = match (have, existing) {
-        (Some(h), Some(index)) if h.config == want.config => (index, h.peers.clone()),
+        (Some(h), Some(index)) if h.config == want.config && h.mark == want.mark => {
+            (index, h.peers.clone())
+        }
         _ => {
             if let Some(h) = have {
                 sbox.delete_link(&vxlan_name(h.config.vni, &net.id)).await?;
@@ -183,6 +197,11 @@ async fn program(
             host.add_vxlan(&name, &want.config, net.mtu, &ns).await?;
             let index = sbox.must_index(&name).await?;
             let bridge = sbox.must_index(&net.bridge).await?;
+            // Marked before any peer exists, so no frame leaves unmarked.
+            match want.mark {
+                Some(mark) => apply_in(sandbox, tunnel::sandbox_document(&name, mark)).await?,
+                None => apply_in(sandbox, tunnel::sandbox_delete_document()).await?,
+            }
             sbox.enslave(index, bridge, false).await?;
             (index, BTreeSet::new())
         }
@@ -200,6 +219,11 @@ async fn program(
         sbox.set_peer(index, p.address, p.node).await?;
     }
     Ok(())
+}
+
+/// Applies `doc` inside the sandbox (`nft` is forked from a thread in it).
+async fn apply_in(sandbox: &Path, doc: Nftables<'static>) -> Result<()> {
+    netns::run_in(sandbox, move || Ok(helper::apply_ruleset(&doc)?)).await
 }
 
 #[cfg(test)]

@@ -143,6 +143,8 @@ pub use self::keys::Key;
 pub use self::keys::Keyring;
 pub use self::keys::MAX_KEYS;
 pub use self::replay::WINDOW as REPLAY_WINDOW;
+pub use self::steer::sandbox_delete_document;
+pub use self::steer::sandbox_document;
 pub use self::steer::TABLE as NFT_TABLE;
 use crate::error::Error;
 use crate::error::Result;

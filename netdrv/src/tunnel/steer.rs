@@ -38,12 +38,17 @@ use nftables::expr::PayloadBase;
 use nftables::expr::PayloadField;
 use nftables::expr::PayloadRaw;
 use nftables::expr::SetItem;
+use nftables::schema::Chain;
 use nftables::schema::NfListObject;
 use nftables::schema::Nftables;
+use nftables::schema::Rule;
+use nftables::schema::Table;
 use nftables::stmt::Mangle;
 use nftables::stmt::Operator;
 use nftables::stmt::Statement;
+use nftables::types::NfChainPolicy;
 use nftables::types::NfChainType;
+use nftables::types::NfFamily;
 use nftables::types::NfHook;
 use nix::errno::Errno;
 use rtnetlink::Handle;
@@ -136,6 +141,63 @@ pub fn table_document(s: &Steering, vnis: &BTreeSet<u32>) -> Nftables<'static> {
         ));
     }
     batch.to_nftables()
+}
+
+/// The transaction that makes (or replaces) the `bridge shoal-seal`
+/// table of an encrypted network's sandbox: frames the bridge sends out of
+/// the network's VXLAN device `device` carry `fwmark`.
+///
+/// The VXLAN device looks the route to the peer up with the frame's mark,
+/// so a marked frame is routed into the TUN from the start. Unmarked, it
+/// would be routed by the underlay link first, and the device would hold
+/// the overlay to that link's MTU (it answers larger frames with
+/// "fragmentation needed") before the `steer` chain moved the datagram to
+/// the TUN; marked, the overlay can use the TUN's MTU, and one sealed
+/// frame carries up to 64 KB instead of 1.4 KB (the underlay fragments
+/// it). The mark goes with the namespace crossing, after the lookup.
+pub fn sandbox_document(device: &str, fwmark: u32) -> Nftables<'static> {
+    let mut batch = Batch::new();
+    batch.add(bridge_table());
+    batch.delete(bridge_table());
+    batch.add(bridge_table());
+    // Forwarded: the tasks' frames; output: the sandbox's own.
+    for (name, hook) in [("forward", NfHook::Forward), ("output", NfHook::Output)] {
+        batch.add(NfListObject::Chain(Chain {
+            family: NfFamily::Bridge,
+            table: TABLE.into(),
+            name: name.into(),
+            _type: Some(NfChainType::Filter),
+            hook: Some(hook),
+            prio: Some(FILTER_PRIORITY),
+            policy: Some(NfChainPolicy::Accept),
+            ..Chain::default()
+        }));
+        batch.add(NfListObject::Rule(Rule {
+            family: NfFamily::Bridge,
+            table: TABLE.into(),
+            chain: name.into(),
+            expr: vec![nft::oifname(device), set_mark(fwmark)].into(),
+            ..Rule::default()
+        }));
+    }
+    batch.to_nftables()
+}
+
+/// The transaction that deletes a sandbox's `bridge shoal-seal` table
+/// whether or not it exists.
+pub fn sandbox_delete_document() -> Nftables<'static> {
+    let mut batch = Batch::new();
+    batch.add(bridge_table());
+    batch.delete(bridge_table());
+    batch.to_nftables()
+}
+
+fn bridge_table() -> NfListObject<'static> {
+    NfListObject::Table(Table {
+        family: NfFamily::Bridge,
+        name: TABLE.into(),
+        handle: None,
+    })
 }
 
 /// `meta mark set MARK`
@@ -377,5 +439,27 @@ mod tests {
             rules[2]["expr"][2],
             json!({"match": {"op": "!=", "left": {"meta": {"key": "iifname"}}, "right": "shoal-seal"}})
         );
+    }
+
+    #[test]
+    fn a_sandbox_marks_what_leaves_by_the_vxlan_device() {
+        let b = body(&sandbox_document("vx-001001-abcde", 0x5ea1));
+        // Table declared, deleted, made; two chains, a rule each.
+        assert_eq!(b.len(), 7, "{b:#?}");
+        assert_eq!(b[2]["add"]["table"]["family"], "bridge");
+        let rules: Vec<&Value> = b.iter().filter_map(|o| o["add"].get("rule")).collect();
+        let chains: Vec<&Value> = b.iter().filter_map(|o| o["add"].get("chain")).collect();
+        assert_eq!(chains[0]["hook"], "forward");
+        assert_eq!(chains[1]["hook"], "output");
+        for r in rules {
+            assert_eq!(r["family"], "bridge");
+            assert_eq!(
+                r["expr"],
+                json!([
+                    {"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "vx-001001-abcde"}},
+                    {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 0x5ea1}},
+                ])
+            );
+        }
     }
 }
