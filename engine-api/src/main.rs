@@ -48,6 +48,14 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(&cfg);
     std::fs::create_dir_all(&cfg.data_root)
         .with_context(|| format!("create data root {}", cfg.data_root.display()))?;
+    let _pidfile = engine_api::pidfile::PidFile::create(&cfg.pidfile)?;
+    // Bad TLS files stop the start before anything else is opened.
+    let listen = listener::ListenOptions {
+        group: cfg.group.clone(),
+        tls: engine_api::server::tls::server_config(&cfg.tls)?,
+        verify: cfg.tls.verify,
+        tls_explicitly_off: cfg.tls.explicitly_off,
+    };
     let hostname = swarm::host::hostname();
     let engine = Arc::new(EngineInfo {
         version: engine_api::VERSION.to_string(),
@@ -89,7 +97,12 @@ async fn main() -> anyhow::Result<()> {
     let mut servers = tokio::task::JoinSet::new();
     for h in &cfg.hosts {
         let host = listener::Host::parse(h)?;
-        servers.spawn(listener::serve(host, app.clone(), cancel.clone()));
+        servers.spawn(listener::serve(
+            host,
+            listen.clone(),
+            app.clone(),
+            cancel.clone(),
+        ));
     }
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -1,7 +1,10 @@
-//! Listeners: `unix://PATH` (mode 0660, like dockerd's socket) and `tcp://HOST:PORT`.
+//! Listeners: `unix://PATH` (mode 0660, group `docker`, like dockerd's
+//! socket) and `tcp://HOST[:PORT]`, with TLS from dockerd's flags.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -9,27 +12,38 @@ use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::net::UnixListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+
+use crate::config::DEFAULT_GROUP;
+
+/// dockerd's TCP ports: plain and TLS.
+const PLAIN_PORT: u16 = 2375;
+const TLS_PORT: u16 = 2376;
+/// A TLS handshake that takes longer is dropped, so a client that stalls
+/// holds no more than a task for this long.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A parsed `-H` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     /// A Unix socket path.
     Unix(String),
-    /// A TCP address.
+    /// A TCP address, as given (the port may be missing).
     Tcp(String),
 }
 
 impl Host {
-    /// Parses `unix:///path`, `tcp://host:port` or a bare path.
+    /// Parses `unix:///path`, `tcp://host[:port]` or a bare path.
     pub fn parse(s: &str) -> anyhow::Result<Host> {
         if let Some(p) = s.strip_prefix("unix://") {
             return Ok(Host::Unix(p.to_string()));
         }
         if let Some(a) = s.strip_prefix("tcp://") {
-            return Ok(Host::Tcp(a.to_string()));
+            return Ok(Host::Tcp(a.trim_end_matches('/').to_string()));
         }
         if s.starts_with('/') {
             return Ok(Host::Unix(s.to_string()));
@@ -38,8 +52,26 @@ impl Host {
     }
 }
 
+/// What every listener shares.
+#[derive(Debug, Clone)]
+pub struct ListenOptions {
+    /// The Unix sockets' group.
+    pub group: String,
+    /// TLS of TCP listeners, if on.
+    pub tls: Option<Arc<ServerConfig>>,
+    /// Whether TCP clients must present a certificate of the CA.
+    pub verify: bool,
+    /// Plain TCP was asked for explicitly (`--tls=false`).
+    pub tls_explicitly_off: bool,
+}
+
 /// Serves `app` on `host` until `cancel` fires.
-pub async fn serve(host: Host, app: Router, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    host: Host,
+    opts: ListenOptions,
+    app: Router,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     match host {
         Host::Unix(path) => {
             let path = Path::new(&path);
@@ -51,6 +83,7 @@ pub async fn serve(host: Host, app: Router, cancel: CancellationToken) -> anyhow
             let _ = std::fs::remove_file(path);
             let l = UnixListener::bind(path)
                 .with_context(|| format!("listen on {}", path.display()))?;
+            set_group(path, &opts.group)?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
             tracing::info!(socket = %path.display(), "API listening");
             loop {
@@ -64,23 +97,120 @@ pub async fn serve(host: Host, app: Router, cancel: CancellationToken) -> anyhow
             }
             let _ = std::fs::remove_file(path);
         }
-        Host::Tcp(addr) => {
+        Host::Tcp(given) => {
+            let addr = with_default_port(&given, opts.tls.is_some());
+            if !opts.verify {
+                warn_unauthenticated(&format!("tcp://{given}"), &addr, opts.tls_explicitly_off)
+                    .await;
+            }
             let l = TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("listen on {addr}"))?;
-            tracing::warn!(%addr, "API listening on TCP without TLS");
+            tracing::info!(%addr, tls = opts.tls.is_some(), verify = opts.verify, "API listening");
+            let acceptor = opts.tls.clone().map(TlsAcceptor::from);
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     r = l.accept() => {
-                        let (s, _) = r?;
-                        spawn_conn(TokioIo::new(s), app.clone(), cancel.clone());
+                        let (s, peer) = r?;
+                        let Some(acceptor) = acceptor.clone() else {
+                            spawn_conn(TokioIo::new(s), app.clone(), cancel.clone());
+                            continue;
+                        };
+                        let (app, cancel) = (app.clone(), cancel.clone());
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
+                                Ok(Ok(tls)) => spawn_conn(TokioIo::new(tls), app, cancel),
+                                Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
+                                Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
+                            }
+                        });
                     }
                 }
             }
         }
     }
     Ok(())
+}
+
+/// `host[:port]` with dockerd's port when none is given, and its host
+/// (`localhost`) when none is.
+fn with_default_port(given: &str, tls: bool) -> String {
+    let port = if tls { TLS_PORT } else { PLAIN_PORT };
+    let has_port = match given.rsplit_once(':') {
+        // `[::1]` alone ends in `]`; `[::1]:2375` has a port.
+        Some((h, p)) => {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (!h.starts_with('[') || h.ends_with(']'))
+        }
+        None => false,
+    };
+    let (host, port) = if has_port {
+        let (h, p) = given.rsplit_once(':').unwrap_or((given, ""));
+        (h.to_string(), p.to_string())
+    } else {
+        (given.trim_end_matches(':').to_string(), port.to_string())
+    };
+    let host = if host.is_empty() {
+        "127.0.0.1".to_string()
+    } else {
+        host
+    };
+    format!("{host}:{port}")
+}
+
+/// dockerd's warnings for a TCP listener that does not check clients, and
+/// its pauses: a second always, fifteen more on an address that is not
+/// loopback unless plain TCP was asked for explicitly.
+async fn warn_unauthenticated(host: &str, addr: &str, explicitly_off: bool) {
+    tracing::warn!(host, "Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.");
+    tracing::warn!(host, "Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there!");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if explicitly_off || is_loopback(addr).await {
+        return;
+    }
+    tracing::warn!(host, "Binding to an IP address without --tlsverify is deprecated. Startup is intentionally being slowed down to show this message");
+    tracing::warn!(host, "Please consider generating tls certificates with client validation to prevent exposing unauthenticated root access to your network");
+    tracing::warn!(
+        host,
+        "You can override this by explicitly specifying '--tls=false' or '--tlsverify=false'"
+    );
+    tracing::warn!(host, "Support for listening on TCP without authentication or explicit intent to run without authentication will be removed in the next release");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+}
+
+async fn is_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    if host == "localhost" {
+        return true;
+    }
+    match tokio::net::lookup_host(addr).await {
+        Ok(mut found) => found.next().is_some_and(|a| a.ip().is_loopback()),
+        Err(_) => false,
+    }
+}
+
+/// Gives the socket to root and `group`, as dockerd does. A missing
+/// `docker` group (the default) only warns, as with dockerd; a missing
+/// group that was asked for fails the start.
+fn set_group(path: &Path, group: &str) -> anyhow::Result<()> {
+    let gid = match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Some(g.gid.as_raw()),
+        _ => group.parse::<u32>().ok(),
+    };
+    match gid {
+        Some(gid) => std::os::unix::fs::chown(path, Some(0), Some(gid))
+            .with_context(|| format!("could not change group {} to {group}", path.display())),
+        None if group != DEFAULT_GROUP => anyhow::bail!("group {group} not found"),
+        None => {
+            tracing::warn!(
+                "could not change group {} to {group}: group {group} not found",
+                path.display()
+            );
+            Ok(())
+        }
+    }
 }
 
 fn spawn_conn<I>(io: I, app: Router, cancel: CancellationToken)
@@ -101,4 +231,20 @@ where
             _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_hosts_get_dockerds_ports() {
+        assert_eq!(with_default_port("0.0.0.0", false), "0.0.0.0:2375");
+        assert_eq!(with_default_port("0.0.0.0", true), "0.0.0.0:2376");
+        assert_eq!(with_default_port("10.0.0.1:4000", true), "10.0.0.1:4000");
+        assert_eq!(with_default_port("", false), "127.0.0.1:2375");
+        assert_eq!(with_default_port(":2380", false), "127.0.0.1:2380");
+        assert_eq!(with_default_port("[::1]", false), "[::1]:2375");
+        assert_eq!(with_default_port("[::1]:9", false), "[::1]:9");
+    }
 }

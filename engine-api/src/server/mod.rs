@@ -4,4 +4,5 @@
 pub mod hijack;
 pub mod listener;
 pub mod router;
+pub mod tls;
 pub mod version;

@@ -1,0 +1,340 @@
+//! End-to-end: who may reach the API. The Unix socket as dockerd makes it
+//! (root, group `docker` or `-G`, mode 0660), the PID file, and TCP
+//! listeners with dockerd's `--tls`/`--tlsverify` flags, driven with the
+//! stock CLI's own TLS flags.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::shoald_bin;
+use common::Daemon;
+
+/// Runs the stock CLI inside the daemon's namespaces with `args` (global
+/// flags included), bounded; returns (exit code, stdout, stderr).
+fn docker_in(d: &Daemon, args: &[&str]) -> (i32, String, String) {
+    let out = d
+        .node()
+        .expect("every daemon runs in a node")
+        .command("timeout")
+        .arg("20")
+        .arg("docker")
+        .args(args)
+        .env_remove("DOCKER_HOST")
+        .env("DOCKER_CONFIG", d.dir.path().join("cli-config"))
+        .output()
+        .expect("docker");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs shoald in `d`'s namespaces expecting it to refuse to start;
+/// returns its stderr.
+fn refused(d: &Daemon, args: &[&str]) -> String {
+    let out = d
+        .node()
+        .expect("every daemon runs in a node")
+        .command("timeout")
+        .arg("20")
+        .arg(shoald_bin())
+        .args(args)
+        .output()
+        .expect("shoald");
+    assert!(!out.status.success(), "shoald {args:?} started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA `NAME.pem` (key `NAME-key.pem`) in `dir`.
+fn ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}-key.pem"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "1",
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+}
+
+/// A certificate `NAME.pem` (key `NAME-key.pem`) signed by the CA `by`,
+/// for `usage` (serverAuth or clientAuth).
+fn leaf(dir: &Path, name: &str, by: &str, usage: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}-key.pem"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    let ext = dir.join(format!("{name}.ext"));
+    std::fs::write(
+        &ext,
+        format!("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage={usage}\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{by}.pem"),
+            "-CAkey",
+            &format!("{by}-key.pem"),
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "1",
+            "-extfile",
+            ext.to_str().unwrap(),
+        ],
+    );
+}
+
+#[test]
+fn the_socket_is_root_and_its_group_0660_and_the_pid_file_guards_the_start() {
+    // `adm` is in every Debian base system.
+    let d = Daemon::start_with(&["-G", "adm"]);
+    let meta = std::fs::metadata(d.socket()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!((meta.uid(), meta.gid()), (0, 4), "root:adm");
+
+    // The PID file of a daemon with its own data root is in it.
+    let pidfile = d.data_root().join("shoald.pid");
+    let pid = std::fs::read_to_string(&pidfile).expect("pid file");
+    assert!(
+        Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the PID file names a live process: {pid}"
+    );
+    // A second daemon on the same PID file is refused, as dockerd refuses.
+    let other = d.dir.path().join("other.sock");
+    let err = refused(
+        &d,
+        &[
+            "--host",
+            &format!("unix://{}", other.display()),
+            "--data-root",
+            d.dir.path().join("other").to_str().unwrap(),
+            "--pidfile",
+            pidfile.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains(&format!(
+            "pid file found, ensure shoald is not running or delete {}",
+            pidfile.display()
+        )),
+        "{err}"
+    );
+
+    // A group that does not exist fails the start when asked for...
+    let err = refused(
+        &d,
+        &[
+            "--host",
+            &format!("unix://{}", other.display()),
+            "--data-root",
+            d.dir.path().join("other").to_str().unwrap(),
+            "-G",
+            "no-such-group-here",
+        ],
+    );
+    assert!(err.contains("group no-such-group-here not found"), "{err}");
+
+    // ...while the default one (`docker`) is used when it exists, and
+    // only warned about when it does not, as dockerd does.
+    let mut plain = Daemon::start();
+    let gid = std::fs::metadata(plain.socket()).unwrap().gid();
+    match nix::unistd::Group::from_name("docker").unwrap() {
+        Some(g) => assert_eq!(gid, g.gid.as_raw()),
+        None => assert!(
+            plain.log().contains("could not change group")
+                && plain.log().contains("group docker not found"),
+            "{}",
+            plain.log()
+        ),
+    }
+    let own = plain.data_root().join("shoald.pid");
+    assert!(own.exists());
+    plain.stop();
+    assert!(!own.exists(), "the PID file goes with the daemon");
+}
+
+#[test]
+fn tcp_with_tlsverify_takes_only_clients_of_its_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    let p = pki.path();
+    ca(p, "ca");
+    ca(p, "foreign");
+    leaf(p, "server", "ca", "serverAuth");
+    leaf(p, "client", "ca", "clientAuth");
+    leaf(p, "stranger", "foreign", "clientAuth");
+    let f = |n: &str| p.join(n).display().to_string();
+    let d = Daemon::start_with(&[
+        "--host",
+        "tcp://127.0.0.1:2376",
+        "--tlsverify",
+        "--tlscacert",
+        &f("ca.pem"),
+        "--tlscert",
+        &f("server.pem"),
+        "--tlskey",
+        &f("server-key.pem"),
+    ]);
+    let host = "tcp://127.0.0.1:2376";
+    let with = |cert: &str| {
+        docker_in(
+            &d,
+            &[
+                "--tlsverify",
+                "--tlscacert",
+                &f("ca.pem"),
+                "--tlscert",
+                &f(&format!("{cert}.pem")),
+                "--tlskey",
+                &f(&format!("{cert}-key.pem")),
+                "-H",
+                host,
+                "version",
+                "--format",
+                "{{.Server.Version}}",
+            ],
+        )
+    };
+    let (code, out, err) = with("client");
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.trim().is_empty());
+    assert!(!d.log().contains("without --tlsverify"), "{}", d.log());
+
+    // A certificate of another CA, and none at all, are refused.
+    let (code, _, err) = with("stranger");
+    assert_ne!(code, 0, "a foreign client certificate got in");
+    assert!(!err.is_empty());
+    let (code, _, err) = docker_in(
+        &d,
+        &["--tls", "--tlscacert", &f("ca.pem"), "-H", host, "version"],
+    );
+    assert_ne!(code, 0, "a client without a certificate got in");
+    assert!(!err.is_empty());
+    // Plain HTTP to the TLS port gets nothing either.
+    let (code, _, _) = docker_in(&d, &["-H", host, "version"]);
+    assert_ne!(code, 0);
+
+    // The swarm API over TLS is the same API.
+    let (code, out, err) = docker_in(
+        &d,
+        &[
+            "--tlsverify",
+            "--tlscacert",
+            &f("ca.pem"),
+            "--tlscert",
+            &f("client.pem"),
+            "--tlskey",
+            &f("client-key.pem"),
+            "-H",
+            host,
+            "swarm",
+            "init",
+            "--advertise-addr",
+            "127.0.0.1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Swarm initialized"), "{out}");
+}
+
+#[test]
+fn plain_tcp_warns_as_dockerd_does_and_bad_tls_files_stop_the_start() {
+    let d = Daemon::start_with(&["--host", "tcp://127.0.0.1"]);
+    // No port: dockerd's 2375, bound after dockerd's one-second pause.
+    let os = common::wait_for(10, "the TCP listener", || {
+        let (code, out, _) = docker_in(
+            &d,
+            &[
+                "-H",
+                "tcp://127.0.0.1:2375",
+                "version",
+                "--format",
+                "{{.Server.Os}}",
+            ],
+        );
+        (code == 0).then_some(out)
+    });
+    assert_eq!(os.trim(), "linux");
+    let log = d.log();
+    for w in [
+        "Binding to IP address without --tlsverify is insecure and gives root access on this machine to everyone who has access to your network.",
+        "Binding to an IP address, even on localhost, can also give access to scripts run in a browser. Be safe out there!",
+    ] {
+        assert!(log.contains(w), "missing {w:?} in {log}");
+    }
+    // Loopback is spared the long pause and its notice.
+    assert!(
+        !log.contains("Startup is intentionally being slowed down"),
+        "{log}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing-ca.pem");
+    let err = refused(
+        &d,
+        &[
+            "--host",
+            &format!("unix://{}", dir.path().join("s.sock").display()),
+            "--data-root",
+            dir.path().join("data").to_str().unwrap(),
+            "--tlsverify",
+            "--tlscacert",
+            missing.to_str().unwrap(),
+            "--tlscert",
+            dir.path().join("c.pem").to_str().unwrap(),
+            "--tlskey",
+            dir.path().join("k.pem").to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("Could not load X509 key pair"), "{err}");
+}
