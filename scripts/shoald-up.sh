@@ -15,9 +15,9 @@ fi
 if [ -f /run/shoal/shoald.pid ] && kill -0 "$(cat /run/shoal/shoald.pid)" 2>/dev/null; then
   echo "shoald already running (pid $(cat /run/shoal/shoald.pid))"
 else
+  # shoald writes its PID file itself (--pidfile, default /run/shoal/shoald.pid).
   nohup ./target/release/shoald --host unix:///run/shoal/docker.sock --data-root /var/lib/shoal \
     >/var/log/shoald.log 2>&1 &
-  echo $! >/run/shoal/shoald.pid
 fi
 for _ in $(seq 1 100); do
   if curl -sf --unix-socket /run/shoal/docker.sock http://localhost/_ping >/dev/null; then

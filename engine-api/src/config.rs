@@ -59,6 +59,9 @@ pub struct Flags {
     /// Path to the TLS key file.
     #[arg(long = "tlskey")]
     pub tlskey: Option<PathBuf>,
+    /// Serve Prometheus metrics on this TCP address (`GET /metrics`).
+    #[arg(long = "metrics-addr")]
+    pub metrics_addr: Option<String>,
 }
 
 /// The daemon.json subset shoald reads.
@@ -98,6 +101,31 @@ pub struct FileConfig {
     pub tlscert: Option<PathBuf>,
     /// Same as `--tlskey`.
     pub tlskey: Option<PathBuf>,
+    /// Same as `--metrics-addr`.
+    #[serde(rename = "metrics-addr")]
+    pub metrics_addr: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads and checks the file at `path`.
+    pub fn read(path: &std::path::Path) -> anyhow::Result<FileConfig> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))
+    }
+
+    /// The log level the file sets, if it sets one (`log-level`, or
+    /// `debug: true`): what a reload on SIGHUP applies, as dockerd
+    /// applies only the settings the file has.
+    pub fn log_level(&self) -> Option<String> {
+        match (&self.log_level, self.debug) {
+            (Some(l), _) => Some(l.clone()),
+            (None, Some(true)) => Some("debug".into()),
+            (None, Some(false)) => Some("info".into()),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The effective configuration.
@@ -121,6 +149,10 @@ pub struct Config {
     pub pidfile: PathBuf,
     /// TLS of TCP listeners.
     pub tls: TlsConfig,
+    /// Where metrics are served, if anywhere.
+    pub metrics_addr: Option<String>,
+    /// The configuration file, read again on SIGHUP.
+    pub config_file: Option<PathBuf>,
 }
 
 /// What TCP listeners do about TLS, as dockerd's flags say.
@@ -159,12 +191,7 @@ impl Config {
     /// setting given both as a flag and in the file is an error.
     pub fn load(flags: Flags) -> anyhow::Result<Config> {
         let file = match &flags.config_file {
-            Some(p) => {
-                let text =
-                    std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
-                serde_json::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("invalid configuration file {}", p.display()))?
-            }
+            Some(p) => FileConfig::read(p)?,
             None => FileConfig::default(),
         };
         if !flags.host.is_empty() && !file.hosts.is_empty() {
@@ -191,6 +218,10 @@ impl Config {
             ),
             ("tlscert", flags.tlscert.is_some() && file.tlscert.is_some()),
             ("tlskey", flags.tlskey.is_some() && file.tlskey.is_some()),
+            (
+                "metrics-addr",
+                flags.metrics_addr.is_some() && file.metrics_addr.is_some(),
+            ),
         ] {
             if both {
                 anyhow::bail!("the following directives are specified both as a flag and in the configuration file: {name}");
@@ -240,6 +271,8 @@ impl Config {
                 .unwrap_or_else(|| cert_dir.join("key.pem")),
         };
         Ok(Config {
+            config_file: flags.config_file.clone(),
+            metrics_addr: flags.metrics_addr.or(file.metrics_addr),
             hosts,
             data_root,
             group: group.unwrap_or_else(|| DEFAULT_GROUP.into()),

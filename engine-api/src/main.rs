@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use engine_api::config::Config;
+use engine_api::config::FileConfig;
 use engine_api::config::Flags;
 use engine_api::server::listener;
 use engine_api::server::router;
@@ -17,18 +18,52 @@ use swarm::node::SwarmNode;
 use tokio::signal::unix::signal;
 use tokio::signal::unix::SignalKind;
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::reload;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Registry;
 
-fn init_tracing(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("{},openraft=warn", cfg.log_level))
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+/// Changes the log level of a running daemon (SIGHUP).
+type LevelHandle = reload::Handle<EnvFilter, Registry>;
+
+fn filter(level: &str) -> EnvFilter {
+    EnvFilter::new(format!("{level},openraft=warn"))
+}
+
+fn init_tracing(cfg: &Config) -> LevelHandle {
+    // RUST_LOG, when set, wins over the configured level at start.
+    let initial = EnvFilter::try_from_default_env().unwrap_or_else(|_| filter(&cfg.log_level));
+    let (level, handle) = reload::Layer::new(initial);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(level);
     if cfg.log_format == "json" {
-        builder.json().init();
+        registry.with(fmt.json()).init();
     } else {
-        builder.init();
+        registry.with(fmt).init();
+    }
+    handle
+}
+
+/// SIGHUP: applies the log level the configuration file now sets, as
+/// dockerd reloads its file (a bad file changes nothing).
+fn reload(cfg: &Config, handle: &LevelHandle) {
+    let Some(path) = &cfg.config_file else {
+        tracing::info!("SIGHUP: no configuration file to reload");
+        return;
+    };
+    match FileConfig::read(path) {
+        Ok(file) => {
+            if let Some(level) = file.log_level() {
+                match handle.reload(filter(&level)) {
+                    Ok(()) => tracing::info!(log_level = %level, "Reloaded configuration"),
+                    Err(e) => tracing::error!(error = %e, "Error reconfiguring the daemon"),
+                }
+            } else {
+                tracing::info!("Reloaded configuration: nothing to change");
+            }
+        }
+        Err(e) => tracing::error!(error = format!("{e:#}"), "Error reconfiguring the daemon"),
     }
 }
 
@@ -45,7 +80,7 @@ fn daemon_id(data_root: &std::path::Path) -> anyhow::Result<String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::load(Flags::parse())?;
-    init_tracing(&cfg);
+    let levels = init_tracing(&cfg);
     std::fs::create_dir_all(&cfg.data_root)
         .with_context(|| format!("create data root {}", cfg.data_root.display()))?;
     let _pidfile = engine_api::pidfile::PidFile::create(&cfg.pidfile)?;
@@ -87,12 +122,13 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .context("open swarm state")?;
-    let app = router::app(AppState {
+    let state = AppState {
         node: node.clone(),
         engine,
         services_json: Default::default(),
         runtime: containerd,
-    });
+    };
+    let app = router::app(state.clone());
     let cancel = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();
     for h in &cfg.hosts {
@@ -104,13 +140,30 @@ async fn main() -> anyhow::Result<()> {
             cancel.clone(),
         ));
     }
+    if let Some(addr) = cfg.metrics_addr.clone() {
+        servers.spawn(engine_api::metrics::serve(
+            addr,
+            state.clone(),
+            cancel.clone(),
+        ));
+    }
+    // The store is loaded and the listeners are bound (or failing): a
+    // systemd unit of Type=notify starts its dependents now. Outside
+    // systemd there is no socket to tell and nothing happens.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::debug!(error = %e, "telling systemd the daemon is ready");
+    }
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        Some(r) = servers.join_next() => {
-            r.context("listener panicked")?.context("listener failed")?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&cfg, &levels),
+            Some(r) = servers.join_next() => {
+                r.context("listener panicked")?.context("listener failed")?;
+            }
         }
     }
     tracing::info!("shutting down");

@@ -2,7 +2,10 @@
 //! daemon's exec records, and the version middleware in front of routing
 //! (so `/v1.NN/` is stripped first).
 
+use axum::extract::Request;
 use axum::middleware;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::Extension;
 use axum::Router;
 use runtime::view::Execs;
@@ -19,6 +22,7 @@ use crate::AppState;
 /// as an `Extension<Execs>`.
 pub fn app(state: AppState) -> Router {
     let inner = routes::all()
+        .route_layer(middleware::from_fn(crate::metrics::observe))
         .method_not_allowed_fallback(version::page_not_found)
         .fallback(version::page_not_found)
         .layer(Extension(Execs::default()))
@@ -26,4 +30,11 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .fallback_service(inner)
         .layer(middleware::from_fn(version::negotiate))
+        .layer(middleware::from_fn(log_call))
+}
+
+/// dockerd's debug line for every call, as the client sent it.
+async fn log_call(req: Request, next: Next) -> Response {
+    tracing::debug!("Calling {} {}", req.method(), req.uri());
+    next.run(req).await
 }

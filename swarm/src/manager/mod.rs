@@ -51,6 +51,21 @@ const RESUME_WAIT: Duration = Duration::from_secs(5);
 /// How long a joining manager waits to receive the cluster's state.
 const JOIN_SYNC: Duration = Duration::from_secs(60);
 
+/// Raft's view of one manager, as metrics report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RaftFacts {
+    /// This manager leads.
+    pub leader: bool,
+    /// The current term.
+    pub term: u64,
+    /// The index of the last entry in the log.
+    pub last_log_index: u64,
+    /// The index of the last entry applied to the store.
+    pub applied_index: u64,
+    /// The index the last snapshot covers.
+    pub snapshot_index: u64,
+}
+
 /// Where and as what a manager runs.
 #[derive(Clone)]
 pub struct ManagerConfig {
@@ -433,6 +448,18 @@ impl Manager {
                         .is_some_and(|ms| ms <= 2 * raft::ELECTION_MAX_MS)
             }
             Some(_) => true,
+        }
+    }
+
+    /// What raft reports about this manager (for metrics).
+    pub fn raft_facts(&self) -> RaftFacts {
+        let m = self.raft.metrics().borrow().clone();
+        RaftFacts {
+            leader: m.current_leader == Some(self.state.raft_id),
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            snapshot_index: m.snapshot.map_or(0, |l| l.index),
         }
     }
 
