@@ -54,6 +54,11 @@ impl Filters {
         self.0.get(key).into_iter().flatten()
     }
 
+    /// The keys given.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// Whether `key` was given.
     pub fn contains(&self, key: &str) -> bool {
         self.0.contains_key(key)
@@ -92,6 +97,29 @@ impl Filters {
                 (None, _) => false,
             }
         })
+    }
+}
+
+/// dockerd matches `name` and `id` values as unanchored regular
+/// expressions. Names and IDs are plain text, so a literal search with the
+/// `^` and `$` anchors covers what clients send.
+pub fn loose_match(pattern: &str, source: &str) -> bool {
+    if pattern == source {
+        return true;
+    }
+    let (start, p) = match pattern.strip_prefix('^') {
+        Some(rest) => (true, rest),
+        None => (false, pattern),
+    };
+    let (end, p) = match p.strip_suffix('$') {
+        Some(rest) => (true, rest),
+        None => (false, p),
+    };
+    match (start, end) {
+        (true, true) => source == p,
+        (true, false) => source.starts_with(p),
+        (false, true) => source.ends_with(p),
+        (false, false) => source.contains(p),
     }
 }
 

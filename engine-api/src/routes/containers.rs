@@ -276,7 +276,7 @@ async fn remove(
     let env = node_env(&s);
     let c = find(&s, &id).await?;
     s.runtime
-        .container_remove(&env, &c, &id, query_bool(&q, "force"))
+        .container_remove(&env, &c, &id, query_bool(&q, "force"), query_bool(&q, "v"))
         .await?;
     Ok(no_content())
 }

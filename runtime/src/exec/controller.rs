@@ -32,6 +32,7 @@ use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::images::RegistryAuth;
 use crate::logs::Copier;
+use crate::volumes::VolumeStore;
 use crate::Containerd;
 
 /// The label that ties a container to its task.
@@ -277,6 +278,13 @@ impl TaskController {
         let dir = self.dir(id);
         let users = UserDb::from_layers(&files::layer_dirs(mounts));
         let node_id = self.task.api.node_id.clone().unwrap_or_default();
+        let fields = spec::template_fields(&self.task, &node_id, &self.env.hostname);
+        let volumes = crate::volumes::task::prepare(
+            &VolumeStore::new(&self.env.volumes_root),
+            &spec::task_volumes(&self.task, &fields),
+            &crate::volumes::seed::image_layers(mounts),
+        )
+        .map_err(|e| e.to_string())?;
         let file_paths = files::paths(&dir);
         let ctx = spec::TaskContext {
             task: &self.task,
@@ -285,7 +293,7 @@ impl TaskController {
             container_id: id,
             image_config: &image.config,
             files: &file_paths,
-            volumes_root: &self.env.volumes_root,
+            volumes: &volumes,
             users: &users,
             dep_files,
             init_binary: self.env.init_binary.as_deref(),
@@ -681,8 +689,50 @@ impl Controller for TaskController {
     }
 }
 
-/// Kills and deletes a container with its task, snapshot and files.
+/// Kills and deletes a container with its task, snapshot and files, and
+/// the anonymous volumes only it used (dockerd's executor removes task
+/// containers with their volumes; named ones always stay).
 pub async fn remove_container(ctd: &Containerd, env: &NodeEnv, id: &str) -> Result<(), ExecError> {
+    let spec = ctd.container_spec(id).await.map_err(exec_err)?;
+    let volumes: Vec<String> = spec
+        .map(|json| {
+            crate::view::spec::SpecView::parse(
+                &json,
+                &env.containers_root.join(id),
+                &env.volumes_root,
+            )
+            .mounts
+            .into_iter()
+            .filter_map(|m| m.name)
+            .collect()
+        })
+        .unwrap_or_default();
+    delete_container(ctd, env, id).await?;
+    remove_anonymous_volumes(ctd, env, &volumes).await;
+    Ok(())
+}
+
+/// Removes those of `names` that are anonymous volumes no container uses
+/// any more; failures are logged, the container is gone either way.
+async fn remove_anonymous_volumes(ctd: &Containerd, env: &NodeEnv, names: &[String]) {
+    let store = VolumeStore::new(&env.volumes_root);
+    let anonymous: Vec<&String> = names
+        .iter()
+        .filter(|n| store.get(n).is_ok_and(|v| v.is_anonymous()))
+        .collect();
+    if anonymous.is_empty() {
+        return;
+    }
+    for name in anonymous {
+        if let Err(e) = ctd.volume_remove(env, name, true).await {
+            tracing::warn!(volume = %name, error = %e, "removing a task's anonymous volume");
+        }
+    }
+}
+
+/// Kills and deletes a container with its task, snapshot and files; its
+/// volumes stay (`docker rm` without `-v`).
+pub async fn delete_container(ctd: &Containerd, env: &NodeEnv, id: &str) -> Result<(), ExecError> {
     if let Some(p) = ctd.task_state(id).await.map_err(exec_err)? {
         if p.running {
             ctd.task_kill(id, SIGKILL, true).await.map_err(exec_err)?;

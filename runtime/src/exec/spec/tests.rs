@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::json;
@@ -48,7 +49,7 @@ fn with<R>(cs: api::TaskSpecContainerSpec, f: impl FnOnce(&TaskContext<'_>) -> R
     let img = image();
     let fl = files();
     let u = users();
-    let vols = tempfile::tempdir().unwrap();
+    let vols = HashMap::new();
     let ctx = TaskContext {
         task: &t,
         node_id: "n1",
@@ -56,7 +57,7 @@ fn with<R>(cs: api::TaskSpecContainerSpec, f: impl FnOnce(&TaskContext<'_>) -> R
         container_id: "0123456789abcdef0123",
         image_config: &img,
         files: &fl,
-        volumes_root: vols.path(),
+        volumes: &vols,
         users: &u,
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
@@ -156,7 +157,7 @@ fn limits_caps_and_readonly_reach_the_spec() {
     let img = image();
     let fl = files();
     let u = users();
-    let vols = tempfile::tempdir().unwrap();
+    let no_vols = HashMap::new();
     let ctx = TaskContext {
         task: &t,
         node_id: "n1",
@@ -164,7 +165,7 @@ fn limits_caps_and_readonly_reach_the_spec() {
         container_id: "abc",
         image_config: &img,
         files: &fl,
-        volumes_root: vols.path(),
+        volumes: &no_vols,
         users: &u,
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
@@ -227,6 +228,12 @@ fn mounts_bind_volume_tmpfs_and_errors() {
     let fl = files();
     let u = users();
     let vols = tempfile::tempdir().unwrap();
+    let wanted = task_volumes(&t, &template_fields(&t, "n1", "h"));
+    assert_eq!(wanted.len(), 1);
+    assert_eq!(wanted[0].volume.name.as_deref(), Some("vol-web"));
+    let made =
+        crate::volumes::task::prepare(&crate::volumes::VolumeStore::new(vols.path()), &wanted, &[])
+            .unwrap();
     let ctx = TaskContext {
         task: &t,
         node_id: "n1",
@@ -234,7 +241,7 @@ fn mounts_bind_volume_tmpfs_and_errors() {
         container_id: "abc",
         image_config: &img,
         files: &fl,
-        volumes_root: vols.path(),
+        volumes: &made,
         users: &u,
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
