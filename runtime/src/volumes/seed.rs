@@ -196,6 +196,40 @@ mod tests {
     }
 
     #[test]
+    fn several_layers_seed_their_union_with_whiteouts_applied() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: mounting the layers' overlay needs root");
+            return;
+        }
+        let lower = tempfile::tempdir().unwrap();
+        let upper = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(lower.path().join("data")).unwrap();
+        std::fs::write(lower.path().join("data/kept"), b"lower").unwrap();
+        std::fs::write(lower.path().join("data/deleted"), b"lower").unwrap();
+        std::fs::write(lower.path().join("data/changed"), b"lower").unwrap();
+        std::fs::create_dir_all(upper.path().join("data")).unwrap();
+        std::fs::write(upper.path().join("data/changed"), b"upper").unwrap();
+        // An overlay whiteout: a 0/0 character device hides the lower file.
+        nix::sys::stat::mknod(
+            &upper.path().join("data/deleted"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o000),
+            0,
+        )
+        .unwrap();
+        let vol = tempfile::tempdir().unwrap();
+        let layers = [upper.path().to_path_buf(), lower.path().to_path_buf()];
+        seed(&layers, "/data", vol.path()).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(vol.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["changed", "kept"]);
+        assert_eq!(std::fs::read(vol.path().join("changed")).unwrap(), b"upper");
+    }
+
+    #[test]
     fn a_volume_with_content_or_a_missing_path_is_left_alone() {
         let layer = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(layer.path().join("data")).unwrap();
