@@ -32,6 +32,12 @@ pub enum Error {
     /// Tearing the container down failed.
     #[error("{0}")]
     Teardown(String),
+    /// `docker top` arguments dockerd refuses.
+    #[error("{0}")]
+    InvalidPsArgs(String),
+    /// `ps` failed or printed what `docker top` cannot read.
+    #[error("{0}")]
+    Top(String),
 }
 
 impl Error {
@@ -39,10 +45,12 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::NoSuchContainer(_) => ErrorKind::NotFound,
-            Error::AmbiguousPrefix(_) | Error::InvalidSignal(_) => ErrorKind::InvalidArgument,
+            Error::AmbiguousPrefix(_) | Error::InvalidSignal(_) | Error::InvalidPsArgs(_) => {
+                ErrorKind::InvalidArgument
+            }
             Error::NotRunning(_) | Error::RemoveRunning(_) => ErrorKind::Conflict,
             Error::Runtime(e) => e.kind(),
-            Error::AlreadyStopped | Error::Teardown(_) => ErrorKind::Internal,
+            Error::AlreadyStopped | Error::Teardown(_) | Error::Top(_) => ErrorKind::Internal,
         }
     }
 
