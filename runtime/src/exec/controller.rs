@@ -281,7 +281,11 @@ impl TaskController {
         let fields = spec::template_fields(&self.task, &node_id, &self.env.hostname);
         let volumes = crate::volumes::task::prepare(
             &VolumeStore::new(&self.env.volumes_root),
-            &spec::task_volumes(&self.task, &fields),
+            &[
+                spec::task_volumes(&self.task, &fields),
+                spec::image_volumes(&image.config, &self.task),
+            ]
+            .concat(),
             &crate::volumes::seed::image_layers(mounts),
         )
         .map_err(|e| e.to_string())?;

@@ -183,6 +183,55 @@ pub fn task_volumes(task: &Task, fields: &template::Fields) -> Vec<TaskVolume> {
         .collect()
 }
 
+/// Anonymous volumes for the image's `VOLUME` paths that no mount of the
+/// task covers: dockerd gives every container one for each (seeded from
+/// the image like any new volume).
+pub fn image_volumes(image_config: &serde_json::Value, task: &Task) -> Vec<TaskVolume> {
+    let targets: Vec<String> = task
+        .api
+        .spec
+        .as_ref()
+        .and_then(|s| s.container_spec.as_ref())
+        .and_then(|c| c.mounts.as_ref())
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m.target.as_deref())
+                .map(clean_path)
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(paths) = image_config
+        .pointer("/config/Volumes")
+        .and_then(|v| v.as_object())
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<TaskVolume> = paths
+        .keys()
+        .map(|p| clean_path(p))
+        .filter(|p| !targets.contains(p))
+        .map(|target| TaskVolume {
+            target,
+            volume: NewVolume::default(),
+            no_copy: false,
+        })
+        .collect();
+    out.sort_by(|a, b| a.target.cmp(&b.target));
+    out.dedup_by(|a, b| a.target == b.target);
+    out
+}
+
+/// A container path without a trailing `/` (`/data/` and `/data` are one
+/// mount point).
+fn clean_path(p: &str) -> String {
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        "/".into()
+    } else {
+        t.to_string()
+    }
+}
+
 /// The task's name as dockerd shows it: `web.1`, or `web.<node id>` for
 /// global services.
 pub fn task_name(task: &Task) -> String {
@@ -526,6 +575,13 @@ fn user_mounts(ctx: &TaskContext<'_>) -> Result<Vec<Mount>, String> {
                 ))
             }
         }
+    }
+    for v in image_volumes(ctx.image_config, ctx.task) {
+        let data = ctx
+            .volumes
+            .get(&v.target)
+            .ok_or_else(|| format!("no volume was made for the image's volume {}", v.target))?;
+        out.push(bind(data, &v.target, &["rbind", "rw", "rprivate"]));
     }
     Ok(out)
 }

@@ -337,3 +337,56 @@ fn cgroup_parent_forms_join_like_dockerd() {
     // Relative: below runc's own cgroup, as dockerd's cgroupfs driver does.
     assert_eq!(cgroups_path("rel", "c1"), PathBuf::from("rel/c1"));
 }
+
+#[test]
+fn image_volumes_become_anonymous_volumes_unless_mounted_over() {
+    let cs = api::TaskSpecContainerSpec {
+        mounts: Some(vec![api::Mount {
+            target: Some("/etc/".into()),
+            source: Some("conf".into()),
+            typ: Some(api::MountTypeEnum::VOLUME),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let t = task(cs);
+    let mut img = image();
+    img["config"]["Volumes"] = json!({"/data": {}, "/etc": {}, "/data/": {}});
+    let wanted = image_volumes(&img, &t);
+    assert_eq!(wanted.len(), 1, "{wanted:?}");
+    assert_eq!(wanted[0].target, "/data");
+    assert_eq!(wanted[0].volume.name, None);
+    assert!(!wanted[0].no_copy);
+
+    let vols = tempfile::tempdir().unwrap();
+    let all = [task_volumes(&t, &template_fields(&t, "n1", "h")), wanted].concat();
+    let made =
+        crate::volumes::task::prepare(&crate::volumes::VolumeStore::new(vols.path()), &all, &[])
+            .unwrap();
+    let fl = files();
+    let u = users();
+    let ctx = TaskContext {
+        task: &t,
+        node_id: "n1",
+        node_hostname: "h",
+        container_id: "abc",
+        image_config: &img,
+        files: &fl,
+        volumes: &made,
+        users: &u,
+        dep_files: &[],
+        init_binary: None,
+        netns: None,
+        cgroup_parent: "/shoal",
+    };
+    let spec = build(&ctx).unwrap();
+    let data = spec
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.destination() == Path::new("/data"))
+        .expect("the image's volume is mounted");
+    assert_eq!(data.source().as_ref(), Some(&made["/data"]));
+    assert!(made["/data"].starts_with(vols.path()));
+}
