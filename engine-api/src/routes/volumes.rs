@@ -24,7 +24,6 @@ use axum::Router;
 use runtime::volumes::NewVolume;
 use runtime::volumes::Volume;
 use runtime::volumes::VolumeStore;
-use runtime::volumes::ANONYMOUS_LABEL;
 use runtime::volumes::LOCAL_DRIVER;
 use serde::Deserialize;
 use serde_json::json;
@@ -171,8 +170,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /volumes/prune`: removes the unused volumes the filters select
-/// (volumes made with driver options are never pruned, as in dockerd).
+/// `POST /volumes/prune`: removes the unused volumes the filters select.
 async fn prune(
     State(s): State<AppState>,
     Extension(version): Extension<ApiVersion>,
@@ -195,30 +193,15 @@ async fn prune(
         // Before 1.42 prune took every unused volume.
         None => !version.at_least(42),
     };
-    let env = node_env(&s);
-    let store = VolumeStore::new(&env.volumes_root);
-    let refs = s.runtime.volume_refs(&env).await?;
-    let mut deleted = Vec::new();
-    let mut reclaimed = 0u64;
-    for v in store.list()? {
-        let labels = v.labels.as_ref();
-        let chosen = !refs.contains_key(&v.name)
-            && v.options.as_ref().is_none_or(|o| o.is_empty())
-            && (all || labels.is_some_and(|l| l.contains_key(ANONYMOUS_LABEL)))
-            && f.labels("label", labels)
-            && !excluded_by_labels(&f, labels);
-        if !chosen {
-            continue;
-        }
-        let size = runtime::volumes::store::dir_size(&v.mountpoint);
-        match store.remove(&v.name) {
-            Ok(()) => {
-                reclaimed += size;
-                deleted.push(v.name);
-            }
-            Err(e) => tracing::warn!(volume = %v.name, error = %e, "pruning a volume"),
-        }
-    }
+    let (deleted, reclaimed) = s
+        .runtime
+        .volume_prune(&node_env(&s), |v| {
+            let labels = v.labels.as_ref();
+            (all || v.is_anonymous())
+                && f.labels("label", labels)
+                && !excluded_by_labels(&f, labels)
+        })
+        .await?;
     Ok(Json(
         json!({ "VolumesDeleted": deleted, "SpaceReclaimed": reclaimed }),
     ))

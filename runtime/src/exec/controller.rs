@@ -5,6 +5,7 @@
 //! `com.docker.swarm.task.id` label), so a restarted shoald adopts what is
 //! already running instead of starting a duplicate.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,7 +244,11 @@ impl TaskController {
             Ok(None) => None,
             Err(e) => return fail(e).await,
         };
-        let built = self.build(id, image, &mounts, &dep_files, netns.as_ref());
+        let volumes = match self.prepare_volumes(image, &mounts).await {
+            Ok(v) => v,
+            Err(e) => return fail(e).await,
+        };
+        let built = self.build(id, image, &mounts, &dep_files, &volumes, netns.as_ref());
         let (spec_json, labels) = match built {
             Ok(b) => b,
             Err(e) => return fail(ExecError::Fatal(e)).await,
@@ -267,28 +272,41 @@ impl TaskController {
         Ok(())
     }
 
+    /// Makes (or finds) the task's volumes and the image's, seeding new
+    /// ones from the image: a copy that may be large, so off the async
+    /// threads.
+    async fn prepare_volumes(
+        &self,
+        image: &crate::images::ImageInfo,
+        mounts: &[containerd_client::types::Mount],
+    ) -> Result<HashMap<String, PathBuf>, ExecError> {
+        let node_id = self.task.api.node_id.clone().unwrap_or_default();
+        let fields = spec::template_fields(&self.task, &node_id, &self.env.hostname);
+        let wanted = [
+            spec::task_volumes(&self.task, &fields),
+            spec::image_volumes(&image.config, &self.task),
+        ]
+        .concat();
+        let store = VolumeStore::new(&self.env.volumes_root);
+        let layers = crate::volumes::seed::image_layers(mounts);
+        tokio::task::spawn_blocking(move || crate::volumes::task::prepare(&store, &wanted, &layers))
+            .await
+            .map_err(|e| ExecError::Fatal(e.to_string()))?
+            .map_err(|e| ExecError::Fatal(e.to_string()))
+    }
+
     fn build(
         &self,
         id: &str,
         image: &crate::images::ImageInfo,
         mounts: &[containerd_client::types::Mount],
         dep_files: &[secrets::DepFile],
+        volumes: &HashMap<String, PathBuf>,
         netns: Option<&TaskNetns>,
-    ) -> Result<(Vec<u8>, std::collections::HashMap<String, String>), String> {
+    ) -> Result<(Vec<u8>, HashMap<String, String>), String> {
         let dir = self.dir(id);
         let users = UserDb::from_layers(&files::layer_dirs(mounts));
         let node_id = self.task.api.node_id.clone().unwrap_or_default();
-        let fields = spec::template_fields(&self.task, &node_id, &self.env.hostname);
-        let volumes = crate::volumes::task::prepare(
-            &VolumeStore::new(&self.env.volumes_root),
-            &[
-                spec::task_volumes(&self.task, &fields),
-                spec::image_volumes(&image.config, &self.task),
-            ]
-            .concat(),
-            &crate::volumes::seed::image_layers(mounts),
-        )
-        .map_err(|e| e.to_string())?;
         let file_paths = files::paths(&dir);
         let ctx = spec::TaskContext {
             task: &self.task,
@@ -297,7 +315,7 @@ impl TaskController {
             container_id: id,
             image_config: &image.config,
             files: &file_paths,
-            volumes: &volumes,
+            volumes,
             users: &users,
             dep_files,
             init_binary: self.env.init_binary.as_deref(),

@@ -101,6 +101,38 @@ impl Containerd {
         Ok(refs)
     }
 
+    /// `docker volume prune`: removes every volume no container mounts
+    /// that `select` picks, except those made with driver options (their
+    /// data is not on this disk, so dockerd never prunes them). Returns the
+    /// names removed and the bytes freed; a volume that cannot be removed
+    /// is logged and skipped, as dockerd does.
+    pub async fn volume_prune(
+        &self,
+        env: &NodeEnv,
+        select: impl Fn(&Volume) -> bool,
+    ) -> Result<(Vec<String>, u64)> {
+        let store = VolumeStore::new(&env.volumes_root);
+        let refs = self.volume_refs(env).await?;
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0;
+        for v in store.list()? {
+            let unused = !refs.contains_key(&v.name);
+            let local = v.options.as_ref().is_none_or(|o| o.is_empty());
+            if !(unused && local && select(&v)) {
+                continue;
+            }
+            let size = store::dir_size(&v.mountpoint);
+            match store.remove(&v.name) {
+                Ok(()) => {
+                    reclaimed += size;
+                    deleted.push(v.name);
+                }
+                Err(e) => tracing::warn!(volume = %v.name, error = %e, "pruning a volume"),
+            }
+        }
+        Ok((deleted, reclaimed))
+    }
+
     /// Removes volume `name` unless a container mounts it (dockerd's
     /// `remove NAME: volume is in use - [IDs]`). With `force` a volume that
     /// does not exist is not an error.
