@@ -139,18 +139,7 @@ fn stats_and_top_of_a_task_container() {
     assert!(one["memory_stats"]["usage"].as_u64().unwrap() > 0);
 
     // Streaming: each object carries the one before.
-    let mut curl = Command::new("curl")
-        .args(["-sN", "--max-time", "30", "--unix-socket"])
-        .arg(d.socket())
-        .arg(format!("http://localhost/v1.45/containers/{id}/stats"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(curl.stdout.take().unwrap()).lines();
-    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    let second: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    let _ = curl.kill();
-    let _ = curl.wait();
+    let [first, second] = stream_two(&d, &id);
     assert_eq!(first["preread"], "0001-01-01T00:00:00Z");
     assert_eq!(second["preread"], first["read"]);
     assert_eq!(
@@ -186,10 +175,35 @@ fn stats_and_top_of_a_task_container() {
     });
     let err = d.fail(&["top", &id]);
     assert!(
-        err.contains(&format!("container {id} is not running")),
+        err.contains(&format!("Container {id} is not running")),
         "{err}"
     );
     let zero = stats_json(&d, &id, "stream=false");
     assert_eq!(zero["read"], "0001-01-01T00:00:00Z");
     assert_eq!(zero["memory_stats"], serde_json::json!({}));
+    // A stream of a stopped container goes on, with zeros.
+    for frame in stream_two(&d, &id) {
+        assert_eq!(frame["read"], "0001-01-01T00:00:00Z");
+    }
+}
+
+/// The first two objects of a stats stream (the connection is then
+/// closed; curl bounds the whole call).
+fn stream_two(d: &Daemon, id: &str) -> [Value; 2] {
+    let mut curl = Command::new("curl")
+        .args(["-sN", "--max-time", "30", "--unix-socket"])
+        .arg(d.socket())
+        .arg(format!("http://localhost/v1.45/containers/{id}/stats"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(curl.stdout.take().unwrap()).lines();
+    let mut next = || -> Value {
+        let line = lines.next().expect("a stats object").unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    let frames = [next(), next()];
+    let _ = curl.kill();
+    let _ = curl.wait();
+    frames
 }

@@ -168,7 +168,21 @@ fn volumes_of_a_stack_listed_seeded_guarded_pruned_and_kept() {
         ["app_blank", "app_data", "app_quiet"]
     );
     d.ok(&["volume", "create", "other"]);
+    // The CLI sends empty label and option maps: dockerd shows nulls.
+    let (status, body) = d.curl("GET", "/v1.41/volumes/other", None);
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["Labels"].is_null() && v["Options"].is_null(), "{v}");
+    assert_eq!(
+        (v["Driver"].as_str(), v["Scope"].as_str()),
+        (Some("local"), Some("local"))
+    );
     assert_eq!(d.ok(&["volume", "rm", "other"]).trim(), "other");
+    let err = d.fail(&["volume", "create", "a"]);
+    assert!(
+        err.contains("create a: volume name is too short, names should be at least two alphanumeric characters"),
+        "{err}"
+    );
 
     // The volumes and their labels outlive shoald.
     d.restart();

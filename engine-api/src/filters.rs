@@ -54,11 +54,6 @@ impl Filters {
         self.0.get(key).into_iter().flatten()
     }
 
-    /// The keys given.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
-    }
-
     /// Whether `key` was given.
     pub fn contains(&self, key: &str) -> bool {
         self.0.contains_key(key)

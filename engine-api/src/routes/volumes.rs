@@ -68,13 +68,10 @@ pub fn render(v: &Volume) -> Value {
     })
 }
 
-/// Filters parsed and checked against `allowed`, with the volume
-/// service's lower-case wording for an unknown key.
+/// Filters parsed and checked against `allowed`.
 fn parse_filters(q: &crate::body::Query, allowed: &[&str]) -> ApiResult<Filters> {
     let f = Filters::parse(q.get("filters").map(String::as_str))?;
-    if let Some(bad) = f.keys().find(|k| !allowed.contains(k)) {
-        return Err(ApiError::bad_request(format!("invalid filter '{bad}'")));
-    }
+    f.validate(allowed)?;
     Ok(f)
 }
 
@@ -83,7 +80,7 @@ fn bool_filter(f: &Filters, key: &str) -> ApiResult<Option<bool>> {
     let values: Vec<&String> = f.get(key).collect();
     let invalid = || {
         let joined: Vec<&str> = values.iter().map(|v| v.as_str()).collect();
-        ApiError::bad_request(format!("invalid filter '{key}={}'", joined.join(",")))
+        ApiError::bad_request(format!("Invalid filter '{key}=[{}]'", joined.join(" ")))
     };
     match values.as_slice() {
         [] => Ok(None),
@@ -265,12 +262,12 @@ mod tests {
         q.insert("filters".into(), r#"{"bogus":{"x":true}}"#.into());
         assert_eq!(
             parse_filters(&q, LIST_FILTERS).unwrap_err().message,
-            "invalid filter 'bogus'"
+            "Invalid filter 'bogus'"
         );
         let f = filters(r#"{"dangling":{"maybe":true}}"#);
         assert_eq!(
             bool_filter(&f, "dangling").unwrap_err().message,
-            "invalid filter 'dangling=maybe'"
+            "Invalid filter 'dangling=[maybe]'"
         );
         assert_eq!(
             bool_filter(&filters(r#"{"dangling":["1"]}"#), "dangling").unwrap(),

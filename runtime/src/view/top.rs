@@ -34,7 +34,7 @@ pub fn check_args(ps_args: &str) -> Result<()> {
             value
         };
         if value.starts_with("PID") && key != "pid" {
-            return Err(Error::InvalidPsArgs(format!(
+            return Err(Error::Top(format!(
                 "specifying \"{key}={value}\" is not allowed"
             )));
         }
@@ -97,11 +97,11 @@ impl Containerd {
         let ps_args = if ps_args.is_empty() { "-ef" } else { ps_args };
         check_args(ps_args)?;
         if !c.state.status.is_running() || c.state.pid == 0 {
-            return Err(Error::NotRunning(c.id.clone()));
+            return Err(Error::TopNotRunning(c.id.clone()));
         }
         let pids = CgroupDirs::of_pid(c.state.pid)
             .and_then(|d| d.procs())
-            .map_err(|_| Error::NotRunning(c.id.clone()))?;
+            .map_err(|_| Error::TopNotRunning(c.id.clone()))?;
         let args: Vec<&str> = ps_args.split(' ').collect();
         let only: Vec<String> = pids.iter().map(u32::to_string).collect();
         let narrowed = format!("-q{}", only.join(","));

@@ -20,9 +20,19 @@ pub enum Error {
     /// A name the local driver cannot use as a directory name.
     #[error("create {0}: \"{0}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path")]
     InvalidName(String),
+    /// A name of one character.
+    #[error("create {0}: volume name is too short, names should be at least two alphanumeric characters")]
+    NameTooShort(String),
     /// A driver other than `local`: this node has no volume plugins.
-    #[error("error looking up volume plugin {0}: plugin \"{0}\" not found")]
-    NoSuchDriver(String),
+    #[error(
+        "create {name}: error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+    )]
+    NoSuchDriver {
+        /// The volume.
+        name: String,
+        /// The driver asked for.
+        driver: String,
+    },
     /// An option the local driver does not know.
     #[error("create {name}: invalid option: \"{key}\"")]
     InvalidOption {
@@ -55,11 +65,12 @@ impl Error {
     /// The behaviour class, for the HTTP status.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NoSuchVolume(_) | Error::NoSuchDriver(_) => ErrorKind::NotFound,
+            Error::NoSuchVolume(_) | Error::NoSuchDriver { .. } => ErrorKind::NotFound,
             Error::InUse { .. } => ErrorKind::Conflict,
-            Error::InvalidName(_) | Error::InvalidOption { .. } | Error::MountOptions(_) => {
-                ErrorKind::InvalidArgument
-            }
+            Error::InvalidName(_)
+            | Error::NameTooShort(_)
+            | Error::InvalidOption { .. }
+            | Error::MountOptions(_) => ErrorKind::InvalidArgument,
             Error::Io { .. } => ErrorKind::Internal,
             Error::Runtime(e) => e.kind(),
         }

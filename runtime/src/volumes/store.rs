@@ -73,16 +73,24 @@ impl VolumeStore {
     /// An anonymous volume gets a random 64-hex name and dockerd's
     /// anonymous label.
     pub fn create(&self, req: &NewVolume) -> Result<Volume> {
+        // The CLI sends `{}` for none: dockerd shows that as null.
+        let given = req.labels.clone().filter(|l| !l.is_empty());
         let (name, labels) = match &req.name {
-            Some(n) if !n.is_empty() => (n.clone(), req.labels.clone()),
+            Some(n) if !n.is_empty() => (n.clone(), given),
             _ => {
-                let mut labels = req.labels.clone().unwrap_or_default();
+                let mut labels = given.unwrap_or_default();
                 labels.insert(ANONYMOUS_LABEL.into(), String::new());
                 (crate::exec::ids::random_hex(32), Some(labels))
             }
         };
         if !req.driver.is_empty() && req.driver != LOCAL_DRIVER {
-            return Err(Error::NoSuchDriver(req.driver.clone()));
+            return Err(Error::NoSuchDriver {
+                name,
+                driver: req.driver.clone(),
+            });
+        }
+        if name.len() == 1 && name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(Error::NameTooShort(name));
         }
         if !valid_name(&name) {
             return Err(Error::InvalidName(name));
@@ -107,7 +115,7 @@ impl VolumeStore {
         let record = Record {
             created_at: created_at.format(&Rfc3339).unwrap_or_default(),
             labels: labels.clone(),
-            options: req.options.clone(),
+            options: None,
         };
         let json = serde_json::to_vec(&record).map_err(|e| Error::io("create", &name)(e.into()))?;
         // Written aside and renamed: a crash never leaves half a record.
@@ -120,7 +128,7 @@ impl VolumeStore {
             name,
             created_at,
             labels,
-            options: record.options,
+            options: None,
         })
     }
 
@@ -308,7 +316,7 @@ mod tests {
         other.driver = "nfs".into();
         assert_eq!(
             store.create(&other).unwrap_err().to_string(),
-            "error looking up volume plugin nfs: plugin \"nfs\" not found"
+            "create vol: error looking up volume plugin nfs: plugin \"nfs\" not found"
         );
         let mut opts = named("vol", &[]);
         opts.options = Some([("bogus".to_string(), "1".to_string())].into());
@@ -316,6 +324,17 @@ mod tests {
             store.create(&opts).unwrap_err().to_string(),
             "create vol: invalid option: \"bogus\""
         );
+        assert_eq!(
+            store.create(&named("a", &[])).unwrap_err().to_string(),
+            "create a: volume name is too short, names should be at least two alphanumeric characters"
+        );
+        // The CLI's empty label map reads back as none, as with dockerd.
+        let mut empty = named("plain", &[]);
+        empty.labels = Some(HashMap::new());
+        empty.options = Some(HashMap::new());
+        let v = store.create(&empty).unwrap();
+        assert_eq!((v.labels, v.options), (None, None));
+        store.remove("plain").unwrap();
         // Nothing is left behind by a refusal; "../x" never leaves the root.
         assert!(store.list().unwrap().is_empty());
         assert!(matches!(store.get("../x"), Err(Error::NoSuchVolume(_))));

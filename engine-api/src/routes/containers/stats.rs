@@ -2,11 +2,11 @@
 //!
 //! Stats come as dockerd sends them: with `stream` (the default) one JSON
 //! object a second, each carrying the one before as `precpu_stats` and
-//! `preread`, until the container stops or the client goes; with
-//! `stream=false` one object after two readings a second apart, so the
-//! CLI can compute CPU use from it; with `one-shot` (API 1.41+) a single
-//! reading at once. A container that is not running answers one object of
-//! zeros.
+//! `preread`, until the client goes (zeros while the container does not
+//! run); with `stream=false` one object after two readings a second
+//! apart, so the CLI can compute CPU use from it; with `one-shot` (API
+//! 1.41+) a single reading at once. A container that is not running
+//! answers `stream=false` with one object of zeros.
 
 use std::time::Duration;
 
@@ -213,22 +213,20 @@ pub(crate) async fn stats(
         let body = render(&c, cur.as_ref(), pre.as_ref().filter(|_| cur.is_some()));
         return Ok(json_response(Body::from(format!("{body}\n"))));
     }
-    // Streaming: one object a second, each after the one before; a
-    // container that does not run gets its one object of zeros.
-    let frames = futures::stream::unfold(Some((c, None::<Sample>)), move |state| async move {
-        let (c, pre) = state?;
-        if pre.is_some() {
-            tokio::time::sleep(INTERVAL).await;
-        }
-        let cur = read(pid).await;
-        if cur.is_none() && pre.is_some() {
-            // The container stopped: dockerd ends the stream.
-            return None;
-        }
-        let line = format!("{}\n", render(&c, cur.as_ref(), pre.as_ref()));
-        let next = cur.map(|s| (c, Some(s)));
-        Some((Ok::<_, std::convert::Infallible>(line), next))
-    });
+    // Streaming: one object a second, each after the one before, until
+    // the client goes; once the process is gone (or when it never ran)
+    // the objects are zeros, as dockerd's collector publishes them.
+    let frames = futures::stream::unfold(
+        (c, None::<Sample>, true),
+        move |(c, pre, first)| async move {
+            if !first {
+                tokio::time::sleep(INTERVAL).await;
+            }
+            let cur = read(pid).await;
+            let line = format!("{}\n", render(&c, cur.as_ref(), pre.as_ref()));
+            Some((Ok::<_, std::convert::Infallible>(line), (c, cur, false)))
+        },
+    );
     Ok(json_response(Body::from_stream(frames)))
 }
 
