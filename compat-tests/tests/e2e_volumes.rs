@@ -233,4 +233,36 @@ fn anonymous_volumes_go_with_their_task() {
     wait_for(60, "the anonymous volume to go with its container", || {
         volume_names(&d, &[]).is_empty().then_some(())
     });
+
+    // A task whose container cannot be made leaves no volume behind.
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "broken",
+        "--mount",
+        "type=volume,target=/scratch",
+        "--mount",
+        "type=bind,source=/nonexistent-shoal-path,target=/x",
+        "shoal-test/busybox:latest",
+        "sleep",
+        "100000",
+    ]);
+    wait_for(60, "a task of broken rejected", || {
+        d.ok(&[
+            "service",
+            "ps",
+            "broken",
+            "--no-trunc",
+            "--format",
+            "{{.Error}}",
+        ])
+        .contains("bind source path does not exist")
+        .then_some(())
+    });
+    d.ok(&["service", "rm", "broken"]);
+    wait_for(60, "no volume left by the rejected tasks", || {
+        volume_names(&d, &[]).is_empty().then_some(())
+    });
 }

@@ -248,10 +248,21 @@ impl TaskController {
             Ok(v) => v,
             Err(e) => return fail(e).await,
         };
+        // A container that is not made leaves no anonymous volume behind.
+        let discard = || async {
+            let names: Vec<String> = volumes
+                .values()
+                .filter_map(|p| p.parent()?.file_name()?.to_str().map(str::to_string))
+                .collect();
+            remove_anonymous_volumes(&self.ctd, &self.env, &names).await;
+        };
         let built = self.build(id, image, &mounts, &dep_files, &volumes, netns.as_ref());
         let (spec_json, labels) = match built {
             Ok(b) => b,
-            Err(e) => return fail(ExecError::Fatal(e)).await,
+            Err(e) => {
+                discard().await;
+                return fail(ExecError::Fatal(e)).await;
+            }
         };
         let created = self
             .ctd
@@ -267,6 +278,7 @@ impl TaskController {
             })
             .await;
         if let Err(e) = created {
+            discard().await;
             return fail(exec_err(e)).await;
         }
         Ok(())
