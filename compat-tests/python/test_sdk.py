@@ -821,6 +821,46 @@ def test_tasks_run_as_containers(client, swarm, image):
         pytest.skip("exec is not implemented (POST /containers/{id}/exec answered 404)")
 
 
+def test_volumes_stats_and_top_of_a_task(client, swarm, image):
+    name = "sdk-vol-user"
+    vol = client.volumes.create(name="sdk-vol", labels={"tier": "db"})
+    assert vol.attrs["Driver"] == "local"
+    assert vol.attrs["Scope"] == "local"
+    assert vol.attrs["Labels"] == {"tier": "db"}
+    assert [v.name for v in client.volumes.list(filters={"label": "tier=db"})] == ["sdk-vol"]
+    with pytest.raises(docker.errors.NotFound) as e:
+        client.volumes.get("sdk-nope")
+    assert "get sdk-nope: no such volume" in str(e.value.explanation)
+    svc = client.services.create(
+        IMAGE, ["httpd", "-f", "-p", "80"], name=name, stop_grace_period=SECOND,
+        mounts=[docker.types.Mount("/etc", "sdk-vol")],
+    )
+    try:
+        wait_for("the task running", lambda: running(svc, 1), timeout=60)
+        [c] = wait_for("its container listed", lambda: list(task_containers(client, name).values()) or None)
+        # The new volume was seeded from the image's /etc.
+        assert os.path.exists(os.path.join(vol.attrs["Mountpoint"], "passwd"))
+        with pytest.raises(docker.errors.APIError) as e:
+            vol.remove()
+        assert e.value.status_code == 409
+        assert str(e.value.explanation).startswith(f"remove sdk-vol: volume is in use - [{c.id}")
+
+        stats = c.stats(stream=False)
+        assert stats["id"] == c.id
+        assert stats["memory_stats"]["usage"] > 0
+        assert stats["precpu_stats"]["system_cpu_usage"] > 0
+        top = c.top()
+        assert "PID" in top["Titles"]
+        assert [p[-1] for p in top["Processes"]] == ["httpd -f -p 80"]
+    finally:
+        svc.remove()
+    wait_for("the task's container removed", lambda: not task_containers(client, name, all=True))
+    vol.remove()
+    assert "sdk-vol" not in [v.name for v in client.volumes.list()]
+    report = client.volumes.prune()
+    assert report["SpaceReclaimed"] >= 0
+
+
 def test_service_update_replaces_task_containers(client, swarm, image):
     name = "sdk-upd"
     svc = client.services.create(

@@ -114,6 +114,15 @@ impl From<runtime::view::ExecError> for ApiError {
     }
 }
 
+impl From<runtime::volumes::Error> for ApiError {
+    fn from(e: runtime::volumes::Error) -> Self {
+        match e {
+            runtime::volumes::Error::Runtime(inner) => inner.into(),
+            other => ApiError::new(runtime_status(other.kind()), other.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.is_not_modified() {
@@ -165,5 +174,16 @@ mod tests {
         assert_eq!(e.status, StatusCode::NOT_FOUND);
         let e: ApiError = runtime::view::ExecError::NoCommand.into();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let e: ApiError = runtime::volumes::Error::InUse {
+            name: "db".into(),
+            containers: vec!["c1".into()],
+        }
+        .into();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (StatusCode::CONFLICT, "remove db: volume is in use - [c1]")
+        );
+        let e: ApiError = runtime::volumes::Error::NoSuchVolume("x".into()).into();
+        assert_eq!(e.status, StatusCode::NOT_FOUND);
     }
 }

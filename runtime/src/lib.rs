@@ -14,6 +14,7 @@ pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod view;
+pub mod volumes;
 
 pub use client::Containerd;
 pub use client::NAMESPACE;

@@ -1,5 +1,5 @@
 //! `/containers/*` on the task containers of this node: `docker container
-//! ls`, `inspect`, `logs`, `stop`, `kill`, `rm` and `wait`.
+//! ls`, `inspect`, `logs`, `stats`, `top`, `stop`, `kill`, `rm` and `wait`.
 //!
 //! Handlers resolve the container the way dockerd does (full ID, name,
 //! unique ID prefix) through `runtime::view`, act, and render dockerd's
@@ -10,6 +10,7 @@
 mod filter;
 pub(crate) mod logs;
 mod render;
+mod stats;
 pub(crate) mod stream;
 
 use std::collections::HashMap;
@@ -51,6 +52,8 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/json", get(list))
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/logs", get(container_logs))
+        .route("/containers/{id}/stats", get(stats::stats))
+        .route("/containers/{id}/top", get(stats::top))
         .route("/containers/{id}/stop", post(stop))
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/wait", post(wait))
@@ -276,7 +279,7 @@ async fn remove(
     let env = node_env(&s);
     let c = find(&s, &id).await?;
     s.runtime
-        .container_remove(&env, &c, &id, query_bool(&q, "force"))
+        .container_remove(&env, &c, &id, query_bool(&q, "force"), query_bool(&q, "v"))
         .await?;
     Ok(no_content())
 }

@@ -12,6 +12,7 @@ pub mod services;
 pub mod swarm;
 pub mod system;
 pub mod tasks;
+pub mod volumes;
 
 use axum::Router;
 
@@ -32,4 +33,5 @@ pub fn all() -> Router<AppState> {
         .merge(images::routes())
         .merge(containers::routes())
         .merge(exec::routes())
+        .merge(volumes::routes())
 }

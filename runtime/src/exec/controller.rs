@@ -5,6 +5,7 @@
 //! `com.docker.swarm.task.id` label), so a restarted shoald adopts what is
 //! already running instead of starting a duplicate.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +33,7 @@ use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::images::RegistryAuth;
 use crate::logs::Copier;
+use crate::volumes::VolumeStore;
 use crate::Containerd;
 
 /// The label that ties a container to its task.
@@ -242,10 +244,25 @@ impl TaskController {
             Ok(None) => None,
             Err(e) => return fail(e).await,
         };
-        let built = self.build(id, image, &mounts, &dep_files, netns.as_ref());
+        let volumes = match self.prepare_volumes(image, &mounts).await {
+            Ok(v) => v,
+            Err(e) => return fail(e).await,
+        };
+        // A container that is not made leaves no anonymous volume behind.
+        let discard = || async {
+            let names: Vec<String> = volumes
+                .values()
+                .filter_map(|p| p.parent()?.file_name()?.to_str().map(str::to_string))
+                .collect();
+            remove_anonymous_volumes(&self.ctd, &self.env, &names).await;
+        };
+        let built = self.build(id, image, &mounts, &dep_files, &volumes, netns.as_ref());
         let (spec_json, labels) = match built {
             Ok(b) => b,
-            Err(e) => return fail(ExecError::Fatal(e)).await,
+            Err(e) => {
+                discard().await;
+                return fail(ExecError::Fatal(e)).await;
+            }
         };
         let created = self
             .ctd
@@ -261,9 +278,33 @@ impl TaskController {
             })
             .await;
         if let Err(e) = created {
+            discard().await;
             return fail(exec_err(e)).await;
         }
         Ok(())
+    }
+
+    /// Makes (or finds) the task's volumes and the image's, seeding new
+    /// ones from the image: a copy that may be large, so off the async
+    /// threads.
+    async fn prepare_volumes(
+        &self,
+        image: &crate::images::ImageInfo,
+        mounts: &[containerd_client::types::Mount],
+    ) -> Result<HashMap<String, PathBuf>, ExecError> {
+        let node_id = self.task.api.node_id.clone().unwrap_or_default();
+        let fields = spec::template_fields(&self.task, &node_id, &self.env.hostname);
+        let wanted = [
+            spec::task_volumes(&self.task, &fields),
+            spec::image_volumes(&image.config, &self.task),
+        ]
+        .concat();
+        let store = VolumeStore::new(&self.env.volumes_root);
+        let layers = crate::volumes::seed::image_layers(mounts);
+        tokio::task::spawn_blocking(move || crate::volumes::task::prepare(&store, &wanted, &layers))
+            .await
+            .map_err(|e| ExecError::Fatal(e.to_string()))?
+            .map_err(|e| ExecError::Fatal(e.to_string()))
     }
 
     fn build(
@@ -272,8 +313,9 @@ impl TaskController {
         image: &crate::images::ImageInfo,
         mounts: &[containerd_client::types::Mount],
         dep_files: &[secrets::DepFile],
+        volumes: &HashMap<String, PathBuf>,
         netns: Option<&TaskNetns>,
-    ) -> Result<(Vec<u8>, std::collections::HashMap<String, String>), String> {
+    ) -> Result<(Vec<u8>, HashMap<String, String>), String> {
         let dir = self.dir(id);
         let users = UserDb::from_layers(&files::layer_dirs(mounts));
         let node_id = self.task.api.node_id.clone().unwrap_or_default();
@@ -285,7 +327,7 @@ impl TaskController {
             container_id: id,
             image_config: &image.config,
             files: &file_paths,
-            volumes_root: &self.env.volumes_root,
+            volumes,
             users: &users,
             dep_files,
             init_binary: self.env.init_binary.as_deref(),
@@ -681,8 +723,50 @@ impl Controller for TaskController {
     }
 }
 
-/// Kills and deletes a container with its task, snapshot and files.
+/// Kills and deletes a container with its task, snapshot and files, and
+/// the anonymous volumes only it used (dockerd's executor removes task
+/// containers with their volumes; named ones always stay).
 pub async fn remove_container(ctd: &Containerd, env: &NodeEnv, id: &str) -> Result<(), ExecError> {
+    let spec = ctd.container_spec(id).await.map_err(exec_err)?;
+    let volumes: Vec<String> = spec
+        .map(|json| {
+            crate::view::spec::SpecView::parse(
+                &json,
+                &env.containers_root.join(id),
+                &env.volumes_root,
+            )
+            .mounts
+            .into_iter()
+            .filter_map(|m| m.name)
+            .collect()
+        })
+        .unwrap_or_default();
+    delete_container(ctd, env, id).await?;
+    remove_anonymous_volumes(ctd, env, &volumes).await;
+    Ok(())
+}
+
+/// Removes those of `names` that are anonymous volumes no container uses
+/// any more; failures are logged, the container is gone either way.
+async fn remove_anonymous_volumes(ctd: &Containerd, env: &NodeEnv, names: &[String]) {
+    let store = VolumeStore::new(&env.volumes_root);
+    let anonymous: Vec<&String> = names
+        .iter()
+        .filter(|n| store.get(n).is_ok_and(|v| v.is_anonymous()))
+        .collect();
+    if anonymous.is_empty() {
+        return;
+    }
+    for name in anonymous {
+        if let Err(e) = ctd.volume_remove(env, name, true).await {
+            tracing::warn!(volume = %name, error = %e, "removing a task's anonymous volume");
+        }
+    }
+}
+
+/// Kills and deletes a container with its task, snapshot and files; its
+/// volumes stay (`docker rm` without `-v`).
+pub async fn delete_container(ctd: &Containerd, env: &NodeEnv, id: &str) -> Result<(), ExecError> {
     if let Some(p) = ctd.task_state(id).await.map_err(exec_err)? {
         if p.running {
             ctd.task_kill(id, SIGKILL, true).await.map_err(exec_err)?;

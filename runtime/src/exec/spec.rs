@@ -24,6 +24,8 @@ use swarm::model::Task;
 
 use super::template;
 use super::users::UserDb;
+use crate::volumes::task::TaskVolume;
+use crate::volumes::NewVolume;
 
 /// Docker's default capability set.
 const DEFAULT_CAPS: &[&str] = &[
@@ -74,8 +76,9 @@ pub struct TaskContext<'a> {
     pub image_config: &'a serde_json::Value,
     /// Where the per-container files live.
     pub files: &'a ContainerFiles,
-    /// Where named volumes live (`<root>/<name>/_data`).
-    pub volumes_root: &'a Path,
+    /// The host path of each volume mount's data, by target, made ready
+    /// (see [`task_volumes`] and `volumes::task::prepare`).
+    pub volumes: &'a HashMap<String, PathBuf>,
     /// `/etc/passwd` and `/etc/group` of the image.
     pub users: &'a UserDb,
     /// Secret and config files to bind read-only.
@@ -119,21 +122,113 @@ impl TaskContext<'_> {
     }
 
     fn template_fields(&self) -> template::Fields {
-        let t = &self.task.api;
-        template::Fields {
-            service_id: t.service_id.clone().unwrap_or_default(),
-            service_name: self.task.service_name.clone(),
-            service_labels: Default::default(),
-            node_id: self.node_id.to_string(),
-            node_hostname: self.node_hostname.to_string(),
-            task_id: t.id.clone().unwrap_or_default(),
-            task_name: task_name(self.task),
-            task_slot: t
-                .slot
-                .filter(|s| *s > 0)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| self.node_id.to_string()),
-        }
+        template_fields(self.task, self.node_id, self.node_hostname)
+    }
+}
+
+/// The values placeholders in the task's hostname, env and mount sources
+/// refer to, on node `node_id`.
+pub fn template_fields(task: &Task, node_id: &str, node_hostname: &str) -> template::Fields {
+    let t = &task.api;
+    template::Fields {
+        service_id: t.service_id.clone().unwrap_or_default(),
+        service_name: task.service_name.clone(),
+        service_labels: Default::default(),
+        node_id: node_id.to_string(),
+        node_hostname: node_hostname.to_string(),
+        task_id: t.id.clone().unwrap_or_default(),
+        task_name: task_name(task),
+        task_slot: t
+            .slot
+            .filter(|s| *s > 0)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| node_id.to_string()),
+    }
+}
+
+/// The task's `type=volume` mounts as the volumes to make for them: the
+/// source (placeholders expanded) names the volume, none makes an
+/// anonymous one; labels, driver and options come from `VolumeOptions`,
+/// as dockerd's executor passes them to its volume service.
+pub fn task_volumes(task: &Task, fields: &template::Fields) -> Vec<TaskVolume> {
+    let mounts = task
+        .api
+        .spec
+        .as_ref()
+        .and_then(|s| s.container_spec.as_ref())
+        .and_then(|c| c.mounts.clone())
+        .unwrap_or_default();
+    mounts
+        .into_iter()
+        .filter(|m| m.typ == Some(api::MountTypeEnum::VOLUME))
+        .map(|m| {
+            let opts = m.volume_options.unwrap_or_default();
+            let driver = opts.driver_config.unwrap_or_default();
+            let name = m
+                .source
+                .as_deref()
+                .map(|s| template::expand(s, fields))
+                .filter(|s| !s.is_empty());
+            TaskVolume {
+                target: m.target.unwrap_or_default(),
+                volume: NewVolume {
+                    name,
+                    driver: driver.name.unwrap_or_default(),
+                    labels: opts.labels,
+                    options: driver.options,
+                },
+                no_copy: opts.no_copy.unwrap_or(false),
+            }
+        })
+        .collect()
+}
+
+/// Anonymous volumes for the image's `VOLUME` paths that no mount of the
+/// task covers: dockerd gives every container one for each (seeded from
+/// the image like any new volume).
+pub fn image_volumes(image_config: &serde_json::Value, task: &Task) -> Vec<TaskVolume> {
+    let targets: Vec<String> = task
+        .api
+        .spec
+        .as_ref()
+        .and_then(|s| s.container_spec.as_ref())
+        .and_then(|c| c.mounts.as_ref())
+        .map(|ms| {
+            ms.iter()
+                .filter_map(|m| m.target.as_deref())
+                .map(clean_path)
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(paths) = image_config
+        .pointer("/config/Volumes")
+        .and_then(|v| v.as_object())
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<TaskVolume> = paths
+        .keys()
+        .map(|p| clean_path(p))
+        .filter(|p| !targets.contains(p))
+        .map(|target| TaskVolume {
+            target,
+            volume: NewVolume::default(),
+            no_copy: false,
+        })
+        .collect();
+    out.sort_by(|a, b| a.target.cmp(&b.target));
+    out.dedup_by(|a, b| a.target == b.target);
+    out
+}
+
+/// A container path without a trailing `/` (`/data/` and `/data` are one
+/// mount point).
+fn clean_path(p: &str) -> String {
+    let t = p.trim_end_matches('/');
+    if t.is_empty() {
+        "/".into()
+    } else {
+        t.to_string()
     }
 }
 
@@ -415,8 +510,8 @@ fn bind(source: &Path, target: &str, options: &[&str]) -> Mount {
     m
 }
 
-/// The spec's mounts (bind, volume, tmpfs) as OCI mounts. Named volumes are
-/// directories under `volumes_root`, created here when missing.
+/// The spec's mounts (bind, volume, tmpfs) as OCI mounts. Volumes were
+/// made beforehand: their paths are in `ctx.volumes`.
 fn user_mounts(ctx: &TaskContext<'_>) -> Result<Vec<Mount>, String> {
     let fields = ctx.template_fields();
     let mut out = Vec::new();
@@ -449,14 +544,11 @@ fn user_mounts(ctx: &TaskContext<'_>) -> Result<Vec<Mount>, String> {
                 out.push(bind(Path::new(&source), &target, &["rbind", ro, &prop]));
             }
             Some(api::MountTypeEnum::VOLUME) => {
-                let name = if source.is_empty() {
-                    super::ids::random_hex(32)
-                } else {
-                    source.clone()
-                };
-                let data = ctx.volumes_root.join(&name).join("_data");
-                std::fs::create_dir_all(&data).map_err(|e| format!("create volume {name}: {e}"))?;
-                out.push(bind(&data, &target, &["rbind", ro, "rprivate"]));
+                let data = ctx
+                    .volumes
+                    .get(&target)
+                    .ok_or_else(|| format!("no volume was made for the mount at {target}"))?;
+                out.push(bind(data, &target, &["rbind", ro, "rprivate"]));
             }
             Some(api::MountTypeEnum::TMPFS) => {
                 let mut opts = vec!["nosuid".to_string(), "nodev".into(), "noexec".into()];
@@ -483,6 +575,13 @@ fn user_mounts(ctx: &TaskContext<'_>) -> Result<Vec<Mount>, String> {
                 ))
             }
         }
+    }
+    for v in image_volumes(ctx.image_config, ctx.task) {
+        let data = ctx
+            .volumes
+            .get(&v.target)
+            .ok_or_else(|| format!("no volume was made for the image's volume {}", v.target))?;
+        out.push(bind(data, &v.target, &["rbind", "rw", "rprivate"]));
     }
     Ok(out)
 }

@@ -32,6 +32,14 @@ pub enum Error {
     /// Tearing the container down failed.
     #[error("{0}")]
     Teardown(String),
+    /// `docker top` of a container whose process does not run (dockerd
+    /// words this one with a capital).
+    #[error("Container {0} is not running")]
+    TopNotRunning(String),
+    /// `ps` refused, failed or printed what `docker top` cannot read
+    /// (dockerd answers all of these with 500).
+    #[error("{0}")]
+    Top(String),
 }
 
 impl Error {
@@ -40,9 +48,11 @@ impl Error {
         match self {
             Error::NoSuchContainer(_) => ErrorKind::NotFound,
             Error::AmbiguousPrefix(_) | Error::InvalidSignal(_) => ErrorKind::InvalidArgument,
-            Error::NotRunning(_) | Error::RemoveRunning(_) => ErrorKind::Conflict,
+            Error::NotRunning(_) | Error::RemoveRunning(_) | Error::TopNotRunning(_) => {
+                ErrorKind::Conflict
+            }
             Error::Runtime(e) => e.kind(),
-            Error::AlreadyStopped | Error::Teardown(_) => ErrorKind::Internal,
+            Error::AlreadyStopped | Error::Teardown(_) | Error::Top(_) => ErrorKind::Internal,
         }
     }
 

@@ -16,6 +16,8 @@ mod ops;
 pub mod procfs;
 pub mod spec;
 pub mod state;
+pub mod stats;
+pub mod top;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

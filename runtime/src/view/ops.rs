@@ -95,7 +95,8 @@ impl Containerd {
     }
 
     /// `docker rm`: refuses a running container unless `force`, which
-    /// kills it first; then deletes it with its snapshot and files.
+    /// kills it first; then deletes it with its snapshot and files, and
+    /// with `volumes` (`docker rm -v`) the anonymous volumes only it used.
     /// `reference` is the name the client used, for the refusal's text.
     pub async fn container_remove(
         &self,
@@ -103,13 +104,17 @@ impl Containerd {
         c: &ContainerInfo,
         reference: &str,
         force: bool,
+        volumes: bool,
     ) -> Result<()> {
         if c.state.status.is_running() && !force {
             return Err(Error::RemoveRunning(reference.to_string()));
         }
-        crate::exec::controller::remove_container(self, env, &c.id)
-            .await
-            .map_err(|e| Error::Teardown(e.to_string()))
+        let removed = if volumes {
+            crate::exec::controller::remove_container(self, env, &c.id).await
+        } else {
+            crate::exec::controller::delete_container(self, env, &c.id).await
+        };
+        removed.map_err(|e| Error::Teardown(e.to_string()))
     }
 
     /// `docker wait`: the exit code once `condition` holds. A container

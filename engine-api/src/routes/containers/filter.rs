@@ -4,6 +4,7 @@
 use runtime::view::ContainerInfo;
 
 use crate::error::ApiError;
+use crate::filters::loose_match;
 use crate::filters::Filters;
 
 /// The filter keys `docker ps` may send.
@@ -42,29 +43,6 @@ pub struct Selection {
     all: bool,
     limit: usize,
     exited: Vec<i64>,
-}
-
-/// dockerd matches `name` and `id` values as unanchored regular
-/// expressions. Names and IDs are plain text, so a literal search with the
-/// `^` and `$` anchors covers what clients send.
-fn loose_match(pattern: &str, source: &str) -> bool {
-    if pattern == source {
-        return true;
-    }
-    let (start, p) = match pattern.strip_prefix('^') {
-        Some(rest) => (true, rest),
-        None => (false, pattern),
-    };
-    let (end, p) = match p.strip_suffix('$') {
-        Some(rest) => (true, rest),
-        None => (false, p),
-    };
-    match (start, end) {
-        (true, true) => source == p,
-        (true, false) => source.starts_with(p),
-        (false, true) => source.ends_with(p),
-        (false, false) => source.contains(p),
-    }
 }
 
 impl Selection {

@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::json;
@@ -48,7 +49,7 @@ fn with<R>(cs: api::TaskSpecContainerSpec, f: impl FnOnce(&TaskContext<'_>) -> R
     let img = image();
     let fl = files();
     let u = users();
-    let vols = tempfile::tempdir().unwrap();
+    let vols = HashMap::new();
     let ctx = TaskContext {
         task: &t,
         node_id: "n1",
@@ -56,7 +57,7 @@ fn with<R>(cs: api::TaskSpecContainerSpec, f: impl FnOnce(&TaskContext<'_>) -> R
         container_id: "0123456789abcdef0123",
         image_config: &img,
         files: &fl,
-        volumes_root: vols.path(),
+        volumes: &vols,
         users: &u,
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
@@ -156,7 +157,7 @@ fn limits_caps_and_readonly_reach_the_spec() {
     let img = image();
     let fl = files();
     let u = users();
-    let vols = tempfile::tempdir().unwrap();
+    let no_vols = HashMap::new();
     let ctx = TaskContext {
         task: &t,
         node_id: "n1",
@@ -164,7 +165,7 @@ fn limits_caps_and_readonly_reach_the_spec() {
         container_id: "abc",
         image_config: &img,
         files: &fl,
-        volumes_root: vols.path(),
+        volumes: &no_vols,
         users: &u,
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
@@ -227,6 +228,12 @@ fn mounts_bind_volume_tmpfs_and_errors() {
     let fl = files();
     let u = users();
     let vols = tempfile::tempdir().unwrap();
+    let wanted = task_volumes(&t, &template_fields(&t, "n1", "h"));
+    assert_eq!(wanted.len(), 1);
+    assert_eq!(wanted[0].volume.name.as_deref(), Some("vol-web"));
+    let made =
+        crate::volumes::task::prepare(&crate::volumes::VolumeStore::new(vols.path()), &wanted, &[])
+            .unwrap();
     let ctx = TaskContext {
         task: &t,
         node_id: "n1",
@@ -234,7 +241,7 @@ fn mounts_bind_volume_tmpfs_and_errors() {
         container_id: "abc",
         image_config: &img,
         files: &fl,
-        volumes_root: vols.path(),
+        volumes: &made,
         users: &u,
         dep_files: &[],
         init_binary: Some(Path::new("/usr/bin/tini-static")),
@@ -329,4 +336,57 @@ fn cgroup_parent_forms_join_like_dockerd() {
     assert_eq!(cgroups_path("/", "c1"), PathBuf::from("/c1"));
     // Relative: below runc's own cgroup, as dockerd's cgroupfs driver does.
     assert_eq!(cgroups_path("rel", "c1"), PathBuf::from("rel/c1"));
+}
+
+#[test]
+fn image_volumes_become_anonymous_volumes_unless_mounted_over() {
+    let cs = api::TaskSpecContainerSpec {
+        mounts: Some(vec![api::Mount {
+            target: Some("/etc/".into()),
+            source: Some("conf".into()),
+            typ: Some(api::MountTypeEnum::VOLUME),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let t = task(cs);
+    let mut img = image();
+    img["config"]["Volumes"] = json!({"/data": {}, "/etc": {}, "/data/": {}});
+    let wanted = image_volumes(&img, &t);
+    assert_eq!(wanted.len(), 1, "{wanted:?}");
+    assert_eq!(wanted[0].target, "/data");
+    assert_eq!(wanted[0].volume.name, None);
+    assert!(!wanted[0].no_copy);
+
+    let vols = tempfile::tempdir().unwrap();
+    let all = [task_volumes(&t, &template_fields(&t, "n1", "h")), wanted].concat();
+    let made =
+        crate::volumes::task::prepare(&crate::volumes::VolumeStore::new(vols.path()), &all, &[])
+            .unwrap();
+    let fl = files();
+    let u = users();
+    let ctx = TaskContext {
+        task: &t,
+        node_id: "n1",
+        node_hostname: "h",
+        container_id: "abc",
+        image_config: &img,
+        files: &fl,
+        volumes: &made,
+        users: &u,
+        dep_files: &[],
+        init_binary: None,
+        netns: None,
+        cgroup_parent: "/shoal",
+    };
+    let spec = build(&ctx).unwrap();
+    let data = spec
+        .mounts()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|m| m.destination() == Path::new("/data"))
+        .expect("the image's volume is mounted");
+    assert_eq!(data.source().as_ref(), Some(&made["/data"]));
+    assert!(made["/data"].starts_with(vols.path()));
 }
