@@ -112,7 +112,8 @@ fn e2e_cluster_refuses_foreign_tokens_certificates_and_roles() {
         assert!(err.contains("A valid join token is necessary"), "{err}");
     }
     assert!(
-        n1.engine_log().contains("wrong join token again: answer delayed"),
+        n1.engine_log()
+            .contains("wrong join token again: answer delayed"),
         "{}",
         n1.engine_log()
     );
