@@ -8,6 +8,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod filters;
+pub mod gojson;
 pub mod render_cache;
 pub mod routes;
 pub mod server;
