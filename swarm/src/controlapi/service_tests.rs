@@ -180,7 +180,7 @@ async fn networks_named_in_a_spec_are_stored_by_id() {
     let stored = get(&store, "in-template").unwrap().spec().clone();
     assert_eq!(
         targets(&stored.task_template.unwrap().networks),
-        [net.clone()]
+        std::slice::from_ref(&net)
     );
     assert_eq!(targets(&stored.networks), ["front"]);
 
