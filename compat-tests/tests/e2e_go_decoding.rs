@@ -54,6 +54,12 @@ fn lower_case_config_and_secret_bodies() {
         "tpl",
     ]);
     assert_eq!(name.trim(), "golang");
+    // A driver with no name is Go's zero value, and reads back as sent.
+    let body = json!({"name": "empty-tpl", "data": "aGk=", "templating": {}, "labels": null});
+    post(&d, "/v1.41/configs/create", &body.to_string(), 201);
+    let spec = &get(&d, "/v1.41/configs/empty-tpl")["Spec"];
+    assert_eq!(spec["Templating"], json!({}));
+    assert_eq!(spec["Labels"], json!({}));
 
     let body = r#"{"NAME":"pw","Data":"aGk=","labels":null,"Labels":{"a":"1"},"labels":{"b":"2"}}"#;
     post(&d, "/v1.41/secrets/create", body, 201);

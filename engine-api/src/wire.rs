@@ -44,6 +44,23 @@ pub fn service_spec_out(spec: &mut Value, version: ApiVersion) {
     }
 }
 
+/// A secret or config as dockerd writes it: a driver (`Driver`,
+/// `Templating`) with an empty name has no `Name` (Go's `omitempty`), so
+/// `"Templating": {}` reads back as it was sent.
+pub fn object_out<T: serde::Serialize>(object: &T) -> Value {
+    let mut v = serde_json::to_value(object).unwrap_or_default();
+    if let Some(spec) = v.get_mut("Spec") {
+        for key in ["Driver", "Templating"] {
+            if let Some(d) = spec.get_mut(key).and_then(Value::as_object_mut) {
+                if d.get("Name").and_then(Value::as_str) == Some("") {
+                    d.remove("Name");
+                }
+            }
+        }
+    }
+    v
+}
+
 /// Rewrites a serialized `TaskSpec` as dockerd writes it for API `version`.
 pub fn task_spec_out(task_spec: &mut Value, version: ApiVersion) {
     let Some(cs) = container_spec_of_task_spec(task_spec) else {
@@ -70,6 +87,19 @@ pub fn task_spec_out(task_spec: &mut Value, version: ApiVersion) {
 mod tests {
     use super::*;
     use swarm::model::api;
+
+    #[test]
+    fn an_empty_driver_name_is_omitted() {
+        let c: api::Config = serde_json::from_value(
+            serde_json::json!({"Spec": {"Name": "c", "Templating": {"Name": ""}}}),
+        )
+        .unwrap();
+        assert_eq!(object_out(&c)["Spec"]["Templating"], serde_json::json!({}));
+        let c: api::Config =
+            serde_json::from_value(serde_json::json!({"Spec": {"Templating": {"Name": "golang"}}}))
+                .unwrap();
+        assert_eq!(object_out(&c)["Spec"]["Templating"]["Name"], "golang");
+    }
 
     #[test]
     fn healthcheck_round_trips_in_dockerds_spelling() {
