@@ -8,6 +8,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod filters;
+pub mod gojson;
 pub mod metrics;
 pub mod pidfile;
 pub mod render_cache;
