@@ -67,6 +67,24 @@ fn reload(cfg: &Config, handle: &LevelHandle) {
     }
 }
 
+/// Every API connection, task and shim pipe is a descriptor: the soft
+/// limit (often 1024) goes up to the hard one, as Go programs such as
+/// dockerd do by themselves.
+fn raise_open_files_limit() {
+    use nix::sys::resource::getrlimit;
+    use nix::sys::resource::setrlimit;
+    use nix::sys::resource::Resource;
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, "raising the open files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "reading the open files limit"),
+    }
+}
+
 fn daemon_id(data_root: &std::path::Path) -> anyhow::Result<String> {
     let path = data_root.join("engine-id");
     if let Ok(id) = std::fs::read_to_string(&path) {
@@ -81,6 +99,7 @@ fn daemon_id(data_root: &std::path::Path) -> anyhow::Result<String> {
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::load(Flags::parse())?;
     let levels = init_tracing(&cfg);
+    raise_open_files_limit();
     std::fs::create_dir_all(&cfg.data_root)
         .with_context(|| format!("create data root {}", cfg.data_root.display()))?;
     let _pidfile = engine_api::pidfile::PidFile::create(&cfg.pidfile)?;
