@@ -34,6 +34,8 @@ pub struct AppState {
     /// containerd (images now; containers and tasks later). Connects lazily:
     /// calls fail with a clear error while containerd is unreachable.
     pub runtime: runtime::Containerd,
+    /// The daemon's event log (`GET /events`).
+    pub events: swarm::events::EventBus,
 }
 
 /// Static facts about this daemon.

@@ -118,7 +118,9 @@ async fn main() -> anyhow::Result<()> {
         id: daemon_id(&cfg.data_root)?,
         started: Instant::now(),
     });
-    let containerd = runtime::Containerd::new(&cfg.containerd, cfg.data_root.join("tmp"));
+    let events = swarm::events::EventBus::new();
+    let containerd = runtime::Containerd::new(&cfg.containerd, cfg.data_root.join("tmp"))
+        .with_events(events.clone());
     // Made here, on the main thread: the namespace shoald starts in is the
     // one tasks reach the outside and published ports from.
     let network = netdrv::OverlayDriver::new(cfg.data_root.join("netdrv"))
@@ -138,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         engine_version: engine_api::VERSION.to_string(),
         hostname,
         executor: Some(Arc::new(executor)),
+        events: events.clone(),
     })
     .await
     .context("open swarm state")?;
@@ -146,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
         engine,
         services_json: Default::default(),
         runtime: containerd,
+        events: events.clone(),
     };
     let app = router::app(state.clone());
     let cancel = CancellationToken::new();
@@ -186,6 +190,9 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
+    // Followers of `docker events` end first: connections close gracefully
+    // only once their responses are complete.
+    events.close();
     cancel.cancel();
     node.shutdown().await;
     while servers.join_next().await.is_some() {}

@@ -3,6 +3,7 @@
 pub mod configs;
 pub mod containers;
 pub mod distribution;
+pub mod events;
 pub mod exec;
 pub mod images;
 pub mod networks;
@@ -34,4 +35,5 @@ pub fn all() -> Router<AppState> {
         .merge(containers::routes())
         .merge(exec::routes())
         .merge(volumes::routes())
+        .merge(events::routes())
 }
