@@ -378,9 +378,22 @@ impl Capture {
             use std::os::fd::AsRawFd;
             let mut frames = Vec::new();
             let mut buf = vec![0u8; 65536];
-            while !flag.load(Ordering::Relaxed) {
-                if let Ok(n) = recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
-                    frames.push(buf[..n].to_vec());
+            // Stopped, it still drains what is queued (it stops at the first
+            // read that waits in vain), so a frame that arrived just before
+            // `finish` is never lost to a slow thread.
+            // On a LAN that never goes quiet, at most a second more.
+            let mut stopped: Option<Instant> = None;
+            loop {
+                if flag.load(Ordering::Relaxed) {
+                    let since = *stopped.get_or_insert_with(Instant::now);
+                    if since.elapsed() > Duration::from_secs(1) {
+                        break;
+                    }
+                }
+                match recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+                    Ok(n) => frames.push(buf[..n].to_vec()),
+                    Err(_) if stopped.is_some() => break,
+                    Err(_) => {}
                 }
             }
             frames
