@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::Query as QueryExtract;
+use axum::extract::RawQuery;
 use axum::extract::State;
 use axum::http::header;
 use axum::http::HeaderMap;
@@ -31,6 +32,7 @@ use crate::body::query_bool;
 use crate::body::Query;
 use crate::error::ApiError;
 use crate::error::ApiResult;
+use crate::routes::image_archive;
 use crate::AppState;
 
 /// The image routes.
@@ -39,8 +41,12 @@ pub fn routes() -> Router<AppState> {
         .route("/images/json", get(list))
         .route("/images/create", post(create))
         .route("/images/load", post(load))
+        .route("/images/get", get(save_many))
         .route("/auth", post(login))
-        .route("/images/{*name}", get(inspect).delete(remove))
+        .route(
+            "/images/{*name}",
+            get(get_sub).post(post_sub).delete(remove),
+        )
 }
 
 /// `POST /images/load`: the body is the archive. Answers dockerd's JSON
@@ -62,14 +68,16 @@ async fn load(State(st): State<AppState>, body: Body) -> ApiResult<Response> {
 async fn create(
     State(st): State<AppState>,
     QueryExtract(q): QueryExtract<Query>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<Response> {
+    if q.contains_key("fromSrc") {
+        return image_archive::import(&st, raw.as_deref(), body).await;
+    }
     let from = q.get("fromImage").map(String::as_str).unwrap_or("");
     if from.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "importing an image (fromSrc) is not supported",
-        ));
+        return Err(ApiError::bad_request("image name is required"));
     }
     let reference = pull_reference(from, q.get("tag").map(String::as_str).unwrap_or(""));
     let auth = registry_auth(&headers);
@@ -237,13 +245,53 @@ async fn list(State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
     Ok(Json(images.iter().map(summary).collect()))
 }
 
-/// `GET /images/{name}/json`.
-async fn inspect(State(st): State<AppState>, Path(path): Path<String>) -> ApiResult<Json<Value>> {
-    let Some(name) = path.strip_suffix("/json") else {
+/// `GET /images/{name}/json|history|get`: the name may hold slashes, so
+/// the last segment picks the call.
+async fn get_sub(State(st): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
+    if let Some(name) = path.strip_suffix("/json") {
+        let (info, _) = st.runtime.image_find(name).await?;
+        return Ok(Json(inspect_json(&info)).into_response());
+    }
+    if let Some(name) = path.strip_suffix("/history") {
+        let rows = st.runtime.image_history(name).await?;
+        return Ok(Json(rows.iter().map(history_json).collect::<Vec<_>>()).into_response());
+    }
+    if let Some(name) = path.strip_suffix("/get") {
+        return image_archive::save(&st, &[name.to_string()]).await;
+    }
+    Err(ApiError::not_found("page not found"))
+}
+
+/// `GET /images/get?names=...`: `docker save` of several images.
+async fn save_many(State(st): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let names = image_archive::query_all(raw.as_deref(), "names")?;
+    image_archive::save(&st, &names).await
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`: answers 201 with no body.
+async fn post_sub(
+    State(st): State<AppState>,
+    Path(path): Path<String>,
+    QueryExtract(q): QueryExtract<Query>,
+) -> ApiResult<Response> {
+    let Some(name) = path.strip_suffix("/tag") else {
         return Err(ApiError::not_found("page not found"));
     };
-    let (info, _) = st.runtime.image_find(name).await?;
-    Ok(Json(inspect_json(&info)))
+    let repo = q.get("repo").map(String::as_str).unwrap_or("");
+    let tag = q.get("tag").map(String::as_str).unwrap_or("");
+    st.runtime.image_tag(name, repo, tag).await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+fn history_json(h: &runtime::images::HistoryItem) -> Value {
+    json!({
+        "Comment": h.comment,
+        "Created": h.created,
+        "CreatedBy": h.created_by,
+        "Id": h.id,
+        "Size": h.size,
+        "Tags": if h.tags.is_empty() { Value::Null } else { json!(h.tags) },
+    })
 }
 
 /// `DELETE /images/{name}`.

