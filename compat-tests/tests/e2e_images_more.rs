@@ -10,6 +10,8 @@ mod common;
 use std::process::Command;
 
 use common::make_test_image;
+use common::swarm_with_test_image;
+use common::wait_for;
 use common::Containerd;
 use common::Daemon;
 
@@ -135,4 +137,68 @@ fn import_with_changes() {
     assert!(ls.contains(&format!("<none>:<none> {id2}")), "{ls}");
     let rm = d.ok(&["image", "rm", &id2]);
     assert_eq!(rm.trim(), format!("Deleted: {id2}"));
+}
+
+/// The one running container of a fresh one-replica service.
+fn service_container(d: &Daemon, name: &str) -> String {
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        name,
+        "--stop-grace-period",
+        "1s",
+        TAG,
+        "sh",
+        "-c",
+        "echo original > /tmp/orig; exec sleep 3600",
+    ]);
+    wait_for(60, "the task's container running", || {
+        let out = d.docker(&["container", "ls", "-q", "--no-trunc"]);
+        let id = out.stdout.lines().next()?.trim().to_string();
+        let ready = d.docker(&["exec", &id, "cat", "/tmp/orig"]);
+        (ready.stdout.trim() == "original").then_some(id)
+    })
+}
+
+#[test]
+fn cp_out_and_in_and_export() {
+    let Some((_ctrd, d)) = swarm_with_test_image() else {
+        return;
+    };
+    let id = service_container(&d, "cpweb");
+    let local = d.dir.path().join("orig");
+    let local_s = local.display().to_string();
+    d.ok(&["cp", &format!("{id}:/tmp/orig"), &local_s]);
+    assert_eq!(std::fs::read_to_string(&local).unwrap(), "original\n");
+
+    std::fs::write(&local, "changed on the host\n").unwrap();
+    d.ok(&["cp", &local_s, &format!("{id}:/tmp/back")]);
+    let back = d.ok(&["exec", &id, "cat", "/tmp/back"]);
+    assert_eq!(back, "changed on the host\n");
+    // Into a directory: the file keeps its name.
+    d.ok(&["cp", &local_s, &format!("{id}:/tmp/")]);
+    assert_eq!(
+        d.ok(&["exec", &id, "cat", "/tmp/orig"]),
+        "changed on the host\n"
+    );
+
+    let missing = d.fail(&["cp", &format!("{id}:/nope"), &local_s]);
+    assert!(
+        missing.contains(&format!("Could not find the file /nope in container {id}")),
+        "{missing}"
+    );
+
+    let out = d.dir.path().join("export.tar");
+    d.ok(&["container", "export", "-o", &out.display().to_string(), &id]);
+    let listing = Command::new("tar").arg("-tf").arg(&out).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_end_matches('/') == "bin/busybox"),
+        "{listing}"
+    );
+    assert!(listing.lines().any(|l| l == "tmp/back"), "{listing}");
 }

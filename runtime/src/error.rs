@@ -22,14 +22,6 @@ pub enum Error {
     /// instruction allowed there; dockerd's text.
     #[error("{0} is not a valid change command")]
     InvalidChange(String),
-    /// `docker cp`: the path does not exist in the container; dockerd's text.
-    #[error("Could not find the file {path} in container {container}")]
-    NoSuchPath {
-        /// The path as the user gave it.
-        path: String,
-        /// The container as the user named it.
-        container: String,
-    },
     /// The uploaded archive is not a docker-archive or OCI layout shoal reads.
     #[error("invalid image archive: {0}")]
     InvalidArchive(String),
@@ -91,7 +83,6 @@ impl Error {
             Error::InvalidArchive(_) | Error::InvalidReference(_) | Error::InvalidChange(_) => {
                 ErrorKind::InvalidArgument
             }
-            Error::NoSuchPath { .. } => ErrorKind::NotFound,
             Error::ReferencedInMultipleRepositories(_) => ErrorKind::Conflict,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Containerd { code, .. } => match code {

@@ -7,6 +7,7 @@
 //! what ending it under dockerd is for swarm: the node's agent sees the
 //! task's process exit and the orchestrator replaces the task.
 
+mod archive;
 mod filter;
 pub(crate) mod logs;
 mod render;
@@ -58,6 +59,7 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}", delete(remove))
+        .merge(archive::routes())
 }
 
 /// The node settings the container files and logs live under.
