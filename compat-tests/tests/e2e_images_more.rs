@@ -202,3 +202,117 @@ fn cp_out_and_in_and_export() {
     );
     assert!(listing.lines().any(|l| l == "tmp/back"), "{listing}");
 }
+
+/// A one-file rootfs tar under the daemon's temp dir.
+fn rootfs_tar(d: &Daemon, content: &str) -> String {
+    let root = d.dir.path().join(format!("rootfs-{}", content.len()));
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/content"), content).unwrap();
+    let tar = root.with_extension("tar");
+    let ok = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&root)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    tar.display().to_string()
+}
+
+/// `docker system df` rows as (type, total, active).
+fn df_rows(d: &Daemon) -> Vec<(String, String, String)> {
+    let out = d.ok(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}}|{{.TotalCount}}|{{.Active}}",
+    ]);
+    out.lines()
+        .map(|l| {
+            let p: Vec<&str> = l.split('|').collect();
+            (p[0].to_string(), p[1].to_string(), p[2].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn df_and_prunes() {
+    let Some((_ctrd, d)) = swarm_with_test_image() else {
+        return;
+    };
+    let id = service_container(&d, "dfweb");
+    d.ok(&["volume", "create", "keep"]);
+    let tar = rootfs_tar(&d, &"x".repeat(5000));
+    let unused = d.ok(&["import", &tar, "unused/img:1"]);
+    let unused = unused.trim().to_string();
+
+    let rows = df_rows(&d);
+    let find = |t: &str| rows.iter().find(|r| r.0 == t).cloned().unwrap();
+    assert_eq!(
+        find("Images"),
+        ("Images".into(), "2".into(), "1".into()),
+        "{rows:?}"
+    );
+    assert_eq!(find("Containers").1, "1", "{rows:?}");
+    assert_eq!(find("Containers").2, "1", "{rows:?}");
+    assert_eq!(find("Local Volumes").1, "1", "{rows:?}");
+    assert_eq!(find("Build Cache").1, "0", "{rows:?}");
+    let verbose = d.ok(&["system", "df", "-v"]);
+    assert!(verbose.contains("unused/img"), "{verbose}");
+    assert!(verbose.contains("keep"), "{verbose}");
+
+    // Dangling only: nothing to do.
+    let none = d.ok(&["image", "prune", "-f"]);
+    assert_eq!(none.trim(), "Total reclaimed space: 0B");
+    let all = d.ok(&["image", "prune", "-a", "-f"]);
+    assert!(all.contains("Deleted Images:"), "{all}");
+    assert!(all.contains("untagged: unused/img:1"), "{all}");
+    assert!(all.contains(&format!("deleted: {unused}")), "{all}");
+    let reclaimed = all
+        .lines()
+        .find_map(|l| l.strip_prefix("Total reclaimed space: "))
+        .unwrap_or("");
+    assert!(reclaimed.ends_with("kB") && reclaimed != "0B", "{all}");
+    let ls = d.ok(&["image", "ls", "--format", "{{.Repository}}"]);
+    assert_eq!(ls.trim(), "shoal-test/busybox", "{ls}");
+
+    // A task that has ended leaves a stopped container; prune takes it
+    // and leaves the running one.
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "oneshot",
+        "--restart-condition",
+        "none",
+        TAG,
+        "true",
+    ]);
+    let stopped = wait_for(60, "the one-shot task's container to exit", || {
+        let out = d.docker(&[
+            "container",
+            "ls",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            "status=exited",
+        ]);
+        out.stdout.lines().next().map(str::to_string)
+    });
+    let pruned = d.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    assert!(pruned.contains(&stopped), "{pruned}");
+    assert!(!pruned.contains(&id), "{pruned}");
+    let left = d.ok(&["container", "ls", "-aq", "--no-trunc"]);
+    assert_eq!(left.trim(), id);
+    let tasks = d.ok(&["service", "ps", "-q", "oneshot"]);
+    assert_eq!(tasks.lines().count(), 1, "{tasks}");
+
+    // system prune answers every pruner (build cache included).
+    let sys = d.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(sys.contains("Total reclaimed space:"), "{sys}");
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "keep");
+}

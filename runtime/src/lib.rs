@@ -13,6 +13,7 @@ pub mod error;
 pub mod exec;
 pub mod images;
 pub mod logs;
+pub mod usage;
 pub mod view;
 pub mod volumes;
 

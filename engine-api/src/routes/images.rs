@@ -42,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/images/create", post(create))
         .route("/images/load", post(load))
         .route("/images/get", get(save_many))
+        .route("/images/prune", post(prune))
         .route("/auth", post(login))
         .route(
             "/images/{*name}",
@@ -304,15 +305,49 @@ async fn remove(
         .runtime
         .image_remove(&name, query_bool(&q, "force"))
         .await?;
+    Ok(Json(items.iter().map(remove_item).collect()))
+}
+
+/// `POST /images/prune`: unused images (only dangling ones unless the
+/// `dangling=false` filter is given), with `until`, `label`, `label!`.
+async fn prune(
+    State(st): State<AppState>,
+    QueryExtract(q): QueryExtract<Query>,
+) -> ApiResult<Json<Value>> {
+    let f = crate::filters::Filters::parse(q.get("filters").map(String::as_str))?;
+    f.validate(&["dangling", "label", "label!", "until"])?;
+    let dangling_only = crate::routes::volumes::bool_filter(&f, "dangling")?.unwrap_or(true);
+    let until = crate::until::from_filters(&f, time::OffsetDateTime::now_utc())?;
+    let env = crate::routes::containers::node_env(&st);
+    let report = st
+        .runtime
+        .image_prune(&env, dangling_only, |i| {
+            let labels: Option<std::collections::HashMap<String, String>> = i
+                .config
+                .pointer("/config/Labels")
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            let old_enough = until.is_none_or(|u| created_unix(i) < u.unix_timestamp());
+            old_enough
+                && f.labels("label", labels.as_ref())
+                && !(f.contains("label!") && f.labels("label!", labels.as_ref()))
+        })
+        .await?;
+    let items: Vec<Value> = report.items.iter().map(remove_item).collect();
+    let items = if items.is_empty() {
+        Value::Null
+    } else {
+        json!(items)
+    };
     Ok(Json(
-        items
-            .into_iter()
-            .map(|i| match i {
-                RemoveItem::Untagged(n) => json!({ "Untagged": n }),
-                RemoveItem::Deleted(id) => json!({ "Deleted": id }),
-            })
-            .collect(),
+        json!({ "ImagesDeleted": items, "SpaceReclaimed": report.reclaimed }),
     ))
+}
+
+fn remove_item(i: &RemoveItem) -> Value {
+    match i {
+        RemoveItem::Untagged(n) => json!({ "Untagged": n }),
+        RemoveItem::Deleted(id) => json!({ "Deleted": id }),
+    }
 }
 
 /// The config's `created` as Unix seconds (0 when absent or unparsable).
@@ -328,7 +363,8 @@ fn created_str(info: &ImageInfo) -> Option<&str> {
     info.config.get("created").and_then(Value::as_str)
 }
 
-fn summary(info: &ImageInfo) -> Value {
+/// One image as `GET /images/json` lists it.
+pub(crate) fn summary(info: &ImageInfo) -> Value {
     let labels = info
         .config
         .pointer("/config/Labels")

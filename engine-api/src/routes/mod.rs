@@ -2,6 +2,7 @@
 
 pub mod configs;
 pub mod containers;
+pub mod disk_usage;
 pub mod distribution;
 pub mod exec;
 pub mod image_archive;
@@ -35,4 +36,5 @@ pub fn all() -> Router<AppState> {
         .merge(containers::routes())
         .merge(exec::routes())
         .merge(volumes::routes())
+        .merge(disk_usage::routes())
 }

@@ -21,6 +21,7 @@ pub use pull::PullEvent;
 pub use pull::RegistryAuth;
 pub use pull::RegistryError;
 pub use pull::RegistryErrorKind;
+pub use store::is_id_record;
 pub use store::ImageInfo;
 pub use store::LayerBlob;
 pub use store::RemoveItem;
