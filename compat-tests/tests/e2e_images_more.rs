@@ -263,12 +263,16 @@ fn df_and_prunes() {
     assert!(verbose.contains("unused/img"), "{verbose}");
     assert!(verbose.contains("keep"), "{verbose}");
 
+    // An extra name on the image the service runs: -a takes the name and
+    // keeps the image and the name the container was made from.
+    d.ok(&["image", "tag", TAG, "extra/name:1"]);
     // Dangling only: nothing to do.
     let none = d.ok(&["image", "prune", "-f"]);
     assert_eq!(none.trim(), "Total reclaimed space: 0B");
     let all = d.ok(&["image", "prune", "-a", "-f"]);
     assert!(all.contains("Deleted Images:"), "{all}");
     assert!(all.contains("untagged: unused/img:1"), "{all}");
+    assert!(all.contains("untagged: extra/name:1"), "{all}");
     assert!(all.contains(&format!("deleted: {unused}")), "{all}");
     let reclaimed = all
         .lines()

@@ -90,7 +90,8 @@ async fn df(State(s): State<AppState>) -> ApiResult<Json<Value>> {
         "Images": images_json,
         "Containers": containers_json,
         "Volumes": volumes_json,
-        "BuildCache": [],
+        // dockerd without build cache answers null, not [].
+        "BuildCache": null,
         "BuilderSize": 0,
     })))
 }

@@ -371,11 +371,18 @@ pub(crate) fn summary(info: &ImageInfo) -> Value {
         .filter(|v| v.is_object())
         .cloned()
         .unwrap_or_else(|| json!({}));
+    // A dangling image shows dockerd's placeholders.
+    let tags = info.repo_tags();
+    let (tags, digests) = if tags.is_empty() && runtime::usage::is_dangling(info) {
+        (json!(["<none>:<none>"]), json!(["<none>@<none>"]))
+    } else {
+        (json!(tags), json!([]))
+    };
     json!({
         "Id": info.id,
         "ParentId": "",
-        "RepoTags": info.repo_tags(),
-        "RepoDigests": [],
+        "RepoTags": tags,
+        "RepoDigests": digests,
         "Created": created_unix(info),
         "Size": info.size,
         "SharedSize": -1,

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::io::Seek;
 use std::io::Write;
 
+use serde::Serialize;
 use serde_json::json;
 
 use super::media;
@@ -19,6 +20,15 @@ use super::ImageInfo;
 use crate::client::Containerd;
 use crate::error::Error;
 use crate::error::Result;
+
+/// One entry of `manifest.json`, fields in dockerd's order.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ManifestEntry {
+    config: String,
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
 
 /// One image to write and the names it is saved under.
 struct Item {
@@ -95,11 +105,11 @@ impl Containerd {
                     }
                 }
             }
-            manifest.push(json!({
-                "Config": format!("{hex}.json"),
-                "RepoTags": if item.tags.is_empty() { json!(null) } else { json!(item.tags) },
-                "Layers": layer_paths,
-            }));
+            manifest.push(ManifestEntry {
+                config: format!("{hex}.json"),
+                repo_tags: (!item.tags.is_empty()).then(|| item.tags.clone()),
+                layers: layer_paths,
+            });
         }
         let manifest = serde_json::to_vec(&manifest).unwrap_or_default();
         append(&mut tar, "manifest.json", &manifest).map_err(Error::io("write archive"))?;
@@ -140,6 +150,13 @@ impl Containerd {
             } else {
                 raw
             };
+        let mut d = tar::Header::new_gnu();
+        d.set_entry_type(tar::EntryType::Directory);
+        d.set_mode(0o755);
+        d.set_mtime(0);
+        d.set_size(0);
+        tar.append_data(&mut d, format!("{dir}/"), std::io::empty())
+            .map_err(io())?;
         append(tar, &format!("{dir}/VERSION"), b"1.0").map_err(io())?;
         let mut json = json!({ "id": dir, "created": "1970-01-01T00:00:00Z" });
         if let Some(p) = parent {

@@ -43,10 +43,27 @@ impl Containerd {
     ) -> crate::Result<ImagePruneReport> {
         let images = self.image_list().await?;
         let used = self.used_images(env, &images).await?;
+        let used_names: HashSet<String> = self
+            .container_infos(env)
+            .await?
+            .into_iter()
+            .map(|c| c.image)
+            .collect();
         let mut report = ImagePruneReport::default();
         let mut gone: HashSet<String> = HashSet::new();
         for i in &images {
-            if !(prunable(i, &used, dangling_only) && select(i)) {
+            if !select(i) {
+                continue;
+            }
+            if !dangling_only && used.contains(&i.id) {
+                // dockerd untags what it can of an image in use; shoal
+                // keeps the names containers were made from.
+                report
+                    .items
+                    .extend(self.untag_unused_names(i, &used_names).await);
+                continue;
+            }
+            if !prunable(i, &used, dangling_only) {
                 continue;
             }
             match self.image_remove(&i.id, true).await {
@@ -64,6 +81,26 @@ impl Containerd {
             }
         }
         Ok(report)
+    }
+
+    /// Removes the tags of `i` that no container names, keeping at least
+    /// one name; the `Untagged` lines.
+    async fn untag_unused_names(
+        &self,
+        i: &ImageInfo,
+        used_names: &HashSet<String>,
+    ) -> Vec<RemoveItem> {
+        let mut out = Vec::new();
+        for name in i.names.iter().filter(|n| !used_names.contains(*n)) {
+            if crate::images::is_id_record(name) || name.contains('@') {
+                continue;
+            }
+            match self.image_remove(name, false).await {
+                Ok(items) => out.extend(items),
+                Err(e) => tracing::warn!(image = %name, error = %e, "pruning an image name"),
+            }
+        }
+        out
     }
 
     /// IDs of the images some container (running or not) was made from.
@@ -95,7 +132,7 @@ impl Containerd {
             if c.state.status.is_running() || !select(&c) {
                 continue;
             }
-            let size = self.snapshot_usage(&c.id).await;
+            let size = self.container_size_rw(&c.id).await;
             match self.container_remove(env, &c, &c.id, false, false).await {
                 Ok(()) => {
                     reclaimed += size.max(0) as u64;

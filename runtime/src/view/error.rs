@@ -45,7 +45,8 @@ pub enum Error {
         /// The container as the client named it.
         container: String,
     },
-    /// `docker cp` into a path that is not a directory.
+    /// `docker cp` into a path that is not a directory (a plain error in
+    /// dockerd: 500).
     #[error("extraction point is not a directory")]
     NotADirectory,
     /// Reading or writing the container's files failed.
@@ -74,8 +75,7 @@ impl Error {
             }
             Error::Runtime(e) => e.kind(),
             Error::NoSuchPath { .. } => ErrorKind::NotFound,
-            Error::NotADirectory => ErrorKind::InvalidArgument,
-            Error::Files { .. } => ErrorKind::Internal,
+            Error::NotADirectory | Error::Files { .. } => ErrorKind::Internal,
             Error::AlreadyStopped | Error::Teardown(_) | Error::Top(_) => ErrorKind::Internal,
         }
     }

@@ -38,7 +38,8 @@ pub fn routes() -> Router<AppState> {
 fn copy_path(id: &str, q: &Params) -> ApiResult<CopyPath> {
     let path = q.get("path").cloned().unwrap_or_default();
     if path.is_empty() {
-        return Err(ApiError::bad_request("path is required"));
+        // dockerd's text, missing space included.
+        return Err(ApiError::bad_request("bad parameter: pathcannot be empty"));
     }
     Ok(CopyPath {
         container: id.to_string(),
