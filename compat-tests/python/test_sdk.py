@@ -377,6 +377,12 @@ def test_configs(client, swarm):
         client.configs.get("sdk-c1")
     assert err.value.explanation == "config sdk-c1 not found"
 
+    # The SDK passes `templating` through as given; Go's decoder takes the
+    # driver's keys in any case.
+    t = client.configs.create(name="sdk-tpl", data=b"{{ .Service.Name }}", templating={"name": "golang"})
+    assert client.configs.get(t.id).attrs["Spec"]["Templating"] == {"Name": "golang"}
+    t.remove()
+
 
 # --- networks -------------------------------------------------------------
 
@@ -440,6 +446,8 @@ def test_network_attachment_and_removal(client, swarm, image):
     svc.reload()
     vips = {v["NetworkID"]: v["Addr"] for v in svc.attrs["Endpoint"]["VirtualIPs"]}
     assert vips[n.id].startswith("10.31.0.") and vips[n.id] != addr
+    # The SDK sends the network's name; dockerd stores its ID.
+    assert svc.attrs["Spec"]["TaskTemplate"]["Networks"] == [{"Target": n.id}]
 
     with pytest.raises(docker.errors.APIError) as err:
         n.remove()

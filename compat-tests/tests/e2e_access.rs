@@ -338,3 +338,68 @@ fn plain_tcp_warns_as_dockerd_does_and_bad_tls_files_stop_the_start() {
     );
     assert!(err.contains("Could not load X509 key pair"), "{err}");
 }
+
+/// shoald's resident memory in kB.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn slow_and_idle_clients_neither_stop_others_nor_stay_forever() {
+    use std::io::Read;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    // The test holds a descriptor per connection too.
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).expect("limit");
+    let idle_count = 2000.min(hard.saturating_sub(200) as usize);
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard)
+        .expect("raise the limit");
+    let d = Daemon::start_with_env(&[], &[("SHOAL_HEADER_READ_TIMEOUT_SECS", "3")]);
+    let pid: u32 = std::fs::read_to_string(d.data_root().join("shoald.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let before = rss_kb(pid);
+
+    // Thousands of connections that say nothing, and a few that send their
+    // request head a byte at a time.
+    let mut idle: Vec<UnixStream> = (0..idle_count)
+        .map(|_| UnixStream::connect(d.socket()).expect("connect"))
+        .collect();
+    let mut slow: Vec<UnixStream> = (0..20)
+        .map(|_| UnixStream::connect(d.socket()).expect("connect"))
+        .collect();
+    let head = b"GET /_ping HTTP/1.1\r\nHost: x\r\n";
+    for byte in head.iter().take(8) {
+        for s in &mut slow {
+            s.write_all(&[*byte]).expect("a byte");
+        }
+        // Others are served meanwhile.
+        d.ok(&["version", "--format", "{{.Server.Os}}"]);
+    }
+    let during = rss_kb(pid);
+    assert!(
+        during < before + 100 * 1024,
+        "{idle_count} idle connections took {} kB (from {before} kB)",
+        during.saturating_sub(before)
+    );
+
+    // Past the head timeout every one of them is closed by shoald.
+    for s in slow.iter_mut().chain(idle.iter_mut().take(50)) {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf).expect("closed by shoald, not timed out");
+        assert_eq!(n, 0, "{}", String::from_utf8_lossy(&buf[..n]));
+    }
+    d.ok(&["version"]);
+    drop(idle);
+}

@@ -104,6 +104,23 @@ fn e2e_cluster_refuses_foreign_tokens_certificates_and_roles() {
         "inactive",
         "refused joins leave the node outside"
     );
+    // Guessing goes on: after a few free mistakes every further wrong
+    // token waits longer for its answer (the manager says so), which is
+    // still dockerd's refusal.
+    for _ in 0..3 {
+        let err = n4.fail(&["swarm", "join", "--token", &forged, &remote]);
+        assert!(err.contains("A valid join token is necessary"), "{err}");
+    }
+    assert!(
+        n1.engine_log()
+            .contains("wrong join token again: answer delayed"),
+        "{}",
+        n1.engine_log()
+    );
+    // A right token is still let in at once, and forgives the address.
+    let fresh = n1.ok(&["swarm", "join-token", "-q", "worker"]);
+    n4.ok(&["swarm", "join", "--token", fresh.trim(), &remote]);
+    n4.ok(&["swarm", "leave"]);
 
     // The cluster port: raft is for managers only.
     let vote =

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::marker;
@@ -125,6 +126,105 @@ fn writes_acknowledged_just_before_kill9_are_kept() {
         let out = d.ok(&["service", "ps", "-q", "last"]);
         (!out.trim().is_empty()).then_some(())
     });
+}
+
+/// How many kills `kill9_during_a_stream_of_writes_loses_no_acknowledged_write`
+/// makes: a few in CI, `SHOAL_FAULT_KILLS` for the long run (RESULTS.md).
+fn kills() -> usize {
+    std::env::var("SHOAL_FAULT_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+        .clamp(1, 1000)
+}
+
+/// Creates secrets one after another over the socket until one fails (the
+/// daemon died) or 2,000 were made; returns the names acknowledged (201).
+fn write_until_refused(socket: &Path, prefix: &str, acked: &std::sync::Mutex<Vec<String>>) {
+    for i in 0..2000 {
+        let name = format!("{prefix}-{i}");
+        let body = format!(r#"{{"Name":"{name}","Data":"eA=="}}"#);
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+            ])
+            .arg("--unix-socket")
+            .arg(socket)
+            .args([
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                &body,
+            ])
+            .arg("http://localhost/v1.41/secrets/create")
+            .output()
+            .expect("curl");
+        if String::from_utf8_lossy(&out.stdout) != "201" {
+            return;
+        }
+        acked.lock().unwrap().push(name);
+    }
+}
+
+#[test]
+fn kill9_during_a_stream_of_writes_loses_no_acknowledged_write() {
+    kill9_during_writes(&mut Daemon::with_swarm());
+}
+
+#[test]
+fn kill9_while_snapshotting_loses_no_acknowledged_write() {
+    // A snapshot every 5 entries: most kills land during or next to one.
+    let mut d = Daemon::with_swarm();
+    d.ok(&["swarm", "update", "--snapshot-interval", "5"]);
+    let root = d.data_root();
+    kill9_during_writes(&mut d);
+    let mut files = Vec::new();
+    files_under(&root, &mut files);
+    assert!(
+        files.iter().any(|f| f.ends_with("snapshot.bin")),
+        "no snapshot was taken: {files:?}"
+    );
+}
+
+fn kill9_during_writes(d: &mut Daemon) {
+    let socket = d.socket();
+    let mut total = 0;
+    for k in 0..kills() {
+        let acked = std::sync::Mutex::new(Vec::new());
+        // Kill at a different point of the stream each time, always while
+        // the writer has a request in flight.
+        let after = 2 + k % 7;
+        std::thread::scope(|s| {
+            let writer = s.spawn(|| write_until_refused(&socket, &format!("k{k}"), &acked));
+            wait_for(30, "writes acknowledged before the kill", || {
+                (acked.lock().unwrap().len() >= after).then_some(())
+            });
+            d.kill9();
+            writer.join().expect("writer");
+        });
+        d.restart_after_kill9();
+        let names = d.ok(&["secret", "ls", "--format", "{{.Name}}"]);
+        let have: BTreeSet<&str> = names.lines().collect();
+        let acked = acked.into_inner().unwrap();
+        let lost: Vec<&String> = acked
+            .iter()
+            .filter(|n| !have.contains(n.as_str()))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "kill {k}: acknowledged writes lost: {lost:?}"
+        );
+        total += acked.len();
+    }
+    eprintln!("{} kills, {total} acknowledged writes, 0 lost", kills());
 }
 
 fn files_under(root: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -1,5 +1,6 @@
-//! Request decoding as dockerd does it: JSON bodies (Content-Type not checked),
-//! Go-like error texts, and Docker's boolean query values.
+//! Request decoding as dockerd does it: JSON bodies (Content-Type not checked)
+//! by Go's rules ([`crate::gojson`]), Go-like error texts, and Docker's boolean
+//! query values.
 
 use std::collections::HashMap;
 
@@ -29,15 +30,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// decoder meets `io.EOF` before the first token).
 pub const EMPTY_BODY: &str = "got EOF while reading request body";
 
-/// Decodes JSON the way dockerd reports failures: an empty body is
-/// [`EMPTY_BODY`], a truncated one `unexpected EOF`, other syntax errors keep
-/// the decoder's text.
+/// Decodes a request body as dockerd's Go decoder reads it (keys in any
+/// case, unknown ones ignored, `null` as the zero value: [`crate::gojson`])
+/// and words failures as dockerd does: an empty body is [`EMPTY_BODY`], a
+/// truncated one `unexpected EOF`, other errors keep the decoder's text.
+/// Every route that reads a JSON body goes through here.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let trimmed = bytes.iter().all(|b| b.is_ascii_whitespace());
     if trimmed {
         return Err(ApiError::bad_request(EMPTY_BODY));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    crate::gojson::from_slice(bytes).map_err(|e| {
         if e.is_eof() {
             ApiError::bad_request("unexpected EOF")
         } else {

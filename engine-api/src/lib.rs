@@ -8,6 +8,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod filters;
+pub mod gojson;
 pub mod metrics;
 pub mod pidfile;
 pub mod render_cache;
@@ -33,6 +34,8 @@ pub struct AppState {
     /// containerd (images now; containers and tasks later). Connects lazily:
     /// calls fail with a clear error while containerd is unreachable.
     pub runtime: runtime::Containerd,
+    /// The daemon's event log (`GET /events`).
+    pub events: swarm::events::EventBus,
 }
 
 /// Static facts about this daemon.

@@ -67,6 +67,24 @@ fn reload(cfg: &Config, handle: &LevelHandle) {
     }
 }
 
+/// Every API connection, task and shim pipe is a descriptor: the soft
+/// limit (often 1024) goes up to the hard one, as Go programs such as
+/// dockerd do by themselves.
+fn raise_open_files_limit() {
+    use nix::sys::resource::getrlimit;
+    use nix::sys::resource::setrlimit;
+    use nix::sys::resource::Resource;
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(error = %e, "raising the open files limit");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "reading the open files limit"),
+    }
+}
+
 fn daemon_id(data_root: &std::path::Path) -> anyhow::Result<String> {
     let path = data_root.join("engine-id");
     if let Ok(id) = std::fs::read_to_string(&path) {
@@ -81,6 +99,7 @@ fn daemon_id(data_root: &std::path::Path) -> anyhow::Result<String> {
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::load(Flags::parse())?;
     let levels = init_tracing(&cfg);
+    raise_open_files_limit();
     std::fs::create_dir_all(&cfg.data_root)
         .with_context(|| format!("create data root {}", cfg.data_root.display()))?;
     let _pidfile = engine_api::pidfile::PidFile::create(&cfg.pidfile)?;
@@ -99,7 +118,9 @@ async fn main() -> anyhow::Result<()> {
         id: daemon_id(&cfg.data_root)?,
         started: Instant::now(),
     });
-    let containerd = runtime::Containerd::new(&cfg.containerd, cfg.data_root.join("tmp"));
+    let events = swarm::events::EventBus::new();
+    let containerd = runtime::Containerd::new(&cfg.containerd, cfg.data_root.join("tmp"))
+        .with_events(events.clone());
     // Made here, on the main thread: the namespace shoald starts in is the
     // one tasks reach the outside and published ports from.
     let network = netdrv::OverlayDriver::new(cfg.data_root.join("netdrv"))
@@ -119,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         engine_version: engine_api::VERSION.to_string(),
         hostname,
         executor: Some(Arc::new(executor)),
+        events: events.clone(),
     })
     .await
     .context("open swarm state")?;
@@ -127,6 +149,7 @@ async fn main() -> anyhow::Result<()> {
         engine,
         services_json: Default::default(),
         runtime: containerd,
+        events: events.clone(),
     };
     let app = router::app(state.clone());
     let cancel = CancellationToken::new();
@@ -167,6 +190,9 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
+    // Followers of `docker events` end first: connections close gracefully
+    // only once their responses are complete.
+    events.close();
     cancel.cancel();
     node.shutdown().await;
     while servers.join_next().await.is_some() {}

@@ -1,16 +1,15 @@
-//! Where dockerd's JSON and the generated API types disagree.
+//! Where dockerd's JSON and the generated API types disagree, on the way
+//! out.
 //!
-//! Go decodes JSON keys case-insensitively and writes `Healthcheck` in a
-//! service's container spec; the generated type names that field
-//! `HealthCheck` and serde matches keys exactly. Requests are rewritten to
-//! the type's spelling before decoding and responses back to dockerd's.
-//! Responses also get the fields dockerd always writes (Go structs without
-//! `omitempty`) and lose those newer than the request's API version.
+//! dockerd writes `Healthcheck` in a service's container spec; the generated
+//! type names that field `HealthCheck`. Requests need nothing here: the Go
+//! decoding of every body ([`crate::gojson`]) matches keys in any case.
+//! Responses are rewritten to dockerd's spelling, get the fields dockerd
+//! always writes (Go structs without `omitempty`) and lose those newer than
+//! the request's API version.
 
 use serde_json::Value;
 
-use crate::body::decode;
-use crate::error::ApiError;
 use crate::server::version::ApiVersion;
 
 const DOCKERD: &str = "Healthcheck";
@@ -18,54 +17,14 @@ const GENERATED: &str = "HealthCheck";
 
 fn rename(obj: &mut Value, from: &str, to: &str) {
     if let Some(map) = obj.as_object_mut() {
-        // Go accepts any case; take the first spelling that matches.
-        let key = map.keys().find(|k| k.eq_ignore_ascii_case(from)).cloned();
-        if let Some(k) = key {
-            if let Some(v) = map.remove(&k) {
-                map.insert(to.to_string(), v);
-            }
+        if let Some(v) = map.remove(from) {
+            map.insert(to.to_string(), v);
         }
     }
 }
 
 fn container_spec_of_task_spec(task_spec: &mut Value) -> Option<&mut Value> {
     task_spec.get_mut("ContainerSpec")
-}
-
-/// Decodes a `ServiceSpec` request body with dockerd's key spellings.
-pub fn decode_service_spec<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut v: Value = decode(bytes)?;
-    if let Some(cs) = v
-        .get_mut("TaskTemplate")
-        .and_then(container_spec_of_task_spec)
-    {
-        rename(cs, DOCKERD, GENERATED);
-    }
-    // Go matches keys in any case: the Python SDK sends
-    // `{"replicated": {"Replicas": 2}}` for the service mode.
-    canonical_keys(&mut v, &["Mode"]);
-    if let Some(mode) = v.get_mut("Mode") {
-        canonical_keys(
-            mode,
-            &["Replicated", "Global", "ReplicatedJob", "GlobalJob"],
-        );
-        for (k, inner) in [
-            ("Replicated", &["Replicas"][..]),
-            ("ReplicatedJob", &["MaxConcurrent", "TotalCompletions"][..]),
-        ] {
-            if let Some(m) = mode.get_mut(k) {
-                canonical_keys(m, inner);
-            }
-        }
-    }
-    serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))
-}
-
-/// Renames keys of `obj` that match one of `keys` in another case to it.
-fn canonical_keys(obj: &mut Value, keys: &[&str]) {
-    for k in keys {
-        rename(obj, k, k);
-    }
 }
 
 /// Rewrites a serialized `ServiceSpec` as dockerd writes it for API `version`.
@@ -83,6 +42,23 @@ pub fn service_spec_out(spec: &mut Value, version: ApiVersion) {
             }
         }
     }
+}
+
+/// A secret or config as dockerd writes it: a driver (`Driver`,
+/// `Templating`) with an empty name has no `Name` (Go's `omitempty`), so
+/// `"Templating": {}` reads back as it was sent.
+pub fn object_out<T: serde::Serialize>(object: &T) -> Value {
+    let mut v = serde_json::to_value(object).unwrap_or_default();
+    if let Some(spec) = v.get_mut("Spec") {
+        for key in ["Driver", "Templating"] {
+            if let Some(d) = spec.get_mut(key).and_then(Value::as_object_mut) {
+                if d.get("Name").and_then(Value::as_str) == Some("") {
+                    d.remove("Name");
+                }
+            }
+        }
+    }
+    v
 }
 
 /// Rewrites a serialized `TaskSpec` as dockerd writes it for API `version`.
@@ -113,23 +89,22 @@ mod tests {
     use swarm::model::api;
 
     #[test]
-    fn mode_keys_match_in_any_case() {
-        let body = br#"{"Name":"m","Mode":{"replicated":{"replicas":2}}}"#;
-        let spec: api::ServiceSpec = decode_service_spec(body).unwrap();
-        let r = spec
-            .mode
-            .and_then(|m| m.replicated)
-            .and_then(|r| r.replicas);
-        assert_eq!(r, Some(2));
-        let body = br#"{"Name":"g","mode":{"global":{}}}"#;
-        let spec: api::ServiceSpec = decode_service_spec(body).unwrap();
-        assert!(spec.mode.and_then(|m| m.global).is_some());
+    fn an_empty_driver_name_is_omitted() {
+        let c: api::Config = serde_json::from_value(
+            serde_json::json!({"Spec": {"Name": "c", "Templating": {"Name": ""}}}),
+        )
+        .unwrap();
+        assert_eq!(object_out(&c)["Spec"]["Templating"], serde_json::json!({}));
+        let c: api::Config =
+            serde_json::from_value(serde_json::json!({"Spec": {"Templating": {"Name": "golang"}}}))
+                .unwrap();
+        assert_eq!(object_out(&c)["Spec"]["Templating"]["Name"], "golang");
     }
 
     #[test]
     fn healthcheck_round_trips_in_dockerds_spelling() {
         let body = br#"{"Name":"w","TaskTemplate":{"ContainerSpec":{"Image":"busybox","Healthcheck":{"Test":["CMD","true"],"Interval":10000000000}}}}"#;
-        let spec: api::ServiceSpec = decode_service_spec(body).unwrap();
+        let spec: api::ServiceSpec = crate::body::decode(body).unwrap();
         let hc = spec
             .task_template
             .as_ref()

@@ -25,6 +25,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Containerd {
     inner: Arc<Inner>,
+    events: swarm::events::EventBus,
 }
 
 struct Inner {
@@ -55,7 +56,22 @@ impl Containerd {
                 channel: tokio::sync::Mutex::new(None),
                 unpack: tokio::sync::Mutex::new(()),
             }),
+            events: swarm::events::EventBus::new(),
         }
+    }
+
+    /// The same client publishing its container, image and volume events
+    /// on `bus` (the daemon's); call before cloning it around.
+    pub fn with_events(self, bus: swarm::events::EventBus) -> Containerd {
+        Containerd {
+            events: bus,
+            ..self
+        }
+    }
+
+    /// The bus this client's events go to.
+    pub fn events(&self) -> &swarm::events::EventBus {
+        &self.events
     }
 
     /// The containerd socket path.

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod containers;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod images;
 pub mod logs;

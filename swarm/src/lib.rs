@@ -10,6 +10,7 @@ pub mod ca;
 pub mod controlapi;
 pub mod dispatcher;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod host;
 pub mod leader;

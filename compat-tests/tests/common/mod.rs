@@ -40,6 +40,8 @@ pub struct Daemon {
     cli_limit: Duration,
     /// The node namespaces shoald runs in (with its containerd), if any.
     node: Option<Arc<NodeNs>>,
+    /// Environment given to shoald besides the test's own.
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -72,8 +74,20 @@ impl Daemon {
             args,
             cli_limit: CLI_LIMIT,
             node,
+            env: Vec::new(),
         };
         d.spawn();
+        d
+    }
+
+    /// Starts shoald with extra flags and environment variables.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut d = Daemon::start_in(None, extra);
+        d.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        d.restart();
         d
     }
 
@@ -105,6 +119,7 @@ impl Daemon {
             .arg("--data-root")
             .arg(self.data_root())
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
 async fn list(
     State(s): State<AppState>,
     Query(q): Query<crate::body::Query>,
-) -> ApiResult<Json<Vec<api::Config>>> {
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let m = s.node.manager()?;
     let f = Filters::parse(q.get("filters").map(String::as_str))?;
     f.validate(&["id", "label", "name", "names"])?;
@@ -51,6 +51,7 @@ async fn list(
                     spec.and_then(|s| s.labels.as_ref()),
                 )
             })
+            .map(|v| crate::wire::object_out(&v))
             .collect(),
     ))
 }
@@ -67,9 +68,12 @@ async fn create(
 async fn inspect(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<api::Config>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let m = s.node.manager()?;
-    Ok(Json(config::view(&config::get(m.store(), &id)?)))
+    Ok(Json(crate::wire::object_out(&config::view(&config::get(
+        m.store(),
+        &id,
+    )?))))
 }
 
 async fn update(

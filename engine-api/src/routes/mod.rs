@@ -4,6 +4,7 @@ pub mod configs;
 pub mod containers;
 pub mod disk_usage;
 pub mod distribution;
+pub mod events;
 pub mod exec;
 pub mod image_archive;
 pub mod images;
@@ -37,4 +38,5 @@ pub fn all() -> Router<AppState> {
         .merge(exec::routes())
         .merge(volumes::routes())
         .merge(disk_usage::routes())
+        .merge(events::routes())
 }

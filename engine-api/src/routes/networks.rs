@@ -393,10 +393,20 @@ async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The body of `/networks/{id}/connect` and `/disconnect` (dockerd's
+/// `NetworkConnect`/`NetworkDisconnect`; `Force` is not used here).
+#[derive(serde::Deserialize)]
+struct AttachmentBody {
+    #[serde(rename = "Container")]
+    container: String,
+    #[serde(rename = "EndpointConfig")]
+    endpoint_config: Option<api::EndpointSettings>,
+}
+
 async fn connect(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(req): JsonBody<Value>,
+    JsonBody(req): JsonBody<AttachmentBody>,
 ) -> ApiResult<Response> {
     change_attachment(&s, &id, &req, true).await
 }
@@ -404,7 +414,7 @@ async fn connect(
 async fn disconnect(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(req): JsonBody<Value>,
+    JsonBody(req): JsonBody<AttachmentBody>,
 ) -> ApiResult<Response> {
     change_attachment(&s, &id, &req, false).await
 }
@@ -418,13 +428,13 @@ async fn disconnect(
 async fn change_attachment(
     s: &AppState,
     id: &str,
-    req: &Value,
+    req: &AttachmentBody,
     connect: bool,
 ) -> ApiResult<Response> {
     let net = find(s, id, "")?;
     let name = text(&net, "Name").to_string();
     let net_id = text(&net, "Id").to_string();
-    let container = req["Container"].as_str().unwrap_or("");
+    let container = req.container.as_str();
     let env = super::containers::node_env(s);
     let c = s.runtime.container_info(&env, container).await?;
     if text(&net, "Scope") != "swarm" {
@@ -467,11 +477,12 @@ async fn change_attachment(
                 format!("Container {} is not running", c.id),
             ));
         }
-        let endpoint = &req["EndpointConfig"];
-        let fixed = ["IPv4Address", "IPv6Address"].iter().any(|k| {
-            endpoint["IPAMConfig"][k]
-                .as_str()
-                .is_some_and(|a| !a.is_empty())
+        let endpoint = req.endpoint_config.clone().unwrap_or_default();
+        let fixed = endpoint.ipam_config.is_some_and(|c| {
+            [c.ipv4_address, c.ipv6_address]
+                .iter()
+                .flatten()
+                .any(|a| !a.is_empty())
         });
         if fixed {
             return Err(ApiError::new(
@@ -479,12 +490,7 @@ async fn change_attachment(
                 "a swarm task's address on a network comes from the swarm's allocator: --ip and --ip6 are not supported",
             ));
         }
-        let aliases: Vec<String> = endpoint["Aliases"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|a| a.as_str().map(str::to_string))
-            .collect();
+        let aliases = endpoint.aliases.unwrap_or_default();
         swarm::controlapi::task::connect_network(m.store(), &task, &net_id, aliases).await?;
     } else {
         if !on_network(&c) {

@@ -1,5 +1,7 @@
 //! `/nodes` routes.
 
+use std::collections::HashMap;
+
 use axum::extract::Path;
 use axum::extract::Query;
 use axum::extract::State;
@@ -74,20 +76,43 @@ async fn inspect(
     Ok(Json(to_json(&node::get(m.store(), &id)?)))
 }
 
-/// Decodes a NodeSpec, giving dockerd's texts for bad Role/Availability values.
-fn decode_spec(bytes: &[u8]) -> Result<api::NodeSpec, ApiError> {
-    let v: serde_json::Value = crate::body::decode(bytes)?;
-    for (field, allowed) in [
-        ("Availability", &["active", "pause", "drain"][..]),
-        ("Role", &["worker", "manager"][..]),
-    ] {
-        if let Some(val) = v.get(field).and_then(|x| x.as_str()) {
-            if !allowed.contains(&val.to_ascii_lowercase().as_str()) {
-                return Err(ApiError::bad_request(format!("invalid {field}: \"{val}\"")));
-            }
-        }
+/// A `NodeSpec` body with its role and availability as text, for dockerd's
+/// own check of them.
+#[derive(serde::Deserialize)]
+struct NodeSpecBody {
+    #[serde(rename = "Name")]
+    name: Option<String>,
+    #[serde(rename = "Labels")]
+    labels: Option<HashMap<String, String>>,
+    #[serde(rename = "Role")]
+    role: Option<String>,
+    #[serde(rename = "Availability")]
+    availability: Option<String>,
+}
+
+/// One of Role/Availability as dockerd's conversion reads it: a known value
+/// in any case, else (an empty or absent one too, Go's zero value) its
+/// `invalid FIELD: "VALUE"`.
+fn node_enum<T: std::str::FromStr>(field: &str, value: Option<String>) -> Result<T, ApiError> {
+    let v = value.unwrap_or_default();
+    let lower = v.to_ascii_lowercase();
+    match lower.parse() {
+        Ok(known) if !lower.is_empty() => Ok(known),
+        _ => Err(ApiError::bad_request(format!("invalid {field}: \"{v}\""))),
     }
-    serde_json::from_value(v).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+impl NodeSpecBody {
+    /// The spec, judged as dockerd judges it once the version and the
+    /// manager are known good: the role first, then the availability.
+    fn into_spec(self) -> Result<api::NodeSpec, ApiError> {
+        Ok(api::NodeSpec {
+            role: Some(node_enum("Role", self.role)?),
+            availability: Some(node_enum("Availability", self.availability)?),
+            name: self.name,
+            labels: self.labels,
+        })
+    }
 }
 
 async fn update(
@@ -96,11 +121,11 @@ async fn update(
     Query(q): Query<crate::body::Query>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    // dockerd's order: the body, then the version, then the swarm.
-    let spec = decode_spec(&body)?;
+    // dockerd's order: the body, the version, the swarm, then the values.
+    let body: NodeSpecBody = crate::body::decode(&body)?;
     let version = query_version(&q, VersionOf::Node)?;
     let m = s.node.manager()?;
-    node::update(m.store(), &id, version, spec).await?;
+    node::update(m.store(), &id, version, body.into_spec()?).await?;
     Ok(empty_ok())
 }
 

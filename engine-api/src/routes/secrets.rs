@@ -47,7 +47,7 @@ pub fn object_matches(
 async fn list(
     State(s): State<AppState>,
     Query(q): Query<crate::body::Query>,
-) -> ApiResult<Json<Vec<api::Secret>>> {
+) -> ApiResult<Json<Vec<serde_json::Value>>> {
     let m = s.node.manager()?;
     let f = Filters::parse(q.get("filters").map(String::as_str))?;
     f.validate(&["id", "label", "name", "names"])?;
@@ -64,6 +64,7 @@ async fn list(
                     spec.and_then(|s| s.labels.as_ref()),
                 )
             })
+            .map(|v| crate::wire::object_out(&v))
             .collect(),
     ))
 }
@@ -80,9 +81,12 @@ async fn create(
 async fn inspect(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<api::Secret>> {
+) -> ApiResult<Json<serde_json::Value>> {
     let m = s.node.manager()?;
-    Ok(Json(secret::view(&secret::get(m.store(), &id)?)))
+    Ok(Json(crate::wire::object_out(&secret::view(&secret::get(
+        m.store(),
+        &id,
+    )?))))
 }
 
 async fn update(

@@ -168,7 +168,7 @@ async fn create(
     headers: header::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let spec: api::ServiceSpec = crate::wire::decode_service_spec(&body)?;
+    let spec: api::ServiceSpec = crate::body::decode(&body)?;
     let m = s.node.manager()?;
     let id = service::create(m.store(), spec, registry_auth(&headers)).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "ID": id }))).into_response())
@@ -194,7 +194,7 @@ async fn update(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     // dockerd's order: the body, then the version, then the swarm.
-    let spec: api::ServiceSpec = crate::wire::decode_service_spec(&body)?;
+    let spec: api::ServiceSpec = crate::body::decode(&body)?;
     let version = query_version(&q, VersionOf::Service)?;
     let m = s.node.manager()?;
     let kind = if q.get("rollback").map(String::as_str) == Some("previous") {

@@ -1,5 +1,6 @@
 //! `/swarm` routes: init, join, leave, inspect, update, unlock key, unlock.
 
+use axum::body::Bytes;
 use axum::extract::Query;
 use axum::extract::State;
 use axum::response::Response;
@@ -51,18 +52,34 @@ pub fn null_addr_pool(cluster: &mut serde_json::Value) {
     }
 }
 
-async fn init(
-    State(s): State<AppState>,
-    JsonBody(req): JsonBody<InitRequest>,
-) -> ApiResult<Json<String>> {
+/// `Availability`, which init and join bodies carry beside the generated
+/// request type's fields.
+#[derive(Deserialize)]
+struct AvailabilityBody {
+    #[serde(rename = "Availability")]
+    availability: Option<swarm::model::api::NodeSpecAvailabilityEnum>,
+}
+
+/// Decodes an init or join body part by part: `InitRequest` and
+/// `JoinRequest` flatten the generated type, and serde matches a flattened
+/// struct's keys exactly, out of reach of Go's case-insensitive rule.
+fn decode_with_availability<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+) -> Result<(T, Option<swarm::model::api::NodeSpecAvailabilityEnum>), ApiError> {
+    let base = crate::body::decode(body)?;
+    let extra: AvailabilityBody = crate::body::decode(body)?;
+    Ok((base, extra.availability))
+}
+
+async fn init(State(s): State<AppState>, body: Bytes) -> ApiResult<Json<String>> {
+    let (base, availability) = decode_with_availability(&body)?;
+    let req = InitRequest { base, availability };
     Ok(Json(s.node.init(req).await?))
 }
 
-async fn join(
-    State(s): State<AppState>,
-    JsonBody(req): JsonBody<JoinRequest>,
-) -> ApiResult<Response> {
-    s.node.join(req).await?;
+async fn join(State(s): State<AppState>, body: Bytes) -> ApiResult<Response> {
+    let (base, availability) = decode_with_availability(&body)?;
+    s.node.join(JoinRequest { base, availability }).await?;
     Ok(empty_ok())
 }
 

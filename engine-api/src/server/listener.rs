@@ -1,6 +1,7 @@
 //! Listeners: `unix://PATH` (mode 0660, group `docker`, like dockerd's
 //! socket) and `tcp://HOST[:PORT]`, with TLS from dockerd's flags.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -10,9 +11,13 @@ use anyhow::Context;
 use axum::Router;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::rt::TokioIo;
+use hyper_util::rt::TokioTimer;
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use nix::sys::socket::recv;
+use nix::sys::socket::MsgFlags;
 use rustls::ServerConfig;
+use tokio::io::Interest;
 use tokio::net::TcpListener;
 use tokio::net::UnixListener;
 use tokio_rustls::TlsAcceptor;
@@ -26,6 +31,69 @@ const TLS_PORT: u16 = 2376;
 /// A TLS handshake that takes longer is dropped, so a client that stalls
 /// holds no more than a task for this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a client may take to send a request head (dockerd's
+/// ReadHeaderTimeout); `SHOAL_HEADER_READ_TIMEOUT_SECS` shortens it for
+/// tests.
+fn header_read_timeout() -> Duration {
+    std::env::var("SHOAL_HEADER_READ_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(300), Duration::from_secs)
+}
+
+/// A freshly accepted stream socket.
+trait Accepted: AsRawFd {
+    /// Waits for read readiness (which may be spurious).
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+    /// Runs `f` and clears read readiness if it would block.
+    fn try_read_io(&self, f: impl FnOnce() -> std::io::Result<usize>) -> std::io::Result<usize>;
+}
+
+impl Accepted for tokio::net::UnixStream {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        tokio::net::UnixStream::readable(self)
+    }
+    fn try_read_io(&self, f: impl FnOnce() -> std::io::Result<usize>) -> std::io::Result<usize> {
+        self.try_io(Interest::READABLE, f)
+    }
+}
+
+impl Accepted for tokio::net::TcpStream {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        tokio::net::TcpStream::readable(self)
+    }
+    fn try_read_io(&self, f: impl FnOnce() -> std::io::Result<usize>) -> std::io::Result<usize> {
+        self.try_io(Interest::READABLE, f)
+    }
+}
+
+/// Whether the client sent a byte (or hung up) within the head timeout:
+/// a connection that never says a word is dropped like a slow head (see
+/// `spawn_conn`), as Go's ReadHeaderTimeout drops it in dockerd. The byte
+/// is peeked, not taken.
+async fn said_something<S: Accepted + Sync>(s: &S) -> bool {
+    let fd = s.as_raw_fd();
+    let first = async {
+        loop {
+            if s.readable().await.is_err() {
+                return;
+            }
+            let peeked = s.try_read_io(|| {
+                let mut b = [0u8; 1];
+                recv(fd, &mut b, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT)
+                    .map_err(std::io::Error::from)
+            });
+            match peeked {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                _ => return,
+            }
+        }
+    };
+    tokio::time::timeout(header_read_timeout(), first)
+        .await
+        .is_ok()
+}
 
 /// A parsed `-H` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +159,14 @@ pub async fn serve(
                     _ = cancel.cancelled() => break,
                     r = l.accept() => {
                         let (s, _) = r?;
-                        spawn_conn(TokioIo::new(s), app.clone(), cancel.clone());
+                        let (app, cancel) = (app.clone(), cancel.clone());
+                        tokio::spawn(async move {
+                            // A connection that never says a word is
+                            // dropped like a slow head (see spawn_conn).
+                            if said_something(&s).await {
+                                spawn_conn(TokioIo::new(s), app, cancel);
+                            }
+                        });
                     }
                 }
             }
@@ -113,12 +188,16 @@ pub async fn serve(
                     _ = cancel.cancelled() => break,
                     r = l.accept() => {
                         let (s, peer) = r?;
-                        let Some(acceptor) = acceptor.clone() else {
-                            spawn_conn(TokioIo::new(s), app.clone(), cancel.clone());
-                            continue;
-                        };
+                        let acceptor = acceptor.clone();
                         let (app, cancel) = (app.clone(), cancel.clone());
                         tokio::spawn(async move {
+                            if !said_something(&s).await {
+                                return;
+                            }
+                            let Some(acceptor) = acceptor else {
+                                spawn_conn(TokioIo::new(s), app, cancel);
+                                return;
+                            };
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
                                 Ok(Ok(tls)) => spawn_conn(TokioIo::new(tls), app, cancel),
                                 Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
@@ -219,7 +298,16 @@ where
 {
     tokio::spawn(async move {
         let svc = TowerToHyperService::new(app);
-        let builder = auto::Builder::new(TokioExecutor::new());
+        // HTTP/1.1 only, as Docker clients speak it: sniffing for an HTTP/2
+        // preface first would wait without a deadline. A client that sends
+        // its request head a byte at a time, or opens a connection and says
+        // nothing, is dropped after dockerd's ReadHeaderTimeout instead of
+        // holding the connection forever.
+        let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout());
         let conn = builder.serve_connection_with_upgrades(io, svc);
         tokio::pin!(conn);
         tokio::select! {

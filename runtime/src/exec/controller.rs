@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use swarm::events::Actor;
 use swarm::exec::Controller;
 use swarm::exec::DepKind;
 use swarm::exec::DependencyGetter;
@@ -66,6 +67,8 @@ pub struct TaskController {
     // `create`); an adopted container is attached again once, which brings
     // back what lived in the previous shoald (DNS server, port checks).
     attached: bool,
+    // The container as its events name it, read once from its record.
+    actor: Option<Actor>,
 }
 
 /// How a runtime error shows in a task: retried when containerd is away,
@@ -119,11 +122,23 @@ impl TaskController {
             container_id: None,
             pid: None,
             attached: false,
+            actor: None,
             exit_code: None,
             logs: None,
             draining: None,
             health: None,
             check: None,
+        }
+    }
+
+    /// Publishes container event `action` (dockerd's executor goes through
+    /// the daemon, which reports every step of a task's container).
+    async fn emit(&mut self, id: &str, action: &str, extra: &[(&str, String)]) {
+        if self.actor.as_ref().is_none_or(|a| a.id != id) {
+            self.actor = Some(self.ctd.container_actor(id).await);
+        }
+        if let Some(a) = &self.actor {
+            self.ctd.container_event(action, a, extra);
         }
     }
 
@@ -508,6 +523,7 @@ impl Controller for TaskController {
     async fn prepare(&mut self) -> Result<(), ExecError> {
         if self.existing().await?.is_none() {
             let id = self.create().await?;
+            self.emit(&id, "create", &[]).await;
             self.container_id = Some(id);
             // create() attached it.
             self.attached = true;
@@ -549,6 +565,7 @@ impl Controller for TaskController {
             Ok(pid) => {
                 files::record_start(&self.dir(&id));
                 self.pid = Some(pid);
+                self.emit(&id, "start", &[]).await;
                 Ok(())
             }
             Err(e) => {
@@ -629,6 +646,8 @@ impl Controller for TaskController {
         self.release_network().await;
         self.exit_code = Some(code as i64);
         self.pid = None;
+        self.emit(&id, "die", &[("exitCode", code.to_string())])
+            .await;
         Ok(ExitStatus { code: code as i64 })
     }
 
@@ -644,14 +663,19 @@ impl Controller for TaskController {
             if let Some(net) = &self.net {
                 net.wait_unbalanced(self.task_id(), UNBALANCE_LIMIT).await;
             }
+            let signal = self.stop_signal();
+            self.emit(&id, "kill", &[("signal", signal.to_string())])
+                .await;
             self.ctd
-                .task_kill(&id, self.stop_signal(), false)
+                .task_kill(&id, signal, false)
                 .await
                 .map_err(exec_err)?;
             let waited = tokio::time::timeout(self.grace(), self.ctd.task_wait(&id)).await;
             let code = match waited {
                 Ok(r) => r.map_err(exec_err)?,
                 Err(_) => {
+                    self.emit(&id, "kill", &[("signal", SIGKILL.to_string())])
+                        .await;
                     self.ctd
                         .task_kill(&id, SIGKILL, true)
                         .await
@@ -660,6 +684,9 @@ impl Controller for TaskController {
                 }
             };
             self.exit_code = Some(code as i64);
+            self.emit(&id, "die", &[("exitCode", code.to_string())])
+                .await;
+            self.emit(&id, "stop", &[]).await;
         }
         self.drain_logs();
         self.release_network().await;
@@ -670,6 +697,8 @@ impl Controller for TaskController {
 
     async fn terminate(&mut self) -> Result<(), ExecError> {
         if let Some(id) = self.existing().await? {
+            self.emit(&id, "kill", &[("signal", SIGKILL.to_string())])
+                .await;
             self.ctd
                 .task_kill(&id, SIGKILL, true)
                 .await
@@ -702,7 +731,12 @@ impl Controller for TaskController {
     async fn remove(&mut self) -> Result<(), ExecError> {
         if let Some(id) = self.existing().await? {
             self.finish_logs().await;
+            // The record names the container; read it before it goes.
+            if self.actor.as_ref().is_none_or(|a| a.id != id) {
+                self.actor = Some(self.ctd.container_actor(&id).await);
+            }
             remove_container(&self.ctd, &self.env, &id).await?;
+            self.emit(&id, "destroy", &[]).await;
             self.container_id = None;
         }
         // The namespace belongs to the task: its container may already be

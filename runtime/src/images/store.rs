@@ -232,7 +232,18 @@ impl Containerd {
             }
         }
         if last_goes {
-            out.push(RemoveItem::Deleted(info.id));
+            out.push(RemoveItem::Deleted(info.id.clone()));
+        }
+        // dockerd reports each removed name, then the image if it went.
+        for item in &out {
+            let (action, actor) = match item {
+                RemoveItem::Untagged(name) => (
+                    "untag",
+                    swarm::events::Actor::new(&info.id).with("name", name.as_str()),
+                ),
+                RemoveItem::Deleted(id) => ("delete", swarm::events::Actor::new(id.as_str())),
+            };
+            self.events().log("image", action, actor);
         }
         Ok(out)
     }

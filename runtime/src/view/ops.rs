@@ -57,6 +57,8 @@ impl Containerd {
         if !c.state.status.is_running() {
             return Err(Error::NotRunning(c.id.clone()));
         }
+        let actor = self.container_actor(&c.id).await;
+        self.container_event("kill", &actor, &[("signal", signal.to_string())]);
         self.task_kill(&c.id, signal, false).await?;
         if signal == SIGKILL {
             let _ = tokio::time::timeout(KILL_WAIT, self.task_wait(&c.id)).await;
@@ -76,6 +78,8 @@ impl Containerd {
         if !c.state.status.is_running() {
             return Err(Error::AlreadyStopped);
         }
+        let actor = self.container_actor(&c.id).await;
+        self.container_event("kill", &actor, &[("signal", signal.to_string())]);
         // A failed signal leaves the kill below to do the work, as in dockerd.
         let sent = self.task_kill(&c.id, signal, false).await.is_ok();
         let grace = if sent {
@@ -88,9 +92,12 @@ impl Containerd {
             None => self.task_wait(&c.id).await.map(|_| true).unwrap_or(false),
         };
         if !exited {
+            self.container_event("kill", &actor, &[("signal", SIGKILL.to_string())]);
             self.task_kill(&c.id, SIGKILL, true).await?;
             let _ = tokio::time::timeout(KILL_WAIT, self.task_wait(&c.id)).await;
         }
+        // The task's controller reports the `die` as it sees the exit.
+        self.container_event("stop", &actor, &[]);
         Ok(())
     }
 
@@ -109,12 +116,15 @@ impl Containerd {
         if c.state.status.is_running() && !force {
             return Err(Error::RemoveRunning(reference.to_string()));
         }
+        let actor = self.container_actor(&c.id).await;
         let removed = if volumes {
             crate::exec::controller::remove_container(self, env, &c.id).await
         } else {
             crate::exec::controller::delete_container(self, env, &c.id).await
         };
-        removed.map_err(|e| Error::Teardown(e.to_string()))
+        removed.map_err(|e| Error::Teardown(e.to_string()))?;
+        self.container_event("destroy", &actor, &[]);
+        Ok(())
     }
 
     /// `docker wait`: the exit code once `condition` holds. A container

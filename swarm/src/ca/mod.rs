@@ -28,5 +28,6 @@ pub mod renewer;
 pub mod root;
 pub mod rotation;
 pub mod server;
+pub mod throttle;
 pub mod tls;
 pub mod tokens;

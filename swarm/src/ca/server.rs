@@ -68,17 +68,80 @@ pub fn self_issue(
     })
 }
 
+/// One delayed answer to `addr`, pending until dropped.
+struct Pending<'a> {
+    throttle: &'a std::sync::Mutex<super::throttle::JoinThrottle>,
+    addr: std::net::IpAddr,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.throttle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .answered(self.addr);
+    }
+}
+
 /// Serves `NodeCa` from the store's cluster object (root certificate and
 /// key, join tokens, certificate expiry). Any manager answers; the node
 /// object of a joining node is written through the leader like any write.
 pub struct CaService {
     store: std::sync::Arc<crate::store::Store>,
+    /// Wrong join tokens, by remote address (see [`super::throttle`]).
+    throttle: std::sync::Mutex<super::throttle::JoinThrottle>,
 }
 
 impl CaService {
     /// The CA of this manager's store.
     pub fn new(store: std::sync::Arc<crate::store::Store>) -> Self {
-        CaService { store }
+        CaService {
+            store,
+            throttle: Default::default(),
+        }
+    }
+
+    /// The role `token` joins as; a wrong one is answered after the
+    /// throttle's delay for `remote`, and an address with too many such
+    /// answers pending is refused without its token being looked at.
+    async fn check_token(
+        &self,
+        remote: Option<std::net::IpAddr>,
+        token: &str,
+        tokens: &api::JoinTokens,
+    ) -> Result<Role, tonic::Status> {
+        use super::throttle::Admission;
+        let refused = || {
+            crate::transport::status::to_status(&crate::Error::invalid(
+                super::tokens::NOT_A_VALID_TOKEN,
+            ))
+        };
+        let throttle = || self.throttle.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(addr) = remote else {
+            return super::tokens::role_for(token, tokens).ok_or_else(refused);
+        };
+        let now = std::time::Instant::now();
+        if throttle().admit(addr, now) == Admission::Busy {
+            return Err(tonic::Status::resource_exhausted(
+                "too many failed join attempts from this address; try again later",
+            ));
+        }
+        if let Some(role) = super::tokens::role_for(token, tokens) {
+            throttle().succeeded(addr);
+            return Ok(role);
+        }
+        let delay = throttle().failed(addr, now);
+        if !delay.is_zero() {
+            // Counted as answered even when the caller goes away mid-wait
+            // (the future is dropped), or the address would stay busy.
+            let _pending = Pending {
+                throttle: &self.throttle,
+                addr,
+            };
+            tracing::warn!(%addr, delay_ms = delay.as_millis() as u64, "wrong join token again: answer delayed");
+            tokio::time::sleep(delay).await;
+        }
+        Err(refused())
     }
 
     fn cluster(&self) -> Result<crate::model::Cluster, tonic::Status> {
@@ -139,6 +202,7 @@ impl crate::transport::proto::ca::node_ca_server::NodeCa for CaService {
     ) -> Result<tonic::Response<IssueReply>, tonic::Status> {
         use crate::transport::status::to_status;
         let peer = crate::transport::auth::peer(&req);
+        let remote = req.remote_addr().map(|a| a.ip());
         let r = req.into_inner();
         let c = self.cluster()?;
         let cluster_id = c.api.id.clone().unwrap_or_default();
@@ -160,9 +224,7 @@ impl crate::transport::proto::ca::node_ca_server::NodeCa for CaService {
                 }
                 None => {
                     let tokens = c.api.join_tokens.clone().unwrap_or_default();
-                    let role = super::tokens::role_for(&r.token, &tokens).ok_or_else(|| {
-                        to_status(&crate::Error::invalid(super::tokens::NOT_A_VALID_TOKEN))
-                    })?;
+                    let role = self.check_token(remote, &r.token, &tokens).await?;
                     let node_id = crate::model::new_id();
                     let node = Self::new_node(&node_id, role, &r, &c.root_ca_cert);
                     self.store

@@ -104,21 +104,31 @@ pub fn normalize(mut spec: api::ServiceSpec) -> api::ServiceSpec {
     spec
 }
 
-/// Resolves network references (by name or ID, as `stack deploy` sends names)
-/// to network IDs.
+/// Resolves network references (by name or ID, as `stack deploy` and SDKs
+/// send names) to network IDs in the spec that is stored, as dockerd does
+/// before it hands a spec to swarmkit (moby `daemon/cluster`
+/// `populateNetworkID`): the task template's list, or the deprecated
+/// service-level `Networks` when the template has none (then the
+/// service-level list is kept as sent).
 fn resolve_networks(tx: &Tx<'_>, spec: &mut api::ServiceSpec) -> Result<()> {
     let view = tx.base_view();
-    let lists = [spec
+    let template = spec
         .task_template
         .as_mut()
-        .and_then(|t| t.networks.as_mut())];
-    for list in lists.into_iter().flatten() {
-        for n in list.iter_mut() {
-            let target = n.target.clone().unwrap_or_default();
-            let net = resolve::<Network>(&view, &target)
-                .map_err(|_| Error::not_found(Kind::Network, &target))?;
-            n.target = Some(net.id().to_string());
-        }
+        .and_then(|t| t.networks.as_mut())
+        .filter(|l| !l.is_empty());
+    let list = match template {
+        Some(l) => l,
+        None => match spec.networks.as_mut() {
+            Some(l) => l,
+            None => return Ok(()),
+        },
+    };
+    for n in list.iter_mut() {
+        let target = n.target.clone().unwrap_or_default();
+        let net = resolve::<Network>(&view, &target)
+            .map_err(|_| Error::not_found(Kind::Network, &target))?;
+        n.target = Some(net.id().to_string());
     }
     Ok(())
 }

@@ -139,3 +139,58 @@ async fn published_ports_are_assigned_and_conflicts_refused() {
         Some(crate::allocator::ports::DYNAMIC_MIN)
     );
 }
+
+fn attach(names: &[&str]) -> Option<Vec<api::NetworkAttachmentConfig>> {
+    Some(
+        names
+            .iter()
+            .map(|n| api::NetworkAttachmentConfig {
+                target: Some(n.to_string()),
+                ..Default::default()
+            })
+            .collect(),
+    )
+}
+
+fn targets(list: &Option<Vec<api::NetworkAttachmentConfig>>) -> Vec<String> {
+    list.iter()
+        .flatten()
+        .map(|n| n.target.clone().unwrap_or_default())
+        .collect()
+}
+
+/// dockerd stores network IDs where the client named networks: in the task
+/// template, or at service level when the template has none.
+#[tokio::test]
+async fn networks_named_in_a_spec_are_stored_by_id() {
+    let store = Store::in_memory();
+    let req = api::NetworkCreateRequest {
+        name: "front".into(),
+        driver: Some("overlay".into()),
+        ..Default::default()
+    };
+    let net = crate::controlapi::network::create(&store, req)
+        .await
+        .unwrap();
+
+    let mut s = spec("in-template");
+    s.task_template.as_mut().unwrap().networks = attach(&["front"]);
+    s.networks = attach(&["front"]);
+    create(&store, s, None).await.unwrap();
+    let stored = get(&store, "in-template").unwrap().spec().clone();
+    assert_eq!(
+        targets(&stored.task_template.unwrap().networks),
+        std::slice::from_ref(&net)
+    );
+    assert_eq!(targets(&stored.networks), ["front"]);
+
+    let mut s = spec("service-level");
+    s.networks = attach(&["front"]);
+    create(&store, s, None).await.unwrap();
+    let stored = get(&store, "service-level").unwrap().spec().clone();
+    assert_eq!(targets(&stored.networks), [net]);
+
+    let mut s = spec("nowhere");
+    s.networks = attach(&["missing"]);
+    assert!(create(&store, s, None).await.is_err());
+}

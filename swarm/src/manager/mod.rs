@@ -77,6 +77,8 @@ pub struct ManagerConfig {
     pub hostname: String,
     /// Runs this node's tasks; without one, tasks stop at `assigned`.
     pub executor: Option<Arc<dyn crate::exec::Executor>>,
+    /// Where the cluster's events go (`docker events` on this manager).
+    pub events: crate::events::EventBus,
 }
 
 /// A running manager.
@@ -158,7 +160,7 @@ impl Manager {
             })
             .await?;
         state.save(&cfg.dir)?;
-        m.start_loops(cfg.executor.clone(), unlock_key_of(&m)).await;
+        m.start_loops(&cfg, unlock_key_of(&m)).await;
         Ok(m)
     }
 
@@ -204,7 +206,7 @@ impl Manager {
         state.save(&cfg.dir)?;
         // Its keys were saved unwrapped: the autolock loop wraps them if the
         // cluster is locked.
-        m.start_loops(cfg.executor.clone(), None).await;
+        m.start_loops(&cfg, None).await;
         Ok(m)
     }
 
@@ -270,7 +272,7 @@ impl Manager {
         let listener = crate::transport::server::bind(listen).await?;
         let m = Manager::start(&cfg, state, dek, certs, listener).await?;
         m.catch_up(RESUME_WAIT).await;
-        m.start_loops(cfg.executor.clone(), unlock_key_of(&m)).await;
+        m.start_loops(&cfg, unlock_key_of(&m)).await;
         Ok(m)
     }
 
@@ -347,12 +349,14 @@ impl Manager {
         }
     }
 
-    async fn start_loops(
-        self: &Arc<Self>,
-        executor: Option<Arc<dyn crate::exec::Executor>>,
-        wrapped_with: Option<String>,
-    ) {
+    async fn start_loops(self: &Arc<Self>, cfg: &ManagerConfig, wrapped_with: Option<String>) {
+        let executor = cfg.executor.clone();
         let mut set = self.loops.lock().await;
+        set.spawn(crate::events::cluster::run(
+            self.store.clone(),
+            cfg.events.clone(),
+            self.cancel.child_token(),
+        ));
         set.spawn(autolock::run(
             self.clone(),
             wrapped_with,

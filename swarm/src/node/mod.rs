@@ -52,6 +52,8 @@ pub struct NodeConfig {
     pub hostname: String,
     /// Runs this node's tasks (containerd); `None` leaves tasks at `assigned`.
     pub executor: Option<Arc<dyn crate::exec::Executor>>,
+    /// The daemon's event bus; managers publish the cluster's events to it.
+    pub events: crate::events::EventBus,
 }
 
 enum Phase {
@@ -179,6 +181,7 @@ impl SwarmNode {
             engine_version: self.cfg.engine_version.clone(),
             hostname: self.cfg.hostname.clone(),
             executor: self.cfg.executor.clone(),
+            events: self.cfg.events.clone(),
         }
     }
 

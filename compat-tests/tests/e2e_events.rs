@@ -1,0 +1,207 @@
+//! End-to-end: `docker events` against shoald on a private containerd,
+//! driven by the stock CLI: a follower sees the task container's
+//! lifecycle as it happens and ends when shoald stops; `--since/--until`
+//! replays the swarm events (service, secret, config, node) with their
+//! filters and `--format`.
+//!
+//! Skips (with the reason) when not root or when containerd is missing,
+//! unless SHOAL_REQUIRE_CONTAINERD is set.
+
+mod common;
+
+use std::process::Child;
+use std::process::Command;
+use std::process::Stdio;
+use std::time::Duration;
+use std::time::SystemTime;
+
+use common::docker_bin;
+use common::wait_for;
+use common::Daemon;
+
+const IMAGE: &str = "shoal-test/busybox:latest";
+
+/// Now as the CLI takes it: seconds since the epoch with a fraction.
+fn unix_now() -> String {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
+
+/// `docker events ARGS` left running, its output going to `out`; killed
+/// after two minutes at the latest.
+fn follow(d: &Daemon, args: &[&str], out: &std::path::Path) -> Child {
+    let file = std::fs::File::create(out).unwrap();
+    Command::new("timeout")
+        .args(["-k", "5", "120"])
+        .arg(docker_bin())
+        .arg("events")
+        .args(args)
+        .env("DOCKER_HOST", d.docker_host())
+        .env("DOCKER_CONFIG", d.dir.path().join("cli-config"))
+        .env_remove("DOCKER_CONTEXT")
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start docker events")
+}
+
+/// Waits until the follower has written a line equal to `want`.
+fn wait_line(out: &std::path::Path, want: &str) {
+    let seen = compat_tests::cluster::procs::try_wait_for(Duration::from_secs(60), || {
+        let text = std::fs::read_to_string(out).unwrap_or_default();
+        text.lines().any(|l| l.trim() == want).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "no event line {want:?} in:\n{}",
+        std::fs::read_to_string(out).unwrap_or_default()
+    );
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Whether `want` appears in `have` in this order (other lines may come
+/// between: the orchestrator also updates a service as its tasks progress).
+fn in_order(have: &[String], want: &[&str]) -> bool {
+    let mut it = have.iter();
+    want.iter().all(|w| it.any(|h| h == w))
+}
+
+#[test]
+fn follower_and_replay_show_what_dockerd_shows() {
+    let Some((_ctrd, mut d)) = common::swarm_with_test_image() else {
+        return;
+    };
+    let t0 = unix_now();
+    let out = d.dir.path().join("follow.txt");
+    let mut follower = follow(
+        &d,
+        &[
+            "--filter",
+            "type=container",
+            "--filter",
+            "type=config",
+            "--format",
+            "{{.Type}} {{.Action}} {{with index .Actor.Attributes \"com.docker.swarm.service.name\"}}{{.}}{{else}}{{.Actor.Attributes.name}}{{end}}",
+        ],
+        &out,
+    );
+    // The follower is subscribed once it shows an event made after it
+    // started; until then, make new ones (each a new config), bounded.
+    wait_for(30, "the follower to see a config event", || {
+        let name = common::marker("cfg");
+        let path = common::temp_file(&d, &name, b"x");
+        d.ok(&["config", "create", &name, &path]);
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        text.contains("config create").then_some(())
+    });
+    d.ok(&["config", "create", "c1", &common::temp_file(&d, "c1", b"c")]);
+    d.ok(&["secret", "create", "s1", &common::temp_file(&d, "s1", b"s")]);
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--stop-grace-period",
+        "1s",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+    ]);
+    wait_line(&out, "container create web");
+    wait_line(&out, "container start web");
+    d.ok(&["service", "update", "-d", "--replicas", "2", "web"]);
+    d.ok(&["service", "rm", "web"]);
+    wait_line(&out, "container die web");
+    d.ok(&["secret", "rm", "s1"]);
+    d.ok(&["config", "rm", "c1"]);
+    let node = d.ok(&["node", "inspect", "--format", "{{.ID}}", "self"]);
+    let node = node.trim();
+    d.ok(&["node", "update", "--availability", "drain", node]);
+    d.ok(&["node", "update", "--availability", "active", node]);
+    let t1 = unix_now();
+
+    let replay = |filter: &str, format: &str| {
+        lines(&d.ok(&[
+            "events", "--since", &t0, "--until", &t1, "--filter", filter, "--format", format,
+        ]))
+    };
+    let services = replay(
+        "type=service",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    );
+    assert!(
+        in_order(
+            &services,
+            &[
+                "service create web",
+                "service update web",
+                "service remove web"
+            ]
+        ),
+        "{services:?}"
+    );
+    let scaled = replay(
+        "service=web",
+        "{{.Action}} {{index .Actor.Attributes \"replicas.old\"}}>{{index .Actor.Attributes \"replicas.new\"}}",
+    );
+    assert!(scaled.iter().any(|l| l == "update 1>2"), "{scaled:?}");
+    let secrets = replay(
+        "type=secret",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}} {{.Scope}}",
+    );
+    assert_eq!(
+        secrets,
+        vec!["secret create s1 swarm", "secret remove s1 swarm"]
+    );
+    let configs = replay(
+        "config=c1",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    );
+    assert_eq!(configs, vec!["config create c1", "config remove c1"]);
+    let nodes = replay(
+        "type=node",
+        "{{.Action}} {{index .Actor.Attributes \"availability.new\"}}",
+    );
+    assert!(
+        in_order(&nodes, &["update drain", "update active"]),
+        "{nodes:?}"
+    );
+    // Container events carry the task's labels and dockerd's old fields.
+    let json = replay("type=container", "{{json .}}");
+    let first: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
+    assert_eq!(first["status"], "create", "{first}");
+    assert_eq!(first["scope"], "local");
+    assert_eq!(
+        first["Actor"]["Attributes"]["com.docker.swarm.service.name"],
+        "web"
+    );
+    assert!(first["from"].as_str().unwrap_or("").contains("busybox"));
+
+    // The stream ends cleanly when shoald stops.
+    d.stop();
+    let status = wait_for(30, "the follower to end", || follower.try_wait().unwrap());
+    assert!(status.success(), "docker events ended with {status}");
+}
+
+#[test]
+fn bad_since_and_until_are_refused() {
+    let d = Daemon::start();
+    let (code, body) = d.curl("GET", "/events?since=20&until=10", None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("cannot be after `until` time (10)"), "{body}");
+    // An `until` in the past answers at once with what the backlog holds.
+    let (code, _) = d.curl("GET", "/events?until=1", None);
+    assert_eq!(code, 200);
+}
