@@ -1114,3 +1114,62 @@ def test_autolock_restart_unlock(own_shoald):
         }
     finally:
         c.close()
+
+
+def test_image_tag_history_save_import_and_task_archive(client, swarm, image):
+    import io
+    import tarfile
+
+    assert image.tag("sdk/tagged", "v1")
+    assert client.images.get("sdk/tagged:v1").id == image.id
+    history = image.history()
+    assert history[0]["Id"] == image.id
+    saved = b"".join(client.images.get("sdk/tagged:v1").save(named=True))
+    with tarfile.open(fileobj=io.BytesIO(saved)) as t:
+        assert "manifest.json" in t.getnames()
+    client.images.remove("sdk/tagged:v1")
+
+    rootfs = io.BytesIO()
+    with tarfile.open(fileobj=rootfs, mode="w") as t:
+        data = b"imported\n"
+        info = tarfile.TarInfo("etc/imported")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+    out = client.api.import_image_from_data(rootfs.getvalue(), changes=['CMD ["cat", "/etc/imported"]'])
+    imported = json_status(out)
+    assert client.images.get(imported).attrs["Config"]["Cmd"] == ["cat", "/etc/imported"]
+    pruned = client.images.prune()
+    assert {"Deleted": imported} in pruned["ImagesDeleted"]
+
+    name = "sdk-archive"
+    svc = client.services.create(IMAGE, ["httpd", "-f", "-p", "80"], name=name, stop_grace_period=SECOND)
+    try:
+        wait_for("the task running", lambda: running(svc, 1), timeout=60)
+        [c] = wait_for("its container listed", lambda: list(task_containers(client, name).values()) or None)
+        payload = io.BytesIO()
+        with tarfile.open(fileobj=payload, mode="w") as t:
+            data = b"from the sdk\n"
+            info = tarfile.TarInfo("sdk-file")
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+        assert c.put_archive("/tmp", payload.getvalue())
+        bits, stat = c.get_archive("/tmp/sdk-file")
+        assert stat["name"] == "sdk-file" and stat["size"] == len(b"from the sdk\n")
+        with tarfile.open(fileobj=io.BytesIO(b"".join(bits))) as t:
+            assert t.extractfile("sdk-file").read() == b"from the sdk\n"
+        with pytest.raises(docker.errors.NotFound) as e:
+            c.get_archive("/nope")
+        assert f"Could not find the file /nope in container {c.id}" in str(e.value.explanation)
+        df = client.df()
+        assert any(i["Id"] == image.id and i["Containers"] == 1 for i in df["Images"])
+        assert any(x["Id"] == c.id and x["SizeRw"] > 0 for x in df["Containers"])
+    finally:
+        svc.remove()
+
+
+def json_status(out):
+    """The image ID in the last `status` line of an import's JSON stream."""
+    import json
+
+    lines = [json.loads(l) for l in out.splitlines() if l.strip()]
+    return lines[-1]["status"]

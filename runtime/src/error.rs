@@ -15,6 +15,13 @@ pub enum Error {
     /// No image matches a name or ID; the text is dockerd's.
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// A name to tag or import as is not a valid reference; dockerd's text.
+    #[error("invalid reference format: {0}")]
+    InvalidReference(String),
+    /// An `--change` line of `docker import` that is not a Dockerfile
+    /// instruction allowed there; dockerd's text.
+    #[error("{0} is not a valid change command")]
+    InvalidChange(String),
     /// The uploaded archive is not a docker-archive or OCI layout shoal reads.
     #[error("invalid image archive: {0}")]
     InvalidArchive(String),
@@ -73,7 +80,9 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::NoSuchImage(_) => ErrorKind::NotFound,
-            Error::InvalidArchive(_) => ErrorKind::InvalidArgument,
+            Error::InvalidArchive(_) | Error::InvalidReference(_) | Error::InvalidChange(_) => {
+                ErrorKind::InvalidArgument
+            }
             Error::ReferencedInMultipleRepositories(_) => ErrorKind::Conflict,
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Containerd { code, .. } => match code {

@@ -7,8 +7,10 @@
 //! what ending it under dockerd is for swarm: the node's agent sees the
 //! task's process exit and the orchestrator replaces the task.
 
+mod archive;
 mod filter;
 pub(crate) mod logs;
+mod prune;
 mod render;
 mod stats;
 pub(crate) mod stream;
@@ -58,6 +60,23 @@ pub fn routes() -> Router<AppState> {
         .route("/containers/{id}/kill", post(kill))
         .route("/containers/{id}/wait", post(wait))
         .route("/containers/{id}", delete(remove))
+        .route("/containers/prune", post(prune::prune))
+        .merge(archive::routes())
+}
+
+/// One container as `GET /containers/json` lists it.
+pub(crate) fn render_summary(
+    s: &AppState,
+    c: &ContainerInfo,
+    image_id: Option<&str>,
+    now: time::OffsetDateTime,
+) -> Value {
+    let specs = task_specs(s, &[c]);
+    let x = Extras {
+        spec: specs.get(c.task_id()),
+        image_id,
+    };
+    render::summary(c, &x, now)
 }
 
 /// The node settings the container files and logs live under.

@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::extract::Query as QueryExtract;
+use axum::extract::RawQuery;
 use axum::extract::State;
 use axum::http::header;
 use axum::http::HeaderMap;
@@ -31,6 +32,7 @@ use crate::body::query_bool;
 use crate::body::Query;
 use crate::error::ApiError;
 use crate::error::ApiResult;
+use crate::routes::image_archive;
 use crate::AppState;
 
 /// The image routes.
@@ -39,8 +41,13 @@ pub fn routes() -> Router<AppState> {
         .route("/images/json", get(list))
         .route("/images/create", post(create))
         .route("/images/load", post(load))
+        .route("/images/get", get(save_many))
+        .route("/images/prune", post(prune))
         .route("/auth", post(login))
-        .route("/images/{*name}", get(inspect).delete(remove))
+        .route(
+            "/images/{*name}",
+            get(get_sub).post(post_sub).delete(remove),
+        )
 }
 
 /// `POST /images/load`: the body is the archive. Answers dockerd's JSON
@@ -62,14 +69,16 @@ async fn load(State(st): State<AppState>, body: Body) -> ApiResult<Response> {
 async fn create(
     State(st): State<AppState>,
     QueryExtract(q): QueryExtract<Query>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
+    body: Body,
 ) -> ApiResult<Response> {
+    if q.contains_key("fromSrc") {
+        return image_archive::import(&st, raw.as_deref(), body).await;
+    }
     let from = q.get("fromImage").map(String::as_str).unwrap_or("");
     if from.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "importing an image (fromSrc) is not supported",
-        ));
+        return Err(ApiError::bad_request("image name is required"));
     }
     let reference = pull_reference(from, q.get("tag").map(String::as_str).unwrap_or(""));
     let auth = registry_auth(&headers);
@@ -237,13 +246,53 @@ async fn list(State(st): State<AppState>) -> ApiResult<Json<Vec<Value>>> {
     Ok(Json(images.iter().map(summary).collect()))
 }
 
-/// `GET /images/{name}/json`.
-async fn inspect(State(st): State<AppState>, Path(path): Path<String>) -> ApiResult<Json<Value>> {
-    let Some(name) = path.strip_suffix("/json") else {
+/// `GET /images/{name}/json|history|get`: the name may hold slashes, so
+/// the last segment picks the call.
+async fn get_sub(State(st): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
+    if let Some(name) = path.strip_suffix("/json") {
+        let (info, _) = st.runtime.image_find(name).await?;
+        return Ok(Json(inspect_json(&info)).into_response());
+    }
+    if let Some(name) = path.strip_suffix("/history") {
+        let rows = st.runtime.image_history(name).await?;
+        return Ok(Json(rows.iter().map(history_json).collect::<Vec<_>>()).into_response());
+    }
+    if let Some(name) = path.strip_suffix("/get") {
+        return image_archive::save(&st, &[name.to_string()]).await;
+    }
+    Err(ApiError::not_found("page not found"))
+}
+
+/// `GET /images/get?names=...`: `docker save` of several images.
+async fn save_many(State(st): State<AppState>, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let names = image_archive::query_all(raw.as_deref(), "names")?;
+    image_archive::save(&st, &names).await
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`: answers 201 with no body.
+async fn post_sub(
+    State(st): State<AppState>,
+    Path(path): Path<String>,
+    QueryExtract(q): QueryExtract<Query>,
+) -> ApiResult<Response> {
+    let Some(name) = path.strip_suffix("/tag") else {
         return Err(ApiError::not_found("page not found"));
     };
-    let (info, _) = st.runtime.image_find(name).await?;
-    Ok(Json(inspect_json(&info)))
+    let repo = q.get("repo").map(String::as_str).unwrap_or("");
+    let tag = q.get("tag").map(String::as_str).unwrap_or("");
+    st.runtime.image_tag(name, repo, tag).await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+fn history_json(h: &runtime::images::HistoryItem) -> Value {
+    json!({
+        "Comment": h.comment,
+        "Created": h.created,
+        "CreatedBy": h.created_by,
+        "Id": h.id,
+        "Size": h.size,
+        "Tags": if h.tags.is_empty() { Value::Null } else { json!(h.tags) },
+    })
 }
 
 /// `DELETE /images/{name}`.
@@ -256,15 +305,49 @@ async fn remove(
         .runtime
         .image_remove(&name, query_bool(&q, "force"))
         .await?;
+    Ok(Json(items.iter().map(remove_item).collect()))
+}
+
+/// `POST /images/prune`: unused images (only dangling ones unless the
+/// `dangling=false` filter is given), with `until`, `label`, `label!`.
+async fn prune(
+    State(st): State<AppState>,
+    QueryExtract(q): QueryExtract<Query>,
+) -> ApiResult<Json<Value>> {
+    let f = crate::filters::Filters::parse(q.get("filters").map(String::as_str))?;
+    f.validate(&["dangling", "label", "label!", "until"])?;
+    let dangling_only = crate::routes::volumes::bool_filter(&f, "dangling")?.unwrap_or(true);
+    let until = crate::until::from_filters(&f, time::OffsetDateTime::now_utc())?;
+    let env = crate::routes::containers::node_env(&st);
+    let report = st
+        .runtime
+        .image_prune(&env, dangling_only, |i| {
+            let labels: Option<std::collections::HashMap<String, String>> = i
+                .config
+                .pointer("/config/Labels")
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            let old_enough = until.is_none_or(|u| created_unix(i) < u.unix_timestamp());
+            old_enough
+                && f.labels("label", labels.as_ref())
+                && !(f.contains("label!") && f.labels("label!", labels.as_ref()))
+        })
+        .await?;
+    let items: Vec<Value> = report.items.iter().map(remove_item).collect();
+    let items = if items.is_empty() {
+        Value::Null
+    } else {
+        json!(items)
+    };
     Ok(Json(
-        items
-            .into_iter()
-            .map(|i| match i {
-                RemoveItem::Untagged(n) => json!({ "Untagged": n }),
-                RemoveItem::Deleted(id) => json!({ "Deleted": id }),
-            })
-            .collect(),
+        json!({ "ImagesDeleted": items, "SpaceReclaimed": report.reclaimed }),
     ))
+}
+
+fn remove_item(i: &RemoveItem) -> Value {
+    match i {
+        RemoveItem::Untagged(n) => json!({ "Untagged": n }),
+        RemoveItem::Deleted(id) => json!({ "Deleted": id }),
+    }
 }
 
 /// The config's `created` as Unix seconds (0 when absent or unparsable).
@@ -280,18 +363,26 @@ fn created_str(info: &ImageInfo) -> Option<&str> {
     info.config.get("created").and_then(Value::as_str)
 }
 
-fn summary(info: &ImageInfo) -> Value {
+/// One image as `GET /images/json` lists it.
+pub(crate) fn summary(info: &ImageInfo) -> Value {
     let labels = info
         .config
         .pointer("/config/Labels")
         .filter(|v| v.is_object())
         .cloned()
         .unwrap_or_else(|| json!({}));
+    // A dangling image shows dockerd's placeholders.
+    let tags = info.repo_tags();
+    let (tags, digests) = if tags.is_empty() && runtime::usage::is_dangling(info) {
+        (json!(["<none>:<none>"]), json!(["<none>@<none>"]))
+    } else {
+        (json!(tags), json!([]))
+    };
     json!({
         "Id": info.id,
         "ParentId": "",
-        "RepoTags": info.repo_tags(),
-        "RepoDigests": [],
+        "RepoTags": tags,
+        "RepoDigests": digests,
         "Created": created_unix(info),
         "Size": info.size,
         "SharedSize": -1,

@@ -2,9 +2,11 @@
 
 pub mod configs;
 pub mod containers;
+pub mod disk_usage;
 pub mod distribution;
 pub mod events;
 pub mod exec;
+pub mod image_archive;
 pub mod images;
 pub mod networks;
 pub mod nodes;
@@ -35,5 +37,6 @@ pub fn all() -> Router<AppState> {
         .merge(containers::routes())
         .merge(exec::routes())
         .merge(volumes::routes())
+        .merge(disk_usage::routes())
         .merge(events::routes())
 }

@@ -76,7 +76,7 @@ fn parse_filters(q: &crate::body::Query, allowed: &[&str]) -> ApiResult<Filters>
 }
 
 /// A boolean filter value as dockerd's `GetBoolOrDefault` reads it.
-fn bool_filter(f: &Filters, key: &str) -> ApiResult<Option<bool>> {
+pub(crate) fn bool_filter(f: &Filters, key: &str) -> ApiResult<Option<bool>> {
     let values: Vec<&String> = f.get(key).collect();
     let invalid = || {
         let joined: Vec<&str> = values.iter().map(|v| v.as_str()).collect();

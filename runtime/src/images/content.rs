@@ -78,6 +78,37 @@ impl Containerd {
         Ok(out)
     }
 
+    /// Copies a blob of any size into `out`, chunk by chunk. `out` is a
+    /// blocking writer: call this only from a blocking thread (through
+    /// `Handle::block_on`) or with a writer that never blocks for long.
+    pub(crate) async fn copy_blob(
+        &self,
+        digest: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64> {
+        let mut client = ContentClient::new(self.channel().await?);
+        let req = ReadContentRequest {
+            digest: digest.to_string(),
+            offset: 0,
+            size: 0,
+        };
+        let mut stream = client
+            .read(self.request(req, None))
+            .await
+            .map_err(|s| self.status("read content", s))?
+            .into_inner();
+        let mut n = 0u64;
+        while let Some(msg) = stream
+            .message()
+            .await
+            .map_err(|s| self.status("read content", s))?
+        {
+            out.write_all(&msg.data).map_err(Error::io("copy blob"))?;
+            n += msg.data.len() as u64;
+        }
+        Ok(n)
+    }
+
     /// Whether the content store holds `digest`.
     pub(crate) async fn blob_exists(&self, digest: &str) -> Result<bool> {
         let mut client = ContentClient::new(self.channel().await?);

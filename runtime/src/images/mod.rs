@@ -1,13 +1,19 @@
 //! Images in containerd: `docker load`, and the Docker view (list, inspect,
 //! remove) of the image records in namespace `shoal`.
 
+pub mod changes;
 mod content;
+pub mod history;
+mod import;
 mod load;
 mod pull;
 pub mod reference;
+mod save;
 mod store;
 pub mod unpack;
 
+pub use history::HistoryItem;
+pub use import::ImportOptions;
 pub use pull::registry_login;
 pub use pull::DistributionInspect;
 pub use pull::PlatformInfo;
@@ -15,7 +21,9 @@ pub use pull::PullEvent;
 pub use pull::RegistryAuth;
 pub use pull::RegistryError;
 pub use pull::RegistryErrorKind;
+pub use store::is_id_record;
 pub use store::ImageInfo;
+pub use store::LayerBlob;
 pub use store::RemoveItem;
 
 /// Media types shoal writes and reads.

@@ -32,6 +32,22 @@ pub struct ImageInfo {
     pub size: i64,
     /// Digest of the manifest the records point at.
     pub manifest_digest: String,
+    /// The manifest's layers, bottom first, as stored (compressed or not).
+    pub layers: Vec<LayerBlob>,
+    /// What the records point at (a manifest or an index); set by
+    /// [`Containerd::image_list`] from the first record.
+    pub target: Option<Descriptor>,
+}
+
+/// One layer blob of an image's manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// `sha256:` digest of the blob.
+    pub digest: String,
+    /// Its media type (tells whether it is compressed).
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: i64,
 }
 
 impl ImageInfo {
@@ -40,10 +56,17 @@ impl ImageInfo {
     pub fn repo_tags(&self) -> Vec<String> {
         self.names
             .iter()
-            .filter(|n| !n.contains('@'))
+            .filter(|n| !n.contains('@') && !is_id_record(n))
             .filter_map(|n| reference::familiar(n))
             .collect()
     }
+}
+
+/// Whether a record is named by the image ID itself: how shoal keeps an
+/// image that has no name (`docker import` without one), listed as
+/// `<none>:<none>` as dockerd lists a dangling image.
+pub fn is_id_record(name: &str) -> bool {
+    name.starts_with("sha256:")
 }
 
 /// One line of `docker image rm` output.
@@ -57,6 +80,8 @@ pub enum RemoveItem {
 
 #[derive(Deserialize)]
 struct DescriptorJson {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
     digest: String,
     size: i64,
     #[serde(default)]
@@ -106,6 +131,7 @@ impl Containerd {
             match self.resolve(&target.digest, &target.media_type).await {
                 Ok(info) => {
                     let entry = by_id.entry(info.id.clone()).or_insert(info);
+                    entry.target.get_or_insert(target);
                     entry.names.push(rec.name);
                 }
                 Err(e) => tracing::warn!(image = %rec.name, error = %e, "unreadable image"),
@@ -199,9 +225,11 @@ impl Containerd {
                 .delete(self.request(req, None))
                 .await
                 .map_err(|s| self.status("delete image", s))?;
-            out.push(RemoveItem::Untagged(
-                reference::familiar(name).unwrap_or_else(|| name.clone()),
-            ));
+            if !is_id_record(name) {
+                out.push(RemoveItem::Untagged(
+                    reference::familiar(name).unwrap_or_else(|| name.clone()),
+                ));
+            }
         }
         if last_goes {
             out.push(RemoveItem::Deleted(info.id.clone()));
@@ -218,6 +246,26 @@ impl Containerd {
             self.events().log("image", action, actor);
         }
         Ok(out)
+    }
+
+    /// `docker image tag SOURCE REPO[:TAG]`: one more record for the image
+    /// `source` names. An existing record of that name is repointed, as
+    /// dockerd moves a tag.
+    pub async fn image_tag(&self, source: &str, repo: &str, tag: &str) -> Result<()> {
+        let (info, _) = self.image_find(source).await?;
+        let text = if tag.is_empty() {
+            repo.to_string()
+        } else {
+            format!("{repo}:{tag}")
+        };
+        let target = Reference::parse(&text)
+            .filter(|r| r.digest.is_none())
+            .ok_or(Error::InvalidReference(text))?;
+        let desc = info.target.clone().ok_or_else(|| Error::BadContent {
+            digest: info.id.clone(),
+            reason: "image has no record".into(),
+        })?;
+        self.put_image(&target.full(), desc).await
     }
 
     /// Points the record `name` at `target`, creating or replacing it.
@@ -290,6 +338,16 @@ impl Containerd {
             config: config_json,
             size: manifest.layers.iter().map(|l| l.size).sum(),
             manifest_digest: digest,
+            layers: manifest
+                .layers
+                .iter()
+                .map(|l| LayerBlob {
+                    digest: l.digest.clone(),
+                    media_type: l.media_type.clone(),
+                    size: l.size,
+                })
+                .collect(),
+            target: None,
         })
     }
 }

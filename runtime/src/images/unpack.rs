@@ -55,7 +55,7 @@ pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     out
 }
 
-fn diff_ids(config: &serde_json::Value) -> Vec<String> {
+pub(crate) fn diff_ids(config: &serde_json::Value) -> Vec<String> {
     config
         .pointer("/rootfs/diff_ids")
         .and_then(|v| v.as_array())

@@ -36,6 +36,28 @@ pub enum Error {
     /// words this one with a capital).
     #[error("Container {0} is not running")]
     TopNotRunning(String),
+    /// `docker cp`: the path does not exist in the container; `container`
+    /// is what the client named it.
+    #[error("Could not find the file {path} in container {container}")]
+    NoSuchPath {
+        /// The path as the client gave it.
+        path: String,
+        /// The container as the client named it.
+        container: String,
+    },
+    /// `docker cp` into a path that is not a directory (a plain error in
+    /// dockerd: 500).
+    #[error("extraction point is not a directory")]
+    NotADirectory,
+    /// Reading or writing the container's files failed.
+    #[error("{op}: {source}")]
+    Files {
+        /// What was being done.
+        op: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// `ps` refused, failed or printed what `docker top` cannot read
     /// (dockerd answers all of these with 500).
     #[error("{0}")]
@@ -52,6 +74,8 @@ impl Error {
                 ErrorKind::Conflict
             }
             Error::Runtime(e) => e.kind(),
+            Error::NoSuchPath { .. } => ErrorKind::NotFound,
+            Error::NotADirectory | Error::Files { .. } => ErrorKind::Internal,
             Error::AlreadyStopped | Error::Teardown(_) | Error::Top(_) => ErrorKind::Internal,
         }
     }

@@ -9,6 +9,7 @@
 //! container, finds containers the way dockerd does (full ID, name, unique
 //! ID prefix), and acts on them. The HTTP edge renders the JSON.
 
+pub mod archive;
 mod error;
 pub mod exec;
 mod lookup;

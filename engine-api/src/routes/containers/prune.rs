@@ -1,0 +1,46 @@
+//! `POST /containers/prune`: every container that is not running, with
+//! the `until`, `label` and `label!` filters. A swarm task's stopped
+//! container goes too; the task stays in the service's history.
+
+use axum::extract::Query;
+use axum::extract::State;
+use axum::Json;
+use serde_json::json;
+use serde_json::Value;
+
+use super::node_env;
+use crate::error::ApiResult;
+use crate::filters::Filters;
+use crate::AppState;
+
+/// The handler.
+pub async fn prune(
+    State(s): State<AppState>,
+    Query(q): Query<crate::body::Query>,
+) -> ApiResult<Json<Value>> {
+    let f = Filters::parse(q.get("filters").map(String::as_str))?;
+    f.validate(&["label", "label!", "until"])?;
+    let until = crate::until::from_filters(&f, time::OffsetDateTime::now_utc())?;
+    let (deleted, reclaimed) = s
+        .runtime
+        .container_prune(&node_env(&s), |c| {
+            let old_enough = match (until, c.created) {
+                (Some(u), Some(t)) => t < u,
+                _ => true,
+            };
+            let labels = Some(&c.labels);
+            old_enough
+                && f.labels("label", labels)
+                && !(f.contains("label!") && f.labels("label!", labels))
+        })
+        .await?;
+    // Go writes an empty list as null.
+    let deleted = if deleted.is_empty() {
+        Value::Null
+    } else {
+        json!(deleted)
+    };
+    Ok(Json(
+        json!({ "ContainersDeleted": deleted, "SpaceReclaimed": reclaimed }),
+    ))
+}
