@@ -22,12 +22,15 @@ use tokio::net::TcpListener;
 use tokio::net::UnixListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::DEFAULT_GROUP;
 
 /// dockerd's TCP ports: plain and TLS.
 const PLAIN_PORT: u16 = 2375;
 const TLS_PORT: u16 = 2376;
+/// How long a stopping daemon lets in-flight responses finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// A TLS handshake that takes longer is dropped, so a client that stalls
 /// holds no more than a task for this long.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,7 +73,7 @@ impl Accepted for tokio::net::TcpStream {
 
 /// Whether the client sent a byte (or hung up) within the head timeout:
 /// a connection that never says a word is dropped like a slow head (see
-/// `spawn_conn`), as Go's ReadHeaderTimeout drops it in dockerd. The byte
+/// `serve_conn`), as Go's ReadHeaderTimeout drops it in dockerd. The byte
 /// is peeked, not taken.
 async fn said_something<S: Accepted + Sync>(s: &S) -> bool {
     let fd = s.as_raw_fd();
@@ -140,6 +143,9 @@ pub async fn serve(
     app: Router,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Connections end before `serve` returns (bounded), so the last chunk
+    // of every response is written before the process exits.
+    let conns = TaskTracker::new();
     match host {
         Host::Unix(path) => {
             let path = Path::new(&path);
@@ -160,11 +166,11 @@ pub async fn serve(
                     r = l.accept() => {
                         let (s, _) = r?;
                         let (app, cancel) = (app.clone(), cancel.clone());
-                        tokio::spawn(async move {
+                        conns.spawn(async move {
                             // A connection that never says a word is
-                            // dropped like a slow head (see spawn_conn).
+                            // dropped like a slow head (see serve_conn).
                             if said_something(&s).await {
-                                spawn_conn(TokioIo::new(s), app, cancel);
+                                serve_conn(TokioIo::new(s), app, cancel).await;
                             }
                         });
                     }
@@ -190,16 +196,16 @@ pub async fn serve(
                         let (s, peer) = r?;
                         let acceptor = acceptor.clone();
                         let (app, cancel) = (app.clone(), cancel.clone());
-                        tokio::spawn(async move {
+                        conns.spawn(async move {
                             if !said_something(&s).await {
                                 return;
                             }
                             let Some(acceptor) = acceptor else {
-                                spawn_conn(TokioIo::new(s), app, cancel);
+                                serve_conn(TokioIo::new(s), app, cancel).await;
                                 return;
                             };
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(s)).await {
-                                Ok(Ok(tls)) => spawn_conn(TokioIo::new(tls), app, cancel),
+                                Ok(Ok(tls)) => serve_conn(TokioIo::new(tls), app, cancel).await,
                                 Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake refused"),
                                 Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
                             }
@@ -209,6 +215,8 @@ pub async fn serve(
             }
         }
     }
+    conns.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), conns.wait()).await;
     Ok(())
 }
 
@@ -292,33 +300,40 @@ fn set_group(path: &Path, group: &str) -> anyhow::Result<()> {
     }
 }
 
-fn spawn_conn<I>(io: I, app: Router, cancel: CancellationToken)
+/// Serves one connection until it ends. When shoald stops, in-flight
+/// responses finish (a `docker events` follower's stream ends once the
+/// bus closes) before the connection does; one that would stream on is
+/// cut after [`SHUTDOWN_GRACE`].
+async fn serve_conn<I>(io: I, app: Router, cancel: CancellationToken)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    tokio::spawn(async move {
-        let svc = TowerToHyperService::new(app);
-        // HTTP/1.1 only, as Docker clients speak it: sniffing for an HTTP/2
-        // preface first would wait without a deadline. A client that sends
-        // its request head a byte at a time, or opens a connection and says
-        // nothing, is dropped after dockerd's ReadHeaderTimeout instead of
-        // holding the connection forever.
-        let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout());
-        let conn = builder.serve_connection_with_upgrades(io, svc);
-        tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!(error = %e, "connection ended");
-                }
+    let svc = TowerToHyperService::new(app);
+    // HTTP/1.1 only, as Docker clients speak it: sniffing for an HTTP/2
+    // preface first would wait without a deadline. A client that sends
+    // its request head a byte at a time, or opens a connection and says
+    // nothing, is dropped after dockerd's ReadHeaderTimeout instead of
+    // holding the connection forever.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout());
+    let conn = builder.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = cancel.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
+                Ok(r) => r,
+                Err(_) => return,
             }
-            _ = cancel.cancelled() => conn.as_mut().graceful_shutdown(),
         }
-    });
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "connection ended");
+    }
 }
 
 #[cfg(test)]
