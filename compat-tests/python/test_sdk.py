@@ -1161,7 +1161,8 @@ def test_image_tag_history_save_import_and_task_archive(client, swarm, image):
             c.get_archive("/nope")
         assert f"Could not find the file /nope in container {c.id}" in str(e.value.explanation)
         df = client.df()
-        assert any(i["Id"] == image.id and i["Containers"] == 1 for i in df["Images"])
+        # Earlier tests' stopped task containers of the same image count too.
+        assert any(i["Id"] == image.id and i["Containers"] >= 1 for i in df["Images"])
         assert any(x["Id"] == c.id and x["SizeRw"] > 0 for x in df["Containers"])
     finally:
         svc.remove()
