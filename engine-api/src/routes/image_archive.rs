@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::response::Response;
+use futures::StreamExt;
 use runtime::images::ImportOptions;
 
 use crate::error::ApiError;
@@ -57,9 +58,19 @@ pub async fn import(st: &AppState, raw_query: Option<&str>, body: Body) -> ApiRe
         (false, true) => Some(repo),
         (false, false) => Some(format!("{repo}:{tag}")),
     };
+    let changes = query_all(raw_query, "changes")?;
+    // A bad change is refused before the import starts, and the client's
+    // upload is read to its end first: answering mid-upload would close
+    // the connection under a client still writing (it sees a broken pipe,
+    // not the error).
+    let mut config = runtime::images::changes::empty_config();
+    if let Err(e) = runtime::images::changes::apply(&mut config, &changes) {
+        drain(body).await;
+        return Err(e.into());
+    }
     let opts = ImportOptions {
         name,
-        changes: query_all(raw_query, "changes")?,
+        changes,
         message: query_one(raw_query, "message")?,
         source: src,
     };
@@ -70,6 +81,25 @@ pub async fn import(st: &AppState, raw_query: Option<&str>, body: Body) -> ApiRe
     let line = format!("{{\"status\":{}}}\r\n", serde_json::Value::from(id));
     Ok(([(header::CONTENT_TYPE, "application/json")], line).into_response())
 }
+
+/// Reads and drops what is left of a request body, up to
+/// [`DRAIN_LIMIT`] bytes or [`DRAIN_TIME`].
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let mut read = 0usize;
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    while read < DRAIN_LIMIT {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Ok(Some(Ok(chunk))) => read += chunk.len(),
+            _ => break,
+        }
+    }
+}
+
+/// How much of a refused upload is read before answering.
+const DRAIN_LIMIT: usize = 1 << 30;
+/// How long a refused upload is read before answering.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
