@@ -102,20 +102,12 @@ fn mount_options(m: &Mount, writable: bool) -> (String, String) {
             .collect();
         return (m.r#type.clone(), opts.join(","));
     }
-    let find = |key: &str| {
-        m.options
-            .iter()
-            .find_map(|o| o.strip_prefix(key))
-            .unwrap_or("")
-            .to_string()
-    };
-    let upper = find("upperdir=");
-    let lower = find("lowerdir=");
-    let lowers: Vec<&str> = [upper.as_str(), lower.as_str()]
-        .into_iter()
-        .filter(|s| !s.is_empty())
+    // Read-only: every layer, the writable one included, becomes a lower.
+    let layers: Vec<String> = crate::exec::files::layer_dirs(std::slice::from_ref(m))
+        .iter()
+        .map(|p| p.display().to_string())
         .collect();
-    ("overlay".into(), format!("lowerdir={}", lowers.join(":")))
+    ("overlay".into(), format!("lowerdir={}", layers.join(":")))
 }
 
 #[cfg(test)]
