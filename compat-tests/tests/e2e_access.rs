@@ -63,50 +63,37 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req` making a P-256 key `NAME-key.pem` for subject `NAME`,
+/// with `rest` saying what to write (a self-signed CA or a request).
+fn new_key(dir: &Path, name: &str, rest: &[&str]) {
+    let key = format!("{name}-key.pem");
+    let subject = format!("/CN={name}");
+    let mut args = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-subj",
+        &subject,
+    ];
+    args.extend_from_slice(rest);
+    openssl(dir, &args);
+}
+
 /// A CA `NAME.pem` (key `NAME-key.pem`) in `dir`.
 fn ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}-key.pem"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "1",
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
+    let cert = format!("{name}.pem");
+    new_key(dir, name, &["-x509", "-out", &cert, "-days", "1"]);
 }
 
 /// A certificate `NAME.pem` (key `NAME-key.pem`) signed by the CA `by`,
 /// for `usage` (serverAuth or clientAuth).
 fn leaf(dir: &Path, name: &str, by: &str, usage: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}-key.pem"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
+    new_key(dir, name, &["-out", &format!("{name}.csr")]);
     let ext = dir.join(format!("{name}.ext"));
     std::fs::write(
         &ext,
