@@ -656,6 +656,45 @@ impl Drop for Containerd {
         if let Some(c) = self.child.take() {
             terminate(c, Duration::from_secs(10));
         }
+        self.kill_leftover_shims();
+    }
+}
+
+impl Containerd {
+    /// Kills the shims this containerd started that outlived it (a task
+    /// that was being made when the test ended is in no task list), with
+    /// their direct children (a `runc init` waiting for a start). Ours are
+    /// found by the socket path on their command line.
+    fn kill_leftover_shims(&self) {
+        use nix::sys::signal::kill;
+        use nix::sys::signal::Signal;
+        use nix::unistd::Pid;
+        let socket = self.socket().display().to_string();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        let pids: Vec<i32> = procs
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        let cmdline = |pid: i32| std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let parent = |pid: i32| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            stat.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse::<i32>()
+                .ok()
+        };
+        for shim in pids.iter().copied().filter(|p| {
+            let c = String::from_utf8_lossy(&cmdline(*p)).replace('\0', " ");
+            c.contains("containerd-shim") && c.contains(&socket)
+        }) {
+            for child in pids.iter().copied().filter(|p| parent(*p) == Some(shim)) {
+                let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+            }
+            let _ = kill(Pid::from_raw(shim), Signal::SIGKILL);
+        }
     }
 }
 
