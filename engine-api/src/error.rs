@@ -105,6 +105,16 @@ impl From<runtime::view::Error> for ApiError {
     }
 }
 
+impl From<runtime::standalone::Error> for ApiError {
+    fn from(e: runtime::standalone::Error) -> Self {
+        match e {
+            runtime::standalone::Error::Runtime(inner) => inner.into(),
+            other if other.is_not_modified() => ApiError::not_modified(other.to_string()),
+            other => ApiError::new(runtime_status(other.kind()), other.to_string()),
+        }
+    }
+}
+
 impl From<runtime::view::ExecError> for ApiError {
     fn from(e: runtime::view::ExecError) -> Self {
         match e {

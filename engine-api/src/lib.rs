@@ -36,6 +36,8 @@ pub struct AppState {
     pub runtime: runtime::Containerd,
     /// The daemon's event log (`GET /events`).
     pub events: swarm::events::EventBus,
+    /// Containers made with `docker create` and `docker run`.
+    pub standalone: Arc<runtime::standalone::Standalone>,
 }
 
 /// Static facts about this daemon.

@@ -2,6 +2,7 @@
 //! node and serves the Docker Engine API until SIGINT/SIGTERM.
 
 use std::sync::Arc;
+use std::time::Duration;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -95,6 +96,28 @@ fn daemon_id(data_root: &std::path::Path) -> anyhow::Result<String> {
     Ok(id)
 }
 
+/// Brings back the standalone containers (adopting running ones, starting
+/// those their restart policy asks for), waiting for containerd if it is
+/// not up yet.
+async fn restore_containers(standalone: Arc<runtime::standalone::Standalone>) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match standalone.restore().await {
+            Ok(()) => return,
+            Err(runtime::standalone::Error::Runtime(e))
+                if e.kind() == runtime::ErrorKind::Unavailable =>
+            {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "restoring standalone containers");
+                return;
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::load(Flags::parse())?;
@@ -123,18 +146,24 @@ async fn main() -> anyhow::Result<()> {
         .with_events(events.clone());
     // Made here, on the main thread: the namespace shoald starts in is the
     // one tasks reach the outside and published ports from.
-    let network = netdrv::OverlayDriver::new(cfg.data_root.join("netdrv"))
-        .context("open the network driver's state")?;
-    let executor = runtime::exec::ContainerdExecutor::new(
-        containerd.clone(),
-        runtime::exec::NodeEnv::new(
-            &cfg.data_root,
-            hostname.clone(),
-            engine_api::VERSION.to_string(),
-        )
-        .with_cgroup_parent(&cfg.cgroup_parent),
+    let network: Arc<dyn swarm::exec::NetworkAttacher> = Arc::new(
+        netdrv::OverlayDriver::new(cfg.data_root.join("netdrv"))
+            .context("open the network driver's state")?,
+    );
+    let node_env = runtime::exec::NodeEnv::new(
+        &cfg.data_root,
+        hostname.clone(),
+        engine_api::VERSION.to_string(),
     )
-    .with_network(Arc::new(network));
+    .with_cgroup_parent(&cfg.cgroup_parent);
+    let standalone = runtime::standalone::Standalone::new(
+        containerd.clone(),
+        node_env.clone(),
+        Some(network.clone()),
+        swarm::controlapi::network::local_id(&engine.id, "bridge"),
+    );
+    let executor = runtime::exec::ContainerdExecutor::new(containerd.clone(), node_env)
+        .with_network(network);
     let node = SwarmNode::open(NodeConfig {
         data_root: cfg.data_root.clone(),
         engine_version: engine_api::VERSION.to_string(),
@@ -150,7 +179,9 @@ async fn main() -> anyhow::Result<()> {
         services_json: Default::default(),
         runtime: containerd,
         events: events.clone(),
+        standalone: standalone.clone(),
     };
+    tokio::spawn(restore_containers(standalone));
     let app = router::app(state.clone());
     let cancel = CancellationToken::new();
     let mut servers = tokio::task::JoinSet::new();

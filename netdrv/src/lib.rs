@@ -596,6 +596,10 @@ impl OverlayDriver {
                 .filter(|i| matches!(i.link, Link::Network { .. }))
                 .map(|i| (i.name.clone(), i.address.to_string()))
                 .collect(),
+            egress: rec.interfaces.iter().find_map(|i| match i.link {
+                Link::Egress { gateway } => Some((i.address.to_string(), gateway.to_string())),
+                Link::Network { .. } => None,
+            }),
         }
     }
 

@@ -8,10 +8,13 @@
 //! task's process exit and the orchestrator replaces the task.
 
 mod archive;
+mod attach;
 mod filter;
+mod lifecycle;
 pub(crate) mod logs;
 mod prune;
 mod render;
+mod render_standalone;
 mod stats;
 pub(crate) mod stream;
 
@@ -52,6 +55,15 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/containers/json", get(list))
+        .route("/containers/create", post(lifecycle::create))
+        .route("/containers/{id}/start", post(lifecycle::start))
+        .route("/containers/{id}/restart", post(lifecycle::restart))
+        .route("/containers/{id}/pause", post(lifecycle::pause))
+        .route("/containers/{id}/unpause", post(lifecycle::unpause))
+        .route("/containers/{id}/rename", post(lifecycle::rename))
+        .route("/containers/{id}/update", post(lifecycle::update))
+        .route("/containers/{id}/resize", post(lifecycle::resize))
+        .route("/containers/{id}/attach", post(attach::attach))
         .route("/containers/{id}/json", get(inspect))
         .route("/containers/{id}/logs", get(container_logs))
         .route("/containers/{id}/stats", get(stats::stats))
@@ -76,7 +88,21 @@ pub(crate) fn render_summary(
         spec: specs.get(c.task_id()),
         image_id,
     };
-    render::summary(c, &x, now)
+    let mut v = render::summary(c, &x, now);
+    if let Some(r) = standalone_record(s, c) {
+        render_standalone::summary(&mut v, c, &r);
+    }
+    v
+}
+
+/// A standalone container's own record.
+fn standalone_record(
+    s: &AppState,
+    c: &ContainerInfo,
+) -> Option<runtime::standalone::record::Record> {
+    c.standalone
+        .then(|| s.standalone.record(&c.id).ok())
+        .flatten()
 }
 
 /// The node settings the container files and logs live under.
@@ -160,7 +186,11 @@ async fn list(
                     spec: specs.get(c.task_id()),
                     image_id: Some(&image_id),
                 };
-                render::summary(c, &x, now)
+                let mut v = render::summary(c, &x, now);
+                if let Some(r) = standalone_record(&s, c) {
+                    render_standalone::summary(&mut v, c, &r);
+                }
+                v
             })
             .collect(),
     ))
@@ -175,7 +205,11 @@ async fn inspect(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
         spec: specs.get(c.task_id()),
         image_id: ids.get(&c.image).map(String::as_str),
     };
-    Ok(Json(render::inspect(&c, &x)))
+    let mut v = render::inspect(&c, &x);
+    if let Some(r) = standalone_record(&s, &c) {
+        render_standalone::inspect(&mut v, &c, &r);
+    }
+    Ok(Json(v))
 }
 
 /// `GET /containers/{id}/logs`.
@@ -231,29 +265,37 @@ async fn stop_signal(s: &AppState, c: &ContainerInfo, q: &crate::body::Query) ->
     }
 }
 
+/// A standalone container's own stop timeout (`--stop-timeout`).
+fn standalone_stop_timeout(s: &AppState, c: &ContainerInfo) -> Option<Duration> {
+    if !c.standalone {
+        return None;
+    }
+    let t = s.standalone.record(&c.id).ok()?.config.stop_timeout?;
+    (t >= 0).then(|| Duration::from_secs(t as u64))
+}
+
 /// `POST /containers/{id}/stop`.
 async fn stop(
     State(s): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<crate::body::Query>,
 ) -> ApiResult<Response> {
-    let timeout = match q.get("t").filter(|t| !t.is_empty()) {
-        Some(t) => Some(t.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(format!("strconv.Atoi: parsing \"{t}\": invalid syntax"))
-        })?),
-        None => None,
-    };
+    // Negative: wait as long as it takes, without a kill.
+    let grace = lifecycle::stop_timeout(&q)?;
     let c = find(&s, &id).await?;
     let signal = stop_signal(&s, &c, &q).await?;
-    // Negative: wait as long as it takes, without a kill.
-    let grace = match timeout {
-        Some(t) if t < 0 => None,
-        Some(t) => Some(Duration::from_secs(t as u64)),
-        None => Some(Duration::from_secs(10)),
+    let grace = match grace {
+        Some(g) => g,
+        None => Some(
+            standalone_stop_timeout(&s, &c).unwrap_or(Duration::from_secs(10)),
+        ),
     };
-    s.runtime
-        .container_stop(&c, signal, grace)
-        .await
+    let stopped = if c.standalone {
+        s.standalone.stop(&c, signal, grace).await
+    } else {
+        s.runtime.container_stop(&c, signal, grace).await
+    };
+    stopped
         .map_err(|e| {
             // (A container that is not running is a body-less 304.)
             let api = ApiError::from(e);
@@ -282,10 +324,12 @@ async fn kill(
         None => 9,
     };
     let c = find(&s, &id).await.map_err(wrap)?;
-    s.runtime
-        .container_kill(&c, signal)
-        .await
-        .map_err(|e| wrap(e.into()))?;
+    let killed = if c.standalone {
+        s.standalone.kill(&c, signal).await
+    } else {
+        s.runtime.container_kill(&c, signal).await
+    };
+    killed.map_err(|e| wrap(e.into()))?;
     Ok(no_content())
 }
 
@@ -297,9 +341,14 @@ async fn remove(
 ) -> ApiResult<Response> {
     let env = node_env(&s);
     let c = find(&s, &id).await?;
-    s.runtime
-        .container_remove(&env, &c, &id, query_bool(&q, "force"), query_bool(&q, "v"))
-        .await?;
+    let (force, volumes) = (query_bool(&q, "force"), query_bool(&q, "v"));
+    if c.standalone {
+        s.standalone.remove(&c, &id, force, volumes).await?;
+    } else {
+        s.runtime
+            .container_remove(&env, &c, &id, force, volumes)
+            .await?;
+    }
     Ok(no_content())
 }
 
@@ -316,8 +365,14 @@ async fn wait(
     let c = find(&s, &id).await?;
     let env = node_env(&s);
     let rt = s.runtime.clone();
+    let standalone = s.standalone.clone();
     let body = futures::stream::once(async move {
-        let json = match rt.container_wait(&env, &c, condition).await {
+        let waited = if c.standalone {
+            standalone.wait(&c, condition).await
+        } else {
+            rt.container_wait(&env, &c, condition).await
+        };
+        let json = match waited {
             Ok(code) => serde_json::json!({ "StatusCode": code }),
             Err(e) => {
                 serde_json::json!({ "StatusCode": -1, "Error": { "Message": e.to_string() } })

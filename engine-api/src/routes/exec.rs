@@ -191,7 +191,7 @@ async fn run(ctx: Start, input: Option<Input>, mut output: Output) {
 
 /// One piece of output: with `mux`, behind dockerd's 8-byte header
 /// (stream, three zero bytes, big-endian length).
-async fn write_chunk<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_chunk<W: AsyncWrite + Unpin>(
     w: &mut W,
     mux: bool,
     stream: u8,
@@ -285,7 +285,7 @@ async fn resize(
 }
 
 /// A `h`/`w` value as dockerd parses it (unsigned 32-bit, no sign).
-fn dimension(q: &crate::body::Query, key: &str, what: &str) -> ApiResult<u32> {
+pub(crate) fn dimension(q: &crate::body::Query, key: &str, what: &str) -> ApiResult<u32> {
     let raw = q.get(key).map_or("", String::as_str);
     let (digits, negative) = match raw.strip_prefix('-') {
         Some(d) => (d, true),

@@ -31,6 +31,10 @@ pub struct Endpoint {
     /// A random 64-hex ID for the endpoint, as libnetwork gives one.
     #[serde(default)]
     pub id: String,
+    /// The network's gateway, where the container has one (the default
+    /// bridge of a standalone container).
+    #[serde(default)]
+    pub gateway: String,
 }
 
 /// What `endpoints.json` holds.
@@ -66,6 +70,7 @@ impl Endpoints {
                     aliases: a.aliases.clone(),
                     mac: mac_of(&a.address),
                     id: super::ids::random_hex(32),
+                    gateway: String::new(),
                 })
                 .collect(),
         }

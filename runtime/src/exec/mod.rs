@@ -192,7 +192,14 @@ impl Executor for ContainerdExecutor {
             }
         }
         if let Some(net) = &self.net {
-            net.prune(keep).await?;
+            // Standalone containers' namespaces are no task's but stay.
+            let mut keep = keep.clone();
+            keep.extend(
+                crate::standalone::Standalone::ids(&self.ctd)
+                    .await
+                    .map_err(|e| ExecError::Temporary(e.to_string()))?,
+            );
+            net.prune(&keep).await?;
         }
         Ok(())
     }

@@ -4,13 +4,18 @@
 //! while the shim has not connected yet or between shoald restarts; the
 //! copier therefore stops when told the process exited, after the pipes
 //! have been quiet for a moment.
+//!
+//! A copier may also hand every chunk it reads to a tap, as it reads it:
+//! that is what `docker attach` on a standalone container streams.
 
 use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
+use bytes::Bytes;
 use tokio::net::unix::pipe;
+use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +37,18 @@ pub struct Copier {
     handle: JoinHandle<()>,
 }
 
+/// A piece of a container's output as its process wrote it.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// Whether it came from stderr (else stdout).
+    pub stderr: bool,
+    /// The bytes.
+    pub data: Bytes,
+}
+
+/// Where a copier hands each [`Chunk`] it reads.
+pub type Tap = broadcast::Sender<Chunk>;
+
 /// The FIFO paths of a container's init process in `dir`.
 pub fn fifo_paths(dir: &Path) -> (PathBuf, PathBuf) {
     (dir.join("init-stdout"), dir.join("init-stderr"))
@@ -52,6 +69,16 @@ impl Copier {
         log: PathBuf,
         rotation: Rotation,
     ) -> std::io::Result<(Copier, PathBuf, PathBuf)> {
+        Self::start_tapped(dir, log, rotation, None)
+    }
+
+    /// As [`Copier::start`], also handing every chunk read to `tap`.
+    pub fn start_tapped(
+        dir: &Path,
+        log: PathBuf,
+        rotation: Rotation,
+        tap: Option<Tap>,
+    ) -> std::io::Result<(Copier, PathBuf, PathBuf)> {
         let (out_path, err_path) = fifo_paths(dir);
         mkfifo(&out_path)?;
         mkfifo(&err_path)?;
@@ -64,8 +91,14 @@ impl Copier {
         let handle = tokio::spawn({
             let exited = exited.clone();
             async move {
-                let a = tokio::spawn(copy(out, "stdout", tx.clone(), exited.clone()));
-                let b = tokio::spawn(copy(err, "stderr", tx, exited));
+                let a = tokio::spawn(copy(
+                    out,
+                    "stdout",
+                    tx.clone(),
+                    tap.clone(),
+                    exited.clone(),
+                ));
+                let b = tokio::spawn(copy(err, "stderr", tx, tap, exited));
                 let write = tokio::task::spawn_blocking(move || {
                     while let Some(line) = rx.blocking_recv() {
                         if let Err(e) = writer.write(&line) {
@@ -92,6 +125,7 @@ async fn copy(
     mut rx: pipe::Receiver,
     stream: &'static str,
     out: mpsc::Sender<LogLine>,
+    tap: Option<Tap>,
     exited: CancellationToken,
 ) {
     let mut buf = vec![0u8; 32 * 1024];
@@ -116,6 +150,13 @@ async fn copy(
         match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if let Some(tap) = &tap {
+                    // No subscriber is not an error: nobody is attached.
+                    let _ = tap.send(Chunk {
+                        stderr: stream == "stderr",
+                        data: Bytes::copy_from_slice(&buf[..n]),
+                    });
+                }
                 pending.extend_from_slice(&buf[..n]);
                 while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = pending.drain(..=pos).collect();

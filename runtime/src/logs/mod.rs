@@ -8,7 +8,9 @@ pub mod reader;
 pub mod tasks;
 
 pub use fifo::fifo_paths;
+pub use fifo::Chunk;
 pub use fifo::Copier;
+pub use fifo::Tap;
 pub use json::log_path;
 pub use json::LogLine;
 pub use json::Rotation;

@@ -54,6 +54,7 @@ mod tests {
             spec: SpecView::default(),
             dir: PathBuf::new(),
             log_path: PathBuf::new(),
+            standalone: false,
         }
     }
 

@@ -67,6 +67,8 @@ pub struct ContainerInfo {
     pub dir: PathBuf,
     /// Its json-file log.
     pub log_path: PathBuf,
+    /// Whether it is a standalone container (`docker run`), not a task's.
+    pub standalone: bool,
 }
 
 impl ContainerInfo {
@@ -150,6 +152,9 @@ fn info(env: &NodeEnv, c: Container, task: Option<&Process>) -> ContainerInfo {
     let spec_json = c.spec.as_ref().map(|a| a.value.as_slice()).unwrap_or(&[]);
     let mut labels = c.labels;
     let name = labels.remove(NAME_LABEL).unwrap_or_else(|| c.id.clone());
+    let standalone = labels
+        .remove(crate::standalone::STANDALONE_LABEL)
+        .is_some();
     // containerd keeps no empty label values: the marker dockerd gives
     // every task container ("com.docker.swarm.task": "") comes back here.
     if labels.contains_key("com.docker.swarm.task.id") {
@@ -165,6 +170,7 @@ fn info(env: &NodeEnv, c: Container, task: Option<&Process>) -> ContainerInfo {
         labels,
         created,
         dir,
+        standalone,
     }
 }
 

@@ -65,6 +65,10 @@ pub struct TaskNetns {
     pub resolv_conf: String,
     /// Interface name and address (CIDR) of each attachment, in order.
     pub interfaces: Vec<(String, String)>,
+    /// The address (CIDR) and gateway of the interface on the node's
+    /// gateway bridge, when the task has one: its way out of the node,
+    /// and a standalone container's `bridge` network.
+    pub egress: Option<(String, String)>,
 }
 
 /// The names resolvable on one network: service names (to their VIP, or

@@ -161,7 +161,7 @@ fn networks(c: &ContainerInfo, eps: Option<Endpoints>) -> Value {
                 "DriverOpts": null,
                 "NetworkID": e.network_id,
                 "EndpointID": e.id,
-                "Gateway": "",
+                "Gateway": e.gateway,
                 "IPAddress": ip,
                 "IPPrefixLen": len.parse::<u8>().unwrap_or(0),
                 "IPv6Gateway": "",
@@ -366,6 +366,7 @@ mod tests {
             },
             dir: PathBuf::from("/d/c"),
             log_path: PathBuf::from("/d/c/c-json.log"),
+            standalone: false,
         }
     }
 

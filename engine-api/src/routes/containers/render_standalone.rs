@@ -1,0 +1,183 @@
+//! What a standalone container's JSON shows beyond a task container's:
+//! its request as given (`Config`, `HostConfig`), its restart count, and
+//! its published ports. Applied over the task-container rendering of
+//! [`super::render`], which both kinds share.
+
+use runtime::standalone::record::Record;
+use runtime::view::ContainerInfo;
+use serde_json::json;
+use serde_json::Map;
+use serde_json::Value;
+use swarm::exec::PortProtocol;
+
+fn proto(p: PortProtocol) -> &'static str {
+    match p {
+        PortProtocol::Tcp => "tcp",
+        PortProtocol::Udp => "udp",
+        PortProtocol::Sctp => "sctp",
+    }
+}
+
+/// `NetworkSettings.Ports`: every exposed or bound port, with the host
+/// ports published for the current run while it runs.
+fn ports(c: &ContainerInfo, r: &Record) -> Value {
+    let mut out = Map::new();
+    let exposed = r
+        .config
+        .exposed_ports
+        .iter()
+        .flat_map(|m| m.keys().cloned())
+        .chain(
+            r.image_config
+                .pointer("/config/ExposedPorts")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flat_map(|m| m.keys().cloned()),
+        );
+    for p in exposed {
+        out.insert(p, Value::Null);
+    }
+    if c.state.status.is_running() {
+        for p in &r.run.published {
+            let key = format!("{}/{}", p.target, proto(p.protocol));
+            let entry = out.entry(key).or_insert_with(|| json!([]));
+            if !entry.is_array() {
+                *entry = json!([]);
+            }
+            if let Some(a) = entry.as_array_mut() {
+                a.push(json!({"HostIp": "0.0.0.0", "HostPort": p.published.to_string()}));
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// The summary's `Ports` list.
+fn summary_ports(c: &ContainerInfo, r: &Record) -> Value {
+    if !c.state.status.is_running() {
+        return json!([]);
+    }
+    let mut list: Vec<Value> = r
+        .run
+        .published
+        .iter()
+        .map(|p| {
+            json!({
+                "IP": "0.0.0.0",
+                "PrivatePort": p.target,
+                "PublicPort": p.published,
+                "Type": proto(p.protocol),
+            })
+        })
+        .collect();
+    list.sort_by_key(|v| v["PrivatePort"].as_u64());
+    Value::Array(list)
+}
+
+fn network_mode(r: &Record) -> String {
+    r.config
+        .host_config
+        .as_ref()
+        .and_then(|h| h.network_mode.clone())
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// Patches a summary (`GET /containers/json` entry).
+pub fn summary(v: &mut Value, c: &ContainerInfo, r: &Record) {
+    v["Ports"] = summary_ports(c, r);
+    v["HostConfig"] = json!({ "NetworkMode": network_mode(r) });
+    if let Some(image) = r.config.image.as_deref() {
+        v["Image"] = json!(image);
+    }
+}
+
+/// `Config.Entrypoint` and `Config.Cmd` as dockerd keeps them: the
+/// request's, filled from the image (its `Cmd` only when no entrypoint
+/// was given).
+fn entrypoint_and_cmd(r: &Record) -> (Value, Value) {
+    let image = |k: &str| r.image_config.pointer(&format!("/config/{k}")).cloned();
+    let given_entry = r.config.entrypoint.clone().filter(|e| !e.is_empty());
+    let entry = match &given_entry {
+        Some(e) => json!(e),
+        None => image("Entrypoint").unwrap_or(Value::Null),
+    };
+    let cmd = match (&r.config.cmd, &given_entry) {
+        (Some(c), _) if !c.is_empty() => json!(c),
+        (_, Some(_)) => Value::Null,
+        _ => image("Cmd").unwrap_or(Value::Null),
+    };
+    (entry, cmd)
+}
+
+/// Patches an inspect document (`GET /containers/{id}/json`).
+pub fn inspect(v: &mut Value, c: &ContainerInfo, r: &Record) {
+    v["RestartCount"] = json!(r.run.restart_count);
+    let b = &r.config;
+    let (entry, cmd) = entrypoint_and_cmd(r);
+    let cfg = &mut v["Config"];
+    cfg["AttachStdin"] = json!(b.attach_stdin.unwrap_or(false));
+    cfg["AttachStdout"] = json!(b.attach_stdout.unwrap_or(false));
+    cfg["AttachStderr"] = json!(b.attach_stderr.unwrap_or(false));
+    cfg["Tty"] = json!(b.tty.unwrap_or(false));
+    cfg["OpenStdin"] = json!(b.open_stdin.unwrap_or(false));
+    cfg["StdinOnce"] = json!(b.stdin_once.unwrap_or(false));
+    cfg["Entrypoint"] = entry;
+    cfg["Cmd"] = cmd;
+    if let Some(image) = b.image.as_deref() {
+        cfg["Image"] = json!(image);
+    }
+    if let Some(user) = b.user.as_deref() {
+        cfg["User"] = json!(user);
+    }
+    if let Some(p) = b.exposed_ports.as_ref().filter(|p| !p.is_empty()) {
+        cfg["ExposedPorts"] = json!(p.keys().map(|k| (k.clone(), json!({}))).collect::<Map<_, _>>());
+    }
+    if let Some(sig) = b.stop_signal.as_deref().filter(|s| !s.is_empty()) {
+        cfg["StopSignal"] = json!(sig);
+    }
+    if let Some(t) = b.stop_timeout {
+        cfg["StopTimeout"] = json!(t);
+    }
+    if let Some(h) = &b.healthcheck {
+        cfg["Healthcheck"] = json!(h);
+    }
+    let hc = r.host_config();
+    let host = &mut v["HostConfig"];
+    host["NetworkMode"] = json!(network_mode(r));
+    host["Binds"] = json!(hc.binds);
+    host["PortBindings"] = json!(hc.port_bindings.unwrap_or_default());
+    host["RestartPolicy"] = json!({
+        "Name": hc.restart_policy.as_ref().and_then(|p| p.name).map(|n| n.to_string()).filter(|n| !n.is_empty()).unwrap_or_else(|| "no".into()),
+        "MaximumRetryCount": hc.restart_policy.as_ref().and_then(|p| p.maximum_retry_count).unwrap_or(0),
+    });
+    host["AutoRemove"] = json!(hc.auto_remove.unwrap_or(false));
+    host["Privileged"] = json!(hc.privileged.unwrap_or(false));
+    host["PublishAllPorts"] = json!(hc.publish_all_ports.unwrap_or(false));
+    host["CapAdd"] = json!(hc.cap_add);
+    host["CapDrop"] = json!(hc.cap_drop);
+    host["Init"] = json!(hc.init);
+    host["ExtraHosts"] = json!(hc.extra_hosts);
+    host["GroupAdd"] = json!(hc.group_add);
+    if let Some(cs) = hc.console_size {
+        host["ConsoleSize"] = json!(cs);
+    }
+    host["CgroupnsMode"] = json!("private");
+    v["NetworkSettings"]["Ports"] = ports(c, r);
+    // The legacy top-level fields carry the default bridge's endpoint.
+    if let Some(b) = v["NetworkSettings"]["Networks"].get("bridge").cloned() {
+        let ns = &mut v["NetworkSettings"];
+        for k in ["EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"] {
+            ns[k] = b[k].clone();
+        }
+    }
+    if network_mode(r) == "host" || network_mode(r) == "none" {
+        let name = network_mode(r);
+        v["NetworkSettings"]["Networks"] = json!({ name: {
+            "IPAMConfig": null, "Links": null, "Aliases": null, "MacAddress": "",
+            "DriverOpts": null, "NetworkID": "", "EndpointID": "", "Gateway": "",
+            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+        }});
+    }
+}
