@@ -1174,3 +1174,60 @@ def json_status(out):
 
     lines = [json.loads(l) for l in out.splitlines() if l.strip()]
     return lines[-1]["status"]
+
+
+def test_standalone_containers(client, image):
+    # containers.run without detach: the output, and the exit code on failure.
+    out = client.containers.run(IMAGE, ["sh", "-c", "echo from-run"], remove=True)
+    assert out == b"from-run\n"
+    with pytest.raises(docker.errors.ContainerError) as e:
+        client.containers.run(IMAGE, ["sh", "-c", "exit 5"], remove=True)
+    assert e.value.exit_status == 5
+
+    c = client.containers.run(
+        IMAGE,
+        ["httpd", "-f", "-p", "80"],
+        name="sdk-standalone",
+        detach=True,
+        restart_policy={"Name": "on-failure", "MaximumRetryCount": 3},
+        labels={"purpose": "sdk"},
+        environment={"COLOR": "blue"},
+    )
+    try:
+        c.reload()
+        assert c.status == "running"
+        assert c.name == "sdk-standalone"
+        assert c.labels["purpose"] == "sdk"
+        assert c.attrs["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+        assert "COLOR=blue" in c.attrs["Config"]["Env"]
+        assert c.exec_run(["cat", "/etc/hostname"]).output.decode().strip() == c.id[:12]
+        assert any(x.id == c.id for x in client.containers.list(filters={"label": "purpose=sdk"}))
+        c.pause()
+        c.reload()
+        assert c.status == "paused"
+        c.unpause()
+        c.rename("sdk-renamed")
+        c.reload()
+        assert c.name == "sdk-renamed"
+        with pytest.raises(docker.errors.APIError) as e:
+            c.remove()
+        assert e.value.status_code == 409
+        c.stop(timeout=1)
+        c.reload()
+        assert c.status == "exited"
+        c.start()
+        c.reload()
+        assert c.status == "running"
+    finally:
+        c.remove(force=True)
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get("sdk-renamed")
+
+    created = client.containers.create(IMAGE, ["echo", "made first"], name="sdk-created")
+    try:
+        assert created.status == "created"
+        created.start()
+        assert created.wait()["StatusCode"] == 0
+        assert created.logs() == b"made first\n"
+    finally:
+        created.remove()

@@ -57,9 +57,20 @@ fn run_prints_output_and_exits_with_the_containers_code() {
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
 
     // Without --rm the container stays, exited with its code.
-    let r = d.docker(&["run", "--name", "once", IMAGE, "sh", "-c", "echo hi; exit 2"]);
+    let r = d.docker(&[
+        "run",
+        "--name",
+        "once",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo hi; exit 2",
+    ]);
     assert_eq!((r.code, r.stdout.as_str()), (2, "hi\n"), "{r:?}");
-    assert_eq!(inspect(&d, "once", "{{.State.Status}} {{.State.ExitCode}}"), "exited 2");
+    assert_eq!(
+        inspect(&d, "once", "{{.State.Status}} {{.State.ExitCode}}"),
+        "exited 2"
+    );
     assert_eq!(d.ok(&["logs", "once"]), "hi\n");
     let ps = d.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.starts_with("once Exited (2)"), "{ps}");
@@ -72,8 +83,15 @@ fn run_prints_output_and_exits_with_the_containers_code() {
     d.ok(&["rm", "once"]);
 
     // -i: the client's input reaches the process, and its end ends it.
-    let r = d.docker_stdin(&["run", "-i", "--rm", IMAGE, "cat"], Some(b"fed through stdin\n"));
-    assert_eq!((r.code, r.stdout.as_str()), (0, "fed through stdin\n"), "{r:?}");
+    let r = d.docker_stdin(
+        &["run", "-i", "--rm", IMAGE, "cat"],
+        Some(b"fed through stdin\n"),
+    );
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "fed through stdin\n"),
+        "{r:?}"
+    );
 
     // create, then start -a.
     let id = d.ok(&["create", "--name", "later", IMAGE, "echo", "started later"]);
@@ -82,6 +100,33 @@ fn run_prints_output_and_exits_with_the_containers_code() {
     let r = d.docker(&["start", "-a", "later"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "started later\n"), "{r:?}");
     d.ok(&["rm", "later"]);
+
+    // Each step was an event, as dockerd reports them.
+    let events = d.ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until_now(),
+        "--filter",
+        "container=later",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let actions: Vec<&str> = events.lines().collect();
+    assert_eq!(
+        actions,
+        vec!["create", "attach", "start", "die", "destroy"],
+        "{events}"
+    );
+}
+
+/// A `--until` just after now, so `docker events` returns.
+fn until_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    (now.as_secs() + 1).to_string()
 }
 
 #[test]
@@ -90,24 +135,41 @@ fn detached_containers_live_as_dockerd_runs_them() {
         return;
     };
     let id = d.ok(&[
-        "run", "-d", "--name", "web", "-e", "GREETING=hello", IMAGE, "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-e",
+        "GREETING=hello",
+        IMAGE,
+        "sh",
+        "-c",
         "echo $GREETING; exec httpd -f -p 80",
     ]);
     let id = id.trim().to_string();
     assert_eq!(id.len(), 64, "{id}");
     assert_eq!(inspect(&d, "web", "{{.State.Running}}"), "true");
-    assert_eq!(inspect(&d, "web", "{{.Name}} {{.Id}}"), format!("/web {id}"));
+    assert_eq!(
+        inspect(&d, "web", "{{.Name}} {{.Id}}"),
+        format!("/web {id}")
+    );
     let ps = d.ok(&["ps", "--format", "{{.Names}} {{.Image}} {{.Status}}"]);
     assert!(ps.starts_with(&format!("web {IMAGE} Up")), "{ps}");
     wait_for(10, "the greeting in the log", || {
         (d.ok(&["logs", "web"]) == "hello\n").then_some(())
     });
-    assert_eq!(d.ok(&["exec", "web", "cat", "/etc/hostname"]).trim(), &id[..12]);
+    assert_eq!(
+        d.ok(&["exec", "web", "cat", "/etc/hostname"]).trim(),
+        &id[..12]
+    );
 
     d.ok(&["pause", "web"]);
     assert_eq!(inspect(&d, "web", "{{.State.Status}}"), "paused");
     let err = d.fail(&["pause", "web"]);
-    assert!(err.contains(&format!("Container {id} is already paused")), "{err}");
+    assert!(
+        err.contains(&format!("Container {id} is already paused")),
+        "{err}"
+    );
     d.ok(&["unpause", "web"]);
     assert_eq!(inspect(&d, "web", "{{.State.Status}}"), "running");
 
@@ -138,7 +200,15 @@ fn restart_policies_bring_containers_back_until_stopped() {
         return;
     };
     d.ok(&[
-        "run", "-d", "--name", "flaky", "--restart", "on-failure:2", IMAGE, "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        IMAGE,
+        "sh",
+        "-c",
         "echo run; exit 1",
     ]);
     wait_for(20, "two restarts and a final exit", || {
@@ -150,10 +220,21 @@ fn restart_policies_bring_containers_back_until_stopped() {
     });
 
     d.ok(&[
-        "run", "-d", "--name", "loop", "--restart", "always", IMAGE, "sh", "-c", "sleep 0.3",
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 0.3",
     ]);
     wait_for(20, "an always container to come back twice", || {
-        let n: u32 = inspect(&d, "loop", "{{.RestartCount}}").parse().unwrap_or(0);
+        let n: u32 = inspect(&d, "loop", "{{.RestartCount}}")
+            .parse()
+            .unwrap_or(0);
         (n >= 2).then_some(())
     });
     d.ok(&["stop", "-t", "1", "loop"]);
@@ -183,15 +264,32 @@ fn networks_none_host_and_published_ports() {
     let Some((ctrd, d)) = node() else {
         return;
     };
-    let links = d.ok(&["run", "--rm", "--network", "none", IMAGE, "ip", "-o", "link"]);
-    let names: Vec<&str> = links
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .collect();
+    let links = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        IMAGE,
+        "ip",
+        "-o",
+        "link",
+    ]);
+    let names: Vec<&str> = links.lines().filter_map(|l| l.split(": ").nth(1)).collect();
     assert_eq!(names, vec!["lo"], "{links}");
 
-    let host_links = ctrd.node.output(Duration::from_secs(5), &["ip", "-o", "link"]);
-    let seen = d.ok(&["run", "--rm", "--network", "host", IMAGE, "ip", "-o", "link"]);
+    let host_links = ctrd
+        .node
+        .output(Duration::from_secs(5), &["ip", "-o", "link"]);
+    let seen = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        IMAGE,
+        "ip",
+        "-o",
+        "link",
+    ]);
     assert_eq!(
         seen.lines().count(),
         host_links.lines().count(),
@@ -199,8 +297,7 @@ fn networks_none_host_and_published_ports() {
     );
 
     d.ok(&[
-        "run", "-d", "--name", "pub", "-p", "18080:80", IMAGE, "httpd", "-f", "-p", "80", "-h",
-        "/",
+        "run", "-d", "--name", "pub", "-p", "18080:80", IMAGE, "httpd", "-f", "-p", "80", "-h", "/",
     ]);
     let id = inspect(&d, "pub", "{{.Id}}");
     let (client, node_addr) = ctrd.node.client();
@@ -232,11 +329,25 @@ fn containers_outlive_a_shoald_restart_and_are_followed_again() {
         return;
     };
     d.ok(&[
-        "run", "-d", "--name", "ticker", IMAGE, "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        IMAGE,
+        "sh",
+        "-c",
         "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done",
     ]);
     d.ok(&[
-        "run", "-d", "--name", "keeper", "--restart", "always", IMAGE, "sleep", "1000",
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "--restart",
+        "always",
+        IMAGE,
+        "sleep",
+        "1000",
     ]);
     let pid = inspect(&d, "ticker", "{{.State.Pid}}");
     d.stop();

@@ -162,8 +162,8 @@ async fn main() -> anyhow::Result<()> {
         Some(network.clone()),
         swarm::controlapi::network::local_id(&engine.id, "bridge"),
     );
-    let executor = runtime::exec::ContainerdExecutor::new(containerd.clone(), node_env)
-        .with_network(network);
+    let executor =
+        runtime::exec::ContainerdExecutor::new(containerd.clone(), node_env).with_network(network);
     let node = SwarmNode::open(NodeConfig {
         data_root: cfg.data_root.clone(),
         engine_version: engine_api::VERSION.to_string(),

@@ -286,24 +286,21 @@ async fn stop(
     let signal = stop_signal(&s, &c, &q).await?;
     let grace = match grace {
         Some(g) => g,
-        None => Some(
-            standalone_stop_timeout(&s, &c).unwrap_or(Duration::from_secs(10)),
-        ),
+        None => Some(standalone_stop_timeout(&s, &c).unwrap_or(Duration::from_secs(10))),
     };
     let stopped = if c.standalone {
         s.standalone.stop(&c, signal, grace).await
     } else {
         s.runtime.container_stop(&c, signal, grace).await
     };
-    stopped
-        .map_err(|e| {
-            // (A container that is not running is a body-less 304.)
-            let api = ApiError::from(e);
-            ApiError::new(
-                api.status,
-                format!("cannot stop container: {id}: {}", api.message),
-            )
-        })?;
+    stopped.map_err(|e| {
+        // (A container that is not running is a body-less 304.)
+        let api = ApiError::from(e);
+        ApiError::new(
+            api.status,
+            format!("cannot stop container: {id}: {}", api.message),
+        )
+    })?;
     Ok(no_content())
 }
 

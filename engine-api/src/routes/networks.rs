@@ -64,6 +64,20 @@ fn local_networks(s: &AppState) -> Vec<Value> {
             "Labels": {},
         }));
     };
+    // Standalone containers' default network: they get their address on
+    // the node's gateway bridge (see `runtime::standalone`).
+    add(
+        "bridge",
+        "bridge",
+        json!([{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}]),
+        json!({
+            "com.docker.network.bridge.default_bridge": "true",
+            "com.docker.network.bridge.enable_icc": "false",
+            "com.docker.network.bridge.enable_ip_masquerade": "true",
+            "com.docker.network.bridge.name": "shoal_gwbridge",
+            "com.docker.network.driver.mtu": "1500",
+        }),
+    );
     add("host", "host", json!([]), json!({}));
     add("none", "null", json!([]), json!({}));
     if s.node.manager().is_ok() {
@@ -297,6 +311,11 @@ async fn inspect(
     crate::body::query_strict_bool(&q, "verbose", crate::body::BadBool::Wrapped)?;
     let scope = q.get("scope").map(String::as_str).unwrap_or("");
     let mut v = find(&s, &id, scope)?;
+    if text(&v, "Name") == "bridge" && text(&v, "Scope") == "local" {
+        let id = text(&v, "Id").to_string();
+        let on = local_endpoints(&s, &id).await;
+        v["Containers"] = if on.is_null() { json!({}) } else { on };
+    }
     if text(&v, "Scope") == "swarm" {
         let id = text(&v, "Id").to_string();
         v["Containers"] = local_endpoints(&s, &id).await;

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
 use bytes::Bytes;
+use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tokio::sync::broadcast;
 use tokio::sync::mpsc;
@@ -91,13 +91,7 @@ impl Copier {
         let handle = tokio::spawn({
             let exited = exited.clone();
             async move {
-                let a = tokio::spawn(copy(
-                    out,
-                    "stdout",
-                    tx.clone(),
-                    tap.clone(),
-                    exited.clone(),
-                ));
+                let a = tokio::spawn(copy(out, "stdout", tx.clone(), tap.clone(), exited.clone()));
                 let b = tokio::spawn(copy(err, "stderr", tx, tap, exited));
                 let write = tokio::task::spawn_blocking(move || {
                     while let Some(line) = rx.blocking_recv() {

@@ -69,7 +69,10 @@ pub struct Standalone {
 impl std::fmt::Debug for Standalone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Standalone")
-            .field("containers", &self.live.lock().map(|l| l.len()).unwrap_or(0))
+            .field(
+                "containers",
+                &self.live.lock().map(|l| l.len()).unwrap_or(0),
+            )
             .finish()
     }
 }
@@ -207,7 +210,9 @@ impl Standalone {
         let task = spec::as_task(&body, &id)?;
         let lease = format!("shoal-create-{id}");
         self.ctd.lease_create(&lease).await?;
-        let made = self.create_leased(&id, &lease, &name, body, &image, task).await;
+        let made = self
+            .create_leased(&id, &lease, &name, body, &image, task)
+            .await;
         self.ctd.lease_delete(&lease).await;
         if made.is_err() {
             self.ctd.snapshot_remove(&id).await;

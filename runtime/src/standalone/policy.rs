@@ -40,7 +40,9 @@ impl Policy {
         let name = p.name.unwrap_or(RestartPolicyNameEnum::EMPTY);
         if name == RestartPolicyNameEnum::ON_FAILURE {
             if max < 0 {
-                return Err("invalid restart policy: maximum retry count cannot be negative".into());
+                return Err(
+                    "invalid restart policy: maximum retry count cannot be negative".into(),
+                );
             }
             return Ok(Policy::OnFailure(max as u64));
         }

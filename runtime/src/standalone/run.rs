@@ -105,7 +105,10 @@ impl Standalone {
         let actor = self.ctd.container_actor(id).await;
         self.ctd.container_event("start", &actor, &[]);
         let run = live.begin_run();
-        tokio::spawn(self.clone().monitor(id.to_string(), live.clone(), run, copier));
+        tokio::spawn(
+            self.clone()
+                .monitor(id.to_string(), live.clone(), run, copier),
+        );
         Ok(())
     }
 
@@ -302,7 +305,11 @@ impl Standalone {
     }
 
     /// `docker restart`: stops it (if it runs) and starts it again.
-    pub async fn restart(self: &Arc<Self>, c: &ContainerInfo, timeout: Option<Duration>) -> Result<()> {
+    pub async fn restart(
+        self: &Arc<Self>,
+        c: &ContainerInfo,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
         let live = self.live(&c.id);
         let _op = live.op.lock().await;
         if c.state.status.is_running() {
@@ -434,7 +441,12 @@ impl Standalone {
         Ok(())
     }
 
-    async fn adopt(self: &Arc<Self>, id: &str, live: &Arc<Live>, record: &super::record::Record) -> Result<()> {
+    async fn adopt(
+        self: &Arc<Self>,
+        id: &str,
+        live: &Arc<Live>,
+        record: &super::record::Record,
+    ) -> Result<()> {
         let hc = record.host_config();
         let mode = NetworkMode::of(&hc)?;
         // The driver's attach is idempotent: it brings back what lived in
@@ -456,7 +468,10 @@ impl Standalone {
             live.running.store(true, Ordering::SeqCst);
         }
         let run = live.begin_run();
-        tokio::spawn(self.clone().monitor(id.to_string(), live.clone(), run, copier));
+        tokio::spawn(
+            self.clone()
+                .monitor(id.to_string(), live.clone(), run, copier),
+        );
         Ok(())
     }
 
@@ -509,7 +524,11 @@ impl Standalone {
         let old = Endpoints::read(&self.dir(id));
         let mut eps = Endpoints::of(&ns, &[bridge]).keeping_ids(old.as_ref());
         for e in &mut eps.endpoints {
-            e.gateway = ns.egress.as_ref().map(|(_, g)| g.clone()).unwrap_or_default();
+            e.gateway = ns
+                .egress
+                .as_ref()
+                .map(|(_, g)| g.clone())
+                .unwrap_or_default();
         }
         eps.write(&self.dir(id))
             .map_err(Error::files("record the endpoints"))?;

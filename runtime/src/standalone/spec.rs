@@ -57,7 +57,11 @@ pub fn bind_mount(bind: &str) -> Result<api::Mount> {
         [dst] => ("", *dst, ""),
         [src, dst] => (*src, *dst, ""),
         [src, dst, opts] => (*src, *dst, *opts),
-        _ => return Err(Error::Invalid(format!("invalid volume specification: '{bind}'"))),
+        _ => {
+            return Err(Error::Invalid(format!(
+                "invalid volume specification: '{bind}'"
+            )))
+        }
     };
     if !dst.starts_with('/') {
         return Err(Error::Invalid(format!(
@@ -76,11 +80,12 @@ pub fn bind_mount(bind: &str) -> Result<api::Mount> {
         source: (!src.is_empty()).then(|| src.to_string()),
         typ: Some(typ),
         read_only: Some(read_only),
-        volume_options: (typ == api::MountTypeEnum::VOLUME && opts.split(',').any(|o| o == "nocopy"))
-            .then(|| api::MountVolumeOptions {
-                no_copy: Some(true),
-                ..Default::default()
-            }),
+        volume_options: (typ == api::MountTypeEnum::VOLUME
+            && opts.split(',').any(|o| o == "nocopy"))
+        .then(|| api::MountVolumeOptions {
+            no_copy: Some(true),
+            ..Default::default()
+        }),
         ..Default::default()
     })
 }

@@ -152,9 +152,7 @@ fn info(env: &NodeEnv, c: Container, task: Option<&Process>) -> ContainerInfo {
     let spec_json = c.spec.as_ref().map(|a| a.value.as_slice()).unwrap_or(&[]);
     let mut labels = c.labels;
     let name = labels.remove(NAME_LABEL).unwrap_or_else(|| c.id.clone());
-    let standalone = labels
-        .remove(crate::standalone::STANDALONE_LABEL)
-        .is_some();
+    let standalone = labels.remove(crate::standalone::STANDALONE_LABEL).is_some();
     // containerd keeps no empty label values: the marker dockerd gives
     // every task container ("com.docker.swarm.task": "") comes back here.
     if labels.contains_key("com.docker.swarm.task.id") {

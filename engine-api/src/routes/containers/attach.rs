@@ -112,7 +112,12 @@ async fn session(
         } else {
             (1u8, wanted.stdout)
         };
-        if connected && want && write_chunk(&mut output, mux, stream, &chunk.data).await.is_err() {
+        if connected
+            && want
+            && write_chunk(&mut output, mux, stream, &chunk.data)
+                .await
+                .is_err()
+        {
             connected = false;
         }
     }

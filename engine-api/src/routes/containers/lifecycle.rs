@@ -55,7 +55,10 @@ pub(super) async fn create(
 }
 
 /// `POST /containers/{id}/start`: 304 when it runs already.
-pub(super) async fn start(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+pub(super) async fn start(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let c = standalone(find(&s, &id).await?)?;
     s.standalone.start(&c.id).await?;
     Ok(no_content())
@@ -82,21 +85,21 @@ pub(super) async fn restart(
 ) -> ApiResult<Response> {
     let grace = stop_timeout(&q)?.unwrap_or(Some(Duration::from_secs(10)));
     let c = standalone(find(&s, &id).await?)?;
-    s.standalone
-        .restart(&c, grace)
-        .await
-        .map_err(|e| {
-            let api = ApiError::from(e);
-            ApiError::new(
-                api.status,
-                format!("Cannot restart container {id}: {}", api.message),
-            )
-        })?;
+    s.standalone.restart(&c, grace).await.map_err(|e| {
+        let api = ApiError::from(e);
+        ApiError::new(
+            api.status,
+            format!("Cannot restart container {id}: {}", api.message),
+        )
+    })?;
     Ok(no_content())
 }
 
 /// `POST /containers/{id}/pause`.
-pub(super) async fn pause(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+pub(super) async fn pause(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let c = standalone(find(&s, &id).await?)?;
     s.standalone.pause(&c, true).await?;
     Ok(no_content())
@@ -120,7 +123,9 @@ pub(super) async fn rename(
 ) -> ApiResult<Response> {
     let name = q.get("name").map_or("", String::as_str);
     if name.is_empty() {
-        return Err(ApiError::bad_request("Neither old nor new names may be empty"));
+        return Err(ApiError::bad_request(
+            "Neither old nor new names may be empty",
+        ));
     }
     let c = standalone(find(&s, &id).await?)?;
     s.standalone.rename(&c.id, name).await?;
@@ -192,7 +197,9 @@ mod tests {
 
     #[test]
     fn untouched_fields_are_zero() {
-        assert!(is_zero(&json!({"Memory": 0, "CpusetCpus": "", "BlkioWeightDevice": null})));
+        assert!(is_zero(
+            &json!({"Memory": 0, "CpusetCpus": "", "BlkioWeightDevice": null})
+        ));
         assert!(!is_zero(&json!({"Memory": 1024})));
     }
 }

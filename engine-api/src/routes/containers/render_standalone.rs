@@ -131,7 +131,10 @@ pub fn inspect(v: &mut Value, c: &ContainerInfo, r: &Record) {
         cfg["User"] = json!(user);
     }
     if let Some(p) = b.exposed_ports.as_ref().filter(|p| !p.is_empty()) {
-        cfg["ExposedPorts"] = json!(p.keys().map(|k| (k.clone(), json!({}))).collect::<Map<_, _>>());
+        cfg["ExposedPorts"] = json!(p
+            .keys()
+            .map(|k| (k.clone(), json!({})))
+            .collect::<Map<_, _>>());
     }
     if let Some(sig) = b.stop_signal.as_deref().filter(|s| !s.is_empty()) {
         cfg["StopSignal"] = json!(sig);
@@ -167,7 +170,13 @@ pub fn inspect(v: &mut Value, c: &ContainerInfo, r: &Record) {
     // The legacy top-level fields carry the default bridge's endpoint.
     if let Some(b) = v["NetworkSettings"]["Networks"].get("bridge").cloned() {
         let ns = &mut v["NetworkSettings"];
-        for k in ["EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"] {
+        for k in [
+            "EndpointID",
+            "Gateway",
+            "IPAddress",
+            "IPPrefixLen",
+            "MacAddress",
+        ] {
             ns[k] = b[k].clone();
         }
     }
