@@ -377,3 +377,140 @@ fn containers_outlive_a_shoald_restart_and_are_followed_again() {
     });
     d.ok(&["rm", "-f", "keeper", "ticker"]);
 }
+
+#[test]
+fn containers_join_attachable_swarm_networks() {
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--attachable",
+        "appnet",
+    ]);
+    d.ok(&["network", "create", "-d", "overlay", "closednet"]);
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "appnet",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/",
+    ]);
+    let task = wait_for(60, "the service's task running", || {
+        let out = d.ok(&[
+            "ps",
+            "-q",
+            "--filter",
+            "label=com.docker.swarm.service.name=web",
+        ]);
+        out.lines().next().map(str::to_string)
+    });
+    let vip = d.service_format("web", "{{range .Endpoint.VirtualIPs}}{{.Addr}}{{end}}");
+    let vip = vip.trim().split('/').next().unwrap().to_string();
+
+    // A one-off container resolves the service's name to its VIP.
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        IMAGE,
+        "nslookup",
+        "web",
+        "127.0.0.11",
+    ]);
+    assert!(out.contains(&vip), "{out}");
+
+    // A detached one is reachable from the service's task by its name and
+    // alias, and shows in the network.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "probe",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "probe-alias",
+        IMAGE,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/",
+    ]);
+    let ip = inspect(
+        &d,
+        "probe",
+        "{{.NetworkSettings.Networks.appnet.IPAddress}}",
+    );
+    assert!(ip.starts_with("10."), "{ip}");
+    let id = inspect(&d, "probe", "{{.Id}}");
+    for name in ["probe", "probe-alias"] {
+        let out = wait_for(10, "the name to resolve in the task", || {
+            let out = d.ok(&["exec", &task, "nslookup", name, "127.0.0.11"]);
+            out.contains(&ip).then_some(out)
+        });
+        assert!(out.contains(&ip), "{out}");
+    }
+    let got = d.ok(&[
+        "exec",
+        &task,
+        "sh",
+        "-c",
+        "printf 'GET /etc/hostname HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc probe 80",
+    ]);
+    assert!(got.trim_end().ends_with(&id[..12]), "{got}");
+    let on = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{end}}",
+        "appnet",
+    ]);
+    assert!(on.split_whitespace().any(|n| n == "probe"), "{on}");
+    // Its attachment is no task of the API.
+    let tasks = d.ok(&["node", "ps", "--format", "{{.Name}}", "self"]);
+    assert_eq!(tasks.trim(), "web.1", "{tasks}");
+
+    let err = d.fail(&["run", "--rm", "--network", "closednet", IMAGE, "true"]);
+    assert!(
+        err.contains("Could not attach to network closednet: rpc error: code = PermissionDenied desc = network closednet not manually attachable"),
+        "{err}"
+    );
+    // Removing the container gives its address back.
+    d.ok(&["rm", "-f", "probe"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--network",
+        "appnet",
+        IMAGE,
+        "sleep",
+        "100",
+    ]);
+    assert_eq!(
+        inspect(
+            &d,
+            "again",
+            "{{.NetworkSettings.Networks.appnet.IPAddress}}"
+        ),
+        ip
+    );
+    d.ok(&["rm", "-f", "again"]);
+}

@@ -109,6 +109,7 @@ impl From<runtime::standalone::Error> for ApiError {
     fn from(e: runtime::standalone::Error) -> Self {
         match e {
             runtime::standalone::Error::Runtime(inner) => inner.into(),
+            runtime::standalone::Error::Swarm(inner) => inner.into(),
             other if other.is_not_modified() => ApiError::not_modified(other.to_string()),
             other => ApiError::new(runtime_status(other.kind()), other.to_string()),
         }

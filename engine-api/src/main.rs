@@ -156,14 +156,8 @@ async fn main() -> anyhow::Result<()> {
         engine_api::VERSION.to_string(),
     )
     .with_cgroup_parent(&cfg.cgroup_parent);
-    let standalone = runtime::standalone::Standalone::new(
-        containerd.clone(),
-        node_env.clone(),
-        Some(network.clone()),
-        swarm::controlapi::network::local_id(&engine.id, "bridge"),
-    );
-    let executor =
-        runtime::exec::ContainerdExecutor::new(containerd.clone(), node_env).with_network(network);
+    let executor = runtime::exec::ContainerdExecutor::new(containerd.clone(), node_env.clone())
+        .with_network(network.clone());
     let node = SwarmNode::open(NodeConfig {
         data_root: cfg.data_root.clone(),
         engine_version: engine_api::VERSION.to_string(),
@@ -173,6 +167,13 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .context("open swarm state")?;
+    let standalone = runtime::standalone::Standalone::new(
+        containerd.clone(),
+        node_env,
+        Some(network),
+        swarm::controlapi::network::local_id(&engine.id, "bridge"),
+        Some(node.clone() as Arc<dyn swarm::exec::AttachmentAllocator>),
+    );
     let state = AppState {
         node: node.clone(),
         engine,

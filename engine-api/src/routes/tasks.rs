@@ -156,7 +156,11 @@ async fn list(
             .map(|s| (s.api.id.clone().unwrap_or_default(), s.clone()))
             .collect();
         (
-            t.iter::<Task>().cloned().collect::<Vec<_>>(),
+            // Standalone containers' network attachments are no API tasks.
+            t.iter::<Task>()
+                .filter(|t| !swarm::controlapi::attachment::is_attachment(t))
+                .cloned()
+                .collect::<Vec<_>>(),
             Ctx {
                 services,
                 nodes: t.iter::<Node>().cloned().collect(),

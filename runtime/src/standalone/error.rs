@@ -50,6 +50,9 @@ pub enum Error {
     /// containerd failed.
     #[error(transparent)]
     Runtime(#[from] crate::Error),
+    /// The swarm refused or failed an attachment to one of its networks.
+    #[error(transparent)]
+    Swarm(#[from] swarm::Error),
     /// Making the container or its network failed.
     #[error("{0}")]
     Failed(String),
@@ -79,6 +82,15 @@ impl Error {
             }
             Error::NoSuchNetwork(_) => ErrorKind::NotFound,
             Error::Runtime(e) => e.kind(),
+            Error::Swarm(e) => match e.kind() {
+                swarm::ErrorKind::NotFound => ErrorKind::NotFound,
+                swarm::ErrorKind::InvalidArgument | swarm::ErrorKind::FailedPrecondition => {
+                    ErrorKind::InvalidArgument
+                }
+                swarm::ErrorKind::NameConflict => ErrorKind::Conflict,
+                swarm::ErrorKind::Unavailable => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            },
             Error::AlreadyStarted | Error::Failed(_) | Error::Files { .. } => ErrorKind::Internal,
         }
     }

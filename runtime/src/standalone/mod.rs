@@ -11,7 +11,9 @@
 //! from the same builder as a task's (the request read as a task spec,
 //! [`spec::as_task`]); their network from the node's network driver under
 //! the container's ID: the gateway bridge for `bridge` (with published
-//! ports), nothing for `host` and `none`.
+//! ports), nothing for `host` and `none`, and for an attachable swarm
+//! network an address from the swarm's allocator (a network attachment,
+//! as swarmkit makes one) plus the gateway bridge for the way out.
 
 mod calls;
 pub mod error;
@@ -27,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 
+use swarm::exec::AttachmentAllocator;
 use swarm::exec::NetworkAttacher;
 use swarm::model::api;
 use tokio::sync::watch;
@@ -63,6 +66,7 @@ pub struct Standalone {
     env: Arc<NodeEnv>,
     net: Option<Arc<dyn NetworkAttacher>>,
     bridge_id: String,
+    swarm_nets: Option<Arc<dyn AttachmentAllocator>>,
     live: Mutex<HashMap<String, Arc<Live>>>,
 }
 
@@ -121,18 +125,20 @@ impl Live {
 impl Standalone {
     /// The standalone containers on `ctd`, networked through `net` (none:
     /// loopback only); `bridge_id` is the ID the `bridge` network is shown
-    /// with.
+    /// with; `swarm_nets` gives addresses on swarm networks.
     pub fn new(
         ctd: Containerd,
         env: NodeEnv,
         net: Option<Arc<dyn NetworkAttacher>>,
         bridge_id: String,
+        swarm_nets: Option<Arc<dyn AttachmentAllocator>>,
     ) -> Arc<Standalone> {
         Arc::new(Standalone {
             ctd,
             env: Arc::new(env),
             net,
             bridge_id,
+            swarm_nets,
             live: Mutex::new(HashMap::new()),
         })
     }
@@ -178,11 +184,6 @@ impl Standalone {
             ));
         }
         let mode = NetworkMode::of(&hc)?;
-        if let NetworkMode::Network(n) = &mode {
-            return Err(Error::Unsupported(format!(
-                "network {n}: standalone containers on swarm networks are not supported yet; use bridge, host or none"
-            )));
-        }
         let image_ref = body.image.clone().unwrap_or_default();
         if image_ref.is_empty() {
             return Err(Error::Invalid("No command specified".into()));
@@ -208,6 +209,12 @@ impl Standalone {
         };
         let id = ids::random_hex(32);
         let task = spec::as_task(&body, &id)?;
+        // A swarm network is checked (and the address taken) now, so a
+        // wrong name fails the create as under dockerd.
+        if let NetworkMode::Network(n) = &mode {
+            let aliases = aliases(&id, &name, n, &body);
+            self.swarm_attach(&id, n, &aliases).await?;
+        }
         let lease = format!("shoal-create-{id}");
         self.ctd.lease_create(&lease).await?;
         let made = self
@@ -218,7 +225,10 @@ impl Standalone {
             self.ctd.snapshot_remove(&id).await;
             let _ = std::fs::remove_dir_all(self.dir(&id));
         }
-        made?;
+        if let Err(e) = made {
+            self.swarm_detach(&id).await;
+            return Err(e);
+        }
         let actor = self.ctd.container_actor(&id).await;
         self.ctd.container_event("create", &actor, &[]);
         Ok(Created {
@@ -429,6 +439,63 @@ impl Standalone {
             .into_iter()
             .map(|c| c.id)
             .collect())
+    }
+}
+
+/// A container's names on a swarm network: its name, its short ID, and
+/// the aliases its endpoint config gives for that network.
+fn aliases(id: &str, name: &str, network: &str, body: &api::ContainerCreateBody) -> Vec<String> {
+    let mut out = vec![name.to_string(), id.chars().take(12).collect()];
+    if let Some(ep) = body
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.endpoints_config.as_ref())
+        .and_then(|e| e.get(network))
+    {
+        for a in ep.aliases.iter().flatten() {
+            if !out.contains(a) {
+                out.push(a.clone());
+            }
+        }
+    }
+    out
+}
+
+impl Standalone {
+    /// The container's attachment to swarm network `network`.
+    async fn swarm_attach(
+        &self,
+        id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<swarm::exec::Attachment> {
+        match &self.swarm_nets {
+            Some(s) => Ok(s.attach(id, network, aliases).await?),
+            None => Err(Error::NoSuchNetwork(network.to_string())),
+        }
+    }
+
+    /// Gives back the container's swarm network addresses.
+    async fn swarm_detach(&self, id: &str) {
+        if let Some(s) = &self.swarm_nets {
+            if let Err(e) = s.detach(id).await {
+                tracing::warn!(container = %id, error = %e, "releasing a container's swarm addresses");
+            }
+        }
+    }
+
+    /// The container's attachment, from its record, when it is on a swarm
+    /// network.
+    async fn swarm_attachment(
+        &self,
+        id: &str,
+        record: &Record,
+    ) -> Result<Option<swarm::exec::Attachment>> {
+        let NetworkMode::Network(n) = NetworkMode::of(&record.host_config())? else {
+            return Ok(None);
+        };
+        let aliases = aliases(id, &record.name, &n, &record.config);
+        self.swarm_attach(id, &n, &aliases).await.map(Some)
     }
 }
 

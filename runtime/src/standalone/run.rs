@@ -368,6 +368,7 @@ impl Standalone {
             crate::exec::controller::delete_container(&self.ctd, &self.env, id).await
         };
         self.detach_network(id).await;
+        self.swarm_detach(id).await;
         removed.map_err(|e| Error::Failed(e.to_string()))?;
         self.forget(id);
         self.ctd.container_event("destroy", &actor, &[]);
@@ -487,11 +488,14 @@ impl Standalone {
         let Some(net) = &self.net else {
             return Ok((None, Vec::new()));
         };
-        if *mode != NetworkMode::Bridge {
-            return Ok((None, Vec::new()));
-        }
+        let swarm_net = match mode {
+            NetworkMode::Bridge => None,
+            NetworkMode::Network(_) => self.swarm_attachment(id, record).await?,
+            NetworkMode::Host | NetworkMode::None => return Ok((None, Vec::new())),
+        };
+        let atts: Vec<swarm::exec::Attachment> = swarm_net.into_iter().collect();
         let ns = net
-            .attach(id, &[])
+            .attach(id, &atts)
             .await
             .map_err(|e| Error::Failed(e.to_string()))?;
         // An adopted container keeps the ports it was given.
@@ -522,14 +526,19 @@ impl Standalone {
             aliases: Vec::new(),
         };
         let old = Endpoints::read(&self.dir(id));
-        let mut eps = Endpoints::of(&ns, &[bridge]).keeping_ids(old.as_ref());
-        for e in &mut eps.endpoints {
-            e.gateway = ns
-                .egress
-                .as_ref()
-                .map(|(_, g)| g.clone())
-                .unwrap_or_default();
-        }
+        let eps = if atts.is_empty() {
+            let mut eps = Endpoints::of(&ns, &[bridge]).keeping_ids(old.as_ref());
+            for e in &mut eps.endpoints {
+                e.gateway = ns
+                    .egress
+                    .as_ref()
+                    .map(|(_, g)| g.clone())
+                    .unwrap_or_default();
+            }
+            eps
+        } else {
+            Endpoints::of(&ns, &atts).keeping_ids(old.as_ref())
+        };
         eps.write(&self.dir(id))
             .map_err(Error::files("record the endpoints"))?;
         Ok((Some(ns), ports))

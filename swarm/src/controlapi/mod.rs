@@ -4,6 +4,7 @@
 //! Names are resolved as dockerd does: full ID, then exact name, then a unique
 //! ID prefix ("ambiguous (N matches found)" otherwise).
 
+pub mod attachment;
 pub mod cluster;
 pub mod config;
 pub mod leave;

@@ -14,14 +14,24 @@ use crate::model::StoreObject;
 use crate::model::Task;
 use crate::store::Store;
 
-/// `GET /tasks/{id}` (ID or unique prefix).
+/// `GET /tasks/{id}` (ID or unique prefix). A standalone container's
+/// network attachment is no task of the API, as under dockerd.
 pub fn get(store: &Store, input: &str) -> Result<Task> {
-    store.view(|tx| resolve::<Task>(tx, input))
+    let t = store.view(|tx| resolve::<Task>(tx, input))?;
+    if super::attachment::is_attachment(&t) {
+        return Err(Error::not_found(Kind::Task, input));
+    }
+    Ok(t)
 }
 
-/// `GET /tasks`.
+/// `GET /tasks` (without standalone containers' network attachments).
 pub fn list(store: &Store) -> Vec<Task> {
-    store.view(|tx| tx.list::<Task>())
+    store.view(|tx| {
+        tx.list::<Task>()
+            .into_iter()
+            .filter(|t| !super::attachment::is_attachment(t))
+            .collect()
+    })
 }
 
 /// `docker network connect` of task `task_id`'s container to `network_id`

@@ -8,10 +8,13 @@ use crate::model::api::TaskState;
 use crate::model::Task;
 
 /// The tasks a node is told about: assigned to it, and past the scheduler.
+/// A standalone container's network attachment is not one: the node's
+/// engine runs that container itself.
 pub fn for_node<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> BTreeMap<String, Task> {
     tasks
         .into_iter()
         .filter(|t| t.state() >= TaskState::ASSIGNED)
+        .filter(|t| !crate::controlapi::attachment::is_attachment(t))
         .filter(|t| t.desired_state() <= TaskState::REMOVE)
         .map(|t| (t.api.id.clone().unwrap_or_default(), t.clone()))
         .collect()

@@ -228,6 +228,13 @@ pub fn cluster_records(t: &Tables) -> ServiceRecords {
             let Some(names) = by_net.get_mut(&a.network_id) else {
                 continue;
             };
+            // A standalone container is known by its names (its aliases).
+            if crate::controlapi::attachment::is_attachment(task) {
+                for alias in &a.aliases {
+                    add(names, alias, ip);
+                }
+                continue;
+            }
             add(names, &format!("tasks.{svc_name}"), ip);
             if dnsrr {
                 add(names, svc_name, ip);

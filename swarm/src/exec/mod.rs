@@ -24,6 +24,7 @@ pub use logs::LogOptions;
 pub use logs::LogSelector;
 pub use network::mac_for;
 pub use network::Attachment;
+pub use network::AttachmentAllocator;
 pub use network::HostPort;
 pub use network::IngressPort;
 pub use network::LocalNode;

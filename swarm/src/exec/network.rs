@@ -217,6 +217,23 @@ pub struct ServiceRecords {
     pub local: LocalNode,
 }
 
+/// Gives standalone containers their place on attachable swarm networks:
+/// an address from the manager's allocator, as swarmkit's network
+/// attachment tasks do (see `controlapi::attachment`).
+#[async_trait]
+pub trait AttachmentAllocator: Send + Sync {
+    /// Container `container_id`'s attachment to `network` (name, ID or ID
+    /// prefix) with `aliases`, made or found.
+    async fn attach(
+        &self,
+        container_id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> crate::error::Result<Attachment>;
+    /// Gives back every address the container holds.
+    async fn detach(&self, container_id: &str) -> crate::error::Result<()>;
+}
+
 /// Makes tasks' networks real on this node.
 #[async_trait]
 pub trait NetworkAttacher: Send + Sync {

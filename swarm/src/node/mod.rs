@@ -2,6 +2,7 @@
 //! inactive, locked, a manager (init, join, restart, unlock, leave) or a
 //! worker (join, restart, leave).
 
+mod attachments;
 mod join;
 mod roles;
 mod state;
