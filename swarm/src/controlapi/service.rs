@@ -221,7 +221,10 @@ pub async fn update(
             // leaves no status, and an unchanged update restarts a paused one.
             let template_changed = next.task_template != cur.task_template
                 || ports::host_ports(&next) != ports::host_ports(&cur);
+            let job = s.api.job_status.is_some();
             s.api.update_status = match kind {
+                // A job has no rolling update to report on.
+                _ if job => None,
                 UpdateKind::Replace if template_changed => Some(api::ServiceUpdateStatus {
                     state: Some(api::ServiceUpdateStatusStateEnum::UPDATING),
                     started_at: Some(tx.now().to_string()),
