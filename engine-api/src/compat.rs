@@ -123,17 +123,16 @@ pub fn info_out(info: &mut Value, v: ApiVersion) {
     }
     if !v.at_least(47) {
         if let Some(r) = o.get_mut("RegistryConfig").and_then(Value::as_object_mut) {
-            r.insert("AllowNondistributableArtifactsCIDRs".into(), Value::Null);
-            r.insert(
-                "AllowNondistributableArtifactsHostnames".into(),
-                Value::Null,
-            );
+            // Empty lists, as dockerd 20.10 writes them.
+            r.insert("AllowNondistributableArtifactsCIDRs".into(), json!([]));
+            r.insert("AllowNondistributableArtifactsHostnames".into(), json!([]));
         }
     }
     if !v.at_least(44) {
-        // Removed with 1.44; shoal sets no kernel memory limits.
-        o.insert("KernelMemory".into(), json!(false));
-        o.insert("KernelMemoryTCP".into(), json!(false));
+        // Removed with 1.44. Kernel memory is always accounted under
+        // cgroup v2 (the only hierarchy shoal runs on), as dockerd reports.
+        o.insert("KernelMemory".into(), json!(true));
+        o.insert("KernelMemoryTCP".into(), json!(true));
     }
     if !v.at_least(39) {
         for key in ["KernelVersion", "OperatingSystem"] {
@@ -220,10 +219,10 @@ mod tests {
             json!({"ID": "c1", "Expected": "c1"})
         );
         assert_eq!(at41["BridgeNfIptables"], false);
-        assert_eq!(at41["KernelMemory"], false);
+        assert_eq!(at41["KernelMemory"], true);
         assert_eq!(
             at41["RegistryConfig"]["AllowNondistributableArtifactsCIDRs"],
-            Value::Null
+            json!([])
         );
         assert_eq!(at41["KernelVersion"], "");
         let mut at24 = base;
