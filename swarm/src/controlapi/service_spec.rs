@@ -210,26 +210,24 @@ fn omitted(parent: &str, key: &str, v: &Value) -> bool {
     }
 }
 
-fn omit_empty(key: &str, parent: &str, v: &mut Value) {
+/// Prunes inside the value of field `key` (the objects of a list are
+/// pruned as objects of that field).
+fn omit_empty(key: &str, v: &mut Value) {
     match v {
         Value::Array(items) => {
             for item in items.iter_mut() {
-                omit_empty(key, parent, item);
+                omit_empty(key, item);
             }
         }
-        Value::Object(map) => {
-            // A map's own keys are data, not field names.
-            if !MAPS.contains(&key) {
-                prune_object(key, map);
-            }
-        }
+        // A map's own keys are data, not field names.
+        Value::Object(map) if !MAPS.contains(&key) => prune_object(key, map),
         _ => {}
     }
 }
 
 fn prune_object(name: &str, map: &mut Map<String, Value>) {
     for (k, child) in map.iter_mut() {
-        omit_empty(k, name, child);
+        omit_empty(k, child);
     }
     map.retain(|k, child| !omitted(name, k, child));
 }
