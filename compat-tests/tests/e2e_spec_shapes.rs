@@ -168,6 +168,7 @@ fn stored_specs_and_insert_defaults_have_dockerds_shape() {
 #[test]
 fn jobs_carry_their_status_and_iteration() {
     let d = Daemon::with_swarm();
+    assert_eq!(get(&d, "/v1.41/swarm")["DefaultAddrPool"], Value::Null);
     let job = json!({
         "Name": "batch",
         "TaskTemplate": {"ContainerSpec": {"Image": "busybox", "Args": ["true"]}},
@@ -308,7 +309,19 @@ fn cli_at(d: &Daemon, api: &str, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn older_api_versions_get_their_own_shapes() {
-    let d = Daemon::with_swarm();
+    // Init under 1.30, where address pools are not in the request: the
+    // cluster reports swarmkit's default pool (the CLI's empty pool at 1.41
+    // reads back as null).
+    let d = Daemon::start();
+    let (code, body) = d.curl(
+        "POST",
+        "/v1.30/swarm/init",
+        Some(r#"{"AdvertiseAddr":"127.0.0.1","ListenAddr":"0.0.0.0:2377","DefaultAddrPool":["10.20.0.0/16"],"SubnetSize":26}"#),
+    );
+    assert_eq!(code, 200, "{body}");
+    let sw = get(&d, "/v1.41/swarm");
+    assert_eq!(sw["DefaultAddrPool"], json!(["10.0.0.0/8"]));
+    assert_eq!(sw["SubnetSize"], 24);
     // Fields newer than the request's version are dropped; a job under
     // 1.40 has no mode left and is a replicated service.
     create(

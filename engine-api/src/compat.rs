@@ -20,7 +20,15 @@ use crate::server::version::ApiVersion;
 /// dockerd does before it stores the spec. Jobs came with 1.41: under an
 /// older prefix a job mode is dropped, and the service is replicated.
 pub fn service_spec_in(spec: &mut api::ServiceSpec, v: ApiVersion) {
-    let tt = spec.task_template.get_or_insert_with(Default::default);
+    if !v.at_least(41) {
+        if let Some(m) = spec.mode.as_mut() {
+            m.replicated_job = None;
+            m.global_job = None;
+        }
+    }
+    let Some(tt) = spec.task_template.as_mut() else {
+        return;
+    };
     if !v.at_least(40) {
         if let Some(cs) = tt.container_spec.as_mut() {
             cs.sysctls = None;
@@ -47,10 +55,6 @@ pub fn service_spec_in(spec: &mut api::ServiceSpec, v: ApiVersion) {
         }
         if let Some(l) = tt.resources.as_mut().and_then(|r| r.limits.as_mut()) {
             l.pids = None;
-        }
-        if let Some(m) = spec.mode.as_mut() {
-            m.replicated_job = None;
-            m.global_job = None;
         }
     }
     if !v.at_least(44) {

@@ -46,7 +46,8 @@ async fn inspect(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>
     Ok(Json(v))
 }
 
-/// dockerd writes `DefaultAddrPool: null` when init did not set a pool.
+/// dockerd writes `DefaultAddrPool: null` when init was given an empty
+/// pool (what the CLI sends without `--default-addr-pool`).
 pub fn null_addr_pool(cluster: &mut serde_json::Value) {
     if let Some(o) = cluster.as_object_mut() {
         o.entry("DefaultAddrPool")
