@@ -5,6 +5,7 @@
 //! status codes and `{"message": ...}` bodies only in [`error`].
 
 pub mod body;
+pub mod compat;
 pub mod config;
 pub mod error;
 pub mod filters;

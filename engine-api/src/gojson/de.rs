@@ -12,6 +12,7 @@ use serde::de::value::SeqDeserializer;
 use serde::de::DeserializeSeed;
 use serde::de::EnumAccess;
 use serde::de::IntoDeserializer;
+use serde::de::MapAccess;
 use serde::de::Unexpected;
 use serde::de::VariantAccess;
 use serde::de::Visitor;
@@ -66,6 +67,90 @@ where
     Ok(value)
 }
 
+/// An object read as a map whose keys are data. Go decodes an object into
+/// an empty struct by ignoring every member; the generated types model such
+/// a struct (`Global`, `GlobalJob`, a config's `Runtime`) as a map keyed by
+/// units, which no key can be: a map that asks for a key as a unit is read
+/// empty, whatever the object holds.
+fn visit_object<'de, V: Visitor<'de>>(
+    members: Vec<(String, Json)>,
+    visitor: V,
+) -> Result<V::Value, Error> {
+    visitor.visit_map(Members {
+        iter: members.into_iter(),
+        value: None,
+    })
+}
+
+struct Members<I> {
+    iter: I,
+    value: Option<Json>,
+}
+
+impl<'de, I: Iterator<Item = (String, Json)>> MapAccess<'de> for Members<I> {
+    type Error = Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
+        let Some((name, value)) = self.iter.next() else {
+            return Ok(None);
+        };
+        let mut unit = false;
+        let key = seed.deserialize(Key {
+            name,
+            unit: &mut unit,
+        })?;
+        if unit {
+            self.iter.by_ref().for_each(drop);
+            return Ok(None);
+        }
+        self.value = Some(value);
+        Ok(Some(key))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+        seed.deserialize(self.value.take().unwrap_or(Json::Null))
+    }
+}
+
+/// A member's name as a map key: a string, except that a unit key (see
+/// [`visit_object`]) is noted instead of refused.
+struct Key<'a> {
+    name: String,
+    unit: &'a mut bool,
+}
+
+impl<'de> Deserializer<'de> for Key<'_> {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        IntoDeserializer::<Error>::into_deserializer(self.name).deserialize_any(visitor)
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        *self.unit = true;
+        visitor.visit_unit()
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        IntoDeserializer::<Error>::into_deserializer(self.name)
+            .deserialize_enum(name, variants, visitor)
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit_struct newtype_struct seq tuple
+        tuple_struct map struct identifier ignored_any
+    }
+}
+
 /// A scalar target: `null` gives `$zero`, anything else is read as it is
 /// (and refused by the visitor if it is the wrong kind).
 macro_rules! scalar {
@@ -102,7 +187,7 @@ impl<'de> Deserializer<'de> for Json {
             // A map (labels, options) or a `Value`: keys are data, kept as
             // sent; a repeated key is inserted again, so the last one wins
             // as in Go.
-            Json::Object(members) => visit_map(members, visitor),
+            Json::Object(members) => visit_object(members, visitor),
         }
     }
 

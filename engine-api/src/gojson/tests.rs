@@ -258,3 +258,15 @@ fn folding_is_gos() {
     assert!(!fold_eq("Name", "Names"));
     assert!(!fold_eq("Name", "Nam\u{e9}"));
 }
+
+#[test]
+fn an_empty_struct_ignores_its_members() {
+    // Go's `GlobalService{}` takes any object; the generated type is a map
+    // keyed by units.
+    let spec: api::ServiceSpec =
+        from_slice(br#"{"Name":"g","Mode":{"Global":{"Zza":1,"b":{"c":[]}}},"Labels":{"k":"v"}}"#)
+            .unwrap();
+    let out = serde_json::to_value(&spec).unwrap();
+    assert_eq!(out["Mode"], serde_json::json!({"Global": {}}));
+    assert_eq!(out["Labels"], serde_json::json!({"k": "v"}));
+}

@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
 use axum::routing::post;
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use swarm::controlapi::config;
@@ -20,6 +21,7 @@ use crate::error::ApiResult;
 use crate::filters::Filters;
 use crate::routes::secrets::object_matches;
 use crate::server::version::empty_ok;
+use crate::server::version::ApiVersion;
 use crate::AppState;
 
 /// The config routes.
@@ -58,8 +60,10 @@ async fn list(
 
 async fn create(
     State(s): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
     JsonBody(spec): JsonBody<api::ConfigSpec>,
 ) -> ApiResult<Response> {
+    crate::compat::templating_in("config", spec.templating.is_some(), version)?;
     let m = s.node.manager()?;
     let id = config::create(m.store(), spec).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "ID": id }))).into_response())

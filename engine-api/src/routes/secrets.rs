@@ -8,6 +8,7 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
 use axum::routing::post;
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use swarm::controlapi::secret;
@@ -19,6 +20,7 @@ use crate::body::VersionOf;
 use crate::error::ApiResult;
 use crate::filters::Filters;
 use crate::server::version::empty_ok;
+use crate::server::version::ApiVersion;
 use crate::AppState;
 
 /// The secret routes.
@@ -71,8 +73,10 @@ async fn list(
 
 async fn create(
     State(s): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
     JsonBody(spec): JsonBody<api::SecretSpec>,
 ) -> ApiResult<Response> {
+    crate::compat::templating_in("secret", spec.templating.is_some(), version)?;
     let m = s.node.manager()?;
     let id = secret::create(m.store(), spec).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "ID": id }))).into_response())

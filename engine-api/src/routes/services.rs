@@ -165,10 +165,12 @@ fn registry_auth(headers: &header::HeaderMap) -> Option<String> {
 
 async fn create(
     State(s): State<AppState>,
+    Extension(api_version): Extension<ApiVersion>,
     headers: header::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let spec: api::ServiceSpec = crate::body::decode(&body)?;
+    let mut spec: api::ServiceSpec = crate::body::decode(&body)?;
+    crate::compat::service_spec_in(&mut spec, api_version);
     let m = s.node.manager()?;
     let id = service::create(m.store(), spec, registry_auth(&headers)).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "ID": id }))).into_response())
@@ -188,14 +190,16 @@ async fn inspect(
 
 async fn update(
     State(s): State<AppState>,
+    Extension(api_version): Extension<ApiVersion>,
     Path(id): Path<String>,
     Query(q): Query<crate::body::Query>,
     headers: header::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     // dockerd's order: the body, then the version, then the swarm.
-    let spec: api::ServiceSpec = crate::body::decode(&body)?;
+    let mut spec: api::ServiceSpec = crate::body::decode(&body)?;
     let version = query_version(&q, VersionOf::Service)?;
+    crate::compat::service_spec_in(&mut spec, api_version);
     let m = s.node.manager()?;
     let kind = if q.get("rollback").map(String::as_str) == Some("previous") {
         UpdateKind::Rollback

@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use axum::routing::post;
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use serde::Deserialize;
@@ -22,6 +23,7 @@ use crate::body::VersionOf;
 use crate::error::ApiError;
 use crate::error::ApiResult;
 use crate::server::version::empty_ok;
+use crate::server::version::ApiVersion;
 use crate::AppState;
 
 /// The swarm routes.
@@ -44,7 +46,8 @@ async fn inspect(State(s): State<AppState>) -> ApiResult<Json<serde_json::Value>
     Ok(Json(v))
 }
 
-/// dockerd writes `DefaultAddrPool: null` when init did not set a pool.
+/// dockerd writes `DefaultAddrPool: null` when init was given an empty
+/// pool (what the CLI sends without `--default-addr-pool`).
 pub fn null_addr_pool(cluster: &mut serde_json::Value) {
     if let Some(o) = cluster.as_object_mut() {
         o.entry("DefaultAddrPool")
@@ -71,8 +74,13 @@ fn decode_with_availability<T: serde::de::DeserializeOwned>(
     Ok((base, extra.availability))
 }
 
-async fn init(State(s): State<AppState>, body: Bytes) -> ApiResult<Json<String>> {
-    let (base, availability) = decode_with_availability(&body)?;
+async fn init(
+    State(s): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Json<String>> {
+    let (mut base, availability) = decode_with_availability(&body)?;
+    crate::compat::swarm_init_in(&mut base, version);
     let req = InitRequest { base, availability };
     Ok(Json(s.node.init(req).await?))
 }

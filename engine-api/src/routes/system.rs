@@ -6,6 +6,7 @@ use axum::http::HeaderValue;
 use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use swarm::model::api;
@@ -176,7 +177,10 @@ fn swarm_info(s: &AppState) -> api::SwarmInfo {
     info
 }
 
-async fn info(State(s): State<AppState>) -> Json<serde_json::Value> {
+async fn info(
+    State(s): State<AppState>,
+    Extension(api_version): Extension<version::ApiVersion>,
+) -> Json<serde_json::Value> {
     let mut swarm = serde_json::to_value(swarm_info(&s)).unwrap_or_default();
     if let Some(c) = swarm.get_mut("Cluster") {
         super::swarm::null_addr_pool(c);
@@ -191,7 +195,7 @@ async fn info(State(s): State<AppState>) -> Json<serde_json::Value> {
     let running = count(runtime::view::state::Status::Running);
     let paused = count(runtime::view::state::Status::Paused);
     let images = s.runtime.image_list().await.map(|i| i.len()).unwrap_or(0);
-    Json(serde_json::json!({
+    let mut info = serde_json::json!({
         "ID": s.engine.id,
         "Containers": containers.len(),
         "ContainersRunning": running,
@@ -252,5 +256,7 @@ async fn info(State(s): State<AppState>) -> Json<serde_json::Value> {
         "InitCommit": { "ID": "" },
         "SecurityOptions": ["name=seccomp,profile=default", "name=cgroupns"],
         "Warnings": null,
-    }))
+    });
+    crate::compat::info_out(&mut info, api_version);
+    Json(info)
 }

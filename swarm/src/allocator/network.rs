@@ -21,7 +21,8 @@ pub const VXLAN_KEY: &str = "com.docker.network.driver.overlay.vxlanid_list";
 pub const VXLAN_BASE: u32 = 4096;
 /// The name of the routing-mesh network.
 pub const INGRESS_NAME: &str = "ingress";
-const DEFAULT_POOL: &str = "10.0.0.0/8";
+/// swarmkit's default address pool for overlay subnets.
+pub const DEFAULT_POOL: &str = "10.0.0.0/8";
 const DEFAULT_SUBNET_SIZE: u8 = 24;
 
 /// Whether the network has its subnet and VXLAN ID.

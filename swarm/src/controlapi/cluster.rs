@@ -153,12 +153,17 @@ pub async fn update(
             ))
         }
     }
-    // Go writes these sections (and the ticks) even when they are zero.
+    // Go writes these sections (and the ticks, the history limit and the
+    // snapshots kept) even when they are zero.
     spec.labels.get_or_insert_with(Default::default);
-    spec.orchestration.get_or_insert_with(Default::default);
+    spec.orchestration
+        .get_or_insert_with(Default::default)
+        .task_history_retention_limit
+        .get_or_insert(0);
     let r = spec.raft.get_or_insert_with(Default::default);
     r.election_tick.get_or_insert(0);
     r.heartbeat_tick.get_or_insert(0);
+    r.keep_old_snapshots.get_or_insert(0);
     spec.dispatcher.get_or_insert_with(Default::default);
     spec.ca_config.get_or_insert_with(Default::default);
     spec.task_defaults.get_or_insert_with(Default::default);

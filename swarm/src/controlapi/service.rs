@@ -1,6 +1,9 @@
 //! Services: create, inspect, list (with status), update, rollback, remove.
 
+use super::refs;
 use super::resolve::resolve;
+pub use super::service_spec::normalize;
+pub use super::service_spec::with_defaults;
 use super::validate;
 use crate::allocator::ports;
 use crate::error::Error;
@@ -29,79 +32,6 @@ pub fn random_name() -> String {
     let a = ADJ[rand::random::<usize>() % ADJ.len()];
     let n = NAMES[rand::random::<usize>() % NAMES.len()];
     format!("{a}_{n}")
-}
-
-/// Fills what dockerd stores for omitted fields: one replica for
-/// `Replicated: {}`, replicated mode when none is given, the runtime.
-pub fn normalize(mut spec: api::ServiceSpec) -> api::ServiceSpec {
-    let mode = spec.mode.get_or_insert_with(Default::default);
-    let none = mode.replicated.is_none()
-        && mode.global.is_none()
-        && mode.replicated_job.is_none()
-        && mode.global_job.is_none();
-    if none {
-        mode.replicated = Some(Default::default());
-    }
-    if let Some(r) = mode.replicated.as_mut() {
-        r.replicas.get_or_insert(1);
-    }
-    if let Some(j) = mode.replicated_job.as_mut() {
-        let mc = *j.max_concurrent.get_or_insert(1);
-        j.total_completions.get_or_insert(mc);
-    }
-    // swarmkit's zero values: an update or rollback config without a
-    // failure action pauses, and dockerd reports it so.
-    if let Some(uc) = spec.update_config.as_mut() {
-        if uc.failure_action.is_none()
-            || uc.failure_action == Some(api::ServiceSpecUpdateConfigFailureActionEnum::EMPTY)
-        {
-            uc.failure_action = Some(api::ServiceSpecUpdateConfigFailureActionEnum::PAUSE);
-        }
-    }
-    if let Some(rc) = spec.rollback_config.as_mut() {
-        if rc.failure_action.is_none()
-            || rc.failure_action == Some(api::ServiceSpecRollbackConfigFailureActionEnum::EMPTY)
-        {
-            rc.failure_action = Some(api::ServiceSpecRollbackConfigFailureActionEnum::PAUSE);
-        }
-    }
-    // dockerd shows `Labels: {}` for a service created without labels.
-    spec.labels.get_or_insert_with(Default::default);
-    // An endpoint spec without a mode means VIP, a port without protocol or
-    // publish mode is TCP through ingress, and dockerd says so.
-    if let Some(es) = spec.endpoint_spec.as_mut() {
-        if es.mode.is_none() || es.mode == Some(api::EndpointSpecModeEnum::EMPTY) {
-            es.mode = Some(api::EndpointSpecModeEnum::VIP);
-        }
-        for p in es.ports.iter_mut().flatten() {
-            if p.protocol.is_none()
-                || p.protocol == Some(api::EndpointPortConfigProtocolEnum::EMPTY)
-            {
-                p.protocol = Some(api::EndpointPortConfigProtocolEnum::TCP);
-            }
-            if p.publish_mode.is_none()
-                || p.publish_mode == Some(api::EndpointPortConfigPublishModeEnum::EMPTY)
-            {
-                p.publish_mode = Some(api::EndpointPortConfigPublishModeEnum::INGRESS);
-            }
-        }
-    }
-    // dockerd reports the runtime it derives from the spec and clients send
-    // it back on update; storing it keeps such a round trip a no-op for tasks.
-    if let Some(tt) = spec.task_template.as_mut() {
-        if tt.container_spec.is_some() && tt.runtime.as_deref().unwrap_or("").is_empty() {
-            tt.runtime = Some("container".into());
-        }
-        // Likewise the isolation dockerd reports as "default".
-        if let Some(cs) = tt.container_spec.as_mut() {
-            if cs.isolation.is_none()
-                || cs.isolation == Some(api::TaskSpecContainerSpecIsolationEnum::EMPTY)
-            {
-                cs.isolation = Some(api::TaskSpecContainerSpecIsolationEnum::DEFAULT);
-            }
-        }
-    }
-    spec
 }
 
 /// Resolves network references (by name or ID, as `stack deploy` and SDKs
@@ -172,14 +102,23 @@ pub async fn create(
     if spec.name.as_deref().unwrap_or("").is_empty() {
         spec.name = Some(random_name());
     }
+    refs::check_config_targets(&spec)?;
     validate::service_spec(&spec)?;
     let id = new_id();
     store
         .update(|tx| {
+            refs::check_exist(tx, &spec)?;
             resolve_networks(tx, &mut spec)?;
             let mut s = Service::default();
             s.api.id = Some(id.clone());
             s.api.endpoint = Some(endpoint(tx, &id, &spec, None)?);
+            if crate::orchestrator::is_job_spec(&spec) {
+                // The first run of a job is iteration 0 (shown as `{}`).
+                s.api.job_status = Some(api::ServiceJobStatus {
+                    job_iteration: Some(api::ObjectVersion { index: None }),
+                    last_execution: Some(tx.now().to_string()),
+                });
+            }
             s.api.spec = Some(spec.clone());
             s.spec_version = 1;
             s.registry_auth = registry_auth.clone();
@@ -240,7 +179,9 @@ pub async fn update(
             // swarmkit judges the request's spec first and meets a stale
             // version only when it writes: a bad body is refused as such
             // whatever the version says.
+            refs::check_config_targets(&spec)?;
             validate::service_spec(&spec)?;
+            refs::check_exist(tx, &spec)?;
             if mode_name(&spec) != mode_name(&cur) {
                 return Err(Error::new(
                     ErrorKind::Unimplemented,
@@ -262,7 +203,14 @@ pub async fn update(
             resolve_networks(tx, &mut next)?;
             let id = s.id().to_string();
             s.api.endpoint = Some(endpoint(tx, &id, &next, s.api.endpoint.as_ref())?);
-            if next != cur {
+            // Every update of a job runs it again, as in swarmkit, whether
+            // the spec changed or not.
+            if let Some(js) = s.api.job_status.as_mut() {
+                let it = js.job_iteration.get_or_insert_with(Default::default);
+                it.index = Some(it.index.unwrap_or(0) + 1);
+                js.last_execution = Some(tx.now().to_string());
+                s.spec_version += 1;
+            } else if next != cur {
                 s.spec_version += 1;
             }
             // A rollback is marked at once. A normal update that makes tasks
@@ -273,7 +221,10 @@ pub async fn update(
             // leaves no status, and an unchanged update restarts a paused one.
             let template_changed = next.task_template != cur.task_template
                 || ports::host_ports(&next) != ports::host_ports(&cur);
+            let job = s.api.job_status.is_some();
             s.api.update_status = match kind {
+                // A job has no rolling update to report on.
+                _ if job => None,
                 UpdateKind::Replace if template_changed => Some(api::ServiceUpdateStatus {
                     state: Some(api::ServiceUpdateStatusStateEnum::UPDATING),
                     started_at: Some(tx.now().to_string()),
@@ -356,46 +307,6 @@ pub fn status(s: &Service, tasks: &[&Task], ready_nodes: usize) -> api::ServiceS
         desired_tasks: Some(desired),
         completed_tasks: Some(completed),
     }
-}
-
-/// The defaults `insertDefaults=true` shows (swarmkit's defaults).
-pub fn with_defaults(mut spec: api::ServiceSpec) -> api::ServiceSpec {
-    let tt = spec.task_template.get_or_insert_with(Default::default);
-    let cs = tt.container_spec.get_or_insert_with(Default::default);
-    cs.stop_grace_period.get_or_insert(10_000_000_000);
-    let rp = tt.restart_policy.get_or_insert_with(Default::default);
-    if rp.condition.is_none()
-        || rp.condition == Some(api::TaskSpecRestartPolicyConditionEnum::EMPTY)
-    {
-        rp.condition = Some(api::TaskSpecRestartPolicyConditionEnum::ANY);
-    }
-    rp.delay.get_or_insert(5_000_000_000);
-    rp.max_attempts.get_or_insert(0);
-    let uc = spec.update_config.get_or_insert_with(Default::default);
-    uc.parallelism.get_or_insert(1);
-    if uc.failure_action.is_none()
-        || uc.failure_action == Some(api::ServiceSpecUpdateConfigFailureActionEnum::EMPTY)
-    {
-        uc.failure_action = Some(api::ServiceSpecUpdateConfigFailureActionEnum::PAUSE);
-    }
-    uc.monitor.get_or_insert(5_000_000_000);
-    uc.max_failure_ratio.get_or_insert(0.0);
-    if uc.order.is_none() || uc.order == Some(api::ServiceSpecUpdateConfigOrderEnum::EMPTY) {
-        uc.order = Some(api::ServiceSpecUpdateConfigOrderEnum::STOP_FIRST);
-    }
-    let rc = spec.rollback_config.get_or_insert_with(Default::default);
-    rc.parallelism.get_or_insert(1);
-    if rc.failure_action.is_none()
-        || rc.failure_action == Some(api::ServiceSpecRollbackConfigFailureActionEnum::EMPTY)
-    {
-        rc.failure_action = Some(api::ServiceSpecRollbackConfigFailureActionEnum::PAUSE);
-    }
-    rc.monitor.get_or_insert(5_000_000_000);
-    rc.max_failure_ratio.get_or_insert(0.0);
-    if rc.order.is_none() || rc.order == Some(api::ServiceSpecRollbackConfigOrderEnum::EMPTY) {
-        rc.order = Some(api::ServiceSpecRollbackConfigOrderEnum::STOP_FIRST);
-    }
-    spec
 }
 
 #[cfg(test)]

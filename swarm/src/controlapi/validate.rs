@@ -94,6 +94,8 @@ pub fn service_spec(spec: &api::ServiceSpec) -> Result<()> {
             "mismatched Runtime and *Spec fields",
         ));
     };
+    // swarmkit looks at the references before the runtime's image.
+    super::refs::check_shape(spec)?;
     let image = cs.image.as_deref().unwrap_or("");
     if image.is_empty() {
         return Err(Error::invalid(
@@ -132,6 +134,12 @@ pub fn service_spec(spec: &api::ServiceSpec) -> Result<()> {
         return Err(Error::invalid(
             "service mode must be one of replicated, global, replicated-job or global-job",
         ));
+    }
+    // Jobs run to completion: they have nothing to update in rolling
+    // steps (a rollback config is allowed, as in swarmkit).
+    let job = mode.replicated_job.is_some() || mode.global_job.is_some();
+    if job && spec.update_config.is_some() {
+        return Err(Error::invalid("Jobs may not have an update config"));
     }
     if let Some(r) = mode.replicated.as_ref().and_then(|r| r.replicas) {
         if r < 0 {

@@ -84,8 +84,13 @@ pub fn new_cluster(
     unlock_key: Option<String>,
 ) -> Result<Cluster> {
     let (subject, key) = ca::root::tls_info(root);
-    // Unset means the allocator's default (10.0.0.0/8); dockerd reports null then.
-    let pool = req.default_addr_pool.clone().filter(|p| !p.is_empty());
+    // No pool in the request (absent, null, or dropped for an API older
+    // than 1.39) is swarmkit's default pool, and dockerd reports it; an
+    // empty list (what the CLI sends) is reported as null.
+    let pool = match req.default_addr_pool.clone() {
+        None => Some(vec![crate::allocator::network::DEFAULT_POOL.to_string()]),
+        Some(p) => Some(p).filter(|p| !p.is_empty()),
+    };
     let subnet_size = match req.subnet_size {
         Some(s) if s > 0 => s,
         _ => 24,

@@ -68,12 +68,20 @@ pub fn reconcile(s: &Service, tasks: &[&Task], now: time::OffsetDateTime, now_st
     }
     let room = max_concurrent.saturating_sub(alive);
     let left = total.saturating_sub(completed + alive);
-    let next_slot = current.iter().filter_map(|t| t.api.slot).max().unwrap_or(0);
+    // swarmkit numbers a job's slots from 0 and gives a retry the slot of
+    // the task it replaces: the free slots are those no completed or live
+    // task holds. Slot 0 is no slot on the wire (Go's `omitempty`).
+    let used: std::collections::BTreeSet<i64> = current
+        .iter()
+        .filter(|t| t.state() == TaskState::COMPLETE || (is_wanted(t) && is_alive(t)))
+        .map(|t| t.api.slot.unwrap_or(0))
+        .collect();
     let _ = retries;
-    for i in 0..room.min(left) {
+    let free = (0..).filter(|n| !used.contains(n));
+    for slot in free.take(room.min(left)) {
         plan.actions.push(Action::Create(Box::new(new_task(
             s,
-            Some(next_slot + 1 + i as i64),
+            (slot != 0).then_some(slot),
             None,
             now_str,
         ))));

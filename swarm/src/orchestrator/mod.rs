@@ -98,8 +98,14 @@ impl Plan {
 
 /// Whether the service is a job (replicated-job or global-job).
 pub fn is_job(s: &Service) -> bool {
-    let m = s.spec().mode.clone().unwrap_or_default();
-    m.replicated_job.is_some() || m.global_job.is_some()
+    is_job_spec(s.spec())
+}
+
+/// Whether a spec's mode is a replicated or global job.
+pub fn is_job_spec(spec: &api::ServiceSpec) -> bool {
+    spec.mode
+        .as_ref()
+        .is_some_and(|m| m.replicated_job.is_some() || m.global_job.is_some())
 }
 
 /// A new task for `service` as dockerd shows it: state new, desired running
@@ -125,9 +131,15 @@ pub fn new_task(service: &Service, slot: Option<i64>, node: Option<&str>, now: &
         TaskState::RUNNING
     });
     if job {
-        t.api.job_iteration = Some(api::ObjectVersion {
-            index: Some(service.spec_version),
-        });
+        // The service's iteration, as swarmkit stamps it on each task.
+        t.api.job_iteration = Some(
+            service
+                .api
+                .job_status
+                .as_ref()
+                .and_then(|j| j.job_iteration.clone())
+                .unwrap_or_default(),
+        );
     }
     t.spec_version = service.spec_version;
     t.service_name = service.name().to_string();
