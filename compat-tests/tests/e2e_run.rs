@@ -257,6 +257,11 @@ fn restart_policies_bring_containers_back_until_stopped() {
         text.contains("can't create 'AutoRemove' container with restart policy"),
         "{text}"
     );
+
+    // Both stopped containers go with a prune.
+    let pruned = d.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Deleted Containers:"), "{pruned}");
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
 }
 
 #[test]

@@ -21,19 +21,35 @@ pub async fn prune(
     let f = Filters::parse(q.get("filters").map(String::as_str))?;
     f.validate(&["label", "label!", "until"])?;
     let until = crate::until::from_filters(&f, time::OffsetDateTime::now_utc())?;
-    let (deleted, reclaimed) = s
+    let select = |c: &runtime::view::ContainerInfo| {
+        let old_enough = match (until, c.created) {
+            (Some(u), Some(t)) => t < u,
+            _ => true,
+        };
+        let labels = Some(&c.labels);
+        old_enough
+            && f.labels("label", labels)
+            && !(f.contains("label!") && f.labels("label!", labels))
+    };
+    // Standalone containers go through their own removal, which gives
+    // back their network addresses.
+    let (mut deleted, mut reclaimed) = s
         .runtime
-        .container_prune(&node_env(&s), |c| {
-            let old_enough = match (until, c.created) {
-                (Some(u), Some(t)) => t < u,
-                _ => true,
-            };
-            let labels = Some(&c.labels);
-            old_enough
-                && f.labels("label", labels)
-                && !(f.contains("label!") && f.labels("label!", labels))
-        })
+        .container_prune(&node_env(&s), |c| !c.standalone && select(c))
         .await?;
+    for c in s.runtime.container_infos(&node_env(&s)).await? {
+        if !c.standalone || c.state.status.is_running() || !select(&c) {
+            continue;
+        }
+        let size = s.runtime.container_size_rw(&c.id).await;
+        match s.standalone.remove(&c, &c.id, false, false).await {
+            Ok(()) => {
+                reclaimed += size.max(0) as u64;
+                deleted.push(c.id);
+            }
+            Err(e) => tracing::warn!(container = %c.id, error = %e, "pruning a container"),
+        }
+    }
     // Go writes an empty list as null.
     let deleted = if deleted.is_empty() {
         Value::Null
