@@ -12,6 +12,7 @@ pub mod network;
 mod proposer;
 pub mod recovery;
 pub mod service;
+pub mod space;
 #[allow(clippy::result_large_err)]
 mod state_machine;
 pub mod wire;
@@ -33,6 +34,7 @@ pub use proposer::GrpcForwarder;
 pub use proposer::RaftProposer;
 use serde::Deserialize;
 use serde::Serialize;
+pub use space::SpaceGuard;
 pub use state_machine::StateMachine;
 
 use crate::error::Error;
