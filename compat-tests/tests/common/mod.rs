@@ -594,9 +594,21 @@ impl Containerd {
     /// Stops containerd (SIGTERM; its shims and containers keep running)
     /// and starts it again on the same root and socket.
     pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Stops containerd (SIGTERM, bounded: 10 s); its shims and containers
+    /// keep running. [`Containerd::start_again`] brings it back.
+    pub fn stop(&mut self) {
         if let Some(c) = self.child.take() {
             terminate(c, Duration::from_secs(10));
         }
+    }
+
+    /// Starts a stopped containerd again on the same root and socket and
+    /// waits until it answers.
+    pub fn start_again(&mut self) {
         self.spawn();
     }
 
