@@ -6,12 +6,11 @@
 mod common;
 
 use common::wait_for;
-use common::Containerd;
 use common::Daemon;
 
 const IMAGE: &str = "shoal-test/busybox:latest";
 
-/// Names of the service's tasks that should run and do.
+/// How many of the service's tasks should run and do.
 fn running(d: &Daemon, svc: &str) -> usize {
     d.ok(&[
         "service",
@@ -87,7 +86,7 @@ fn containerd_restarted_under_load_converges() {
     let mut created = Vec::new();
     std::thread::scope(|s| {
         // A stream of writes (secrets, services, scaling) while containerd
-        // goes away and comes back, twice... `restarts` times.
+        // goes away and comes back `restarts` times.
         let writer = s.spawn(|| {
             let mut made = Vec::new();
             for i in 0..12 {
