@@ -728,6 +728,18 @@ impl Daemon {
         Daemon::start_in(Some(c.node.clone()), &["--containerd", &socket])
     }
 
+    /// Starts shoald against the private containerd `c` with environment
+    /// variables of its own.
+    pub fn with_containerd_env(c: &Containerd, env: &[(&str, &str)]) -> Daemon {
+        let mut d = Daemon::with_containerd(c);
+        d.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        d.restart();
+        d
+    }
+
     /// The node namespaces shoald runs in, when it has a containerd.
     pub fn node(&self) -> Option<&NodeNs> {
         self.node.as_deref()
