@@ -112,6 +112,15 @@ fn written_offsets(a: &[u8], b: &[u8]) -> Vec<usize> {
         .collect()
 }
 
+/// How many times the default number of cases to try:
+/// `SHOAL_FAULT_CASES` (1 in the suite; longer runs in RESULTS.md).
+fn scale() -> usize {
+    std::env::var("SHOAL_FAULT_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 fn rng() -> (StdRng, u64) {
     let seed = rand::random();
     (StdRng::seed_from_u64(seed), seed)
@@ -132,7 +141,7 @@ async fn byte_flips_in_the_log_are_refused_or_harmless() {
     let live = written_offsets(&empty, &good);
     let (mut rng, seed) = rng();
     let mut tally = Tally::default();
-    for case in 0..200 {
+    for case in 0..200 * scale() {
         let mut bytes = good.clone();
         // The first case hits the file's magic number, which is always read.
         let at = match case {
@@ -163,7 +172,7 @@ async fn a_cut_log_file_is_refused_or_harmless() {
     let (mut rng, seed) = rng();
     let mut tally = Tally::default();
     let mut cuts: Vec<usize> = vec![0, 1, 511, PAGE, 2 * PAGE + 17, good.len() - 1];
-    cuts.extend((0..40).map(|_| rng.gen_range(0..good.len())));
+    cuts.extend((0..40 * scale()).map(|_| rng.gen_range(0..good.len())));
     for cut in cuts {
         judge(
             dir.path(),
@@ -205,8 +214,8 @@ async fn a_commit_torn_by_a_crash_keeps_every_acknowledged_entry() {
     assert!(!changed.is_empty());
     let (mut rng, seed) = rng();
     let (mut with_new, mut without_new) = (0, 0);
-    const CASES: usize = 40;
-    for case in 0..CASES {
+    let cases = 40 * scale();
+    for case in 0..cases {
         // Each changed page is either written or not; the file keeps the
         // length of the new commit (redb grows it before writing).
         let mut bytes = after.clone();
@@ -235,7 +244,7 @@ async fn a_commit_torn_by_a_crash_keeps_every_acknowledged_entry() {
         std::fs::remove_file(&file).unwrap();
     }
     eprintln!(
-        "torn commits (seed {seed}, {} pages changed): {CASES} recovered, {with_new} kept the unacknowledged entry, {without_new} dropped it",
+        "torn commits (seed {seed}, {} pages changed): {cases} recovered, {with_new} kept the unacknowledged entry, {without_new} dropped it",
         changed.len()
     );
 }
@@ -262,7 +271,7 @@ fn every_flip_or_cut_of_a_snapshot_is_refused_naming_the_file() {
     let sm = StateMachine::open(dir.path(), sealer(), SharedState::new(8)).unwrap();
     assert_eq!(sm.last_applied(), Some(log_id(10)));
     let (mut rng, seed) = rng();
-    let mut cases: Vec<Vec<u8>> = (0..good.len().min(400))
+    let mut cases: Vec<Vec<u8>> = (0..400 * scale())
         .map(|_| {
             let mut b = good.clone();
             b[rng.gen_range(0..good.len())] ^= 1 << rng.gen_range(0..8);
