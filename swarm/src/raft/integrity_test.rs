@@ -328,6 +328,24 @@ async fn a_compacted_log_without_its_snapshot_is_refused() {
     raft.shutdown().await.unwrap();
 }
 
+/// A crash inside `purge`, after the purged index was recorded and before
+/// the entries went: the leftovers are below it and do not count.
+#[tokio::test]
+async fn entries_left_by_an_interrupted_purge_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.redb");
+    {
+        let mut log = LogStore::open(&path, sealer()).unwrap();
+        log.write_entries((1..=20).map(entry)).unwrap();
+        log.save_committed(Some(log_id(20))).await.unwrap();
+        log.purge(log_id(12)).await.unwrap();
+        // What the interrupted purge would have left.
+        log.write_entries((5..=12).map(entry)).unwrap();
+    }
+    let (_, purged) = open_log(&path, sealer()).unwrap();
+    assert_eq!(purged, Some(log_id(12)));
+}
+
 #[tokio::test]
 async fn a_gap_or_a_lost_tail_in_the_log_is_refused() {
     let dir = tempfile::tempdir().unwrap();
