@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::FromRequest;
 use axum::extract::Request;
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -21,10 +22,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            .map_err(|e| match e.status() {
+                // axum stops reading at its default limit, so memory stays
+                // bounded; dockerd reads any size, but raft stores no object
+                // over 1.5 MiB anyway.
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body is too large: at most {JSON_BODY_LIMIT} bytes of JSON are read"),
+                ),
+                _ => ApiError::bad_request(e.to_string()),
+            })?;
         decode(&bytes).map(JsonBody)
     }
 }
+
+/// The most a JSON request body may hold: axum's default limit, above the
+/// largest secret or config dockerd accepts (1000 KiB, 4/3 of it once in
+/// base64) and any spec raft can store.
+pub const JSON_BODY_LIMIT: usize = 2 << 20;
 
 /// dockerd's text for a request body with no JSON value at all (Go's
 /// decoder meets `io.EOF` before the first token).
@@ -40,6 +55,16 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if trimmed {
         return Err(ApiError::bad_request(EMPTY_BODY));
     }
+    // Go's decoder reads invalid UTF-8 in a string as U+FFFD, one per
+    // bad byte; valid input (nearly all) is decoded in place.
+    let fixed;
+    let bytes = match std::str::from_utf8(bytes) {
+        Ok(_) => bytes,
+        Err(_) => {
+            fixed = replace_invalid_utf8(bytes);
+            fixed.as_bytes()
+        }
+    };
     crate::gojson::from_slice(bytes).map_err(|e| {
         if e.is_eof() {
             ApiError::bad_request("unexpected EOF")
@@ -47,6 +72,27 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::bad_request(e.to_string())
         }
     })
+}
+
+/// `bytes` with every byte that is not part of valid UTF-8 replaced by
+/// U+FFFD, as Go's `utf8.DecodeRune` steps over them one at a time.
+pub fn replace_invalid_utf8(mut bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 16);
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                out.push_str(s);
+                return out;
+            }
+            Err(e) => {
+                let (good, rest) = bytes.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                let bad = e.error_len().unwrap_or(rest.len());
+                out.extend(std::iter::repeat_n('\u{FFFD}', bad));
+                bytes = &rest[bad..];
+            }
+        }
+    }
 }
 
 /// Query parameters.
@@ -154,6 +200,20 @@ mod tests {
         assert_eq!(e.message, "got EOF while reading request body");
         let e = decode::<serde_json::Value>(b" \n").unwrap_err();
         assert_eq!(e.message, "got EOF while reading request body");
+    }
+
+    #[test]
+    fn invalid_utf8_in_strings_is_read_as_go_reads_it() {
+        let v: serde_json::Value = decode(b"{\"Name\":\"a\xff\xfeb\xe2\x82\"}").unwrap();
+        assert_eq!(v["Name"], "a\u{FFFD}\u{FFFD}b\u{FFFD}\u{FFFD}");
+        // Outside a string it is still a syntax error.
+        assert_eq!(
+            decode::<serde_json::Value>(b"{\xff: 1}")
+                .unwrap_err()
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(replace_invalid_utf8("héllo".as_bytes()), "héllo");
     }
 
     #[test]

@@ -594,9 +594,21 @@ impl Containerd {
     /// Stops containerd (SIGTERM; its shims and containers keep running)
     /// and starts it again on the same root and socket.
     pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// Stops containerd (SIGTERM, bounded: 10 s); its shims and containers
+    /// keep running. [`Containerd::start_again`] brings it back.
+    pub fn stop(&mut self) {
         if let Some(c) = self.child.take() {
             terminate(c, Duration::from_secs(10));
         }
+    }
+
+    /// Starts a stopped containerd again on the same root and socket and
+    /// waits until it answers.
+    pub fn start_again(&mut self) {
         self.spawn();
     }
 
@@ -714,6 +726,18 @@ impl Daemon {
     pub fn with_containerd(c: &Containerd) -> Daemon {
         let socket = c.socket().display().to_string();
         Daemon::start_in(Some(c.node.clone()), &["--containerd", &socket])
+    }
+
+    /// Starts shoald against the private containerd `c` with environment
+    /// variables of its own.
+    pub fn with_containerd_env(c: &Containerd, env: &[(&str, &str)]) -> Daemon {
+        let mut d = Daemon::with_containerd(c);
+        d.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        d.restart();
+        d
     }
 
     /// The node namespaces shoald runs in, when it has a containerd.

@@ -146,6 +146,7 @@ pub async fn serve(
     // Connections end before `serve` returns (bounded), so the last chunk
     // of every response is written before the process exits.
     let conns = TaskTracker::new();
+    let mut backoff = AcceptBackoff::default();
     match host {
         Host::Unix(path) => {
             let path = Path::new(&path);
@@ -164,7 +165,7 @@ pub async fn serve(
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     r = l.accept() => {
-                        let (s, _) = r?;
+                        let Some((s, _)) = backoff.take(r).await? else { continue };
                         let (app, cancel) = (app.clone(), cancel.clone());
                         conns.spawn(async move {
                             // A connection that never says a word is
@@ -193,7 +194,7 @@ pub async fn serve(
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     r = l.accept() => {
-                        let (s, peer) = r?;
+                        let Some((s, peer)) = backoff.take(r).await? else { continue };
                         let acceptor = acceptor.clone();
                         let (app, cancel) = (app.clone(), cancel.clone());
                         conns.spawn(async move {
@@ -218,6 +219,55 @@ pub async fn serve(
     conns.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), conns.wait()).await;
     Ok(())
+}
+
+/// What a failed `accept` does to the listener. Running out of descriptors
+/// (EMFILE, ENFILE), of buffers, or a client giving up before it was taken
+/// passes: the listener waits, 5 ms doubling to 1 s as Go's net/http does,
+/// and goes on, instead of ending and taking the daemon with it.
+#[derive(Debug, Default)]
+struct AcceptBackoff {
+    delay: Duration,
+}
+
+impl AcceptBackoff {
+    /// The accepted connection, `None` after a passing failure (waited
+    /// out), or the error that ends the listener.
+    async fn take<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<Option<T>> {
+        let e = match r {
+            Ok(v) => {
+                self.delay = Duration::ZERO;
+                return Ok(Some(v));
+            }
+            Err(e) => e,
+        };
+        if !is_passing(&e) {
+            return Err(e);
+        }
+        self.delay = (self.delay * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        tracing::warn!(error = %e, retry_in = ?self.delay, "accepting an API connection failed");
+        tokio::time::sleep(self.delay).await;
+        Ok(None)
+    }
+}
+
+fn is_passing(e: &std::io::Error) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        e.raw_os_error().map(Errno::from_raw),
+        Some(
+            Errno::EMFILE
+                | Errno::ENFILE
+                | Errno::ENOBUFS
+                | Errno::ENOMEM
+                | Errno::ECONNABORTED
+                | Errno::ECONNRESET
+                | Errno::EPROTO
+                | Errno::EPERM
+                | Errno::EINTR
+                | Errno::EAGAIN
+        )
+    )
 }
 
 /// `host[:port]` with dockerd's port when none is given, and its host
@@ -339,6 +389,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn running_out_of_descriptors_waits_instead_of_ending_the_listener() {
+        let mut b = AcceptBackoff::default();
+        let emfile = || Err::<(), _>(std::io::Error::from_raw_os_error(nix::libc::EMFILE));
+        for want in [5, 10, 20] {
+            assert!(b.take(emfile()).await.unwrap().is_none());
+            assert_eq!(b.delay, Duration::from_millis(want));
+        }
+        b.delay = Duration::from_millis(900);
+        assert!(b.take(emfile()).await.unwrap().is_none());
+        assert_eq!(b.delay, Duration::from_secs(1), "capped");
+        assert_eq!(b.take(Ok(())).await.unwrap(), Some(()));
+        assert_eq!(b.delay, Duration::ZERO);
+        let ebadf = Err::<(), _>(std::io::Error::from_raw_os_error(nix::libc::EBADF));
+        assert!(b.take(ebadf).await.is_err());
+    }
 
     #[test]
     fn tcp_hosts_get_dockerds_ports() {

@@ -306,7 +306,8 @@ impl Manager {
         )
         .await?;
         let forwarder: Arc<dyn raft::Forwarder> = Arc::new(raft::GrpcForwarder(channels.clone()));
-        let proposer = raft::RaftProposer::new(r.clone(), shared.clone(), Some(forwarder));
+        let proposer = raft::RaftProposer::new(r.clone(), shared.clone(), Some(forwarder))
+            .with_space_guard(raft::SpaceGuard::new(&cfg.dir.join("raft")));
         let store = Store::new(shared, Arc::new(proposer));
         let m = Arc::new(Manager {
             state,

@@ -55,13 +55,7 @@ fn io<E: std::error::Error + Send + Sync + 'static>(e: E) -> SErr {
 impl LogStore {
     /// Opens (or creates) the log database at `path`.
     pub fn open(path: &Path, sealer: Arc<Sealer>) -> Result<Self, SErr> {
-        let db = Database::create(path).map_err(io)?;
-        let w = db.begin_write().map_err(io)?;
-        {
-            w.open_table(LOG).map_err(io)?;
-            w.open_table(META).map_err(io)?;
-        }
-        w.commit().map_err(io)?;
+        let db = open_db(path).map_err(io)?;
         Ok(LogStore {
             db: Arc::new(db),
             sealer,
@@ -104,12 +98,23 @@ impl LogStore {
 
     /// [`LogStore::open`], waiting (bounded) while a raft that just stopped
     /// still holds the database: its last readers end a moment after it.
+    /// Any other failure returns at once.
     pub fn open_waiting(path: &Path, sealer: Arc<Sealer>) -> Result<Self, SErr> {
+        Self::open_waiting_db(path, sealer).map_err(io)
+    }
+
+    /// [`LogStore::open_waiting`] with redb's own error.
+    pub(crate) fn open_waiting_db(path: &Path, sealer: Arc<Sealer>) -> Result<Self, redb::Error> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
-            match Self::open(path, sealer.clone()) {
-                Ok(l) => return Ok(l),
-                Err(_) if std::time::Instant::now() < deadline => {
+            match open_db(path) {
+                Ok(db) => {
+                    return Ok(LogStore {
+                        db: Arc::new(db),
+                        sealer,
+                    })
+                }
+                Err(redb::Error::DatabaseAlreadyOpen) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
                 Err(e) => return Err(e),
@@ -117,13 +122,79 @@ impl LogStore {
         }
     }
 
+    /// Reads back everything the log holds and checks it before raft may
+    /// use it: every value authenticates (its AEAD tag), every entry sits
+    /// under its own index, the entries run without a gap from just after
+    /// the purged index, and they reach the committed index. Returns the
+    /// purged log ID (the snapshot must cover it), or what is wrong.
+    ///
+    /// redb itself rolls back a commit cut short by a crash when it opens
+    /// the file (that commit was never acknowledged); what this finds is
+    /// damage done after a commit was durable.
+    pub(crate) fn verify(&self) -> Result<Option<LogId<NodeId>>, String> {
+        let meta_err = |key: &str, _: SErr| {
+            format!("its {key} record is unreadable or fails its authentication check")
+        };
+        let purged: Option<LogId<NodeId>> =
+            self.get_meta(PURGED).map_err(|e| meta_err(PURGED, e))?;
+        let committed = self
+            .get_meta::<Option<LogId<NodeId>>>(COMMITTED)
+            .map_err(|e| meta_err(COMMITTED, e))?
+            .flatten();
+        self.get_meta::<Vote<NodeId>>(VOTE)
+            .map_err(|e| meta_err(VOTE, e))?;
+        let r = self.db.begin_read().map_err(|e| e.to_string())?;
+        let t = r.open_table(LOG).map_err(|e| e.to_string())?;
+        let mut next = purged.map(|p| p.index + 1);
+        let mut last = purged.map(|p| p.index);
+        for item in t.iter().map_err(|e| e.to_string())? {
+            let (k, v) = item.map_err(|e| e.to_string())?;
+            let k = k.value();
+            // `purge` records the purged index before it removes the
+            // entries: a crash between the two leaves some below it, which
+            // raft never reads again.
+            if purged.is_some_and(|p| k <= p.index) {
+                continue;
+            }
+            let e: Entry = self
+                .unseal(v.value())
+                .map_err(|_| format!("entry {k} fails its authentication check"))?;
+            if e.log_id.index != k {
+                return Err(format!("entry {k} holds entry {}", e.log_id.index));
+            }
+            match next {
+                Some(n) if n < k => return Err(format!("entries {n} to {} are missing", k - 1)),
+                _ => {}
+            }
+            next = Some(k + 1);
+            last = Some(k);
+        }
+        match committed {
+            Some(c) if last.is_none_or(|l| l < c.index) => Err(format!(
+                "entries up to {} were committed but it holds entries only up to {}",
+                c.index,
+                last.map_or_else(|| "none".to_string(), |l| l.to_string())
+            )),
+            _ => Ok(purged),
+        }
+    }
+
     /// Drops every entry and starts the log after `last` (everything up to
     /// it is in a snapshot), with `vote` (`swarm init --force-new-cluster`).
+    /// One commit, so a crash leaves the old log or the new one.
     pub(crate) fn reset_after(&self, last: LogId<NodeId>, vote: &Vote<NodeId>) -> Result<(), SErr> {
-        self.remove_range(..)?;
-        self.put_meta(PURGED, &last)?;
-        self.put_meta(COMMITTED, &Some(last))?;
-        self.put_meta(VOTE, vote)
+        let (purged, committed, vote) =
+            (self.seal(&last)?, self.seal(&Some(last))?, self.seal(vote)?);
+        let w = self.db.begin_write().map_err(io)?;
+        {
+            let mut t = w.open_table(LOG).map_err(io)?;
+            t.retain(|_, _| false).map_err(io)?;
+            let mut m = w.open_table(META).map_err(io)?;
+            m.insert(PURGED, purged.as_slice()).map_err(io)?;
+            m.insert(COMMITTED, committed.as_slice()).map_err(io)?;
+            m.insert(VOTE, vote.as_slice()).map_err(io)?;
+        }
+        w.commit().map_err(io)
     }
 
     /// Number of entries currently kept (for tests and metrics).
@@ -154,6 +225,39 @@ impl LogStore {
         }
         w.commit().map_err(io)
     }
+}
+
+impl LogStore {
+    /// Seals and writes `entries` in one durable commit.
+    pub(crate) fn write_entries(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<(), SErr> {
+        let sealed: Vec<(u64, Vec<u8>)> = entries
+            .into_iter()
+            .map(|e| Ok((e.log_id.index, self.seal(&e)?)))
+            .collect::<Result<_, SErr>>()?;
+        let w = self.db.begin_write().map_err(io)?;
+        {
+            let mut t = w.open_table(LOG).map_err(io)?;
+            for (i, v) in &sealed {
+                t.insert(*i, v.as_slice()).map_err(io)?;
+            }
+        }
+        w.commit().map_err(io)
+    }
+}
+
+/// Opens (or creates) the redb file with both tables.
+fn open_db(path: &Path) -> Result<Database, redb::Error> {
+    let db = Database::create(path)?;
+    let w = db.begin_write()?;
+    {
+        w.open_table(LOG)?;
+        w.open_table(META)?;
+    }
+    w.commit()?;
+    Ok(db)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -217,20 +321,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let sealed: Vec<(u64, Vec<u8>)> = entries
-            .into_iter()
-            .map(|e| Ok((e.log_id.index, self.seal(&e)?)))
-            .collect::<Result<_, SErr>>()?;
-        let w = self.db.begin_write().map_err(io)?;
-        {
-            let mut t = w.open_table(LOG).map_err(io)?;
-            for (i, v) in &sealed {
-                t.insert(*i, v.as_slice()).map_err(io)?;
-            }
-        }
-        let res = w.commit().map_err(|e| std::io::Error::other(e.to_string()));
+        let res = self.write_entries(entries);
         let ok = res.is_ok();
-        callback.log_io_completed(res);
+        callback.log_io_completed(res.map_err(|e| std::io::Error::other(e.to_string())));
         if ok {
             Ok(())
         } else {

@@ -3,6 +3,7 @@
 //! through membership changes without touching the state machine.
 
 pub mod encryption;
+mod integrity;
 // openraft fixes the storage error type (large); boxing it locally buys nothing.
 #[allow(clippy::result_large_err)]
 mod log_store;
@@ -11,6 +12,7 @@ pub mod network;
 mod proposer;
 pub mod recovery;
 pub mod service;
+pub mod space;
 #[allow(clippy::result_large_err)]
 mod state_machine;
 pub mod wire;
@@ -32,6 +34,7 @@ pub use proposer::GrpcForwarder;
 pub use proposer::RaftProposer;
 use serde::Deserialize;
 use serde::Serialize;
+pub use space::SpaceGuard;
 pub use state_machine::StateMachine;
 
 use crate::error::Error;
@@ -106,7 +109,9 @@ impl Default for RaftSettings {
 /// reaching the other managers through `network`.
 ///
 /// The state machine restores the last snapshot into `state`; openraft then
-/// re-applies committed entries after it before serving writes.
+/// re-applies committed entries after it before serving writes. A damaged
+/// log or snapshot file is refused with a message naming it (see
+/// `integrity`).
 pub async fn start<N>(
     dir: &Path,
     sealer: Arc<encryption::Sealer>,
@@ -119,10 +124,21 @@ where
     N: openraft::RaftNetworkFactory<TypeConfig>,
 {
     std::fs::create_dir_all(dir).map_err(|e| Error::internal(format!("raft dir: {e}")))?;
-    let log = LogStore::open_waiting(&dir.join("log.redb"), sealer.clone())
-        .map_err(|e| Error::internal(format!("raft log: {e}")))?;
+    let (log, purged) = integrity::open_log(&dir.join("log.redb"), sealer.clone())?;
     let sm = StateMachine::open(dir, sealer, state)
-        .map_err(|e| Error::internal(format!("raft snapshot: {e}")))?;
+        .map_err(|state_machine::Damage(file, what)| integrity::damaged(&file, &what))?;
+    // Entries up to the purged index live only in the snapshot.
+    if let Some(p) = purged {
+        if sm.last_applied().is_none_or(|l| l.index < p.index) {
+            return Err(integrity::damaged(
+                sm.snapshot_file(),
+                &format!(
+                    "the log was compacted up to entry {} but the snapshot, which must hold those entries, is missing or older",
+                    p.index
+                ),
+            ));
+        }
+    }
     let config = Config {
         cluster_name: "shoal".into(),
         heartbeat_interval: HEARTBEAT_MS,

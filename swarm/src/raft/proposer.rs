@@ -12,6 +12,7 @@ use openraft::error::RaftError;
 use super::NodeId;
 use super::Proposal;
 use super::ShoalRaft;
+use super::SpaceGuard;
 use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::error::Result;
@@ -73,6 +74,7 @@ pub struct RaftProposer {
     raft: ShoalRaft,
     state: Arc<SharedState>,
     forwarder: Option<Arc<dyn Forwarder>>,
+    space: Option<SpaceGuard>,
 }
 
 impl RaftProposer {
@@ -88,7 +90,15 @@ impl RaftProposer {
             raft,
             state,
             forwarder,
+            space: None,
         }
+    }
+
+    /// Refuses writes while `guard` finds the raft directory's filesystem
+    /// nearly full, so a full disk never reaches the log (see `space`).
+    pub fn with_space_guard(mut self, guard: SpaceGuard) -> Self {
+        self.space = Some(guard);
+        self
     }
 
     async fn forward(&self, addr: &str, base: u64, actions: Vec<StoreAction>) -> Result<Proposed> {
@@ -151,6 +161,9 @@ impl RaftProposer {
                 .metrics(|m| m.current_leader.is_some(), "a leader")
                 .await;
             self.check_leader()?;
+        }
+        if let Some(space) = &self.space {
+            space.check()?;
         }
         let call = self.raft.client_write(Proposal {
             actions: actions.clone(),

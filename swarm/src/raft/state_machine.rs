@@ -62,28 +62,47 @@ impl SnapshotFiles {
         }
     }
 
-    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, SErr> {
-        match std::fs::read(path) {
-            Ok(b) => Ok(Some(self.sealer.open(&b).map_err(err)?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(err(e)),
+    /// Reads and opens one sealed file; `None` when it does not exist.
+    fn read(&self, path: &Path) -> Result<Option<Vec<u8>>, Damage> {
+        let damage = |what: String| Damage(path.to_path_buf(), what);
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(damage(format!("it cannot be read ({e})"))),
+        };
+        match self.sealer.open(&bytes) {
+            Ok(plain) => Ok(Some(plain)),
+            // A nonce and a tag are 28 bytes: less is a cut file.
+            Err(_) if bytes.len() < 28 => Err(damage("it is truncated".into())),
+            Err(_) => Err(damage(
+                "it fails its authentication check (cut short, corrupted or sealed with another key)"
+                    .into(),
+            )),
         }
     }
 
-    fn load(&self) -> Result<Option<(Meta, Vec<u8>)>, SErr> {
+    /// The current snapshot, if any: its meta and the encoded store.
+    fn load(&self) -> Result<Option<(Meta, Vec<u8>)>, Damage> {
         if let Some(plain) = self.read(&self.file)? {
+            let malformed = || Damage(self.file.clone(), "its layout is malformed".into());
             // u64 length of the meta, the meta, then the data.
-            let (len, rest) = plain.split_at_checked(8).ok_or_else(|| err(corrupt()))?;
-            let len = u64::from_be_bytes(len.try_into().map_err(|_| err(corrupt()))?) as usize;
-            let (meta, data) = rest.split_at_checked(len).ok_or_else(|| err(corrupt()))?;
-            let meta: Meta = serde_json::from_slice(meta).map_err(err)?;
+            let (len, rest) = plain.split_at_checked(8).ok_or_else(malformed)?;
+            let len = u64::from_be_bytes(len.try_into().map_err(|_| malformed())?);
+            let (meta, data) = usize::try_from(len)
+                .ok()
+                .and_then(|l| rest.split_at_checked(l))
+                .ok_or_else(malformed)?;
+            let meta: Meta = serde_json::from_slice(meta).map_err(|_| malformed())?;
             return Ok(Some((meta, data.to_vec())));
         }
         let Some(meta) = self.read(&self.old_meta)? else {
             return Ok(None);
         };
-        let meta: Meta = serde_json::from_slice(&meta).map_err(err)?;
-        let data = self.read(&self.old_data)?.ok_or_else(|| err(corrupt()))?;
+        let meta: Meta = serde_json::from_slice(&meta)
+            .map_err(|_| Damage(self.old_meta.clone(), "its layout is malformed".into()))?;
+        let data = self
+            .read(&self.old_data)?
+            .ok_or_else(|| Damage(self.old_data.clone(), "it is missing".into()))?;
         Ok(Some((meta, data)))
     }
 
@@ -100,12 +119,10 @@ impl SnapshotFiles {
     }
 }
 
-fn corrupt() -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        "snapshot file is truncated",
-    )
-}
+/// A snapshot file that cannot be used, and why in words.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {what}", path = .0.display(), what = .1)]
+pub struct Damage(pub PathBuf, pub String);
 
 /// Writes `data` (an encoded store) as the current snapshot of the state
 /// machine in `dir`, with `meta`.
@@ -120,7 +137,9 @@ pub(crate) fn write_snapshot(
 
 impl StateMachine {
     /// Opens the state machine in `dir`, restoring the last snapshot if any.
-    pub fn open(dir: &Path, sealer: Arc<Sealer>, state: Arc<SharedState>) -> Result<Self, SErr> {
+    /// A snapshot file that fails its authentication check or does not
+    /// decode is refused: the error names the file and what is wrong.
+    pub fn open(dir: &Path, sealer: Arc<Sealer>, state: Arc<SharedState>) -> Result<Self, Damage> {
         let files = SnapshotFiles::new(dir, sealer);
         let mut sm = StateMachine {
             state,
@@ -129,12 +148,27 @@ impl StateMachine {
             membership: StoredMembership::default(),
         };
         if let Some((meta, data)) = sm.files.load()? {
-            let tables = StoreSnapshot::decode(&data).map_err(err)?;
+            let tables = StoreSnapshot::decode(&data).map_err(|e| {
+                Damage(
+                    sm.files.file.clone(),
+                    format!("its store image does not decode ({e})"),
+                )
+            })?;
             sm.state.restore(tables);
             sm.last_applied = meta.last_log_id;
             sm.membership = meta.last_membership;
         }
         Ok(sm)
+    }
+
+    /// The last log ID the state holds (restored or applied).
+    pub(crate) fn last_applied(&self) -> Option<LogId<NodeId>> {
+        self.last_applied
+    }
+
+    /// The file the current snapshot is kept in.
+    pub(crate) fn snapshot_file(&self) -> &Path {
+        &self.files.file
     }
 }
 
@@ -235,9 +269,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
-        Ok(self.files.load()?.map(|(meta, data)| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        }))
+        Ok(self
+            .files
+            .load()
+            .map_err(err)?
+            .map(|(meta, data)| Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            }))
     }
 }
