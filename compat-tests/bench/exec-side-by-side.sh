@@ -346,7 +346,8 @@ for n in d.get("density", {}):
     for k in ("assigned", "container_create", "container_start", "running"):
         fig(f"timeline: p50 of tasks' '{k}', s after the create", lambda r, k=k: (r["timeline"][k] or {}).get("p50", float("nan")))
         fig(f"timeline: p90 of tasks' '{k}', s after the create", lambda r, k=k: (r["timeline"][k] or {}).get("p90", float("nan")))
-    fig("remove until containers gone, s", lambda r: r["remove"])
+    fig("remove until containers gone, s (nan: some were left behind)",
+        lambda r: float("nan") if r["remove"] is None else r["remove"])
 PY
 cat "$T/table.md"
 if [ -n "$out_dir" ]; then

@@ -406,7 +406,14 @@ class Bench:
                "overhead_kb_per_task": (total(after) - total(before)) / n,
                "timeline": timeline, "tasks": first}
         self.settle()
-        res["remove"] = self.remove(sid)
+        try:
+            res["remove"] = self.remove(sid)
+        except RuntimeError as e:
+            # A container left behind is a finding, not a reason to lose the
+            # run: record it and go on.
+            res["remove"] = None
+            res["left_behind"] = self.ctr_containers()
+            log(f"density {n}: {e}; left behind: {res['left_behind']}")
         return res
 
     def settle(self):
