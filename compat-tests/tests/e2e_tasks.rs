@@ -855,3 +855,41 @@ fn a_dead_shim_takes_only_its_group_and_its_tasks_are_replaced() {
     assert_eq!(still, vec![other.id.clone()]);
     assert!(cmdline(other_pid).starts_with("httpd"), "{other_pid}");
 }
+
+#[test]
+fn an_image_removed_and_loaded_again_still_runs_tasks() {
+    let Some((ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
+    let create = |name: &str| {
+        d.ok(&[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            name,
+            "--stop-grace-period",
+            "1s",
+            IMAGE,
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+        ]);
+    };
+    create("before");
+    wait_running(&d, "before", 1);
+    d.ok(&["service", "rm", "before"]);
+    wait_for(60, "the service's containers removed", || {
+        ctrd.task_ids().is_empty().then_some(())
+    });
+    // The image's layers go with it (containerd collects them); the
+    // executor, having unpacked them once, must unpack them again.
+    d.ok(&["image", "rm", IMAGE]);
+    let tar = common::make_test_image(d.dir.path(), false);
+    d.ok(&["load", "-i", &tar.display().to_string()]);
+    create("after");
+    let row = wait_running(&d, "after", 1).remove(0);
+    let (_, pid) = container(&d, &row.id);
+    assert!(cmdline(pid).starts_with("httpd"), "{pid}: {}", cmdline(pid));
+}

@@ -126,6 +126,7 @@ impl Containerd {
         let top = self.unpack(image).await?;
         match self.snapshot_prepare(key, &top, lease).await {
             Err(e) if crate::containers::is_not_found(&e) => {
+                tracing::info!(layers = %top, "image layers collected since they were unpacked; unpacking again");
                 self.image_cache().forget_unpacked(&top);
                 let top = self.unpack(image).await?;
                 self.snapshot_prepare(key, &top, lease).await
