@@ -14,8 +14,12 @@
 # swarm task gets a network namespace of its own from either daemon.
 #
 # Usage (root): compat-tests/bench/exec-side-by-side.sh [--out DIR] [--no-build] [--shoald BIN] [--dockerd-first]
-#                   [--reps N] [--sizes 1,10,50] [--update-replicas 10] [--only create,replace,update]
+#                   [--reps N] [--sizes 1,10,50] [--update-replicas 10] [--only create,replace,update,density]
+#                   [--shim-groups 8,1] [--density-sizes 200]
 #   --out DIR    keep shoal.json, docker.json, table.md and the daemon logs in DIR
+#   --shim-groups LIST  run shoald's half once per shim group size (SHOAL_SHIM_GROUP_SIZE; 1 = a shim
+#                per container, as dockerd); the first is the main shoald column, the others get
+#                columns in the density table (default: shoald's built-in size only)
 #   --no-build   use the existing shoald in ${CARGO_TARGET_DIR:-target}/release
 #   --shoald BIN use this shoald binary (implies --no-build)
 #   --dockerd-first  run dockerd's half first (default: shoald first)
@@ -32,6 +36,7 @@ out_dir=
 build=1
 shoald_bin=
 dockerd_first=0
+shim_groups=
 args=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -39,6 +44,7 @@ while [ $# -gt 0 ]; do
         --no-build) build=0; shift ;;
         --shoald) shoald_bin=$2; build=0; shift 2 ;;
         --dockerd-first) dockerd_first=1; shift ;;
+        --shim-groups) shim_groups=$2; shift 2 ;;
         *) args+=("$1"); shift ;;
     esac
 done
@@ -174,8 +180,10 @@ echo "exec-side-by-side: containerd pid $CTD_PID, socket $CTD_SOCK" >&2
 # shoald, on the shared containerd and in its namespaces (like dockerd: the
 # network driver makes bridges and nftables rules wherever shoald runs).
 run_shoald() {
-    nsenter --target "$CTD_PID" --net --mount "$shoald_bin" --host "unix://$T/shoal.sock" --data-root "$T/shoal-data" \
-        --containerd "$CTD_SOCK" 2>"$T/shoald.log" &
+    local group=$1 json=$2
+    env ${group:+SHOAL_SHIM_GROUP_SIZE=$group} nsenter --target "$CTD_PID" --net --mount "$shoald_bin" \
+        --host "unix://$T/shoal.sock" --data-root "$T/shoal-data$group" \
+        --containerd "$CTD_SOCK" 2>>"$T/shoald.log" &
     SHOALD_PID=$!
     api_ping "$T/shoal.sock" "$SHOALD_PID"
     export DOCKER_HOST="unix://$T/shoal.sock"
@@ -183,13 +191,30 @@ run_shoald() {
     docker load -q -i "$T/image2.tar" >/dev/null
     docker swarm init --advertise-addr 127.0.0.1 --listen-addr "127.0.0.1:$(free_port)" >/dev/null
     sleep 2
-    echo "exec-side-by-side: shoald (pid $SHOALD_PID) ..." >&2
+    echo "exec-side-by-side: shoald (pid $SHOALD_PID, shim group size ${group:-default}) ..." >&2
     python3 "$here/exec_bench.py" --socket "$T/shoal.sock" --pid "$SHOALD_PID" \
         --ctr-address "$CTD_SOCK" --ctr-namespace shoal --ctr-pid "$CTD_PID" --tag shoal \
-        "${args[@]}" >"$T/shoal.json"
+        "${args[@]}" >"$json"
     stop_pid "$SHOALD_PID"
     SHOALD_PID=
     ctr_clean shoal
+}
+
+# Every shoald variant (each on a data root of its own: a fresh swarm): the first writes shoal.json, the others shoal-gK.json.
+run_shoalds() {
+    local g first=1
+    if [ -z "$shim_groups" ]; then
+        run_shoald "" "$T/shoal.json"
+        return
+    fi
+    for g in ${shim_groups//,/ }; do
+        if [ "$first" = 1 ]; then
+            run_shoald "$g" "$T/shoal.json"
+            first=0
+        else
+            run_shoald "$g" "$T/shoal-g$g.json"
+        fi
+    done
 }
 
 # dockerd, entered into containerd's network and mount namespace, on the same
@@ -222,15 +247,19 @@ run_dockerd() {
 
 if [ "$dockerd_first" = 1 ]; then
     run_dockerd
-    run_shoald
+    run_shoalds
 else
-    run_shoald
+    run_shoalds
     run_dockerd
 fi
 
-python3 - "$T/shoal.json" "$T/docker.json" >"$T/table.md" <<'PY'
-import json, statistics, sys
+python3 - "$T/shoal.json" "$T/docker.json" "$shim_groups" >"$T/table.md" <<'PY'
+import json, os, statistics, sys
 s, d = (json.load(open(p)) for p in sys.argv[1:3])
+groups = [g for g in sys.argv[3].split(",") if g]
+variants = [(f"shoald (group {groups[0]})" if groups else "shoald", s)]
+for g in groups[1:]:
+    variants.append((f"shoald (group {g})", json.load(open(os.path.join(os.path.dirname(sys.argv[1]), f"shoal-g{g}.json")))))
 reps = s["args"]["reps"]
 def row(name, a, b):
     r = a / b if b else float("nan")
@@ -283,6 +312,42 @@ if s["update_tasks"]:
           f"{s['update_overlap_slots']} | {d['update_overlap_slots']}")
     print(f"- update tasks: {[round(x, 2) for x in s['update_tasks']]} | {[round(x, 2) for x in d['update_tasks']]}")
     print(f"- update completed: {[round(x, 2) for x in s['update_completed']]} | {[round(x, 2) for x in d['update_completed']]}")
+
+# Density: per size, median (min-max) of each figure per daemon variant.
+cols = variants + [("dockerd", d)]
+for n in d.get("density", {}):
+    print()
+    print(f"density, {n} replicas (median of {reps}, min-max in brackets; ratios against dockerd's median):")
+    print()
+    print("| figure | " + " | ".join(c for c, _ in cols) + " |")
+    print("| --- |" + " --- |" * len(cols))
+    def fig(name, get, fmt="{:.2f}"):
+        cells = []
+        dm = statistics.median(get(r) for r in d["density"][n])
+        for _, x in cols:
+            runs = x.get("density", {}).get(n, [])
+            if not runs:
+                cells.append("n/a")
+                continue
+            v = [get(r) for r in runs]
+            m = statistics.median(v)
+            rat = f" ({m / dm:.2f}x)" if dm and x is not d else ""
+            cells.append(f"{fmt.format(m)} [{fmt.format(min(v))}-{fmt.format(max(v))}]{rat}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    fig("s until all running", lambda r: r["all_running"])
+    fig("node overhead per task, kB PSS (daemon + containerd + shims, after - before) / N",
+        lambda r: r["overhead_kb_per_task"], "{:.0f}")
+    for part in ("daemon", "containerd", "shims"):
+        fig(f"PSS of {part} with the tasks, MB", lambda r, p=part: r["after"][p] / 1024, "{:.1f}")
+    fig("shim processes", lambda r: r["after"]["shim_count"], "{:.0f}")
+    for part in ("daemon", "containerd", "shims"):
+        fig(f"CPU s of {part} until all running", lambda r, p=part: r["cpu"][p])
+        fig(f"CPU ms of {part} per task", lambda r, p=part: 1000 * r["cpu"][p] / r["n"], "{:.1f}")
+    for k in ("assigned", "container_create", "container_start", "running"):
+        fig(f"timeline: p50 of tasks' '{k}', s after the create", lambda r, k=k: (r["timeline"][k] or {}).get("p50", float("nan")))
+        fig(f"timeline: p90 of tasks' '{k}', s after the create", lambda r, k=k: (r["timeline"][k] or {}).get("p90", float("nan")))
+    fig("remove until containers gone, s (nan: some were left behind)",
+        lambda r: float("nan") if r["remove"] is None else r["remove"])
 PY
 cat "$T/table.md"
 if [ -n "$out_dir" ]; then

@@ -18,6 +18,13 @@ runs `httpd -f -p 80` with a stop grace period of 1 s. Figures, each repeated
   update   rolling --image update of --update-replicas replicas with
            parallelism 2: from POST /services/{id}/update until all replicas
            run the new image, and until UpdateStatus.State == completed
+  density  for each N in --density-sizes: POST /services/create of N
+           replicas until all run, with a timeline per task (task created,
+           each state first seen in GET /tasks every --density-poll s, and
+           the container's create and start events from GET /events); then
+           the proportional memory (PSS, /proc/PID/smaps_rollup) of the
+           daemon, containerd and the daemon's shims against the same before
+           the create, the CPU of each in the create, and the shim count
 
 Progress is read the API way: GET /tasks?filters={"service":[ID]} every
 --poll seconds. A task counts as running only if its container process exists
@@ -25,6 +32,7 @@ Progress is read the API way: GET /tasks?filters={"service":[ID]} every
 Prints one JSON object. Bounded: every wait has a deadline (--timeout).
 """
 import argparse
+import datetime
 import http.client
 import json
 import os
@@ -80,6 +88,112 @@ def cpu_secs(pid):
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pss_kb(pid):
+    """Proportional set size of a process, kB (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def wall(ts):
+    """An RFC 3339 timestamp (nanoseconds allowed) as Unix seconds."""
+    if not ts:
+        return None
+    base, _, rest = ts.partition(".")
+    frac, zone = "", "Z"
+    if rest:
+        digits = ""
+        for i, ch in enumerate(rest):
+            if not ch.isdigit():
+                zone = rest[i:]
+                break
+            digits += ch
+        frac = digits
+    else:
+        for sep in ("Z", "+", "-"):
+            if sep in base[10:]:
+                i = base.index(sep, 10)
+                base, zone = base[:i], base[i:]
+                break
+    zone = "+00:00" if zone == "Z" else zone
+    t = datetime.datetime.fromisoformat(base + zone).timestamp()
+    return t + (float("0." + frac) if frac else 0.0)
+
+
+class Events:
+    """Container create and start events of the daemon, in a thread: task ID
+    -> {action: Unix seconds}."""
+
+    def __init__(self, path):
+        import threading
+        self.seen = {}
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        f = urllib.parse.quote(json.dumps({"type": ["container"]}))
+        self.sock.sendall(f"GET /v1.41/events?filters={f} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        buf = b""
+        dec = json.JSONDecoder()
+        head = True
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            if head:
+                if b"\r\n\r\n" not in buf:
+                    continue
+                buf = buf.split(b"\r\n\r\n", 1)[1]
+                head = False
+            text = buf.decode(errors="replace")
+            i = 0
+            while True:
+                j = text.find("{", i)
+                if j < 0:
+                    i = len(text)
+                    break
+                try:
+                    ev, end = dec.raw_decode(text, j)
+                except ValueError:
+                    i = j
+                    break
+                i = end
+                attrs = (ev.get("Actor") or {}).get("Attributes") or {}
+                task = attrs.get("com.docker.swarm.task.id")
+                if task and ev.get("Action") in ("create", "start"):
+                    self.seen.setdefault(task, {}).setdefault(ev["Action"], ev.get("timeNano", 0) / 1e9)
+            buf = text[i:].encode()
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+STATES = ["assigned", "accepted", "preparing", "ready", "starting", "running"]
+
+
+def quantiles(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    q = lambda p: xs[min(len(xs) - 1, int(round(p * (len(xs) - 1))))]
+    return {"p10": q(0.1), "p50": q(0.5), "p90": q(0.9), "max": xs[-1], "n": len(xs)}
 
 
 def state(t):
@@ -212,6 +326,96 @@ class Bench:
         dt, _ = self.poll_until("containers removed", lambda: not self.ctr_containers())
         return dt
 
+    def shims(self):
+        """PIDs of containerd-shim-runc-v2 processes of this containerd and
+        the daemon's containerd namespace."""
+        out = []
+        for p in os.listdir("/proc"):
+            if not p.isdigit():
+                continue
+            try:
+                with open(f"/proc/{p}/cmdline", "rb") as f:
+                    argv = [x.decode(errors="replace") for x in f.read().split(b"\0")]
+            except OSError:
+                continue
+            if not argv or not argv[0].endswith("containerd-shim-runc-v2"):
+                continue
+            flags = dict(zip(argv[1::2], argv[2::2]))
+            if flags.get("-namespace") == self.a.ctr_namespace and flags.get("-address") == self.a.ctr_address:
+                out.append(int(p))
+        return out
+
+    def memory(self):
+        """PSS kB of the daemon, containerd and the shims; and the shim count."""
+        shims = self.shims()
+        return {"daemon": pss_kb(self.a.pid), "containerd": pss_kb(self.a.ctr_pid),
+                "shims": sum(pss_kb(p) for p in shims), "shim_count": len(shims)}
+
+    def bench_density(self, out):
+        for n in self.a.density_sizes:
+            runs = out["density"].setdefault(str(n), [])
+            for r in range(self.a.reps):
+                runs.append(self.density_run(n))
+                d = runs[-1]
+                log(f"density {n}: run {r + 1}: all running at {d['all_running']:.2f} s; "
+                    f"overhead {d['overhead_kb_per_task']:.0f} kB/task "
+                    f"({d['after']['shim_count']} shims); cpu daemon {d['cpu']['daemon']:.2f} s, "
+                    f"containerd {d['cpu']['containerd']:.2f} s, shims {d['cpu']['shims']:.2f} s")
+
+    def density_run(self, n):
+        time.sleep(self.a.settle * 2)
+        before = self.memory()
+        ev = Events(self.a.socket)
+        c0 = cpu_secs(self.a.pid), cpu_secs(self.a.ctr_pid)
+        first = {}
+        t0w = time.time()
+        t0 = time.perf_counter()
+        sid = self.api.call("POST", "/services/create",
+                            self.spec(self.name("density"), n, self.a.image))["ID"]
+        deadline = t0 + self.a.timeout
+        while True:
+            ts = self.api.tasks(sid)
+            now = time.perf_counter() - t0
+            for t in ts:
+                seen = first.setdefault(t["ID"], {"created": (wall(t.get("CreatedAt")) or t0w) - t0w,
+                                                  "slot": t.get("Slot")})
+                st = state(t)
+                if st in STATES:
+                    for k in STATES[:STATES.index(st) + 1]:
+                        seen.setdefault(k, now)
+            up = self.running(ts)
+            if len(up) >= n:
+                break
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"timeout ({self.a.timeout} s) waiting for {n} running tasks")
+            time.sleep(self.a.density_poll)
+        all_running = time.perf_counter() - t0
+        cpu = {"daemon": cpu_secs(self.a.pid) - c0[0], "containerd": cpu_secs(self.a.ctr_pid) - c0[1],
+               "shims": sum(cpu_secs(p) for p in self.shims())}
+        self.verify(up)
+        time.sleep(self.a.settle * 2)
+        after = self.memory()
+        ev.close()
+        for tid, seen in first.items():
+            for action, when in ev.seen.get(tid, {}).items():
+                seen["container_" + action] = when - t0w
+        timeline = {k: quantiles([s.get(k) for s in first.values()])
+                    for k in ["created", "assigned", "container_create", "container_start", "running"]}
+        total = lambda m: m["daemon"] + m["containerd"] + m["shims"]
+        res = {"n": n, "all_running": all_running, "cpu": cpu, "before": before, "after": after,
+               "overhead_kb_per_task": (total(after) - total(before)) / n,
+               "timeline": timeline, "tasks": first}
+        self.settle()
+        try:
+            res["remove"] = self.remove(sid)
+        except RuntimeError as e:
+            # A container left behind is a finding, not a reason to lose the
+            # run: record it and go on.
+            res["remove"] = None
+            res["left_behind"] = self.ctr_containers()
+            log(f"density {n}: {e}; left behind: {res['left_behind']}")
+        return res
+
     def settle(self):
         time.sleep(self.a.settle)
 
@@ -338,15 +542,19 @@ def main():
     ap.add_argument("--poll", type=float, default=0.025, help="seconds between GET /tasks")
     ap.add_argument("--settle", type=float, default=1.0, help="pause between measurements")
     ap.add_argument("--timeout", type=float, default=300, help="bound of every wait, seconds")
+    ap.add_argument("--density-sizes", default="200")
+    ap.add_argument("--density-poll", type=float, default=0.1,
+                    help="seconds between GET /tasks in the density runs")
     ap.add_argument("--only", default="create,replace,update")
     ap.add_argument("--tag", default="x")
     a = ap.parse_args()
     a.sizes = [int(x) for x in a.sizes.split(",") if x]
+    a.density_sizes = [int(x) for x in a.density_sizes.split(",") if x]
     only = set(a.only.split(","))
     b = Bench(a)
     out = {"args": vars(a), "create": {}, "create_cpu": {}, "remove": {},
            "create_first": {}, "replace": {}, "replace_phases": {}, "update_tasks": [],
-           "update_completed": [], "update_overlap_slots": []}
+           "update_completed": [], "update_overlap_slots": [], "density": {}}
     out["loadavg_start"] = os.getloadavg()
     if b.ctr_containers():
         raise RuntimeError(f"containerd namespace {a.ctr_namespace} is not empty")
@@ -364,6 +572,8 @@ def main():
         b.bench_replace(out, "delay0", 0)
     if "update" in only:
         b.bench_update(out)
+    if "density" in only:
+        b.bench_density(out)
     med = {"create": {k: statistics.median(v) for k, v in out["create"].items()},
            "remove": {k: statistics.median(v) for k, v in out["remove"].items()},
            "replace": {k: statistics.median(v) for k, v in out["replace"].items()}}

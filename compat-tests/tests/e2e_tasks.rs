@@ -783,3 +783,113 @@ fn a_replacement_is_listed_ready_through_its_restart_delay() {
         killed.elapsed()
     );
 }
+
+/// The parent of `pid` (a task's init process is its shim's child).
+fn ppid(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_dead_shim_takes_only_its_group_and_its_tasks_are_replaced() {
+    let Some((ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
+    for (name, replicas) in [("grouped", "3"), ("other", "1")] {
+        d.ok(&[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            name,
+            "--replicas",
+            replicas,
+            "--stop-grace-period",
+            "1s",
+            IMAGE,
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+        ]);
+    }
+    let old = wait_running(&d, "grouped", 3);
+    let other = wait_running(&d, "other", 1).remove(0);
+    let (_, other_pid) = container(&d, &other.id);
+    // The three tasks of one service share one shim; another service's
+    // task runs under a shim of its own.
+    let shims: Vec<u32> = old.iter().map(|r| ppid(container(&d, &r.id).1)).collect();
+    let shim = shims[0];
+    assert!(shims.iter().all(|s| *s == shim), "shims {shims:?}");
+    assert!(
+        cmdline(shim).contains("containerd-shim-runc-v2"),
+        "{shim}: {}",
+        cmdline(shim)
+    );
+    assert_ne!(ppid(other_pid), shim);
+
+    kill9(shim);
+    let old_ids: Vec<&str> = old.iter().map(|r| r.id.as_str()).collect();
+    let fresh = wait_for(60, "three replacement tasks", || {
+        let r = running(&d, "grouped");
+        (r.len() == 3 && r.iter().all(|t| !old_ids.contains(&t.id.as_str()))).then_some(r)
+    });
+    let tasks = ctrd.task_ids();
+    for r in &fresh {
+        let (cid, pid) = container(&d, &r.id);
+        assert!(tasks.contains(&cid), "{cid} not in containerd's {tasks:?}");
+        assert!(cmdline(pid).starts_with("httpd"), "{pid}: {}", cmdline(pid));
+    }
+    let history = ps(&d, "grouped");
+    for id in &old_ids {
+        let row = history
+            .iter()
+            .find(|r| r.id == *id)
+            .expect("old task listed");
+        assert_eq!(row.desired, "Shutdown", "{row:?}");
+    }
+    // The other service lost nothing.
+    let still: Vec<String> = running(&d, "other").into_iter().map(|r| r.id).collect();
+    assert_eq!(still, vec![other.id.clone()]);
+    assert!(cmdline(other_pid).starts_with("httpd"), "{other_pid}");
+}
+
+#[test]
+fn an_image_removed_and_loaded_again_still_runs_tasks() {
+    let Some((ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
+    let create = |name: &str| {
+        d.ok(&[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            name,
+            "--stop-grace-period",
+            "1s",
+            IMAGE,
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+        ]);
+    };
+    create("before");
+    wait_running(&d, "before", 1);
+    d.ok(&["service", "rm", "before"]);
+    wait_for(60, "the service's containers removed", || {
+        ctrd.task_ids().is_empty().then_some(())
+    });
+    // The image's layers go with it (containerd collects them); the
+    // executor, having unpacked them once, must unpack them again.
+    d.ok(&["image", "rm", IMAGE]);
+    let tar = common::make_test_image(d.dir.path(), false);
+    d.ok(&["load", "-i", &tar.display().to_string()]);
+    create("after");
+    let row = wait_running(&d, "after", 1).remove(0);
+    let (_, pid) = container(&d, &row.id);
+    assert!(cmdline(pid).starts_with("httpd"), "{pid}: {}", cmdline(pid));
+}

@@ -35,6 +35,12 @@ struct Inner {
     // One image unpack at a time: tasks of one service start together and
     // would otherwise race to extract the same layers.
     unpack: tokio::sync::Mutex<()>,
+    // Resolved image content and unpacked tops, read once per image
+    // instead of once per task.
+    images: crate::images::cache::ImageCache,
+    // Task ID -> container ID: a task's container is found without a
+    // labelled listing of every container per task.
+    tasks: crate::containers::TaskIndex,
 }
 
 impl std::fmt::Debug for Containerd {
@@ -55,6 +61,8 @@ impl Containerd {
                 work_dir: work_dir.into(),
                 channel: tokio::sync::Mutex::new(None),
                 unpack: tokio::sync::Mutex::new(()),
+                images: Default::default(),
+                tasks: Default::default(),
             }),
             events: swarm::events::EventBus::new(),
         }
@@ -85,6 +93,14 @@ impl Containerd {
 
     pub(crate) fn unpack_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.unpack
+    }
+
+    pub(crate) fn image_cache(&self) -> &crate::images::cache::ImageCache {
+        &self.inner.images
+    }
+
+    pub(crate) fn task_index(&self) -> &crate::containers::TaskIndex {
+        &self.inner.tasks
     }
 
     /// The gRPC channel, connecting first if needed.

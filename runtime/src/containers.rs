@@ -33,6 +33,9 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::images::unpack::SNAPSHOTTER;
 
+/// The label that ties a container to its swarm task.
+pub const TASK_LABEL: &str = "com.docker.swarm.task.id";
+
 /// The runc shim every shoal container runs under.
 pub const RUNTIME: &str = "io.containerd.runc.v2";
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
@@ -62,7 +65,57 @@ pub struct ProcessState {
     pub exit_code: u32,
 }
 
+/// Which container holds each swarm task, kept beside containerd's records
+/// so that finding a task's container is not a labelled listing of every
+/// container (once per task, it grew with the node's container count).
+/// Loaded by one listing on first use; every create and delete through
+/// this client keeps it current.
+#[derive(Default)]
+pub struct TaskIndex {
+    map: tokio::sync::Mutex<Option<HashMap<String, String>>>,
+}
+
 impl Containerd {
+    /// The container of swarm task `task`, if this node has one.
+    pub async fn task_container(&self, task: &str) -> Result<Option<String>> {
+        let mut slot = self.task_index().map.lock().await;
+        if slot.is_none() {
+            let all = self
+                .container_list(vec![format!("labels.\"{TASK_LABEL}\"")])
+                .await?;
+            let map = all
+                .into_iter()
+                .filter_map(|c| Some((c.labels.get(TASK_LABEL)?.clone(), c.id)))
+                .collect();
+            *slot = Some(map);
+        }
+        Ok(slot.as_ref().and_then(|m| m.get(task).cloned()))
+    }
+
+    /// Drops task `task`'s entry when it names container `id`.
+    pub async fn task_container_forget(&self, task: &str, id: &str) {
+        if let Some(m) = self.task_index().map.lock().await.as_mut() {
+            if m.get(task).is_some_and(|c| c == id) {
+                m.remove(task);
+            }
+        }
+    }
+
+    async fn index_created(&self, id: &str, labels: &HashMap<String, String>) {
+        let Some(task) = labels.get(TASK_LABEL) else {
+            return;
+        };
+        if let Some(m) = self.task_index().map.lock().await.as_mut() {
+            m.insert(task.clone(), id.to_string());
+        }
+    }
+
+    async fn index_deleted(&self, id: &str) {
+        if let Some(m) = self.task_index().map.lock().await.as_mut() {
+            m.retain(|_, c| c != id);
+        }
+    }
+
     fn is_not_found(s: &tonic::Status) -> bool {
         s.code() == tonic::Code::NotFound
     }
@@ -123,6 +176,8 @@ impl Containerd {
     /// Creates the container record.
     pub async fn container_create(&self, c: NewContainer) -> Result<()> {
         let mut client = ContainersClient::new(self.channel().await?);
+        let id = c.id.clone();
+        let labels = c.labels.clone();
         let container = Container {
             id: c.id.clone(),
             labels: c.labels,
@@ -148,6 +203,7 @@ impl Containerd {
             ))
             .await
             .map_err(|s| self.status("create container", s))?;
+        self.index_created(&id, &labels).await;
         Ok(())
     }
 
@@ -181,10 +237,12 @@ impl Containerd {
             .delete(self.request(DeleteContainerRequest { id: id.to_string() }, None))
             .await
         {
-            Ok(_) => Ok(()),
-            Err(s) if Self::is_not_found(&s) => Ok(()),
-            Err(s) => Err(self.status("delete container", s)),
+            Ok(_) => {}
+            Err(s) if Self::is_not_found(&s) => {}
+            Err(s) => return Err(self.status("delete container", s)),
         }
+        self.index_deleted(id).await;
+        Ok(())
     }
 
     /// Creates the container's task (its init process, not yet started) with

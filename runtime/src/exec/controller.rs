@@ -23,6 +23,7 @@ use swarm::model::api;
 use swarm::model::Task;
 
 use super::files;
+use super::group;
 use super::health;
 use super::ids;
 use super::secrets;
@@ -37,8 +38,7 @@ use crate::logs::Copier;
 use crate::volumes::VolumeStore;
 use crate::Containerd;
 
-/// The label that ties a container to its task.
-pub const TASK_LABEL: &str = "com.docker.swarm.task.id";
+pub use crate::containers::TASK_LABEL;
 /// dockerd's default stop grace period.
 const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 const SIGKILL: u32 = 9;
@@ -69,6 +69,12 @@ pub struct TaskController {
     attached: bool,
     // The container as its events name it, read once from its record.
     actor: Option<Actor>,
+    // The root filesystem mounts of a container this controller made: its
+    // first start needs no lookup of them, nor of a task it cannot have yet.
+    made: Option<Vec<containerd_client::types::Mount>>,
+    // Set by a start of this controller, taken by the wait after it: the
+    // process state is known without asking containerd.
+    started: bool,
 }
 
 /// How a runtime error shows in a task: retried when containerd is away,
@@ -128,6 +134,8 @@ impl TaskController {
             draining: None,
             health: None,
             check: None,
+            made: None,
+            started: false,
         }
     }
 
@@ -146,18 +154,24 @@ impl TaskController {
         self.task.api.id.as_deref().unwrap_or("")
     }
 
-    /// The task's container ID, looked up by label when not known yet.
+    /// The task's container ID, looked up when not known yet. A container
+    /// from before a restart is confirmed by its record (the index may name
+    /// one removed behind this daemon's back).
     async fn existing(&mut self) -> Result<Option<String>, ExecError> {
         if let Some(id) = &self.container_id {
             return Ok(Some(id.clone()));
         }
-        let filter = format!("labels.\"{TASK_LABEL}\"=={}", self.task_id());
-        let found = self
-            .ctd
-            .container_list(vec![filter])
-            .await
-            .map_err(exec_err)?;
-        self.container_id = found.into_iter().next().map(|c| c.id);
+        let task = self.task_id().to_string();
+        let Some(id) = self.ctd.task_container(&task).await.map_err(exec_err)? else {
+            return Ok(None);
+        };
+        match self.ctd.container_get(&id).await.map_err(exec_err)? {
+            Some(c) => {
+                self.actor = Some(crate::events::actor_of(&id, c.labels, c.image));
+                self.container_id = Some(id);
+            }
+            None => self.ctd.task_container_forget(&task, &id).await,
+        }
         Ok(self.container_id.clone())
     }
 
@@ -216,7 +230,10 @@ impl TaskController {
         self.ctd.lease_create(&lease).await.map_err(exec_err)?;
         let created = self.create_leased(&id, &lease, &image, &image_ref).await;
         self.ctd.lease_delete(&lease).await;
-        created.map(|()| id)
+        let (mounts, actor) = created?;
+        self.made = Some(mounts);
+        self.actor = Some(actor);
+        Ok(id)
     }
 
     async fn create_leased(
@@ -225,11 +242,10 @@ impl TaskController {
         lease: &str,
         image: &crate::images::ImageInfo,
         image_ref: &str,
-    ) -> Result<(), ExecError> {
-        let chain = self.ctd.unpack(image).await.map_err(exec_err)?;
+    ) -> Result<(Vec<containerd_client::types::Mount>, Actor), ExecError> {
         let mounts = self
             .ctd
-            .snapshot_prepare(id, &chain, lease)
+            .rootfs_prepare(id, image, lease)
             .await
             .map_err(exec_err)?;
         let dir = self.dir(id);
@@ -279,15 +295,17 @@ impl TaskController {
                 return fail(ExecError::Fatal(e)).await;
             }
         };
+        let image_name = image
+            .names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| image_ref.to_string());
+        let actor = crate::events::actor_of(id, labels.clone(), image_name.clone());
         let created = self
             .ctd
             .container_create(NewContainer {
                 id: id.to_string(),
-                image: image
-                    .names
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| image_ref.to_string()),
+                image: image_name,
                 labels,
                 spec: spec_json,
             })
@@ -296,7 +314,7 @@ impl TaskController {
             discard().await;
             return fail(exec_err(e)).await;
         }
-        Ok(())
+        Ok((mounts, actor))
     }
 
     /// Makes (or finds) the task's volumes and the image's, seeding new
@@ -349,7 +367,12 @@ impl TaskController {
             netns: netns.map(|n| n.path.as_path()),
             cgroup_parent: &self.env.cgroup_parent,
         };
-        let oci = spec::build(&ctx)?;
+        let mut oci = spec::build(&ctx)?;
+        if let Some(g) = group::shim_group(&self.task, self.env.shim_group_size) {
+            let mut notes = oci.annotations().clone().unwrap_or_default();
+            notes.insert(group::GROUP_ANNOTATION.into(), g);
+            oci.set_annotations(Some(notes));
+        }
         files::write(&file_paths, &spec::hostname(&ctx), netns)
             .map_err(|e| format!("write container files: {e}"))?;
         let mut labels = spec::labels(&ctx);
@@ -536,17 +559,24 @@ impl Controller for TaskController {
             return Err(ExecError::Fatal("task container is gone".into()));
         };
         self.reattach().await?;
-        match self.ctd.task_state(&id).await.map_err(exec_err)? {
-            Some(p) if p.running => {
-                // Started before a restart: adopt it.
-                self.pid = Some(p.pid);
-                return Ok(());
+        // A container this controller made has no task yet.
+        let made = self.made.take();
+        if made.is_none() {
+            match self.ctd.task_state(&id).await.map_err(exec_err)? {
+                Some(p) if p.running => {
+                    // Started before a restart: adopt it.
+                    self.pid = Some(p.pid);
+                    return Ok(());
+                }
+                Some(_) => self.ctd.task_delete(&id).await.map_err(exec_err)?,
+                None => {}
             }
-            Some(_) => self.ctd.task_delete(&id).await.map_err(exec_err)?,
-            None => {}
         }
         let (out, err) = self.attach_logs(&id).await?;
-        let rootfs = self.ctd.snapshot_mounts(&id).await.map_err(exec_err)?;
+        let rootfs = match made {
+            Some(m) => m,
+            None => self.ctd.snapshot_mounts(&id).await.map_err(exec_err)?,
+        };
         let tty = container_spec(&self.task).tty.unwrap_or(false);
         let started = async {
             self.ctd
@@ -565,6 +595,7 @@ impl Controller for TaskController {
             Ok(pid) => {
                 files::record_start(&self.dir(&id));
                 self.pid = Some(pid);
+                self.started = true;
                 self.emit(&id, "start", &[]).await;
                 Ok(())
             }
@@ -603,13 +634,17 @@ impl Controller for TaskController {
             self.reattach().await?;
             self.attach_logs(&id).await?;
         }
-        match self.ctd.task_state(&id).await.map_err(exec_err)? {
-            None => {
-                self.finish_logs().await;
-                return Err(ExecError::Fatal("task: container has no process".into()));
+        // Right after this controller's start the process is known; an
+        // exit since then shows in the wait below.
+        if !std::mem::take(&mut self.started) {
+            match self.ctd.task_state(&id).await.map_err(exec_err)? {
+                None => {
+                    self.finish_logs().await;
+                    return Err(ExecError::Fatal("task: container has no process".into()));
+                }
+                Some(p) if p.running => self.pid = Some(p.pid),
+                Some(_) => {}
             }
-            Some(p) if p.running => self.pid = Some(p.pid),
-            Some(_) => {}
         }
         self.monitor_health(&id).await?;
         let unhealthy = async {

@@ -4,6 +4,7 @@
 pub mod controller;
 pub mod endpoints;
 pub mod files;
+pub mod group;
 pub mod health;
 pub mod ids;
 pub mod secrets;
@@ -47,6 +48,9 @@ pub struct NodeEnv {
     /// The cgroup every task container is put under (`<parent>/<id>`):
     /// daemons sharing a host's cgroup tree each need their own.
     pub cgroup_parent: String,
+    /// Task containers per containerd shim, by service ([`group`]); 0 or
+    /// 1 runs a shim per container.
+    pub shim_group_size: u64,
 }
 
 impl NodeEnv {
@@ -60,6 +64,7 @@ impl NodeEnv {
             log_rotation: Rotation::default(),
             init_binary: find_init(),
             cgroup_parent: DEFAULT_CGROUP_PARENT.into(),
+            shim_group_size: group::size_from_env(),
         }
     }
 

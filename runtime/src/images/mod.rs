@@ -1,6 +1,7 @@
 //! Images in containerd: `docker load`, and the Docker view (list, inspect,
 //! remove) of the image records in namespace `shoal`.
 
+pub(crate) mod cache;
 pub mod changes;
 mod content;
 pub mod history;

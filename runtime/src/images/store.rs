@@ -114,6 +114,30 @@ fn parse_json<T: serde::de::DeserializeOwned>(digest: &str, data: &[u8]) -> Resu
     })
 }
 
+/// [`Containerd::image_find`] on a listing already made.
+fn find_in(images: &[ImageInfo], name_or_id: &str) -> Result<(ImageInfo, Option<String>)> {
+    let parsed = Reference::parse(name_or_id);
+    if let Some(r) = &parsed {
+        let full = r.full();
+        if let Some(i) = images.iter().find(|i| i.names.contains(&full)) {
+            return Ok((i.clone(), Some(full)));
+        }
+    }
+    let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
+    if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut found = images
+            .iter()
+            .filter(|i| i.id.trim_start_matches("sha256:").starts_with(hex));
+        if let (Some(i), None) = (found.next(), found.next()) {
+            return Ok((i.clone(), None));
+        }
+    }
+    Err(Error::NoSuchImage(match parsed {
+        Some(r) if !name_or_id.starts_with("sha256:") => r.familiar(),
+        _ => name_or_id.to_string(),
+    }))
+}
+
 impl Containerd {
     /// Every image in namespace `shoal`, one entry per image ID, sorted by ID.
     /// Records whose content cannot be read are skipped with a warning.
@@ -147,45 +171,24 @@ impl Containerd {
     /// Finds an image by name (normalized as dockerd does), full ID, or ID
     /// prefix. The error is dockerd's `No such image: ...`.
     pub async fn image_find(&self, name_or_id: &str) -> Result<(ImageInfo, Option<String>)> {
-        let images = self.image_list().await?;
-        let parsed = Reference::parse(name_or_id);
-        if let Some(r) = &parsed {
-            let full = r.full();
-            if let Some(i) = images.iter().find(|i| i.names.contains(&full)) {
-                return Ok((i.clone(), Some(full)));
-            }
-        }
-        let hex = name_or_id.strip_prefix("sha256:").unwrap_or(name_or_id);
-        if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let mut found = images
-                .iter()
-                .filter(|i| i.id.trim_start_matches("sha256:").starts_with(hex));
-            if let (Some(i), None) = (found.next(), found.next()) {
-                return Ok((i.clone(), None));
-            }
-        }
-        Err(Error::NoSuchImage(match parsed {
-            Some(r) if !name_or_id.starts_with("sha256:") => r.familiar(),
-            _ => name_or_id.to_string(),
-        }))
+        find_in(&self.image_list().await?, name_or_id)
     }
 
     /// The local image a task's `image` field names. The CLI pins images by
     /// digest (`name:tag@sha256:...`, the manifest's digest); a local image
     /// matches by that digest, or by its name when the digest differs
     /// (images loaded from an archive have a manifest of shoal's making).
+    /// One listing serves every way of matching: this runs for every task.
     pub async fn image_for_task(&self, reference: &str) -> Result<ImageInfo> {
-        match self.image_find(reference).await {
-            Ok((i, _)) => return Ok(i),
-            Err(Error::NoSuchImage(_)) => {}
-            Err(e) => return Err(e),
+        let images = self.image_list().await?;
+        if let Ok((i, _)) = find_in(&images, reference) {
+            return Ok(i);
         }
         if let Some((name, digest)) = reference.split_once('@') {
-            let images = self.image_list().await?;
             if let Some(i) = images.iter().find(|i| i.manifest_digest == digest) {
                 return Ok(i.clone());
             }
-            if let Ok((i, _)) = self.image_find(name).await {
+            if let Ok((i, _)) = find_in(&images, name) {
                 return Ok(i);
             }
         }
@@ -302,8 +305,18 @@ impl Containerd {
     }
 
     /// Reads a record's target down to its config: a manifest directly, or
-    /// from an index the linux/amd64 manifest (else the first).
+    /// from an index the linux/amd64 manifest (else the first). Content is
+    /// immutable, so each target is read once.
     async fn resolve(&self, digest: &str, media_type: &str) -> Result<ImageInfo> {
+        if let Some(info) = self.image_cache().resolved(digest, media_type) {
+            return Ok(info);
+        }
+        let info = self.resolve_uncached(digest, media_type).await?;
+        self.image_cache().put_resolved(digest, media_type, &info);
+        Ok(info)
+    }
+
+    async fn resolve_uncached(&self, digest: &str, media_type: &str) -> Result<ImageInfo> {
         let mut digest = digest.to_string();
         let mut manifest: ManifestJson = parse_json(&digest, &self.read_blob(&digest).await?)?;
         let is_index = media_type == media::OCI_INDEX

@@ -69,8 +69,8 @@ pub(crate) fn diff_ids(config: &serde_json::Value) -> Vec<String> {
 
 impl Containerd {
     /// Makes sure every layer of `image` is a committed snapshot; returns the
-    /// top chain ID (the parent for container snapshots). Concurrent calls
-    /// for the same image are serialized.
+    /// top chain ID (the parent for container snapshots). An image seen
+    /// unpacked costs no call; otherwise concurrent calls are serialized.
     pub(crate) async fn unpack(&self, image: &ImageInfo) -> Result<String> {
         let ids = diff_ids(&image.config);
         let chain = chain_ids(&ids);
@@ -80,8 +80,12 @@ impl Containerd {
                 reason: "image config has no layers".into(),
             });
         };
+        if self.image_cache().is_unpacked(&top) {
+            return Ok(top);
+        }
         let _guard = self.unpack_lock().lock().await;
         if self.snapshot_exists(&top).await? {
+            self.image_cache().set_unpacked(&top);
             return Ok(top);
         }
         let manifest = self.read_blob(&image.manifest_digest).await?;
@@ -104,7 +108,31 @@ impl Containerd {
             self.label_config(&image.id, &top).await?;
         }
         self.delete_lease(&lease).await;
-        result.map(|()| top)
+        result?;
+        self.image_cache().set_unpacked(&top);
+        Ok(top)
+    }
+
+    /// Prepares writable snapshot `key` on `image`'s layers (unpacking them
+    /// first when needed) under `lease`; returns its mounts. The layers may
+    /// have been collected since they were last seen (their image removed):
+    /// then they are unpacked again, once.
+    pub(crate) async fn rootfs_prepare(
+        &self,
+        key: &str,
+        image: &ImageInfo,
+        lease: &str,
+    ) -> Result<Vec<containerd_client::types::Mount>> {
+        let top = self.unpack(image).await?;
+        match self.snapshot_prepare(key, &top, lease).await {
+            Err(e) if crate::containers::is_not_found(&e) => {
+                tracing::info!(layers = %top, "image layers collected since they were unpacked; unpacking again");
+                self.image_cache().forget_unpacked(&top);
+                let top = self.unpack(image).await?;
+                self.snapshot_prepare(key, &top, lease).await
+            }
+            r => r,
+        }
     }
 
     async fn unpack_layers(
