@@ -26,6 +26,9 @@ const RENEW_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 /// The longest wait between failed renewals.
 const MAX_RETRY: Duration = Duration::from_secs(300);
+/// The longest the renewer sleeps before it reads the wall clock again, so
+/// a clock that jumped past the due time is noticed within this much.
+const RECHECK: Duration = Duration::from_secs(60);
 
 /// When to renew a certificate valid from `not_before` to `not_after`: at
 /// `fraction` (0.5 to 0.8) of its lifetime. Pure.
@@ -93,16 +96,26 @@ pub async fn run(
     let mut retry = FIRST_RETRY;
     // `None` once no more news of the cluster can come: renew on time only.
     let mut desired = Some(desired);
+    // When the current certificate is due, picked once per certificate.
+    let mut due: Option<(String, OffsetDateTime)> = None;
     loop {
         let stale = desired
             .as_mut()
             .is_some_and(|d| *d.borrow_and_update() != issued);
         if !stale {
-            let wait = match validity(&tls.certs().cert_pem) {
-                Some((from, to)) => {
-                    let at = renew_at(from, to, rand::thread_rng().gen_range(0.5..0.8));
+            let pem = tls.certs().cert_pem.clone();
+            let at = match &due {
+                Some((p, at)) if *p == pem => Some(*at),
+                _ => validity(&pem)
+                    .map(|(from, to)| renew_at(from, to, rand::thread_rng().gen_range(0.5..0.8))),
+            };
+            due = at.map(|a| (pem, a));
+            // The sleep runs on the monotonic clock: waking at least every
+            // RECHECK notices a wall clock that jumped past the due time.
+            let wait = match at {
+                Some(at) => {
                     let left = (at - OffsetDateTime::now_utc()).as_seconds_f64().max(0.0);
-                    Duration::from_secs_f64(left)
+                    Duration::from_secs_f64(left).min(RECHECK)
                 }
                 None => FIRST_RETRY,
             };
@@ -120,6 +133,9 @@ pub async fn run(
                     continue;
                 }
                 _ = tokio::time::sleep(wait) => {}
+            }
+            if at.is_some_and(|at| OffsetDateTime::now_utc() < at) {
+                continue;
             }
         }
         match renew(&tls, &managers()).await {
