@@ -362,13 +362,15 @@ impl Standalone {
             }
         }
         let actor = self.ctd.container_actor(id).await;
+        // Addresses first: once the container is gone (what `docker run
+        // --rm` waits for) the next one may take them.
+        self.detach_network(id).await;
+        self.swarm_detach(id).await;
         let removed = if volumes {
             crate::exec::controller::remove_container(&self.ctd, &self.env, id).await
         } else {
             crate::exec::controller::delete_container(&self.ctd, &self.env, id).await
         };
-        self.detach_network(id).await;
-        self.swarm_detach(id).await;
         removed.map_err(|e| Error::Failed(e.to_string()))?;
         self.forget(id);
         self.ctd.container_event("destroy", &actor, &[]);
