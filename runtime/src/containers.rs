@@ -246,11 +246,12 @@ impl Containerd {
     }
 
     /// Creates the container's task (its init process, not yet started) with
-    /// stdio on the given FIFOs; returns its PID.
+    /// stdio on the given FIFOs (`stdin` empty: none); returns its PID.
     pub async fn task_create(
         &self,
         id: &str,
         rootfs: Vec<Mount>,
+        stdin: &str,
         stdout: &str,
         stderr: &str,
         terminal: bool,
@@ -259,6 +260,7 @@ impl Containerd {
         let req = CreateTaskRequest {
             container_id: id.to_string(),
             rootfs,
+            stdin: stdin.to_string(),
             stdout: stdout.to_string(),
             stderr: if terminal {
                 String::new()

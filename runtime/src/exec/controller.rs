@@ -326,18 +326,9 @@ impl TaskController {
         mounts: &[containerd_client::types::Mount],
     ) -> Result<HashMap<String, PathBuf>, ExecError> {
         let node_id = self.task.api.node_id.clone().unwrap_or_default();
-        let fields = spec::template_fields(&self.task, &node_id, &self.env.hostname);
-        let wanted = [
-            spec::task_volumes(&self.task, &fields),
-            spec::image_volumes(&image.config, &self.task),
-        ]
-        .concat();
-        let store = VolumeStore::new(&self.env.volumes_root);
-        let layers = crate::volumes::seed::image_layers(mounts);
-        tokio::task::spawn_blocking(move || crate::volumes::task::prepare(&store, &wanted, &layers))
+        prepare_volumes(&self.env, &self.task, &node_id, &image.config, mounts)
             .await
-            .map_err(|e| ExecError::Fatal(e.to_string()))?
-            .map_err(|e| ExecError::Fatal(e.to_string()))
+            .map_err(ExecError::Fatal)
     }
 
     fn build(
@@ -583,6 +574,7 @@ impl Controller for TaskController {
                 .task_create(
                     &id,
                     rootfs,
+                    "",
                     &out.display().to_string(),
                     &err.display().to_string(),
                     tty,
@@ -790,6 +782,31 @@ impl Controller for TaskController {
             exit_code: Some(self.exit_code.unwrap_or(0)),
         })
     }
+}
+
+/// Makes (or finds) the volumes of `task`'s container and its image's on
+/// node `node_id`, seeding new ones from the image layers under `mounts`:
+/// a copy that may be large, so off the async threads. Returns each
+/// mount's target with the host path of its volume's data.
+pub async fn prepare_volumes(
+    env: &NodeEnv,
+    task: &Task,
+    node_id: &str,
+    image_config: &serde_json::Value,
+    mounts: &[containerd_client::types::Mount],
+) -> Result<HashMap<String, PathBuf>, String> {
+    let fields = spec::template_fields(task, node_id, &env.hostname);
+    let wanted = [
+        spec::task_volumes(task, &fields),
+        spec::image_volumes(image_config, task),
+    ]
+    .concat();
+    let store = VolumeStore::new(&env.volumes_root);
+    let layers = crate::volumes::seed::image_layers(mounts);
+    tokio::task::spawn_blocking(move || crate::volumes::task::prepare(&store, &wanted, &layers))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// Kills and deletes a container with its task, snapshot and files, and

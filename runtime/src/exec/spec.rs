@@ -254,17 +254,21 @@ pub fn container_name(task: &Task) -> String {
     )
 }
 
+/// The image config's `Labels`, which a container starts from.
+pub fn image_labels(image_config: &serde_json::Value) -> HashMap<String, String> {
+    image_config
+        .pointer("/config/Labels")
+        .and_then(|v| v.as_object())
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+        .collect()
+}
+
 /// The labels of the task's container: the image's, the spec's, and the
 /// `com.docker.swarm.*` set.
 pub fn labels(ctx: &TaskContext<'_>) -> HashMap<String, String> {
-    let mut out: HashMap<String, String> = HashMap::new();
-    if let Some(m) = ctx.image("Labels").and_then(|v| v.as_object()) {
-        for (k, v) in m {
-            if let Some(v) = v.as_str() {
-                out.insert(k.clone(), v.to_string());
-            }
-        }
-    }
+    let mut out = image_labels(ctx.image_config);
     out.extend(ctx.container().labels.unwrap_or_default());
     let t = &ctx.task.api;
     out.insert("com.docker.swarm.node.id".into(), ctx.node_id.to_string());

@@ -1,62 +1,18 @@
-//! The containerd calls only standalone containers make: a task with
-//! stdin, changes to a container record after it was made, pause and
-//! resume.
+//! The containerd calls only standalone containers make: changes to a
+//! container record after it was made, pause and resume.
 
 use containerd_client::services::v1::containers_client::ContainersClient;
 use containerd_client::services::v1::tasks_client::TasksClient;
-use containerd_client::services::v1::CreateTaskRequest;
 use containerd_client::services::v1::PauseTaskRequest;
 use containerd_client::services::v1::ResumeTaskRequest;
 use containerd_client::services::v1::UpdateContainerRequest;
-use containerd_client::types::Mount;
 
 use crate::error::Result;
 use crate::Containerd;
 
 const SPEC_TYPE: &str = "types.containerd.io/opencontainers/runtime-spec/1/Spec";
 
-/// The stdio FIFOs of an init process ("" for none).
-#[derive(Debug, Clone, Default)]
-pub struct Stdio {
-    /// The process's input.
-    pub stdin: String,
-    /// Its stdout (everything, with a terminal).
-    pub stdout: String,
-    /// Its stderr (none with a terminal).
-    pub stderr: String,
-    /// Whether it gets a terminal.
-    pub terminal: bool,
-}
-
 impl Containerd {
-    /// Creates the container's task with `stdio`; returns its PID.
-    pub(crate) async fn task_create_stdio(
-        &self,
-        id: &str,
-        rootfs: Vec<Mount>,
-        stdio: &Stdio,
-    ) -> Result<u32> {
-        let mut client = TasksClient::new(self.channel().await?);
-        let req = CreateTaskRequest {
-            container_id: id.to_string(),
-            rootfs,
-            stdin: stdio.stdin.clone(),
-            stdout: stdio.stdout.clone(),
-            stderr: if stdio.terminal {
-                String::new()
-            } else {
-                stdio.stderr.clone()
-            },
-            terminal: stdio.terminal,
-            ..Default::default()
-        };
-        client
-            .create(self.request(req, None))
-            .await
-            .map(|r| r.into_inner().pid)
-            .map_err(|s| self.status("create task", s))
-    }
-
     /// Replaces the OCI spec and the labels of container `id`'s record.
     pub(crate) async fn container_update(
         &self,

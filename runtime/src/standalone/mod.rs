@@ -48,7 +48,6 @@ use crate::exec::files;
 use crate::exec::ids;
 use crate::exec::NodeEnv;
 use crate::logs::Tap;
-use crate::volumes::VolumeStore;
 use crate::Containerd;
 
 /// What `POST /containers/create` answers.
@@ -250,20 +249,10 @@ impl Standalone {
         let mounts = self.ctd.snapshot_prepare(id, &chain, lease).await?;
         let dir = self.dir(id);
         std::fs::create_dir_all(&dir).map_err(Error::files("create the container directory"))?;
-        let fields = crate::exec::spec::template_fields(&task, "", &self.env.hostname);
-        let wanted = [
-            crate::exec::spec::task_volumes(&task, &fields),
-            crate::exec::spec::image_volumes(&image.config, &task),
-        ]
-        .concat();
-        let store = VolumeStore::new(&self.env.volumes_root);
-        let layers = crate::volumes::seed::image_layers(&mounts);
-        let volumes = tokio::task::spawn_blocking(move || {
-            crate::volumes::task::prepare(&store, &wanted, &layers)
-        })
-        .await
-        .map_err(|e| Error::Failed(e.to_string()))?
-        .map_err(|e| Error::Failed(e.to_string()))?;
+        let volumes =
+            crate::exec::controller::prepare_volumes(&self.env, &task, "", &image.config, &mounts)
+                .await
+                .map_err(Error::Failed)?;
         let record = Record {
             name: name.to_string(),
             config: body,
@@ -334,19 +323,7 @@ impl Standalone {
         }
         .map_err(Error::files("write the container's files"))?;
         // The image's labels, then the request's, as dockerd merges them.
-        let mut labels: HashMap<String, String> = HashMap::new();
-        if let Some(m) = record
-            .image_config
-            .get("config")
-            .and_then(|c| c.get("Labels"))
-            .and_then(|v| v.as_object())
-        {
-            for (k, v) in m {
-                if let Some(v) = v.as_str() {
-                    labels.insert(k.clone(), v.to_string());
-                }
-            }
-        }
+        let mut labels = crate::exec::spec::image_labels(&record.image_config);
         labels.extend(record.config.labels.clone().unwrap_or_default());
         labels.insert(files::NAME_LABEL.into(), record.name.clone());
         labels.insert(STANDALONE_LABEL.into(), "1".into());

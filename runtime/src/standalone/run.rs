@@ -14,7 +14,6 @@ use swarm::exec::HostPort;
 use swarm::exec::PortProtocol;
 use swarm::exec::TaskNetns;
 
-use super::calls::Stdio;
 use super::error::Error;
 use super::error::Result;
 use super::io;
@@ -124,13 +123,7 @@ impl Standalone {
         let (spec, _) = self.build(id, record, &mounts, netns)?;
         self.ctd.container_update(id, Some(spec), None).await?;
         let dir = self.dir(id);
-        let (copier, out, err) = Copier::start_tapped(
-            &dir,
-            crate::logs::log_path(&dir, id),
-            self.env.log_rotation,
-            Some(live.tap.clone()),
-        )
-        .map_err(Error::files("open the log pipes"))?;
+        let (copier, out, err) = self.copy_output(id, live)?;
         let open_stdin = record.config.open_stdin.unwrap_or(false);
         if open_stdin {
             // A pipe opened by an attach that came first keeps what was
@@ -147,17 +140,23 @@ impl Standalone {
                 }
             }
         }
-        let stdio = Stdio {
-            stdin: if open_stdin {
-                io::stdin_path(&dir).display().to_string()
-            } else {
-                String::new()
-            },
-            stdout: out.display().to_string(),
-            stderr: err.display().to_string(),
-            terminal: record.config.tty.unwrap_or(false),
+        let stdin = if open_stdin {
+            io::stdin_path(&dir).display().to_string()
+        } else {
+            String::new()
         };
-        let ran = match self.ctd.task_create_stdio(id, mounts, &stdio).await {
+        let created = self
+            .ctd
+            .task_create(
+                id,
+                mounts,
+                &stdin,
+                &out.display().to_string(),
+                &err.display().to_string(),
+                record.config.tty.unwrap_or(false),
+            )
+            .await;
+        let ran = match created {
             Ok(_) => self.ctd.task_start(id).await.map(|_| ()),
             Err(e) => Err(e),
         };
@@ -456,13 +455,7 @@ impl Standalone {
         // the previous daemon (the DNS server, port checks).
         self.attach_network(id, &mode, record).await?;
         let dir = self.dir(id);
-        let (copier, _, _) = Copier::start_tapped(
-            &dir,
-            crate::logs::log_path(&dir, id),
-            self.env.log_rotation,
-            Some(live.tap.clone()),
-        )
-        .map_err(Error::files("open the log pipes"))?;
+        let (copier, _, _) = self.copy_output(id, live)?;
         {
             let mut stdin = live.stdin.lock().await;
             if record.config.open_stdin.unwrap_or(false) {
@@ -476,6 +469,23 @@ impl Standalone {
                 .monitor(id.to_string(), live.clone(), run, copier),
         );
         Ok(())
+    }
+
+    /// Starts copying the init process's output FIFOs into the log and to
+    /// attached clients; returns the copier and the FIFO paths.
+    fn copy_output(
+        &self,
+        id: &str,
+        live: &Live,
+    ) -> Result<(Copier, std::path::PathBuf, std::path::PathBuf)> {
+        let dir = self.dir(id);
+        Copier::start_tapped(
+            &dir,
+            crate::logs::log_path(&dir, id),
+            self.env.log_rotation,
+            Some(live.tap.clone()),
+        )
+        .map_err(Error::files("open the log pipes"))
     }
 
     /// The container's network namespace for `mode`: the gateway bridge

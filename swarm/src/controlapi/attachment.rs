@@ -11,7 +11,6 @@
 //! follow from its address as any task's do.
 
 use super::resolve::resolve;
-use crate::allocator::vip::AddressBook;
 use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::error::Result;
@@ -19,7 +18,6 @@ use crate::model::api;
 use crate::model::new_id;
 use crate::model::Network;
 use crate::model::NetworkAttachment;
-use crate::model::Service;
 use crate::model::StoreObject;
 use crate::model::Task;
 use crate::store::Store;
@@ -80,17 +78,7 @@ pub async fn attach(store: &Store, req: &AttachRequest) -> Result<(Task, Network
                 return Ok((t, net.clone()));
             }
             let networks = tx.list::<Network>();
-            let base = tx.base_view();
-            let tables = base.tables();
-            let mut book = AddressBook::build(
-                &networks,
-                tables.iter::<Service>(),
-                tables.iter::<Task>(),
-                tables.iter::<crate::model::Node>(),
-            );
-            let address = book.allocate(&net_id).ok_or_else(|| {
-                Error::unknown(format!("could not allocate an address on network {name}"))
-            })?;
+            let address = super::task::take_address(tx, &networks, &net_id, &name)?;
             let now = tx.now().to_string();
             let mut t = Task::default();
             t.api.id = Some(new_id());

@@ -59,19 +59,7 @@ pub async fn connect_network(
             if !networks.iter().any(|n| n.id() == network_id) {
                 return Err(Error::not_found(Kind::Network, network_id));
             }
-            let base = tx.base_view();
-            let tables = base.tables();
-            let mut book = AddressBook::build(
-                &networks,
-                tables.iter::<Service>(),
-                tables.iter::<Task>(),
-                tables.iter::<crate::model::Node>(),
-            );
-            let address = book.allocate(network_id).ok_or_else(|| {
-                Error::unknown(format!(
-                    "could not allocate an address on network {network_id}"
-                ))
-            })?;
+            let address = take_address(tx, &networks, network_id, network_id)?;
             task.networks.push(NetworkAttachment {
                 network_id: network_id.to_string(),
                 addresses: vec![address.clone()],
@@ -81,6 +69,26 @@ pub async fn connect_network(
             Ok(address)
         })
         .await
+}
+
+/// A free address on `network_id` from the allocator's book of what every
+/// service, task and node holds (`name` words the refusal).
+pub(super) fn take_address(
+    tx: &crate::store::Tx<'_>,
+    networks: &[Network],
+    network_id: &str,
+    name: &str,
+) -> Result<String> {
+    let base = tx.base_view();
+    let tables = base.tables();
+    let mut book = AddressBook::build(
+        networks,
+        tables.iter::<Service>(),
+        tables.iter::<Task>(),
+        tables.iter::<crate::model::Node>(),
+    );
+    book.allocate(network_id)
+        .ok_or_else(|| Error::unknown(format!("could not allocate an address on network {name}")))
 }
 
 /// `docker network disconnect`: task `task_id` leaves `network_id`; its
