@@ -142,6 +142,18 @@ fn main() {
             "crate::logbroker::Subscription",
         ))
         .method(unary(
+            "attach_network",
+            "AttachNetwork",
+            "crate::dispatcher::wire::AttachNetworkRequest",
+            "crate::exec::Attachment",
+        ))
+        .method(unary(
+            "detach_network",
+            "DetachNetwork",
+            "crate::dispatcher::wire::DetachNetworkRequest",
+            "crate::dispatcher::wire::Empty",
+        ))
+        .method(unary(
             "publish_logs",
             "PublishLogs",
             "crate::dispatcher::wire::PublishRequest",

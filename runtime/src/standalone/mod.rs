@@ -249,10 +249,16 @@ impl Standalone {
         let mounts = self.ctd.snapshot_prepare(id, &chain, lease).await?;
         let dir = self.dir(id);
         std::fs::create_dir_all(&dir).map_err(Error::files("create the container directory"))?;
-        let volumes =
-            crate::exec::controller::prepare_volumes(&self.env, &task, "", &image.config, &mounts)
-                .await
-                .map_err(Error::Failed)?;
+        let volumes = crate::exec::controller::prepare_volumes(
+            self.ctd.events(),
+            &self.env,
+            &task,
+            "",
+            &image.config,
+            &mounts,
+        )
+        .await
+        .map_err(Error::Failed)?;
         let record = Record {
             name: name.to_string(),
             config: body,
@@ -362,6 +368,17 @@ impl Standalone {
         record
             .save(&dir)
             .map_err(Error::files("write the container's record"))?;
+        // On a swarm network the names are the allocator's: asking again
+        // with the new ones changes them on every node, address kept. A
+        // stopped container holds no address to rename.
+        let running = existing
+            .iter()
+            .any(|c| c.id == id && c.state.status.is_running());
+        if running {
+            if let Err(e) = self.swarm_attachment(id, &record).await {
+                tracing::warn!(container = %id, error = %e, "renaming on the swarm network");
+            }
+        }
         let actor = self.ctd.container_actor(id).await;
         self.ctd
             .container_event("rename", &actor, &[("oldName", format!("/{old}"))]);

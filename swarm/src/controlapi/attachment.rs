@@ -70,11 +70,29 @@ pub async fn attach(store: &Store, req: &AttachRequest) -> Result<(Task, Network
                 ));
             }
             let net_id = net.id().to_string();
-            if let Some(t) = tx.list::<Task>().into_iter().find(|t| {
+            if let Some(mut t) = tx.list::<Task>().into_iter().find(|t| {
                 is_attachment(t)
                     && container_of(t) == req.container_id
                     && t.networks.iter().any(|a| a.network_id == net_id)
             }) {
+                // Asked again with other names (the container was
+                // renamed): the names change, the address stays.
+                if t.networks.iter().any(|a| a.aliases != req.aliases) {
+                    for a in &mut t.networks {
+                        a.aliases.clone_from(&req.aliases);
+                    }
+                    if let Some(n) = t
+                        .api
+                        .spec
+                        .as_mut()
+                        .and_then(|s| s.networks.as_mut())
+                        .and_then(|n| n.first_mut())
+                    {
+                        n.aliases = Some(req.aliases.clone());
+                    }
+                    t.api.updated_at = Some(tx.now().to_string());
+                    tx.update(t.clone())?;
+                }
                 return Ok((t, net.clone()));
             }
             let networks = tx.list::<Network>();
@@ -114,15 +132,37 @@ pub async fn attach(store: &Store, req: &AttachRequest) -> Result<(Task, Network
         .await
 }
 
+/// What the node's network driver needs of an attachment made by
+/// [`attach`]: the network as nodes see it, the address and the names.
+pub fn node_attachment(task: &Task, net: &Network) -> crate::exec::Attachment {
+    let a = task.networks.first().cloned().unwrap_or_default();
+    crate::exec::Attachment {
+        network: crate::allocator::network::node_spec(net),
+        address: a.addresses.first().cloned().unwrap_or_default(),
+        aliases: a.aliases,
+    }
+}
+
 /// Detaches the container from every swarm network: its tasks go, and
 /// their addresses with them.
 pub async fn detach(store: &Store, container_id: &str) -> Result<()> {
+    detach_where(store, container_id, None).await
+}
+
+/// [`detach`] for a call from node `node_id`, which may give back only its
+/// own containers' addresses.
+pub async fn detach_on(store: &Store, node_id: &str, container_id: &str) -> Result<()> {
+    detach_where(store, container_id, Some(node_id)).await
+}
+
+async fn detach_where(store: &Store, container_id: &str, node_id: Option<&str>) -> Result<()> {
     store
         .update(|tx| {
             let ids: Vec<String> = tx
                 .list::<Task>()
                 .into_iter()
                 .filter(|t| is_attachment(t) && container_of(t) == container_id)
+                .filter(|t| node_id.is_none_or(|n| t.node_id() == Some(n)))
                 .filter_map(|t| t.api.id)
                 .collect();
             for id in ids {
@@ -181,6 +221,15 @@ mod tests {
         // address.
         let (again, _) = attach(&store, &req("c1", "att")).await.unwrap();
         assert_eq!(again.api.id, t.api.id);
+        // Renamed: same task and address, the new names.
+        let mut renamed = req("c1", "att");
+        renamed.aliases = vec!["web2".into()];
+        let (r, _) = attach(&store, &renamed).await.unwrap();
+        assert_eq!(r.api.id, t.api.id);
+        assert_eq!(r.networks[0].addresses, t.networks[0].addresses);
+        assert_eq!(r.networks[0].aliases, vec!["web2".to_string()]);
+        let stored: Task = store.view(|tx| tx.get::<Task>(t.id()).unwrap());
+        assert_eq!(stored.networks[0].aliases, vec!["web2".to_string()]);
         let (other, _) = attach(&store, &req("c2", "att")).await.unwrap();
         assert_eq!(other.networks[0].addresses, vec!["10.0.7.3/24".to_string()]);
         let err = attach(&store, &req("c3", "closed")).await.unwrap_err();

@@ -72,6 +72,25 @@ pub trait DispatcherApi: Send + Sync {
         kind: crate::exec::DepKind,
         id: &str,
     ) -> Result<Option<Vec<u8>>>;
+    /// Attaches standalone container `container_id` of `node_id` to the
+    /// attachable swarm network `network` (swarmkit's
+    /// `ResourceAllocator.AttachNetwork`): its address from the allocator.
+    async fn attach_network(
+        &self,
+        node_id: &str,
+        session_id: &str,
+        container_id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<crate::exec::Attachment>;
+    /// Gives back every swarm address container `container_id` of
+    /// `node_id` holds (`ResourceAllocator.DetachNetwork`).
+    async fn detach_network(
+        &self,
+        node_id: &str,
+        session_id: &str,
+        container_id: &str,
+    ) -> Result<()>;
     /// The DNS names the node's tasks resolve, kept current.
     async fn service_records(
         &self,

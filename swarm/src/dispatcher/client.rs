@@ -81,6 +81,12 @@ impl Remote {
         }
     }
 
+    /// The ID of the session while it is open.
+    pub fn session_id(&self) -> Option<String> {
+        self.bound().ok()?;
+        self.last.borrow().as_ref().map(|m| m.session_id.clone())
+    }
+
     /// The session messages as they arrive.
     pub fn messages(&self) -> tokio::sync::watch::Receiver<Option<SessionMessage>> {
         self.last.subscribe()
@@ -185,11 +191,13 @@ impl DispatcherApi for Remote {
                     self.remotes
                         .replace(first.managers.iter().map(|m| m.addr.clone()).collect());
                     self.remotes.note_session();
-                    self.last.send_replace(Some(first.clone()));
+                    // Bound before the message goes out: whoever wakes on
+                    // it finds the session usable.
                     *self.bound.lock().unwrap_or_else(|e| e.into_inner()) = Some(Bound {
                         client: c,
                         alive: alive.clone(),
                     });
+                    self.last.send_replace(Some(first.clone()));
                     let remotes = self.remotes.clone();
                     let last = self.last.clone();
                     tokio::spawn(async move {
@@ -368,6 +376,49 @@ impl DispatcherApi for Remote {
         Ok(forward(stream, alive))
     }
 
+    async fn attach_network(
+        &self,
+        _node_id: &str,
+        session_id: &str,
+        container_id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<crate::exec::Attachment> {
+        let (mut c, _) = self.bound()?;
+        timed(
+            tokio::time::timeout(
+                CALL_TIMEOUT,
+                c.attach_network(AttachNetworkRequest {
+                    session_id: session_id.to_string(),
+                    container_id: container_id.to_string(),
+                    network: network.to_string(),
+                    aliases: aliases.to_vec(),
+                }),
+            )
+            .await,
+        )
+    }
+
+    async fn detach_network(
+        &self,
+        _node_id: &str,
+        session_id: &str,
+        container_id: &str,
+    ) -> Result<()> {
+        let (mut c, _) = self.bound()?;
+        timed(
+            tokio::time::timeout(
+                CALL_TIMEOUT,
+                c.detach_network(DetachNetworkRequest {
+                    session_id: session_id.to_string(),
+                    container_id: container_id.to_string(),
+                }),
+            )
+            .await,
+        )
+        .map(|_| ())
+    }
+
     async fn publish_logs(
         &self,
         _node_id: &str,
@@ -402,12 +453,16 @@ pub struct RemoteConnector {
     pub channels: Channels,
     /// Where session messages are published (the node's role changes).
     pub sessions: tokio::sync::watch::Sender<Option<SessionMessage>>,
+    /// The session being opened or open, for calls outside the agent
+    /// (standalone containers' network attachments).
+    pub current: tokio::sync::watch::Sender<Option<Arc<Remote>>>,
 }
 
 #[async_trait]
 impl Connector for RemoteConnector {
     async fn connect(&self) -> Result<Arc<dyn DispatcherApi>> {
-        let r = Remote::new(self.remotes.clone(), self.channels.clone());
+        let r = Arc::new(Remote::new(self.remotes.clone(), self.channels.clone()));
+        self.current.send_replace(Some(r.clone()));
         let mut messages = r.messages();
         let out = self.sessions.clone();
         tokio::spawn(async move {
@@ -418,6 +473,6 @@ impl Connector for RemoteConnector {
                 }
             }
         });
-        Ok(Arc::new(r))
+        Ok(r)
     }
 }

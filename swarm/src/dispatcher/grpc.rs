@@ -283,6 +283,38 @@ impl Dispatcher for DispatcherService {
         }))
     }
 
+    async fn attach_network(
+        &self,
+        req: Request<AttachNetworkRequest>,
+    ) -> Result<Response<crate::exec::Attachment>, Status> {
+        let (node, local) = self.caller(&req)?;
+        let r = req.into_inner();
+        let a = local
+            .attach_network(
+                &node,
+                &r.session_id,
+                &r.container_id,
+                &r.network,
+                &r.aliases,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(a))
+    }
+
+    async fn detach_network(
+        &self,
+        req: Request<DetachNetworkRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        let (node, local) = self.caller(&req)?;
+        let r = req.into_inner();
+        local
+            .detach_network(&node, &r.session_id, &r.container_id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(Empty {}))
+    }
+
     async fn service_records(
         &self,
         req: Request<SessionRef>,

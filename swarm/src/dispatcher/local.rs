@@ -98,6 +98,18 @@ impl Local {
         self.sessions().is_current(node, session_id)
     }
 
+    /// Refuses a call on a session that is not `node`'s current one.
+    fn require_session(&self, node: &str, session_id: &str) -> Result<()> {
+        if self.is_current(node, session_id) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                crate::ErrorKind::Unavailable,
+                "rpc error: code = NotFound desc = node not registered",
+            ))
+        }
+    }
+
     /// The leader loop that marks nodes down when their sessions lapse.
     /// Ready nodes first get one grace period to find this new leader.
     pub async fn monitor(self: Arc<Self>, cancel: tokio_util::sync::CancellationToken) {
@@ -263,6 +275,35 @@ impl DispatcherApi for Local {
                 Ok(())
             })
             .await
+    }
+
+    async fn attach_network(
+        &self,
+        node_id: &str,
+        session_id: &str,
+        container_id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<crate::exec::Attachment> {
+        self.require_session(node_id, session_id)?;
+        let req = crate::controlapi::attachment::AttachRequest {
+            node_id: node_id.to_string(),
+            container_id: container_id.to_string(),
+            network: network.to_string(),
+            aliases: aliases.to_vec(),
+        };
+        let (task, net) = crate::controlapi::attachment::attach(&self.store, &req).await?;
+        Ok(crate::controlapi::attachment::node_attachment(&task, &net))
+    }
+
+    async fn detach_network(
+        &self,
+        node_id: &str,
+        session_id: &str,
+        container_id: &str,
+    ) -> Result<()> {
+        self.require_session(node_id, session_id)?;
+        crate::controlapi::attachment::detach_on(&self.store, node_id, container_id).await
     }
 
     async fn task_dependency(

@@ -142,3 +142,26 @@ pub struct PublishReply {
     /// Whether the subscription still wants lines.
     pub wanted: bool,
 }
+
+/// `Dispatcher.AttachNetwork`: a node asks an address on an attachable
+/// network for one of its standalone containers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AttachNetworkRequest {
+    /// The session's ID.
+    pub session_id: String,
+    /// The container.
+    pub container_id: String,
+    /// The network's name, ID or ID prefix.
+    pub network: String,
+    /// The container's names on the network.
+    pub aliases: Vec<String>,
+}
+
+/// `Dispatcher.DetachNetwork`: a node's standalone container is gone.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DetachNetworkRequest {
+    /// The session's ID.
+    pub session_id: String,
+    /// The container.
+    pub container_id: String,
+}

@@ -30,6 +30,7 @@ impl ManagerConnector {
                 remotes: Remotes::default(),
                 channels: m.channels.clone(),
                 sessions: m.sessions.clone(),
+                current: watch::Sender::new(None),
             },
             raft: m.raft.clone(),
         }

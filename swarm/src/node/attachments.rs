@@ -1,15 +1,35 @@
 //! The node's side of standalone containers on swarm networks: a manager
-//! writes the attachment into the store itself.
+//! writes the attachment into the store itself; a worker asks the leader's
+//! dispatcher over its session (swarmkit's `ResourceAllocator`).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+use super::worker::WorkerNode;
+use super::Phase;
 use super::SwarmNode;
 use crate::controlapi::attachment;
+use crate::dispatcher::DispatcherApi;
 use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::error::Result;
 use crate::exec::Attachment;
 use crate::exec::AttachmentAllocator;
+
+/// How long a worker waits for its agent to have a session (a leader
+/// change in progress) before `docker run --network` fails.
+const SESSION_WAIT: Duration = Duration::from_secs(10);
+
+impl SwarmNode {
+    fn worker_node(&self) -> Option<Arc<WorkerNode>> {
+        match &*self.phase.read().unwrap_or_else(|e| e.into_inner()) {
+            Phase::Worker(w) => Some(w.clone()),
+            _ => None,
+        }
+    }
+}
 
 #[async_trait]
 impl AttachmentAllocator for SwarmNode {
@@ -19,6 +39,13 @@ impl AttachmentAllocator for SwarmNode {
         network: &str,
         aliases: &[String],
     ) -> Result<Attachment> {
+        if let Some(w) = self.worker_node() {
+            let (remote, session) = w.session(SESSION_WAIT).await?;
+            let node = &w.node_state().node_id;
+            return remote
+                .attach_network(node, &session, container_id, network, aliases)
+                .await;
+        }
         let m = match self.manager() {
             Ok(m) => m,
             Err(_) if self.membership().is_none() => {
@@ -27,16 +54,7 @@ impl AttachmentAllocator for SwarmNode {
                     format!("network {network} not found"),
                 ))
             }
-            // A worker would ask a manager through its dispatcher session
-            // (swarmkit's ResourceAllocator); not done yet.
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::InvalidArgument,
-                    format!(
-                        "could not attach to network {network}: this daemon attaches standalone containers to swarm networks on manager nodes only"
-                    ),
-                ))
-            }
+            Err(e) => return Err(e),
         };
         let req = attachment::AttachRequest {
             node_id: m.node_id().to_string(),
@@ -45,15 +63,15 @@ impl AttachmentAllocator for SwarmNode {
             aliases: aliases.to_vec(),
         };
         let (task, net) = attachment::attach(m.store(), &req).await?;
-        let a = task.networks.first().cloned().unwrap_or_default();
-        Ok(Attachment {
-            network: crate::allocator::network::node_spec(&net),
-            address: a.addresses.first().cloned().unwrap_or_default(),
-            aliases: a.aliases,
-        })
+        Ok(attachment::node_attachment(&task, &net))
     }
 
     async fn detach(&self, container_id: &str) -> Result<()> {
+        if let Some(w) = self.worker_node() {
+            let (remote, session) = w.session(SESSION_WAIT).await?;
+            let node = &w.node_state().node_id;
+            return remote.detach_network(node, &session, container_id).await;
+        }
         match self.manager() {
             Ok(m) => attachment::detach(m.store(), container_id).await,
             Err(_) => Ok(()),

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::state::NodeState;
 use crate::ca::tls::NodeCerts;
 use crate::ca::tls::TlsState;
+use crate::dispatcher::client::Remote;
 use crate::dispatcher::client::RemoteConnector;
 use crate::dispatcher::Remotes;
 use crate::error::Result;
@@ -23,6 +24,7 @@ pub struct WorkerNode {
     tls: Arc<TlsState>,
     remotes: Remotes,
     sessions: tokio::sync::watch::Sender<Option<crate::dispatcher::wire::SessionMessage>>,
+    current: tokio::sync::watch::Sender<Option<Arc<Remote>>>,
     executor: Option<Arc<dyn Executor>>,
     cancel: CancellationToken,
     loops: tokio::sync::Mutex<JoinSet<()>>,
@@ -72,6 +74,7 @@ impl WorkerNode {
             tls,
             remotes: remotes.clone(),
             sessions: sessions.clone(),
+            current: tokio::sync::watch::Sender::new(None),
             executor: executor.clone(),
             cancel: CancellationToken::new(),
             loops: tokio::sync::Mutex::new(JoinSet::new()),
@@ -81,6 +84,7 @@ impl WorkerNode {
                 remotes,
                 channels,
                 sessions,
+                current: w.current.clone(),
             });
             let agent = crate::agent::run(
                 w.state.node_id.clone(),
@@ -148,6 +152,37 @@ impl WorkerNode {
         &self,
     ) -> tokio::sync::watch::Receiver<Option<crate::dispatcher::wire::SessionMessage>> {
         self.sessions.subscribe()
+    }
+
+    /// The open dispatcher session, waiting at most `limit` for one (the
+    /// agent may be between sessions, as after a leader change).
+    pub async fn session(&self, limit: Duration) -> Result<(Arc<Remote>, String)> {
+        let mut rx = self.current.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let remote = rx.borrow_and_update().clone();
+            if let Some(r) = &remote {
+                if let Some(id) = r.session_id() {
+                    return Ok((r.clone(), id));
+                }
+            }
+            let mut messages = remote.map(|r| r.messages());
+            tokio::select! {
+                _ = rx.changed() => {}
+                _ = async {
+                    match messages.as_mut() {
+                        Some(m) => { let _ = m.changed().await; }
+                        None => std::future::pending().await,
+                    }
+                } => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(crate::Error::new(
+                        crate::ErrorKind::Unavailable,
+                        "this node has no session with a manager",
+                    ));
+                }
+            }
+        }
     }
 
     /// The managers this worker knows.
