@@ -1229,5 +1229,7 @@ def test_standalone_containers(client, image):
         created.start()
         assert created.wait()["StatusCode"] == 0
         assert created.logs() == b"made first\n"
+        # attach with logs=True and no stream: what the container wrote.
+        assert created.attach(stdout=True, stderr=True, logs=True, stream=False) == b"made first\n"
     finally:
         created.remove()

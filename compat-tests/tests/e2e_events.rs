@@ -205,3 +205,145 @@ fn bad_since_and_until_are_refused() {
     let (code, _) = d.curl("GET", "/events?until=1", None);
     assert_eq!(code, 200);
 }
+
+#[test]
+fn images_volumes_execs_and_health_have_their_events() {
+    let Some((_ctrd, d)) = common::swarm_with_test_image() else {
+        return;
+    };
+    let t0 = unix_now();
+    let image_id = d.ok(&["image", "inspect", "--format", "{{.Id}}", IMAGE]);
+    let image_id = image_id.trim();
+
+    // Images: tag, untag, save, import, load.
+    d.ok(&["image", "tag", IMAGE, "shoal-test/other:v1"]);
+    d.ok(&["image", "rm", "shoal-test/other:v1"]);
+    let saved = d.dir.path().join("saved.tar").display().to_string();
+    d.ok(&["image", "save", "-o", &saved, IMAGE]);
+    d.ok(&["image", "load", "-i", &saved]);
+    let root = d.dir.path().join("rootfs");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello"), b"hi").unwrap();
+    let rootfs = d.dir.path().join("rootfs.tar");
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&rootfs)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let imported = d.ok(&["image", "import", &rootfs.display().to_string()]);
+    let imported = imported.trim();
+
+    // Volumes: create, destroy, prune.
+    d.ok(&["volume", "create", "v1"]);
+    d.ok(&["volume", "rm", "v1"]);
+    d.ok(&["volume", "create", "v2"]);
+    d.ok(&["volume", "prune", "-a", "-f"]);
+
+    // A task with a health check turns healthy; an exec in it.
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let filter = "label=com.docker.swarm.service.name=hc";
+    let container = wait_for(60, "the hc container", || {
+        let out = d.ok(&["ps", "-q", "--filter", filter]);
+        let id = out.trim().to_string();
+        (!id.is_empty()).then_some(id)
+    });
+    let r = d.docker(&["exec", &container, "sh", "-c", "exit 3"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let replay = |filter: &str, format: &str| {
+        lines(&d.ok(&[
+            "events",
+            "--since",
+            &t0,
+            "--until",
+            &unix_now(),
+            "--filter",
+            filter,
+            "--format",
+            format,
+        ]))
+    };
+    let images = replay(
+        "type=image",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
+    );
+    let want_tag = format!("image tag {image_id} shoal-test/other:v1");
+    let want_untag = format!("image untag {image_id} {image_id}");
+    let want_save = format!("image save {image_id} {image_id}");
+    let want_load = format!("image load {image_id} {image_id}");
+    let want_import = format!("image import {imported} {imported}");
+    assert!(
+        in_order(
+            &images,
+            &[&want_tag, &want_untag, &want_save, &want_load, &want_import]
+        ),
+        "{images:?}"
+    );
+    let volumes = replay(
+        "type=volume",
+        "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}",
+    );
+    assert!(
+        in_order(
+            &volumes,
+            &[
+                "volume create v1 local",
+                "volume destroy v1 local",
+                "volume create v2 local",
+                "volume destroy v2 local",
+            ]
+        ),
+        "{volumes:?}"
+    );
+    let prune = replay(
+        "event=prune",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.reclaimed}}",
+    );
+    assert_eq!(prune, vec!["volume prune 0"]);
+
+    // dockerd's exec actions carry the command; the exit code comes with
+    // exec_die.
+    let short = &container[..12];
+    let execs = replay(
+        &format!("container={short}"),
+        "{{.Action}}|{{.Actor.Attributes.exitCode}}|{{if .Actor.Attributes.execID}}id{{end}}",
+    );
+    assert!(
+        in_order(
+            &execs,
+            &[
+                "exec_create: sh -c exit 3|<no value>|id",
+                "exec_start: sh -c exit 3|<no value>|id",
+                "exec_die|3|id",
+            ]
+        ),
+        "{execs:?}"
+    );
+    let healthy = wait_for(30, "a health_status event", || {
+        let h = replay(
+            "event=health_status",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        );
+        (!h.is_empty()).then_some(h)
+    });
+    assert!(
+        healthy[0].starts_with("health_status: healthy hc.1."),
+        "{healthy:?}"
+    );
+}

@@ -15,9 +15,9 @@ pub fn actor_of(
 ) -> Actor {
     let mut actor = Actor::new(id);
     let name = labels.remove(NAME_LABEL).unwrap_or_else(|| id.to_string());
-    // As the record holds them: containerd drops empty label values...
+    // containerd drops empty label values, and dockerd's task marker is
+    // one: put it back.
     labels.retain(|_, v| !v.is_empty());
-    // ...and dockerd's task marker is one. empty label values; dockerd's task marker is one.
     if labels.contains_key("com.docker.swarm.task.id") {
         labels.entry("com.docker.swarm.task".into()).or_default();
     }
@@ -30,6 +30,21 @@ pub fn actor_of(
 }
 
 impl Containerd {
+    /// Publishes image event `action` about `id` as dockerd does: the
+    /// image's labels (when it still exists) and `name`.
+    pub async fn image_event(&self, action: &str, id: &str, name: &str) {
+        let mut actor = Actor::new(id);
+        if let Ok((info, _)) = self.image_find(id).await {
+            actor
+                .attributes
+                .extend(crate::exec::spec::image_labels(&info.config));
+        }
+        if !name.is_empty() {
+            actor.attributes.insert("name".into(), name.to_string());
+        }
+        self.events().log("image", action, actor);
+    }
+
     /// The actor of an event about container `id`, read from its record
     /// (only the ID when the record is gone or containerd is away).
     pub async fn container_actor(&self, id: &str) -> Actor {
@@ -37,6 +52,22 @@ impl Containerd {
             Ok(Some(c)) => actor_of(id, c.labels, c.image),
             _ => Actor::new(id),
         }
+    }
+
+    /// Publishes container event `action` about exec `exec_id` in container
+    /// `container_id` (`exec_create: CMD`, `exec_start: CMD`, `exec_die`),
+    /// with the `execID` attribute and `extra` ones, as dockerd does.
+    pub async fn exec_event(
+        &self,
+        container_id: &str,
+        action: &str,
+        exec_id: &str,
+        extra: &[(&str, String)],
+    ) {
+        let actor = self.container_actor(container_id).await;
+        let mut all = vec![("execID", exec_id.to_string())];
+        all.extend(extra.iter().cloned());
+        self.container_event(action, &actor, &all);
     }
 
     /// Publishes container event `action` for `actor` with `extra`

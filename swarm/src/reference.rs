@@ -125,6 +125,16 @@ impl Reference {
         s
     }
 
+    /// The short repository name, without tag or digest (`busybox`).
+    pub fn familiar_name(&self) -> String {
+        Reference {
+            tag: None,
+            digest: None,
+            ..self.clone()
+        }
+        .familiar()
+    }
+
     fn push_suffix(&self, s: &mut String) {
         if let Some(t) = &self.tag {
             s.push(':');

@@ -126,6 +126,10 @@ async fn create(
     }
     let c = find(&s, &name).await?;
     let id = execs.create(&c, &name, cfg, &config_user(&s, &c))?;
+    if let Some(e) = execs.record(&id) {
+        let action = format!("exec_create: {}", e.command_line());
+        s.runtime.exec_event(&c.id, &action, &id, &[]).await;
+    }
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))).into_response())
 }
 

@@ -52,7 +52,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn store(s: &AppState) -> VolumeStore {
-    VolumeStore::new(&node_env(s).volumes_root)
+    VolumeStore::new(&node_env(s).volumes_root).with_events(s.runtime.events().clone())
 }
 
 /// A volume as dockerd's API shows it.

@@ -326,9 +326,16 @@ impl TaskController {
         mounts: &[containerd_client::types::Mount],
     ) -> Result<HashMap<String, PathBuf>, ExecError> {
         let node_id = self.task.api.node_id.clone().unwrap_or_default();
-        prepare_volumes(&self.env, &self.task, &node_id, &image.config, mounts)
-            .await
-            .map_err(ExecError::Fatal)
+        prepare_volumes(
+            self.ctd.events(),
+            &self.env,
+            &self.task,
+            &node_id,
+            &image.config,
+            mounts,
+        )
+        .await
+        .map_err(ExecError::Fatal)
     }
 
     fn build(
@@ -787,8 +794,10 @@ impl Controller for TaskController {
 /// Makes (or finds) the volumes of `task`'s container and its image's on
 /// node `node_id`, seeding new ones from the image layers under `mounts`:
 /// a copy that may be large, so off the async threads. Returns each
-/// mount's target with the host path of its volume's data.
+/// mount's target with the host path of its volume's data. New volumes
+/// are reported on `events`.
 pub async fn prepare_volumes(
+    events: &swarm::events::EventBus,
     env: &NodeEnv,
     task: &Task,
     node_id: &str,
@@ -801,7 +810,7 @@ pub async fn prepare_volumes(
         spec::image_volumes(image_config, task),
     ]
     .concat();
-    let store = VolumeStore::new(&env.volumes_root);
+    let store = VolumeStore::new(&env.volumes_root).with_events(events.clone());
     let layers = crate::volumes::seed::image_layers(mounts);
     tokio::task::spawn_blocking(move || crate::volumes::task::prepare(&store, &wanted, &layers))
         .await

@@ -211,11 +211,16 @@ async fn run(ctd: Containerd, id: String, dir: PathBuf, check: Check, tx: watch:
             }
         }
         let _ = std::fs::write(&path, serde_json::to_vec(&health).unwrap_or_default());
-        tx.send_if_modified(|s| {
+        let changed = tx.send_if_modified(|s| {
             let changed = *s != health.status;
             s.clone_from(&health.status);
             changed
         });
+        if changed {
+            let actor = ctd.container_actor(&id).await;
+            let action = format!("health_status: {}", health.status);
+            ctd.container_event(&action, &actor, &[]);
+        }
     }
 }
 

@@ -151,6 +151,8 @@ impl Containerd {
         // `<none>` the way dockerd lists an untagged import.
         let record = name.map_or_else(|| config_digest.clone(), |r| r.full());
         self.put_image(&record, target).await?;
+        self.image_event("import", &config_digest, &config_digest)
+            .await;
         Ok(config_digest)
     }
 

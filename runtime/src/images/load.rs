@@ -252,6 +252,8 @@ impl Containerd {
                 self.name_image(&names, target, &config.member.digest)
                     .await?,
             );
+            let id = &config.member.digest;
+            self.image_event("load", id, id).await;
         }
         Ok(lines)
     }

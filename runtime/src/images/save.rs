@@ -53,6 +53,9 @@ impl Containerd {
                 }),
             }
         }
+        for i in &items {
+            self.image_event("save", &i.info.id, &i.info.id).await;
+        }
         std::fs::create_dir_all(self.work_dir()).map_err(Error::io("create work dir"))?;
         let file = tempfile::tempfile_in(self.work_dir()).map_err(Error::io("create temp file"))?;
         let handle = tokio::runtime::Handle::current();

@@ -240,11 +240,16 @@ impl Containerd {
         // dockerd reports each removed name, then the image if it went.
         for item in &out {
             let (action, actor) = match item {
-                RemoveItem::Untagged(name) => (
+                // dockerd names the image by its ID here, not by the
+                // reference that went.
+                RemoveItem::Untagged(_) => (
                     "untag",
-                    swarm::events::Actor::new(&info.id).with("name", name.as_str()),
+                    swarm::events::Actor::new(&info.id).with("name", info.id.as_str()),
                 ),
-                RemoveItem::Deleted(id) => ("delete", swarm::events::Actor::new(id.as_str())),
+                RemoveItem::Deleted(id) => (
+                    "delete",
+                    swarm::events::Actor::new(id.as_str()).with("name", id.as_str()),
+                ),
             };
             self.events().log("image", action, actor);
         }
@@ -263,12 +268,15 @@ impl Containerd {
         };
         let target = Reference::parse(&text)
             .filter(|r| r.digest.is_none())
-            .ok_or(Error::InvalidReference(text))?;
+            .ok_or_else(|| Error::InvalidReference(text.clone()))?;
         let desc = info.target.clone().ok_or_else(|| Error::BadContent {
             digest: info.id.clone(),
             reason: "image has no record".into(),
         })?;
-        self.put_image(&target.full(), desc).await
+        self.put_image(&target.full(), desc).await?;
+        let familiar = super::reference::familiar(&target.full()).unwrap_or(text);
+        self.image_event("tag", &info.id, &familiar).await;
+        Ok(())
     }
 
     /// Points the record `name` at `target`, creating or replacing it.

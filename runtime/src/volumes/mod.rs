@@ -111,7 +111,7 @@ impl Containerd {
         env: &NodeEnv,
         select: impl Fn(&Volume) -> bool,
     ) -> Result<(Vec<String>, u64)> {
-        let store = VolumeStore::new(&env.volumes_root);
+        let store = VolumeStore::new(&env.volumes_root).with_events(self.events().clone());
         let refs = self.volume_refs(env).await?;
         let mut deleted = Vec::new();
         let mut reclaimed = 0;
@@ -130,6 +130,8 @@ impl Containerd {
                 Err(e) => tracing::warn!(volume = %v.name, error = %e, "pruning a volume"),
             }
         }
+        let actor = swarm::events::Actor::new("").with("reclaimed", reclaimed.to_string());
+        self.events().log("volume", "prune", actor);
         Ok((deleted, reclaimed))
     }
 
@@ -137,7 +139,7 @@ impl Containerd {
     /// `remove NAME: volume is in use - [IDs]`). With `force` a volume that
     /// does not exist is not an error.
     pub async fn volume_remove(&self, env: &NodeEnv, name: &str, force: bool) -> Result<()> {
-        let store = VolumeStore::new(&env.volumes_root);
+        let store = VolumeStore::new(&env.volumes_root).with_events(self.events().clone());
         if let Err(e) = store.get(name) {
             return match e {
                 Error::NoSuchVolume(_) if force => Ok(()),

@@ -40,9 +40,18 @@ struct Record {
 }
 
 /// The local volumes under one root (`<data-root>/volumes`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct VolumeStore {
     root: PathBuf,
+    events: Option<swarm::events::EventBus>,
+}
+
+impl std::fmt::Debug for VolumeStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VolumeStore")
+            .field("root", &self.root)
+            .finish()
+    }
 }
 
 /// Whether the local driver can use `name`: dockerd's
@@ -60,6 +69,21 @@ impl VolumeStore {
     pub fn new(root: &Path) -> Self {
         VolumeStore {
             root: root.to_path_buf(),
+            events: None,
+        }
+    }
+
+    /// The same store, reporting `create` and `destroy` on `bus` as
+    /// dockerd's volume events.
+    pub fn with_events(mut self, bus: swarm::events::EventBus) -> Self {
+        self.events = Some(bus);
+        self
+    }
+
+    fn event(&self, action: &str, name: &str) {
+        if let Some(bus) = &self.events {
+            let actor = swarm::events::Actor::new(name).with("driver", LOCAL_DRIVER);
+            bus.log("volume", action, actor);
         }
     }
 
@@ -123,6 +147,7 @@ impl VolumeStore {
         std::fs::write(&tmp, json)
             .and_then(|()| std::fs::rename(&tmp, dir.join(RECORD)))
             .map_err(Error::io("create", &name))?;
+        self.event("create", &name);
         Ok(Volume {
             mountpoint: dir.join(DATA_DIR),
             name,
@@ -184,7 +209,9 @@ impl VolumeStore {
     pub fn remove(&self, name: &str) -> Result<()> {
         let _held = WRITE.lock().unwrap_or_else(|p| p.into_inner());
         self.get(name)?;
-        std::fs::remove_dir_all(self.root.join(name)).map_err(Error::io("remove", name))
+        std::fs::remove_dir_all(self.root.join(name)).map_err(Error::io("remove", name))?;
+        self.event("destroy", name);
+        Ok(())
     }
 }
 

@@ -57,25 +57,56 @@ pub(super) async fn attach(
             ),
         ));
     }
-    if q.contains_key("logs") && query_bool(&q, "logs") {
-        // Past output is `docker logs`; attach gives what comes.
-        tracing::debug!(container = %c.id, "attach: logs=1 is not replayed");
-    }
     let wanted = Wanted {
         stdin: query_bool(&q, "stdin"),
         stdout: query_bool(&q, "stdout"),
         stderr: query_bool(&q, "stderr"),
     };
-    let attached = s.standalone.attach(&c).await?;
-    let mux = !attached.tty;
+    // `stream=0` asks only for what was written (with `logs=1`); clients
+    // that leave `stream` out get the live output, as they always did here.
+    let live = !q.contains_key("stream") || query_bool(&q, "stream");
+    // Subscribed before the log is read, so no line falls between the two.
+    let attached = match live {
+        true => Some(s.standalone.attach(&c).await?),
+        false => None,
+    };
+    let past = if query_bool(&q, "logs") {
+        runtime::logs::tasks::backlog(&c, Default::default())
+            .await
+            .0
+    } else {
+        Vec::new()
+    };
+    let mux = !attached.as_ref().map_or(c.spec.tty, |a| a.tty);
     let content_type = if !mux || !version.at_least(42) {
         RAW_STREAM
     } else {
         MUX_STREAM
     };
-    Ok(hijack.respond(content_type, move |input, output| {
-        session(attached, wanted, mux, input, output)
-    }))
+    Ok(
+        hijack.respond(content_type, move |input, mut output| async move {
+            // dockerd's `logs=1`: what the container wrote so far, first.
+            for e in past {
+                let (stream, want) = match e.source {
+                    runtime::logs::reader::Source::Stderr => (2u8, wanted.stderr),
+                    runtime::logs::reader::Source::Stdout => (1u8, wanted.stdout),
+                };
+                if want
+                    && write_chunk(&mut output, mux, stream, &e.line)
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            match attached {
+                Some(a) => session(a, wanted, mux, input, output).await,
+                None => {
+                    let _ = output.shutdown().await;
+                }
+            }
+        }),
+    )
 }
 
 /// Copies the client's input into the container and the container's

@@ -140,6 +140,13 @@ impl Containerd {
             .message(None, format!("Status: {status} {}", r.familiar()))
             .await;
         let (info, _) = self.image_find(&name).await?;
+        // dockerd's actor is the reference pulled, named by its repository.
+        let mut pulled = r.clone();
+        if pulled.tag.is_none() && pulled.digest.is_none() {
+            pulled.tag = Some("latest".into());
+        }
+        self.image_event("pull", &pulled.familiar(), &r.familiar_name())
+            .await;
         Ok(info)
     }
 

@@ -224,6 +224,17 @@ impl Exec {
         &self.id
     }
 
+    /// The command as dockerd's exec events show it: the program, a space,
+    /// and its arguments joined by spaces.
+    pub fn command_line(&self) -> String {
+        let (first, rest) = self
+            .cfg
+            .cmd
+            .split_first()
+            .map_or(("", &[][..]), |(f, r)| (f.as_str(), r));
+        format!("{first} {}", rest.join(" "))
+    }
+
     /// Whether the process was created with a terminal.
     pub fn tty(&self) -> bool {
         self.cfg.tty
@@ -359,6 +370,11 @@ impl Execs {
         Ok(id)
     }
 
+    /// The exec record `id`, for the event of its creation.
+    pub fn record(&self, id: &str) -> Option<Arc<Exec>> {
+        self.get(id).ok()
+    }
+
     /// The exec `id` if its container still runs (dockerd's check before
     /// a start or a resize): a removed container is "No such container"
     /// (naming the exec, as dockerd does), a stopped one "is not running".
@@ -397,7 +413,12 @@ impl Execs {
         let exec = &live.exec;
         exec.begin()?;
         match launch(ctd, exec, live.init_pid, console, attach).await {
-            Ok(s) => Ok(s),
+            Ok(s) => {
+                let action = format!("exec_start: {}", exec.command_line());
+                ctd.exec_event(&exec.container_id, &action, &exec.id, &[])
+                    .await;
+                Ok(s)
+            }
             Err(e) => {
                 let (code, err) = e.classify();
                 exec.ended(code);
@@ -523,6 +544,13 @@ async fn watch_exit(ctd: Containerd, exec: Arc<Exec>, output_read: oneshot::Rece
         }
     };
     exec.ended(code);
+    ctd.exec_event(
+        &exec.container_id,
+        "exec_die",
+        &exec.id,
+        &[("exitCode", code.to_string())],
+    )
+    .await;
     let _ = output_read.await;
     let _ = ctd.exec_delete(&exec.container_id, &exec.id).await;
 }
