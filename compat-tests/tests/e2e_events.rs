@@ -242,6 +242,11 @@ fn images_volumes_execs_and_health_have_their_events() {
     d.ok(&["volume", "rm", "v1"]);
     d.ok(&["volume", "create", "v2"]);
     d.ok(&["volume", "prune", "-a", "-f"]);
+    // A container's volume is mounted before it starts and unmounted after
+    // it dies.
+    let ran = d.ok(&["run", "-d", "-v", "vm:/data", IMAGE, "true"]);
+    let ran = ran.trim().to_string();
+    d.ok(&["wait", &ran]);
 
     // A task with a health check turns healthy; an exec in it.
     d.ok(&[
@@ -311,6 +316,46 @@ fn images_volumes_execs_and_health_have_their_events() {
         ),
         "{volumes:?}"
     );
+    let mounts = replay(
+        "volume=vm",
+        "{{.Action}} {{.Actor.Attributes.container}} {{.Actor.Attributes.destination}} {{index .Actor.Attributes \"read/write\"}}",
+    );
+    let want_mount = format!("mount {ran} /data true");
+    let want_unmount = format!("unmount {ran} <no value>");
+    assert!(
+        in_order(
+            &mounts,
+            &[
+                "create <no value> <no value>",
+                &want_mount,
+                &want_unmount
+            ]
+        ),
+        "{mounts:?}"
+    );
+    // In the stream the mount comes before the start and the unmount
+    // after the die.
+    let order = lines(&d.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &unix_now(),
+        "--filter",
+        "type=volume",
+        "--filter",
+        "type=container",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.ID}}",
+    ]));
+    let want = [
+        "volume mount vm".to_string(),
+        format!("container start {ran}"),
+        format!("container die {ran}"),
+        "volume unmount vm".to_string(),
+    ];
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    assert!(in_order(&order, &want), "{order:?}");
     let prune = replay(
         "event=prune",
         "{{.Type}} {{.Action}} {{.Actor.Attributes.reclaimed}}",

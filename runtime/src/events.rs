@@ -4,6 +4,8 @@
 use swarm::events::Actor;
 
 use crate::exec::files::NAME_LABEL;
+use crate::exec::NodeEnv;
+use crate::view::spec::SpecView;
 use crate::Containerd;
 
 /// The actor of an event about container `id` with record `labels` and
@@ -68,6 +70,32 @@ impl Containerd {
         let mut all = vec![("execID", exec_id.to_string())];
         all.extend(extra.iter().cloned());
         self.container_event(action, &actor, &all);
+    }
+
+    /// Publishes dockerd's `volume mount` events (before a container's
+    /// `start`) or `volume unmount` ones (after its `die`) for the volumes
+    /// container `id` mounts.
+    pub async fn volume_mount_events(&self, env: &NodeEnv, id: &str, mount: bool) {
+        let Ok(Some(json)) = self.container_spec(id).await else {
+            return;
+        };
+        let view = SpecView::parse(&json, &env.containers_root.join(id), &env.volumes_root);
+        for m in view.mounts {
+            let Some(name) = m.name else { continue };
+            let mut actor = Actor::new(&name)
+                .with("driver", crate::volumes::LOCAL_DRIVER)
+                .with("container", id);
+            let action = if mount {
+                actor = actor
+                    .with("destination", &m.destination)
+                    .with("read/write", if m.rw { "true" } else { "false" })
+                    .with("propagation", &m.propagation);
+                "mount"
+            } else {
+                "unmount"
+            };
+            self.events().log("volume", action, actor);
+        }
     }
 
     /// Publishes container event `action` for `actor` with `extra`

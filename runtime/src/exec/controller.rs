@@ -595,6 +595,7 @@ impl Controller for TaskController {
                 files::record_start(&self.dir(&id));
                 self.pid = Some(pid);
                 self.started = true;
+                self.ctd.volume_mount_events(&self.env, &id, true).await;
                 self.emit(&id, "start", &[]).await;
                 Ok(())
             }
@@ -682,6 +683,7 @@ impl Controller for TaskController {
         self.pid = None;
         self.emit(&id, "die", &[("exitCode", code.to_string())])
             .await;
+        self.ctd.volume_mount_events(&self.env, &id, false).await;
         Ok(ExitStatus { code: code as i64 })
     }
 
@@ -720,6 +722,7 @@ impl Controller for TaskController {
             self.exit_code = Some(code as i64);
             self.emit(&id, "die", &[("exitCode", code.to_string())])
                 .await;
+            self.ctd.volume_mount_events(&self.env, &id, false).await;
             self.emit(&id, "stop", &[]).await;
         }
         self.drain_logs();
