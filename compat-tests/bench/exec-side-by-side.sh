@@ -14,7 +14,7 @@
 # swarm task gets a network namespace of its own from either daemon.
 #
 # Usage (root): compat-tests/bench/exec-side-by-side.sh [--out DIR] [--no-build] [--shoald BIN] [--dockerd-first]
-#                   [--reps N] [--sizes 1,10,50] [--update-replicas 10] [--only create,replace,update,density]
+#                   [--reps N] [--sizes 1,10,50] [--update-replicas 10] [--only create,replace,update,density,standalone]
 #                   [--shim-groups 8,1] [--density-sizes 200]
 #   --out DIR    keep shoal.json, docker.json, table.md and the daemon logs in DIR
 #   --shim-groups LIST  run shoald's half once per shim group size (SHOAL_SHIM_GROUP_SIZE; 1 = a shim
@@ -285,6 +285,12 @@ if "update_tasks" in s["median"]:
         s["median"]["update_tasks"], d["median"]["update_tasks"])
     row(f"rolling --image update of {n}: until UpdateStatus completed",
         s["median"]["update_completed"], d["median"]["update_completed"])
+sa, da = s["median"].get("standalone", {}), d["median"].get("standalone", {})
+if "run_rm" in sa:
+    row("`docker run --rm --network none busybox true`: CLI start to exit", sa["run_rm"], da["run_rm"])
+if "stats" in sa:
+    n = s["args"]["stats_containers"]
+    row(f"`docker stats --no-stream` of {n} running containers", sa["stats"], da["stats"])
 big = max(s["create_cpu"], key=int, default=None)
 if big:
     med = lambda xs, i: statistics.median(x[i] for x in xs)

@@ -436,6 +436,44 @@ class Bench:
                     f"{cpu[1]:.2f} s); remove {out['remove'][key][-1]:.2f} s")
                 self.settle()
 
+    def docker(self, *args):
+        """The stock CLI against this daemon; its stdout."""
+        env = dict(os.environ, DOCKER_HOST=f"unix://{self.a.socket}")
+        r = subprocess.run(["docker", *args], env=env, capture_output=True, text=True,
+                           timeout=self.a.timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args)}: {r.returncode} {r.stderr.strip()}")
+        return r.stdout
+
+    def bench_standalone(self, out):
+        """What people time on a node besides services: `docker run --rm
+        IMAGE true` from the CLI's start to its exit, and `docker stats
+        --no-stream` of N running containers (both daemons on `--network
+        none`: dockerd runs here without its bridge)."""
+        runs = []
+        for r in range(self.a.standalone_reps):
+            t0 = time.monotonic()
+            self.docker("run", "--rm", "--network", "none", self.a.image, "true")
+            runs.append(time.monotonic() - t0)
+            log(f"docker run --rm: run {r + 1}: {runs[-1]:.3f} s")
+        out["standalone"]["run_rm"] = runs
+        n = self.a.stats_containers
+        ids = [self.docker("run", "-d", "--network", "none", self.a.image,
+                           "sleep", "600").strip() for _ in range(n)]
+        stats = []
+        try:
+            for r in range(self.a.standalone_reps):
+                t0 = time.monotonic()
+                got = self.docker("stats", "--no-stream", "--format", "{{.ID}} {{.MemUsage}}")
+                stats.append(time.monotonic() - t0)
+                rows = [line for line in got.splitlines() if line.strip()]
+                if len(rows) != n:
+                    raise RuntimeError(f"docker stats listed {len(rows)} containers, not {n}")
+                log(f"docker stats --no-stream of {n}: run {r + 1}: {stats[-1]:.3f} s")
+        finally:
+            self.docker("rm", "-f", *ids)
+        out["standalone"]["stats"] = stats
+
     def bench_replace(self, out, key, delay):
         sid, _, _ = self.create(1, self.a.image, restart_delay=delay, kind="kill")
         self.settle()
@@ -547,6 +585,9 @@ def main():
                     help="seconds between GET /tasks in the density runs")
     ap.add_argument("--only", default="create,replace,update")
     ap.add_argument("--tag", default="x")
+    ap.add_argument("--standalone-reps", type=int, default=10,
+                    help="samples of `docker run --rm` and `docker stats --no-stream`")
+    ap.add_argument("--stats-containers", type=int, default=20)
     a = ap.parse_args()
     a.sizes = [int(x) for x in a.sizes.split(",") if x]
     a.density_sizes = [int(x) for x in a.density_sizes.split(",") if x]
@@ -554,7 +595,8 @@ def main():
     b = Bench(a)
     out = {"args": vars(a), "create": {}, "create_cpu": {}, "remove": {},
            "create_first": {}, "replace": {}, "replace_phases": {}, "update_tasks": [],
-           "update_completed": [], "update_overlap_slots": [], "density": {}}
+           "update_completed": [], "update_overlap_slots": [], "density": {},
+           "standalone": {}}
     out["loadavg_start"] = os.getloadavg()
     if b.ctr_containers():
         raise RuntimeError(f"containerd namespace {a.ctr_namespace} is not empty")
@@ -574,9 +616,12 @@ def main():
         b.bench_update(out)
     if "density" in only:
         b.bench_density(out)
+    if "standalone" in only:
+        b.bench_standalone(out)
     med = {"create": {k: statistics.median(v) for k, v in out["create"].items()},
            "remove": {k: statistics.median(v) for k, v in out["remove"].items()},
            "replace": {k: statistics.median(v) for k, v in out["replace"].items()}}
+    med["standalone"] = {k: statistics.median(v) for k, v in out["standalone"].items()}
     if out["update_tasks"]:
         med["update_tasks"] = statistics.median(out["update_tasks"])
         med["update_completed"] = statistics.median(out["update_completed"])

@@ -325,11 +325,7 @@ fn images_volumes_execs_and_health_have_their_events() {
     assert!(
         in_order(
             &mounts,
-            &[
-                "create <no value> <no value>",
-                &want_mount,
-                &want_unmount
-            ]
+            &["create <no value> <no value>", &want_mount, &want_unmount]
         ),
         "{mounts:?}"
     );
