@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 
 use compat_tests::cluster::image::TEST_IMAGE;
 use compat_tests::cluster::swarm;
+use compat_tests::cluster::swarm::container_on;
+use compat_tests::cluster::swarm::HTTPD;
 use compat_tests::cluster::wait_for;
 use compat_tests::cluster::Engine;
 use compat_tests::cluster::Lab;
@@ -21,24 +23,6 @@ fn service(n: &Node, name: &str, args: &[&str], cmd: &[&str]) {
     all.push(TEST_IMAGE);
     all.extend_from_slice(cmd);
     n.ok(&all);
-}
-
-/// An HTTP server on port 80 serving the container's root, so that
-/// `/etc/hostname` names the replica that answered.
-const HTTPD: &[&str] = &["httpd", "-f", "-p", "80", "-h", "/"];
-
-/// The ID of the running container of `svc` on node `n` (one expected).
-fn container_on(n: &Node, svc: &str) -> String {
-    let filter = format!("label=com.docker.swarm.service.name={svc}");
-    wait_for(
-        60,
-        &format!("a container of {svc} on node{}", n.n()),
-        || {
-            let out = n.docker(&["container", "ls", "-q", "--no-trunc", "--filter", &filter]);
-            let ids: Vec<String> = out.stdout.lines().map(str::to_string).collect();
-            (out.success() && ids.len() == 1).then(|| ids[0].clone())
-        },
-    )
 }
 
 /// Runs `args` in container `c` on `n` under busybox `timeout`; stdout

@@ -107,3 +107,22 @@ pub fn running_on(n: &Node, service: &str) -> Option<Vec<String>> {
     hosts.sort();
     Some(hosts)
 }
+
+/// An HTTP server on port 80 serving the container's root, so that
+/// `/etc/hostname` names the container that answered.
+pub const HTTPD: &[&str] = &["httpd", "-f", "-p", "80", "-h", "/"];
+
+/// The ID of the running container of `svc` on node `n` (one expected),
+/// waited for up to a minute.
+pub fn container_on(n: &Node, svc: &str) -> String {
+    let filter = format!("label=com.docker.swarm.service.name={svc}");
+    super::wait_for(
+        60,
+        &format!("a container of {svc} on node{}", n.n()),
+        || {
+            let out = n.docker(&["container", "ls", "-q", "--no-trunc", "--filter", &filter]);
+            let ids: Vec<String> = out.stdout.lines().map(str::to_string).collect();
+            (out.success() && ids.len() == 1).then(|| ids[0].clone())
+        },
+    )
+}
