@@ -1,0 +1,297 @@
+//! End-to-end: a schema-driven fuzz run of the swarm routes.
+//!
+//! Requests are made from `compat-tests/openapi/swarm.yaml`, the project's
+//! own OpenAPI description of the swarm routes: for each operation in turn,
+//! a valid request or one with a mutated path ID, query string or body
+//! (wrong JSON types, missing and extra members, keys in another case,
+//! nulls, numbers past 64 bits, long and odd strings, invalid UTF-8, deep
+//! nesting, cut and duplicated bodies, bad IDs, bad and repeated query
+//! values, bad filters). They go to a live shoald that manages a one-node
+//! swarm, one at a time on one kept-alive connection.
+//!
+//! What must hold: no answer at 500 or above except those in
+//! `fuzz_api/allow.rs` (where dockerd answers the same), every error a
+//! JSON body with a `message`, `/_ping` answered after every batch, and no
+//! `panicked` in the daemon's log.
+//!
+//! `SHOAL_FUZZ_CASES` (default 3,000) sets the number of cases and
+//! `SHOAL_FUZZ_SEED` the seed; a failure prints the case number and a
+//! `curl` command that sends the same request again.
+
+mod common;
+mod fuzz_api;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+use std::time::Instant;
+
+use common::Daemon;
+use compat_tests::cluster::api::ApiClient;
+use fuzz_api::allow::allowed;
+use fuzz_api::case;
+use fuzz_api::case::Case;
+use fuzz_api::case::Obj;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use serde_json::Value;
+
+/// Cases per batch: live objects are read again and `/_ping` checked after each.
+const BATCH: usize = 100;
+/// Longest wait for one answer; nothing here should take a second.
+const LIMIT: Duration = Duration::from_secs(30);
+/// Failures shown in full; the rest are counted.
+const SHOWN: usize = 25;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A GET that must answer 200 with JSON.
+fn get_json(c: &mut ApiClient, path: &str) -> Value {
+    let r = c
+        .request("GET", path, None, LIMIT)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("GET {path}: {e}: {}", r.body))
+}
+
+/// A POST that must be accepted.
+fn create(c: &mut ApiClient, path: &str, body: Value) {
+    let r = c
+        .request("POST", path, Some(&body.to_string()), LIMIT)
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    assert!(r.status < 300, "POST {path} {body}: {} {}", r.status, r.body);
+}
+
+fn text(v: &Value, ptr: &str) -> String {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Live objects of every kind the path IDs name, keyed as the paths are.
+fn live_objects(c: &mut ApiClient) -> BTreeMap<String, Vec<Obj>> {
+    let mut out = BTreeMap::new();
+    let kinds = [
+        ("services", "/ID", "/Spec/Name"),
+        ("nodes", "/ID", "/Description/Hostname"),
+        ("tasks", "/ID", "/Name"),
+        ("secrets", "/ID", "/Spec/Name"),
+        ("configs", "/ID", "/Spec/Name"),
+        ("networks", "/Id", "/Name"),
+    ];
+    for (kind, id, name) in kinds {
+        let list = get_json(c, &format!("/{kind}"));
+        let objs = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| Obj {
+                id: text(o, id),
+                name: text(o, name),
+            })
+            .filter(|o| !o.id.is_empty())
+            .collect();
+        out.insert(kind.to_string(), objs);
+    }
+    out
+}
+
+/// Puts back one object of each kind when the run has removed them all,
+/// so path IDs keep reaching live objects.
+fn keep_fixtures(c: &mut ApiClient, live: &BTreeMap<String, Vec<Obj>>, batch: usize) {
+    let none = |k: &str| live.get(k).is_none_or(Vec::is_empty);
+    if none("tasks") {
+        create(
+            c,
+            "/services/create",
+            json!({
+                "Name": format!("fxsvc{batch}"),
+                "TaskTemplate": {
+                    "ContainerSpec": {"Image": "busybox:latest", "Args": ["sleep", "1000"]},
+                    "Placement": {"Constraints": ["node.labels.fuzz==none"]},
+                },
+                "Mode": {"Replicated": {"Replicas": 1}},
+            }),
+        );
+    }
+    for kind in ["secrets", "configs"] {
+        if none(kind) {
+            let path = format!("/{kind}/create");
+            create(c, &path, json!({"Name": format!("fx{kind}{batch}"), "Data": "eA=="}));
+        }
+    }
+    let custom = live
+        .get("networks")
+        .into_iter()
+        .flatten()
+        .any(|n| n.name.starts_with("fx") || n.name.starts_with("fz"));
+    if !custom {
+        create(
+            c,
+            "/networks/create",
+            json!({"Name": format!("fxnet{batch}"), "Driver": "overlay", "Attachable": true}),
+        );
+    }
+}
+
+/// What the run saw, for the report.
+#[derive(Default)]
+struct Tally {
+    per_op: BTreeMap<String, BTreeMap<u16, usize>>,
+    statuses: BTreeMap<u16, usize>,
+    allowed: BTreeMap<&'static str, usize>,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn fail(&mut self, case: &Case, socket: &str, why: String) {
+        if self.failures.len() < SHOWN {
+            self.failures.push(format!(
+                "case {} {} ({}): {why}\n  what: {}\n  again: {}",
+                case.n,
+                case.op,
+                case.method,
+                case.what.join("; "),
+                case.curl(socket)
+            ));
+        } else {
+            self.failures.push(format!("case {}: {why}", case.n));
+        }
+    }
+
+    fn print(&self, cases: usize, seed: u64, took: Duration) {
+        println!("fuzz run: {cases} cases, seed {seed}, {:.1} s", took.as_secs_f64());
+        println!("{:<16} {:>6}  statuses", "operation", "cases");
+        for (op, hist) in &self.per_op {
+            let n: usize = hist.values().sum();
+            let shown: Vec<String> = hist.iter().map(|(s, c)| format!("{s}×{c}")).collect();
+            println!("{op:<16} {n:>6}  {}", shown.join(" "));
+        }
+        let all: Vec<String> = self.statuses.iter().map(|(s, c)| format!("{s}×{c}")).collect();
+        println!("all statuses: {}", all.join(" "));
+        for (why, n) in &self.allowed {
+            println!("accepted 5xx: {n} × {why}");
+        }
+    }
+}
+
+/// Judges one answer.
+fn judge(t: &mut Tally, case: &Case, socket: &str, status: u16, body: &str) {
+    *t.statuses.entry(status).or_default() += 1;
+    *t.per_op
+        .entry(case.op.clone())
+        .or_default()
+        .entry(status)
+        .or_default() += 1;
+    if status < 400 {
+        return;
+    }
+    let message = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string));
+    let Some(message) = message else {
+        let shown = &body[..body.len().min(300)];
+        t.fail(case, socket, format!("{status} without a JSON message: {shown:?}"));
+        return;
+    };
+    if status >= 500 {
+        match allowed(&case.op, status, &message) {
+            Some(why) => *t.allowed.entry(why).or_default() += 1,
+            None => t.fail(case, socket, format!("{status} {message:?}")),
+        }
+    }
+}
+
+#[test]
+fn swarm_routes_answer_any_input_without_a_5xx_or_a_crash() {
+    let cases = env_number("SHOAL_FUZZ_CASES", 3_000) as usize;
+    let seed = env_number("SHOAL_FUZZ_SEED", 0x5ee_d14);
+    let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/swarm.yaml");
+    let ops = fuzz_api::shape::load(&spec);
+    assert!(ops.len() >= 30, "{} has {} operations", spec.display(), ops.len());
+
+    let d = Daemon::with_swarm();
+    let socket = d.socket().display().to_string();
+    let mut c = ApiClient::new(&d.socket()).expect("client");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut t = Tally::default();
+    let started = Instant::now();
+    let mut n = 0;
+    for batch in 0..cases.div_ceil(BATCH) {
+        let live = live_objects(&mut c);
+        keep_fixtures(&mut c, &live, batch);
+        let live = live_objects(&mut c);
+        let by_kind = |k: &str| live.get(k).cloned().unwrap_or_default();
+        for _ in 0..BATCH.min(cases - n) {
+            let op = &ops[n % ops.len()];
+            let case = {
+                let mut current = |kind: &str, id: &str| {
+                    let path = if kind == "swarm" {
+                        "/swarm".to_string()
+                    } else {
+                        format!("/{kind}/{id}")
+                    };
+                    let r = c.request("GET", &path, None, LIMIT).ok()?;
+                    serde_json::from_str(&r.body).ok()
+                };
+                case::make(&mut rng, n, op, &by_kind, &mut current)
+            };
+            let headers: Vec<(&str, &[u8])> = case
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect();
+            match c.request_raw(&case.method, &case.uri, &headers, case.body.as_deref(), LIMIT) {
+                Ok(r) => judge(&mut t, &case, &socket, r.status, &r.body),
+                Err(e) => t.fail(&case, &socket, format!("no answer: {e:#}")),
+            }
+            n += 1;
+        }
+        let ping = c.request("GET", "/_ping", None, Duration::from_secs(10));
+        if !matches!(&ping, Ok(r) if r.status == 200) {
+            t.print(n, seed, started.elapsed());
+            panic!(
+                "shoald stopped answering /_ping after case {n}: {ping:?}\nfailures:\n{}\nlog tail:\n{}",
+                t.failures.join("\n"),
+                tail(&d.log())
+            );
+        }
+    }
+    t.print(n, seed, started.elapsed());
+
+    let log = d.log();
+    assert!(
+        !log.contains("panicked"),
+        "the daemon's log holds a panic:\n{}",
+        tail(&log)
+    );
+    assert!(
+        t.failures.is_empty(),
+        "{} of {n} cases failed (seed {seed}):\n{}",
+        t.failures.len(),
+        t.failures.join("\n")
+    );
+    // The run must reach the handlers, not only the decoders.
+    let ok: usize = t
+        .statuses
+        .iter()
+        .filter(|(s, _)| (200..300).contains(*s))
+        .map(|(_, c)| c)
+        .sum();
+    assert!(ok * 10 >= n, "only {ok} of {n} cases were accepted");
+}
+
+fn tail(log: &str) -> &str {
+    let start = log.len().saturating_sub(4_000);
+    let start = (start..log.len())
+        .find(|&i| log.is_char_boundary(i))
+        .unwrap_or(log.len());
+    &log[start..]
+}
