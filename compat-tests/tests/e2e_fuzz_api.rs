@@ -14,9 +14,10 @@
 //! JSON body with a `message`, `/_ping` answered after every batch, and no
 //! `panicked` in the daemon's log.
 //!
-//! `SHOAL_FUZZ_CASES` (default 3,000) sets the number of cases and
-//! `SHOAL_FUZZ_SEED` the seed; a failure prints the case number and a
-//! `curl` command that sends the same request again.
+//! `SHOAL_FUZZ_CASES` (default 3,000) sets the number of cases,
+//! `SHOAL_FUZZ_SEED` the seed, and `SHOAL_FUZZ_VERBOSE=1` prints every case
+//! with its answer; a failure prints the case number and a `curl` command
+//! that sends the same request again.
 
 mod common;
 mod fuzz_api;
@@ -213,6 +214,8 @@ fn judge(t: &mut Tally, case: &Case, socket: &str, status: u16, body: &str) {
 fn swarm_routes_answer_any_input_without_a_5xx_or_a_crash() {
     let cases = env_number("SHOAL_FUZZ_CASES", 3_000) as usize;
     let seed = env_number("SHOAL_FUZZ_SEED", 0x5ee_d14);
+    // Every case and its answer, for tuning the generator.
+    let verbose = std::env::var_os("SHOAL_FUZZ_VERBOSE").is_some();
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/swarm.yaml");
     let ops = fuzz_api::shape::load(&spec);
     assert!(ops.len() >= 30, "{} has {} operations", spec.display(), ops.len());
@@ -249,7 +252,13 @@ fn swarm_routes_answer_any_input_without_a_5xx_or_a_crash() {
                 .map(|(k, v)| (k.as_str(), v.as_slice()))
                 .collect();
             match c.request_raw(&case.method, &case.uri, &headers, case.body.as_deref(), LIMIT) {
-                Ok(r) => judge(&mut t, &case, &socket, r.status, &r.body),
+                Ok(r) => {
+                    if verbose {
+                        let shown = &r.body[..r.body.len().min(200)];
+                        println!("{} {} [{}] -> {} {shown}", case.n, case.op, case.what.join("; "), r.status);
+                    }
+                    judge(&mut t, &case, &socket, r.status, &r.body)
+                }
                 Err(e) => t.fail(&case, &socket, format!("no answer: {e:#}")),
             }
             n += 1;

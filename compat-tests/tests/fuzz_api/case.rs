@@ -12,7 +12,7 @@ use super::mutate;
 use super::shape::Operation;
 use super::shape::Param;
 use super::shape::Place;
-use super::shape::Shape;
+use super::shape::Kind;
 use super::values;
 use super::values::word;
 
@@ -276,33 +276,36 @@ fn param_value(
         return Some(filters(rng, p, bad));
     }
     let label = |v: &str| Some(format!("{}={}", p.name, &v[..v.len().min(40)]));
-    match &p.shape {
-        Shape::Bool { .. } if bad => {
-            let v = ["yes", "2", "", "TRUE ", "%FF", "tru", "on", "-1"]
+    match &p.shape.kind {
+        Kind::Bool { .. } if bad => {
+            let v: &[u8] = [&b"yes"[..], b"2", b"", b"TRUE ", b"\xff", b"tru", b"on", b"-1"]
+                .choose(rng)
+                .copied()
+                .unwrap_or(b"");
+            let v = enc(v);
+            Some((v.clone(), label(&v)))
+        }
+        Kind::Bool { .. } => Some(([true, false][rng.gen_range(0..2)].to_string(), None)),
+        Kind::Int { .. } if bad || current.is_none() => {
+            let v = ["x", "-1", "18446744073709551616", "1.0", "+1", "", " 1", "0x10", "0"]
                 .choose(rng)
                 .copied()
                 .unwrap_or("");
-            Some((v.to_string(), label(v)))
+            let v = enc(v.as_bytes());
+            Some((v.clone(), label(&v)))
         }
-        Shape::Bool { .. } => Some(([true, false][rng.gen_range(0..2)].to_string(), None)),
-        Shape::Int { .. } if bad || current.is_none() => {
-            let v = ["x", "-1", "18446744073709551616", "1.0", "+1", "", "%201", "0x10", "0"]
-                .choose(rng)
-                .copied()
-                .unwrap_or("");
-            Some((v.to_string(), label(v)))
-        }
-        Shape::Int { .. } => Some((current.unwrap_or(0).to_string(), None)),
-        Shape::Str {
+        Kind::Int { .. } => Some((current.unwrap_or(0).to_string(), None)),
+        Kind::Str {
             choices,
             format,
             example,
         } => {
             let v = if bad {
-                let odd = ["%00", "%FF", "x".repeat(4_000).as_str(), "-1", "%2C%2C"]
+                let long = "x".repeat(1_000);
+                let odd = enc([&b"\0"[..], b"\xff", long.as_bytes(), b"-1", b",,"]
                     .choose(rng)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default();
+                    .copied()
+                    .unwrap_or(b""));
                 return Some((odd.clone(), label(&odd)));
             } else {
                 values::string(rng, choices, format, example.as_deref())

@@ -17,13 +17,32 @@ use serde_json::Value;
 
 /// The shape of a JSON value, as much of a schema as generating values needs.
 #[derive(Debug, Clone)]
-pub enum Shape {
+pub struct Shape {
+    /// What kind of value.
+    pub kind: Kind,
+    /// How often a valid object holds this member when it is optional
+    /// (`x-fuzz-weight`, default 0.4).
+    pub weight: f64,
+}
+
+impl Shape {
+    /// How often a valid object holds this member when it is optional.
+    pub fn weight(&self) -> f64 {
+        self.weight
+    }
+}
+
+/// The kinds of JSON value.
+#[derive(Debug, Clone)]
+pub enum Kind {
     /// An object with named members and, for maps, a shape for any key.
     Object {
         /// Named members: name, shape, whether required.
         props: Vec<(String, Shape, bool)>,
         /// Map values (`additionalProperties`), if the object is a map.
         map_of: Option<Box<Shape>>,
+        /// Members of which a valid object holds exactly one (`x-one-of`).
+        one_of: Vec<String>,
     },
     /// A list.
     Array {
@@ -230,15 +249,42 @@ impl Resolver<'_> {
     }
 
     fn item(&self, s: &Schema, depth: usize) -> Shape {
+        let weight = s
+            .schema_data
+            .extensions
+            .get("x-fuzz-weight")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.4);
+        Shape {
+            kind: self.kind(s, depth),
+            weight,
+        }
+    }
+
+    fn kind(&self, s: &Schema, depth: usize) -> Kind {
         assert!(depth < MAX_DEPTH, "schema nested past {MAX_DEPTH} levels");
         let ext = &s.schema_data.extensions;
         let example = s.schema_data.example.as_ref();
         let ty = match &s.schema_kind {
             SchemaKind::Type(t) => t,
+            // One reference wrapped to give it a description or weight.
+            SchemaKind::AllOf { all_of } if all_of.len() == 1 => {
+                return self.schema(&all_of[0], depth + 1).kind;
+            }
             other => panic!("only plain typed schemas are used here, not {other:?}"),
         };
         match ty {
-            Type::Object(o) => Shape::Object {
+            Type::Object(o) => Kind::Object {
+                one_of: ext
+                    .get("x-one-of")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 props: o
                     .properties
                     .iter()
@@ -248,15 +294,18 @@ impl Resolver<'_> {
                     Some(AdditionalProperties::Schema(v)) => {
                         Some(Box::new(self.schema(v, depth + 1)))
                     }
-                    Some(AdditionalProperties::Any(true)) => Some(Box::new(Shape::Str {
-                        choices: Vec::new(),
-                        format: String::new(),
-                        example: None,
+                    Some(AdditionalProperties::Any(true)) => Some(Box::new(Shape {
+                        kind: Kind::Str {
+                            choices: Vec::new(),
+                            format: String::new(),
+                            example: None,
+                        },
+                        weight: 1.0,
                     })),
                     _ => None,
                 },
             },
-            Type::Array(a) => Shape::Array {
+            Type::Array(a) => Kind::Array {
                 items: Box::new(
                     a.items
                         .as_ref()
@@ -265,7 +314,7 @@ impl Resolver<'_> {
                 ),
                 max: a.max_items.unwrap_or(3),
             },
-            Type::String(t) => Shape::Str {
+            Type::String(t) => Kind::Str {
                 choices: t.enumeration.iter().flatten().cloned().collect(),
                 format: match &t.format {
                     VariantOrUnknownOrEmpty::Unknown(f) => f.clone(),
@@ -274,17 +323,17 @@ impl Resolver<'_> {
                 },
                 example: example.and_then(Value::as_str).map(str::to_string),
             },
-            Type::Integer(t) => Shape::Int {
+            Type::Integer(t) => Kind::Int {
                 min: t.minimum,
                 max: t.maximum,
                 cap: ext.get("x-fuzz-max").and_then(Value::as_i64),
                 example: example.and_then(Value::as_i64),
             },
-            Type::Number(t) => Shape::Num {
+            Type::Number(t) => Kind::Num {
                 min: t.minimum,
                 max: t.maximum,
             },
-            Type::Boolean(_) => Shape::Bool {
+            Type::Boolean(_) => Kind::Bool {
                 fixed: ext.get("x-fuzz-const").and_then(Value::as_bool),
             },
         }

@@ -6,6 +6,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Map;
 use serde_json::Value;
 
+use super::shape::Kind;
 use super::shape::Shape;
 
 /// Below this depth optional members are added half the time; deeper, never,
@@ -18,11 +19,26 @@ pub fn valid(rng: &mut ChaCha8Rng, shape: &Shape) -> Value {
 }
 
 fn valid_at(rng: &mut ChaCha8Rng, shape: &Shape, depth: usize) -> Value {
-    match shape {
-        Shape::Object { props, map_of } => {
+    match &shape.kind {
+        Kind::Object {
+            props,
+            map_of,
+            one_of,
+        } => {
             let mut out = Map::new();
+            // Of members that exclude each other, the first most often.
+            let chosen = match one_of.as_slice() {
+                [] => None,
+                [first, ..] if rng.gen_bool(0.7) => Some(first.clone()),
+                all => all.choose(rng).cloned(),
+            };
             for (name, s, required) in props {
-                if *required || (depth < OPTIONAL_DEPTH && rng.gen_bool(0.5)) {
+                let take = if one_of.contains(name) {
+                    chosen.as_ref() == Some(name)
+                } else {
+                    *required || (depth < OPTIONAL_DEPTH && rng.gen_bool(s.weight()))
+                };
+                if take {
                     out.insert(name.clone(), valid_at(rng, s, depth + 1));
                 }
             }
@@ -33,7 +49,7 @@ fn valid_at(rng: &mut ChaCha8Rng, shape: &Shape, depth: usize) -> Value {
             }
             Value::Object(out)
         }
-        Shape::Array { items, max } => {
+        Kind::Array { items, max } => {
             let n = if depth < OPTIONAL_DEPTH {
                 rng.gen_range(0..=*max.min(&3))
             } else {
@@ -41,12 +57,12 @@ fn valid_at(rng: &mut ChaCha8Rng, shape: &Shape, depth: usize) -> Value {
             };
             Value::Array((0..n).map(|_| valid_at(rng, items, depth + 1)).collect())
         }
-        Shape::Str {
+        Kind::Str {
             choices,
             format,
             example,
         } => Value::String(string(rng, choices, format, example.as_deref())),
-        Shape::Int {
+        Kind::Int {
             min,
             max,
             cap,
@@ -59,12 +75,12 @@ fn valid_at(rng: &mut ChaCha8Rng, shape: &Shape, depth: usize) -> Value {
             let hi = cap.or(*max).unwrap_or(lo + 100).max(lo);
             Value::from(rng.gen_range(lo..=hi))
         }
-        Shape::Num { min, max } => {
+        Kind::Num { min, max } => {
             let lo = min.unwrap_or(0.0);
             let hi = max.unwrap_or(lo + 100.0);
             Value::from(rng.gen_range(lo..=hi))
         }
-        Shape::Bool { fixed } => Value::Bool(fixed.unwrap_or_else(|| rng.gen_bool(0.5))),
+        Kind::Bool { fixed } => Value::Bool(fixed.unwrap_or_else(|| rng.gen_bool(0.5))),
     }
 }
 

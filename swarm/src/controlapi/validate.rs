@@ -68,7 +68,7 @@ pub fn check_constraints(constraints: &[String]) -> Result<()> {
             None => false,
         };
         if !ok {
-            return Err(Error::unknown(
+            return Err(Error::unknown_bad_input(
                 "constraint expected one operator from ==, !=",
             ));
         }
@@ -185,6 +185,7 @@ mod tests {
                 .is_ok()
         );
         let e = check_constraints(&["a=b".into()]).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
         assert_eq!(
             e.message(),
             "rpc error: code = Unknown desc = constraint expected one operator from ==, !="
