@@ -269,7 +269,7 @@ fn param_value(
     current: Option<u64>,
 ) -> Option<(String, Option<String>)> {
     let bad = rng.gen_bool(0.25);
-    if !p.required && !bad && rng.gen_bool(0.4) {
+    if !p.required && !bad && !rng.gen_bool(p.weight) {
         return None;
     }
     if p.name == "filters" {

@@ -111,6 +111,9 @@ pub struct Param {
     pub filter_names: Vec<String>,
     /// Never sent (`x-fuzz-skip`).
     pub skip: bool,
+    /// How often a valid request holds it when it is optional
+    /// (`x-fuzz-weight`, default 0.6).
+    pub weight: f64,
 }
 
 /// One operation: a method on a path.
@@ -219,6 +222,11 @@ impl Resolver<'_> {
             shape: self.schema(schema, 0),
             filter_names,
             skip: data.extensions.get("x-fuzz-skip") == Some(&Value::Bool(true)),
+            weight: data
+                .extensions
+                .get("x-fuzz-weight")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.6),
         }
     }
 
