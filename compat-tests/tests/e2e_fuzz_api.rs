@@ -71,7 +71,12 @@ fn create(c: &mut ApiClient, path: &str, body: Value) {
     let r = c
         .request("POST", path, Some(&body.to_string()), LIMIT)
         .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-    assert!(r.status < 300, "POST {path} {body}: {} {}", r.status, r.body);
+    assert!(
+        r.status < 300,
+        "POST {path} {body}: {} {}",
+        r.status,
+        r.body
+    );
 }
 
 fn text(v: &Value, ptr: &str) -> String {
@@ -130,7 +135,11 @@ fn keep_fixtures(c: &mut ApiClient, live: &BTreeMap<String, Vec<Obj>>, batch: us
     for kind in ["secrets", "configs"] {
         if few(kind, 2) {
             let path = format!("/{kind}/create");
-            create(c, &path, json!({"Name": format!("fx{kind}{batch}"), "Data": "eA=="}));
+            create(
+                c,
+                &path,
+                json!({"Name": format!("fx{kind}{batch}"), "Data": "eA=="}),
+            );
         }
     }
     let custom = live
@@ -177,21 +186,31 @@ impl Tally {
     }
 
     fn print(&self, cases: usize, seed: u64, took: Duration) {
-        println!("fuzz run: {cases} cases, seed {seed}, {:.1} s", took.as_secs_f64());
+        println!(
+            "fuzz run: {cases} cases, seed {seed}, {:.1} s",
+            took.as_secs_f64()
+        );
         println!("{:<16} {:>6}  statuses", "operation", "cases");
         for (op, hist) in &self.per_op {
             let n: usize = hist.values().sum();
             let shown: Vec<String> = hist.iter().map(|(s, c)| format!("{s}×{c}")).collect();
             println!("{op:<16} {n:>6}  {}", shown.join(" "));
         }
-        let all: Vec<String> = self.statuses.iter().map(|(s, c)| format!("{s}×{c}")).collect();
+        let all: Vec<String> = self
+            .statuses
+            .iter()
+            .map(|(s, c)| format!("{s}×{c}"))
+            .collect();
         println!("all statuses: {}", all.join(" "));
         for (why, n) in &self.allowed {
             println!("accepted 5xx: {n} × {why}");
         }
         for ((op, status, message), n) in &self.server_errors {
             println!("5xx: {n} × {op} {status} {message:?}");
-            if let Some(again) = self.server_error_cases.get(&(op.clone(), *status, message.clone())) {
+            if let Some(again) =
+                self.server_error_cases
+                    .get(&(op.clone(), *status, message.clone()))
+            {
                 println!("  e.g. {again}");
             }
         }
@@ -214,7 +233,11 @@ fn judge(t: &mut Tally, case: &Case, socket: &str, reference: bool, status: u16,
         .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string));
     let Some(message) = message else {
         let shown = &body[..body.len().min(300)];
-        t.fail(case, socket, format!("{status} without a JSON message: {shown:?}"));
+        t.fail(
+            case,
+            socket,
+            format!("{status} without a JSON message: {shown:?}"),
+        );
         return;
     };
     if status >= 500 {
@@ -241,7 +264,12 @@ fn swarm_routes_answer_any_input_without_a_5xx_or_a_crash() {
     let verbose = std::env::var_os("SHOAL_FUZZ_VERBOSE").is_some();
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/swarm.yaml");
     let ops = fuzz_api::shape::load(&spec);
-    assert!(ops.len() >= 30, "{} has {} operations", spec.display(), ops.len());
+    assert!(
+        ops.len() >= 30,
+        "{} has {} operations",
+        spec.display(),
+        ops.len()
+    );
 
     // Another engine's socket, or a shoald of the run's own.
     let reference = std::env::var_os("SHOAL_FUZZ_SOCKET").map(std::path::PathBuf::from);
@@ -282,7 +310,15 @@ fn swarm_routes_answer_any_input_without_a_5xx_or_a_crash() {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_slice()))
                 .collect();
-            let mut send = || c.request_raw(&case.method, &case.uri, &headers, case.body.as_deref(), LIMIT);
+            let mut send = || {
+                c.request_raw(
+                    &case.method,
+                    &case.uri,
+                    &headers,
+                    case.body.as_deref(),
+                    LIMIT,
+                )
+            };
             // Go's server closes a kept-alive connection after answering a
             // request whose body it did not read; the client learns it only
             // when the next request finds the connection gone, unanswered.
@@ -291,7 +327,13 @@ fn swarm_routes_answer_any_input_without_a_5xx_or_a_crash() {
                 Ok(r) => {
                     if verbose {
                         let shown = &r.body[..r.body.len().min(200)];
-                        println!("{} {} [{}] -> {} {shown}", case.n, case.op, case.what.join("; "), r.status);
+                        println!(
+                            "{} {} [{}] -> {} {shown}",
+                            case.n,
+                            case.op,
+                            case.what.join("; "),
+                            r.status
+                        );
                     }
                     judge(&mut t, &case, &socket, reference, r.status, &r.body);
                     // Objects came or went: path IDs should name what is there now.

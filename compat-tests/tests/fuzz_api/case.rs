@@ -9,10 +9,10 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
 use super::mutate;
+use super::shape::Kind;
 use super::shape::Operation;
 use super::shape::Param;
 use super::shape::Place;
-use super::shape::Kind;
 use super::values;
 use super::values::word;
 
@@ -103,12 +103,18 @@ pub fn enc(v: &[u8]) -> String {
 
 /// The resource of an operation's path: `/services/{id}` is `services`.
 pub fn kind(op: &Operation) -> &str {
-    op.path.trim_start_matches('/').split('/').next().unwrap_or("")
+    op.path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
 }
 
 /// The prefix a request carries: mostly the lowest API both engines speak.
 fn prefix(rng: &mut ChaCha8Rng) -> &'static str {
-    let all = ["/v1.41", "/v1.41", "/v1.41", "/v1.41", "", "/v1.24", "/v1.30", "/v1.44", "/v1.47"];
+    let all = [
+        "/v1.41", "/v1.41", "/v1.41", "/v1.41", "", "/v1.24", "/v1.30", "/v1.44", "/v1.47",
+    ];
     all.choose(rng).copied().unwrap_or("/v1.41")
 }
 
@@ -135,12 +141,14 @@ pub fn make(
         (Some(o), k) if updates => current(k, &o.id),
         _ => None,
     };
-    let version = now
-        .as_ref()
-        .and_then(|v| v["Version"]["Index"].as_u64());
+    let version = now.as_ref().and_then(|v| v["Version"]["Index"].as_u64());
     let mut query: Vec<(String, String)> = Vec::new();
     let mut headers = Vec::new();
-    for p in op.params.iter().filter(|p| p.place != Place::Path && !p.skip) {
+    for p in op
+        .params
+        .iter()
+        .filter(|p| p.place != Place::Path && !p.skip)
+    {
         let Some((value, label)) = param_value(rng, p, version) else {
             continue;
         };
@@ -231,7 +239,11 @@ fn path_id(rng: &mut ChaCha8Rng, live: &[Obj]) -> (String, String, Option<Obj>) 
         }
         (12..=13, Some(o)) => {
             let cut = rng.gen_range(1..=o.id.len().min(8));
-            (o.id[..cut].to_string(), format!("id: prefix of {cut}"), Some(o))
+            (
+                o.id[..cut].to_string(),
+                format!("id: prefix of {cut}"),
+                Some(o),
+            )
         }
         (14, _) => (word(rng, 25, 25), "id: unknown".into(), None),
         _ => {
@@ -278,19 +290,38 @@ fn param_value(
     let label = |v: &str| Some(format!("{}={}", p.name, &v[..v.len().min(40)]));
     match &p.shape.kind {
         Kind::Bool { .. } if bad => {
-            let v: &[u8] = [&b"yes"[..], b"2", b"", b"TRUE ", b"\xff", b"tru", b"on", b"-1"]
-                .choose(rng)
-                .copied()
-                .unwrap_or(b"");
+            let v: &[u8] = [
+                &b"yes"[..],
+                b"2",
+                b"",
+                b"TRUE ",
+                b"\xff",
+                b"tru",
+                b"on",
+                b"-1",
+            ]
+            .choose(rng)
+            .copied()
+            .unwrap_or(b"");
             let v = enc(v);
             Some((v.clone(), label(&v)))
         }
         Kind::Bool { .. } => Some(([true, false][rng.gen_range(0..2)].to_string(), None)),
         Kind::Int { .. } if bad || current.is_none() => {
-            let v = ["x", "-1", "18446744073709551616", "1.0", "+1", "", " 1", "0x10", "0"]
-                .choose(rng)
-                .copied()
-                .unwrap_or("");
+            let v = [
+                "x",
+                "-1",
+                "18446744073709551616",
+                "1.0",
+                "+1",
+                "",
+                " 1",
+                "0x10",
+                "0",
+            ]
+            .choose(rng)
+            .copied()
+            .unwrap_or("");
             let v = enc(v.as_bytes());
             Some((v.clone(), label(&v)))
         }

@@ -242,7 +242,13 @@ pub fn body(rng: &mut ChaCha8Rng, v: &Value) -> Body {
                 _ => ("snake", &|k: &str| {
                     k.chars()
                         .enumerate()
-                        .map(|(i, c)| if i % 2 == 0 { c.to_ascii_lowercase() } else { c })
+                        .map(|(i, c)| {
+                            if i % 2 == 0 {
+                                c.to_ascii_lowercase()
+                            } else {
+                                c
+                            }
+                        })
                         .collect()
                 }),
             };

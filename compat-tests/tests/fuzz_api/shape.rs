@@ -133,8 +133,8 @@ pub struct Operation {
 
 /// Reads the OpenAPI document at `path` into its operations, in file order.
 pub fn load(path: &Path) -> Vec<Operation> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let doc: OpenAPI = serde_yaml::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is no OpenAPI 3 document: {e}", path.display()));
     let r = Resolver { doc: &doc };
@@ -150,10 +150,7 @@ pub fn load(path: &Path) -> Vec<Operation> {
                 .collect();
             let body = op.request_body.as_ref().map(|b| {
                 let b = b.as_item().expect("request bodies are written inline");
-                let media = b
-                    .content
-                    .get("application/json")
-                    .expect("bodies are JSON");
+                let media = b.content.get("application/json").expect("bodies are JSON");
                 r.schema(media.schema.as_ref().expect("a body schema"), 0)
             });
             out.push(Operation {

@@ -85,7 +85,12 @@ fn valid_at(rng: &mut ChaCha8Rng, shape: &Shape, depth: usize) -> Value {
 }
 
 /// A string of the given kind (see the YAML's header for the formats).
-pub fn string(rng: &mut ChaCha8Rng, choices: &[String], format: &str, example: Option<&str>) -> String {
+pub fn string(
+    rng: &mut ChaCha8Rng,
+    choices: &[String],
+    format: &str,
+    example: Option<&str>,
+) -> String {
     if let Some(c) = choices.choose(rng) {
         return c.clone();
     }
@@ -96,11 +101,20 @@ pub fn string(rng: &mut ChaCha8Rng, choices: &[String], format: &str, example: O
         // Names start with a letter so they never look like an ID prefix of
         // another object; the suffix keeps most of them unique.
         "name" => format!("fz{}", word(rng, 3, 10)),
-        "image" => ["busybox:latest", "busybox", "localhost:5000/fuzz/app:1", "busybox@sha256:0000000000000000000000000000000000000000000000000000000000000000"]
-            .choose(rng)
-            .map(|s| s.to_string())
-            .unwrap_or_default(),
-        "cidr" => format!("10.{}.{}.0/24", rng.gen_range(128..250), rng.gen_range(0..255)),
+        "image" => [
+            "busybox:latest",
+            "busybox",
+            "localhost:5000/fuzz/app:1",
+            "busybox@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ]
+        .choose(rng)
+        .map(|s| s.to_string())
+        .unwrap_or_default(),
+        "cidr" => format!(
+            "10.{}.{}.0/24",
+            rng.gen_range(128..250),
+            rng.gen_range(0..255)
+        ),
         "ip" => format!("127.0.{}.{}", rng.gen_range(0..255), rng.gen_range(1..255)),
         "ip-port" => format!("127.0.0.1:{}", rng.gen_range(20000..30000)),
         // Loopback only: a swarm may call an external CA's URL.
@@ -111,11 +125,7 @@ pub fn string(rng: &mut ChaCha8Rng, choices: &[String], format: &str, example: O
             let bytes: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
             base64::engine::general_purpose::STANDARD.encode(bytes)
         }
-        "join-token" => format!(
-            "SWMTKN-1-{}-{}",
-            word(rng, 50, 50),
-            word(rng, 25, 25)
-        ),
+        "join-token" => format!("SWMTKN-1-{}-{}", word(rng, 50, 50), word(rng, 25, 25)),
         "unlock-key" => format!("SWMKEY-1-{}", word(rng, 43, 43)),
         _ => word(rng, 0, 12),
     }

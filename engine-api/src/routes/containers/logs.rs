@@ -96,9 +96,9 @@ pub fn swarm_tail(raw: Option<&str>) -> Result<Option<usize>, ApiError> {
     if raw.is_empty() || raw == "all" {
         return Ok(None);
     }
-    let n: i64 = raw.parse().map_err(|_| {
-        ApiError::bad_request("tail value must be a positive integer or \"all\"")
-    })?;
+    let n: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::bad_request("tail value must be a positive integer or \"all\""))?;
     if n < 0 {
         return Err(ApiError::bad_request("negative tail values not supported"));
     }
