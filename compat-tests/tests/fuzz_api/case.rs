@@ -400,7 +400,7 @@ fn filters(rng: &mut ChaCha8Rng, p: &Param, bad: bool) -> (String, Option<String
         _ => word(rng, 0, 3),
     };
     let json = if rng.gen_bool(0.5) {
-        Value::from(serde_json::json!({ name: [value] }))
+        serde_json::json!({ name: [value] })
     } else {
         serde_json::json!({ name: { value: true } })
     };
