@@ -156,6 +156,11 @@ fn keep_fixtures(c: &mut ApiClient, live: &BTreeMap<String, Vec<Obj>>, batch: us
     }
 }
 
+/// Where long bodies of failed cases are kept for sending again.
+fn scratch() -> &'static Path {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+}
+
 /// What the run saw, for the report.
 #[derive(Default)]
 struct Tally {
@@ -177,8 +182,12 @@ impl Tally {
                 case.n,
                 case.op,
                 case.method,
-                case.what.join("; "),
-                case.curl(socket)
+                if case.what.is_empty() {
+                    "a valid request".to_string()
+                } else {
+                    case.what.join("; ")
+                },
+                case.curl(socket, scratch())
             ));
         } else {
             self.failures.push(format!("case {}: {why}", case.n));
@@ -245,7 +254,7 @@ fn judge(t: &mut Tally, case: &Case, socket: &str, reference: bool, status: u16,
         *t.server_errors.entry(key.clone()).or_default() += 1;
         t.server_error_cases
             .entry(key)
-            .or_insert_with(|| format!("case {}: {}", case.n, case.curl(socket)));
+            .or_insert_with(|| format!("case {}: {}", case.n, case.curl(socket, scratch())));
         if reference {
             return;
         }

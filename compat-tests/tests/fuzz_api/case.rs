@@ -2,6 +2,7 @@
 //! and body, each valid or mutated, and how to send it again by hand.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -53,40 +54,47 @@ pub struct Case {
 }
 
 impl Case {
-    /// A shell command that sends this request again to `socket`.
-    pub fn curl(&self, socket: &str) -> String {
+    /// A shell command that sends this request again to `socket`. A body
+    /// longer than a screen goes to a file in `dir`, named after the case.
+    pub fn curl(&self, socket: &str, dir: &Path) -> String {
         let mut s = String::new();
+        let mut data = "@-".to_string();
         if let Some(b) = &self.body {
-            let _ = write!(s, "printf '%b' '{}' | ", shell_bytes(b));
+            if b.len() > 2_000 {
+                let file = dir.join(format!("fuzz-case-{}.body", self.n));
+                match std::fs::write(&file, b) {
+                    Ok(()) => data = format!("@{}", file.display()),
+                    Err(e) => data = format!("@- # (could not write {}: {e})", file.display()),
+                }
+            } else {
+                let _ = write!(s, "printf '%b' '{}' | ", shell_bytes(b));
+            }
         }
         let _ = write!(s, "curl -sS -g --unix-socket {socket} -X {}", self.method);
         for (k, v) in &self.headers {
             let _ = write!(s, " -H '{k}: {}'", String::from_utf8_lossy(v));
         }
         if self.body.is_some() {
-            s.push_str(" -H 'Content-Type: application/json' --data-binary @-");
+            let _ = write!(
+                s,
+                " -H 'Content-Type: application/json' --data-binary {data}"
+            );
         }
         let _ = write!(s, " 'http://localhost{}'", self.uri);
         s
     }
 }
 
-/// Bytes as `printf '%b'` reads them inside single quotes.
+/// Bytes as `printf '%b'` reads them inside single quotes (octal escapes
+/// in the `\0NNN` form every `printf` takes).
 fn shell_bytes(b: &[u8]) -> String {
-    let shown = if b.len() > 2_000 { &b[..2_000] } else { b };
-    let mut out: String = shown
-        .iter()
+    b.iter()
         .map(|&c| match c {
-            b'\'' => "\\047".to_string(),
-            b'\\' => "\\\\".to_string(),
+            b'\'' | b'\\' => format!("\\0{c:03o}"),
             0x20..=0x7e => (c as char).to_string(),
-            _ => format!("\\{c:03o}"),
+            _ => format!("\\0{c:03o}"),
         })
-        .collect();
-    if b.len() > shown.len() {
-        let _ = write!(out, "... ({} bytes in all)", b.len());
-    }
-    out
+        .collect()
 }
 
 /// Percent-encodes a query or path value, every byte outside the safe set.
