@@ -238,11 +238,13 @@ mod tests {
     #[test]
     fn generic_resources_of_no_kind_are_refused() {
         let with = |g: api::GenericResourcesInner| {
-            let mut r = api::TaskSpecResources::default();
-            r.reservations = Some(api::ResourceObject {
-                generic_resources: Some(vec![g]),
+            let r = api::TaskSpecResources {
+                reservations: Some(api::ResourceObject {
+                    generic_resources: Some(vec![g]),
+                    ..Default::default()
+                }),
                 ..Default::default()
-            });
+            };
             check_resources(Some(&r))
         };
         let e = with(api::GenericResourcesInner::default()).unwrap_err();
