@@ -22,6 +22,7 @@ impl Filters {
         let obj = v
             .as_object()
             .ok_or_else(|| ApiError::bad_request("invalid filter: expected an object"))?;
+        check_one_form(obj)?;
         let mut out = BTreeMap::new();
         for (k, vals) in obj {
             let set: BTreeSet<String> = match vals {
@@ -95,6 +96,51 @@ impl Filters {
     }
 }
 
+/// Go's JSON type name of a value, as its decoder words a mismatch.
+fn go_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+        serde_json::Value::Null => "null",
+    }
+}
+
+/// dockerd reads filters as one form or the other, never a mix: a map of
+/// value to boolean for every key, else a list of strings for every key.
+/// Input that is neither gets the first mismatch of the map form in Go's
+/// words, with a 400 (dockerd 20.10 answers these with a 500; later
+/// versions with a 400, as here).
+fn check_one_form(obj: &serde_json::Map<String, serde_json::Value>) -> Result<(), ApiError> {
+    use serde_json::Value;
+    let map_form = |v: &Value| match v {
+        Value::Object(m) => m.values().all(|b| b.is_boolean() || b.is_null()),
+        // A value of another kind keeps its own error below.
+        _ => !v.is_array(),
+    };
+    let list_form = |v: &Value| match v {
+        Value::Array(a) => a.iter().all(|x| x.is_string() || x.is_null()),
+        _ => !v.is_object(),
+    };
+    if obj.values().all(map_form) || obj.values().all(list_form) {
+        return Ok(());
+    }
+    let why = obj.values().find_map(|v| match v {
+        Value::Array(_) => Some("array into Go value of type map[string]bool".to_string()),
+        Value::Object(m) => m
+            .values()
+            .find(|b| !(b.is_boolean() || b.is_null()))
+            .map(|b| format!("{} into Go value of type bool", go_kind(b))),
+        _ => None,
+    });
+    Err(ApiError::bad_request(format!(
+        "json: cannot unmarshal {}",
+        why.unwrap_or_else(|| "array into Go value of type map[string]bool".into())
+    )))
+}
+
 /// dockerd matches `name` and `id` values as unanchored regular
 /// expressions. Names and IDs are plain text, so a literal search with the
 /// `^` and `$` anchors covers what clients send.
@@ -139,6 +185,26 @@ mod tests {
             "Invalid filter 'x'"
         );
         assert!(Filters::parse(Some("{")).is_err());
+    }
+
+    #[test]
+    fn values_of_another_type_or_mixed_forms_are_refused() {
+        let text = |raw: &str| Filters::parse(Some(raw)).unwrap_err().message;
+        assert_eq!(
+            text(r#"{"name":{"a":"yes"}}"#),
+            "json: cannot unmarshal string into Go value of type bool"
+        );
+        assert_eq!(
+            text(r#"{"name":["a",1]}"#),
+            "json: cannot unmarshal array into Go value of type map[string]bool"
+        );
+        assert_eq!(
+            text(r#"{"id":{"a":true},"name":["a"]}"#),
+            "json: cannot unmarshal array into Go value of type map[string]bool"
+        );
+        // null reads as Go's zero value in either form.
+        assert!(Filters::parse(Some(r#"{"name":{"a":null}}"#)).is_ok());
+        assert!(Filters::parse(Some(r#"{"name":["a",null]}"#)).is_ok());
     }
 
     #[test]

@@ -113,6 +113,17 @@ impl Error {
         )
     }
 
+    /// swarmkit's plain error for input it refuses: dockerd relays it as
+    /// gRPC Unknown with a 500, a server error for the client's mistake.
+    /// The text stays dockerd's; the kind is [`ErrorKind::InvalidArgument`]
+    /// (each such case is listed in api-fixtures/KNOWN_DIFFERENCES.md).
+    pub fn unknown_bad_input(desc: impl std::fmt::Display) -> Self {
+        Error::new(
+            ErrorKind::InvalidArgument,
+            format!("rpc error: code = Unknown desc = {desc}"),
+        )
+    }
+
     /// "update out of sequence" for a stale `Version.Index`.
     pub fn out_of_sequence() -> Self {
         Error::unknown("update out of sequence")

@@ -66,9 +66,42 @@ impl ApiClient {
         json: Option<&str>,
         limit: Duration,
     ) -> anyhow::Result<Reply> {
+        let req = build(method, path, json)?;
+        self.send_bounded(req, limit)
+    }
+
+    /// Sends a request given byte for byte: `uri` as it goes on the wire
+    /// (its own version prefix, if any), extra headers, and a body that
+    /// need not be UTF-8 or JSON. For callers that test input handling.
+    pub fn request_raw(
+        &mut self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &[u8])],
+        body: Option<&[u8]>,
+        limit: Duration,
+    ) -> anyhow::Result<Reply> {
+        let mut b = http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("Host", "api.moby.localhost");
+        if body.is_some() {
+            b = b.header("Content-Type", "application/json");
+        }
+        for (name, value) in headers {
+            b = b.header(*name, http::HeaderValue::from_bytes(value)?);
+        }
+        let req = b.body(Full::new(Bytes::copy_from_slice(body.unwrap_or(b""))))?;
+        self.send_bounded(req, limit)
+    }
+
+    fn send_bounded(
+        &mut self,
+        req: http::Request<Full<Bytes>>,
+        limit: Duration,
+    ) -> anyhow::Result<Reply> {
         let socket = self.socket.clone();
         let mut sender = self.sender.take();
-        let req = build(method, path, json)?;
         let (reply, sender) = self.rt.block_on(async move {
             let fut = async {
                 let s = match sender.take() {

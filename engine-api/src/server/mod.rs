@@ -3,6 +3,7 @@
 
 pub mod hijack;
 pub mod listener;
+pub mod lossy_path;
 pub mod router;
 pub mod tls;
 pub mod version;

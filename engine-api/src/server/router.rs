@@ -1,6 +1,7 @@
 //! Assembles the router: every resource's routes, dockerd's 404s, the
 //! daemon's exec records, and the version middleware in front of routing
-//! (so `/v1.NN/` is stripped first).
+//! (so `/v1.NN/` is stripped first), behind the one that reads paths of
+//! any bytes as dockerd reads them.
 
 use axum::extract::Request;
 use axum::middleware;
@@ -10,6 +11,7 @@ use axum::Extension;
 use axum::Router;
 use runtime::view::Execs;
 
+use super::lossy_path;
 use super::version;
 use crate::routes;
 use crate::AppState;
@@ -30,6 +32,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .fallback_service(inner)
         .layer(middleware::from_fn(version::negotiate))
+        .layer(middleware::from_fn(lossy_path::lossy_path))
         .layer(middleware::from_fn(log_call))
 }
 

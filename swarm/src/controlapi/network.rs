@@ -19,15 +19,33 @@ use crate::store::Store;
 /// The drivers a swarm network may use.
 const SWARM_DRIVERS: &[&str] = &["overlay"];
 
+/// libnetwork's plain error for a bad address: dockerd answers it with a
+/// 500; shoal keeps the text and answers 400 (see
+/// api-fixtures/KNOWN_DIFFERENCES.md).
 fn go_error(msg: String) -> Error {
-    Error::new(ErrorKind::Unknown, msg)
+    Error::new(ErrorKind::InvalidArgument, msg)
 }
 
-/// Checks the IPAM part of a create request (dockerd's 500 texts).
+/// Checks the IPAM part of a create request (dockerd's texts).
 fn validate_ipam(ipam: Option<&api::Ipam>) -> Result<()> {
-    for c in ipam.and_then(|i| i.config.as_ref()).into_iter().flatten() {
+    let configs = ipam.and_then(|i| i.config.as_ref());
+    let any_subnet = configs
+        .into_iter()
+        .flatten()
+        .any(|c| !c.subnet.as_deref().unwrap_or("").is_empty());
+    for c in configs.into_iter().flatten() {
         let subnet = c.subnet.as_deref().unwrap_or("");
-        let parsed = if subnet.is_empty() {
+        // No subnet asks for one from the pools, which only works when no
+        // entry names a subnet and this one names nothing inside one
+        // either; otherwise the empty subnet is read, and refused, as
+        // dockerd reads it.
+        let names_addresses = [&c.ip_range, &c.gateway]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()))
+            || c.auxiliary_addresses
+                .as_ref()
+                .is_some_and(|a| !a.is_empty());
+        let parsed = if subnet.is_empty() && !any_subnet && !names_addresses {
             None
         } else {
             let (_, s) = ipam::parse_cidr(subnet)
@@ -304,7 +322,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_subnet_is_dockerds_500() {
+    fn bad_subnet_is_dockerds_text_with_a_400() {
         let mut r = req("n");
         r.ipam = Some(api::Ipam {
             config: Some(vec![api::IpamConfig {
@@ -314,11 +332,42 @@ mod tests {
             ..Default::default()
         });
         let e = validate(&r).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unknown);
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         assert_eq!(
             e.message(),
             "Invalid subnet 10.0.0.0/33 : invalid CIDR address: 10.0.0.0/33"
         );
+    }
+
+    #[test]
+    fn an_entry_without_a_subnet_beside_one_with_a_subnet_is_refused() {
+        let entry = |subnet: &str, gateway: &str| api::IpamConfig {
+            subnet: Some(subnet.into()),
+            gateway: Some(gateway.into()),
+            ..Default::default()
+        };
+        let with = |configs: Vec<api::IpamConfig>| {
+            let mut r = req("n");
+            r.ipam = Some(api::Ipam {
+                config: Some(configs),
+                ..Default::default()
+            });
+            validate(&r)
+        };
+        for bad in [
+            vec![entry("10.1.0.0/24", ""), entry("", "")],
+            vec![entry("", "10.1.0.1")],
+        ] {
+            let e = with(bad).unwrap_err();
+            assert_eq!(
+                (e.kind(), e.message()),
+                (
+                    ErrorKind::InvalidArgument,
+                    "Invalid subnet  : invalid CIDR address: "
+                )
+            );
+        }
+        assert!(with(vec![entry("", "")]).is_ok());
     }
 
     #[tokio::test]

@@ -29,9 +29,17 @@ fn data_len(spec: &api::SecretSpec) -> Result<usize> {
 /// Checks a secret spec as swarmkit does.
 pub fn validate(spec: &api::SecretSpec) -> Result<()> {
     names::validate_object_name(spec.name.as_deref().unwrap_or(""))?;
-    let external = spec.driver.as_ref().is_some_and(|d| !d.name.is_empty());
+    // A driver is a secret-provider plugin, and shoal has none: the lookup
+    // dockerd makes fails, with its text (and its 500 for the caller's
+    // mistake, a 400 here: api-fixtures/KNOWN_DIFFERENCES.md).
+    if let Some(d) = spec.driver.as_ref().filter(|d| !d.name.is_empty()) {
+        return Err(Error::unknown_bad_input(format!(
+            "plugin \"{}\" not found",
+            d.name
+        )));
+    }
     let n = data_len(spec)?;
-    if !external && (n == 0 || n >= MAX_SIZE) {
+    if n == 0 || n >= MAX_SIZE {
         return Err(Error::invalid(format!(
             "secret data must be larger than 0 and less than {MAX_SIZE} bytes"
         )));
@@ -171,6 +179,19 @@ mod tests {
             "rpc error: code = InvalidArgument desc = secret data must be larger than 0 and less than 512000 bytes"
         );
         assert!(create(&store, spec("empty", b"")).await.is_err());
+        let mut plugin = spec("p", b"pw");
+        plugin.driver = Some(api::Driver {
+            name: "vault".into(),
+            ..Default::default()
+        });
+        let e = create(&store, plugin).await.unwrap_err();
+        assert_eq!(
+            (e.kind(), e.message()),
+            (
+                crate::ErrorKind::InvalidArgument,
+                "rpc error: code = Unknown desc = plugin \"vault\" not found"
+            )
+        );
         let s = get(&store, "s1").unwrap();
         assert!(view(&s).spec.unwrap().data.is_none());
         let v = s.version();

@@ -54,6 +54,22 @@ fn check_resources(r: Option<&api::TaskSpecResources>) -> Result<()> {
             )));
         }
     }
+    // A generic resource of no kind is no resource. dockerd has no answer
+    // for one: its conversion leaves a nil entry and the handler panics
+    // (the connection closes unanswered); this is the 400 it should give.
+    let generic = r
+        .reservations
+        .as_ref()
+        .and_then(|res| res.generic_resources.as_ref());
+    let kindless = generic
+        .into_iter()
+        .flatten()
+        .any(|g| g.named_resource_spec.is_none() && g.discrete_resource_spec.is_none());
+    if kindless {
+        return Err(Error::invalid(
+            "invalid generic resource: it has neither NamedResourceSpec nor DiscreteResourceSpec",
+        ));
+    }
     Ok(())
 }
 
@@ -68,7 +84,7 @@ pub fn check_constraints(constraints: &[String]) -> Result<()> {
             None => false,
         };
         if !ok {
-            return Err(Error::unknown(
+            return Err(Error::unknown_bad_input(
                 "constraint expected one operator from ==, !=",
             ));
         }
@@ -185,6 +201,7 @@ mod tests {
                 .is_ok()
         );
         let e = check_constraints(&["a=b".into()]).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
         assert_eq!(
             e.message(),
             "rpc error: code = Unknown desc = constraint expected one operator from ==, !="
@@ -216,5 +233,29 @@ mod tests {
         };
         let e = service_spec(&spec).unwrap_err();
         assert_eq!(e.message(), "rpc error: code = InvalidArgument desc = invalid memory value 1024: Must be at least 4MiB");
+    }
+
+    #[test]
+    fn generic_resources_of_no_kind_are_refused() {
+        let with = |g: api::GenericResourcesInner| {
+            let r = api::TaskSpecResources {
+                reservations: Some(api::ResourceObject {
+                    generic_resources: Some(vec![g]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            check_resources(Some(&r))
+        };
+        let e = with(api::GenericResourcesInner::default()).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        let ssd = api::GenericResourcesInner {
+            discrete_resource_spec: Some(api::GenericResourcesInnerDiscreteResourceSpec {
+                kind: Some("ssd".into()),
+                value: Some(1),
+            }),
+            ..Default::default()
+        };
+        assert!(with(ssd).is_ok());
     }
 }

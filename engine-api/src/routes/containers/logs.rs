@@ -89,22 +89,18 @@ fn tagged(m: swarm::exec::LogMessage) -> Tagged {
 }
 
 /// The `tail` of a service or task log: `all` or a count (per task).
+/// A bad one gets dockerd's text with a 400 where dockerd answers 500
+/// (api-fixtures/KNOWN_DIFFERENCES.md).
 pub fn swarm_tail(raw: Option<&str>) -> Result<Option<usize>, ApiError> {
     let raw = raw.unwrap_or("");
     if raw.is_empty() || raw == "all" {
         return Ok(None);
     }
-    let n: i64 = raw.parse().map_err(|_| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "tail value must be a positive integer or \"all\"",
-        )
-    })?;
+    let n: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::bad_request("tail value must be a positive integer or \"all\""))?;
     if n < 0 {
-        return Err(ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "negative tail values not supported",
-        ));
+        return Err(ApiError::bad_request("negative tail values not supported"));
     }
     Ok(Some(n as usize))
 }
