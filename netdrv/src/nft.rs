@@ -66,6 +66,7 @@ use crate::error::Result;
 use crate::gwbridge::GWBRIDGE;
 use crate::ingress::IngressRecord;
 use crate::ingress::IngressRule;
+use crate::isolation::Isolation;
 use crate::state::Link;
 use crate::state::NodeState;
 use crate::state::TaskRecord;
@@ -92,7 +93,8 @@ const LOOPBACK_NET: (Ipv4Addr, u32) = (Ipv4Addr::new(127, 0, 0, 0), 8);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
     /// Source subnets masqueraded when they leave through any interface
-    /// other than `bridge`, their own.
+    /// other than `bridge`, their own: the gateway bridge's and every
+    /// non-internal node-local network's.
     pub masquerade: Vec<(Ipv4Net, String)>,
     /// Published ports, by port then protocol.
     pub forwards: Vec<Forward>,
@@ -103,6 +105,8 @@ pub struct Ruleset {
     /// each other (the sandbox's is not), so a task could not reach the
     /// mesh through its own node otherwise.
     pub from_tasks: Vec<Forward>,
+    /// The isolation between the bridges (see [`crate::isolation`]).
+    pub isolation: Isolation,
 }
 
 /// One published port on the node: new connections to any local address
@@ -123,11 +127,12 @@ pub struct Forward {
 
 impl Ruleset {
     /// The ruleset a node state needs, or `None` when the table should not
-    /// exist. Host-mode ports of a task without a gateway bridge interface
-    /// (internal networks only) have no way in and are left out, as
-    /// dockerd leaves them.
+    /// exist. Host-mode ports of a task without a way in (internal
+    /// networks only) are left out, as dockerd leaves them.
     pub fn for_state(state: &NodeState) -> Option<Ruleset> {
-        let egress = state.egress.as_ref()?;
+        if state.egress.is_none() && state.local_networks.is_empty() {
+            return None;
+        }
         let mut forwards = Vec::new();
         let mut from_tasks = Vec::new();
         if let Some(ingress) = &state.ingress {
@@ -144,7 +149,7 @@ impl Ruleset {
             let Some(rec) = state.tasks.get(task) else {
                 continue;
             };
-            let Some(to) = egress_address(rec) else {
+            let Some(to) = inbound_address(rec) else {
                 continue;
             };
             forwards.extend(ports.iter().map(|p| Forward {
@@ -157,10 +162,20 @@ impl Ruleset {
         forwards.sort_by(|a, b| {
             (a.port, a.protocol as u8, &a.to).cmp(&(b.port, b.protocol as u8, &b.to))
         });
+        let gw = state
+            .egress
+            .iter()
+            .map(|e| (e.subnet, GWBRIDGE.to_string()));
+        let locals = state
+            .local_networks
+            .values()
+            .filter(|n| !n.internal)
+            .map(|n| (n.subnet, n.bridge.clone()));
         Some(Ruleset {
-            masquerade: vec![(egress.subnet, GWBRIDGE.to_string())],
+            masquerade: gw.chain(locals).collect(),
             forwards,
             from_tasks,
+            isolation: Isolation::for_state(state),
         })
     }
 
@@ -197,6 +212,7 @@ impl Ruleset {
         if !self.forwards.is_empty() {
             self.add_forwards(&mut batch);
         }
+        self.isolation.add_to(&mut batch);
         batch.to_nftables()
     }
 
@@ -316,6 +332,25 @@ fn local_egress_address(state: &NodeState, network: &str, addr: Ipv4Addr) -> Opt
             })
         })
         .and_then(egress_address)
+}
+
+/// Where a task's published ports go: its gateway bridge address, else
+/// its address on its first non-internal node-local network.
+fn inbound_address(task: &TaskRecord) -> Option<Ipv4Addr> {
+    egress_address(task).or_else(|| {
+        task.interfaces
+            .iter()
+            .find(|i| {
+                matches!(
+                    i.link,
+                    Link::Local {
+                        internal: false,
+                        ..
+                    }
+                )
+            })
+            .map(|i| i.address.addr())
+    })
 }
 
 /// A task's address on the gateway bridge, if it has a way out.
@@ -687,6 +722,7 @@ mod tests {
             TaskRecord {
                 interfaces: vec![gw_iface("eth0", "172.18.0.2/16")],
                 resolv_conf: String::new(),
+                names: Default::default(),
             },
         );
         let udp = HostPort {
@@ -794,6 +830,7 @@ mod tests {
                 TaskRecord {
                     interfaces: vec![net_iface("eth0", ing), gw_iface("eth1", gw)],
                     resolv_conf: String::new(),
+                    names: Default::default(),
                 },
             );
         }

@@ -26,6 +26,7 @@ use crate::gwbridge::next_egress_address;
 use crate::gwbridge::GWBRIDGE_MTU;
 use crate::ingress::IngressRecord;
 use crate::ingress::SandboxRuleset;
+use crate::local::LocalRecord;
 use crate::nft::Ruleset;
 
 /// dockerd's overlay MTU when the network sets none: 1500 less the 50 bytes
@@ -67,6 +68,28 @@ pub enum PlanError {
     /// Ports published for a task this driver has not attached.
     #[error("task {0} is not attached")]
     NotAttached(String),
+    /// A node-local network the driver has not made (or has removed).
+    #[error("network {0} not found")]
+    NoLocalNetwork(String),
+    /// A node-local network's settings that do not hold together.
+    #[error("network {network}: {reason}")]
+    InvalidLocalNetwork {
+        /// The network's ID.
+        network: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An address asked for outside the node-local network's subnet
+    /// (dockerd's IPAM text).
+    #[error("Invalid address {0}: It does not belong to any of this network's subnets")]
+    AddressOutside(Ipv4Addr),
+    /// An address asked for that the gateway or another container has
+    /// (dockerd's IPAM text).
+    #[error("Address already in use")]
+    AddressInUse,
+    /// No address left in a node-local network's range (dockerd's text).
+    #[error("no available IPv4 addresses on this network's address pools: {0}")]
+    LocalExhausted(String),
 }
 
 /// What the driver made on this node; persisted as `state.json`.
@@ -92,6 +115,10 @@ pub struct NodeState {
     /// Host-mode published ports, by task ID (only attached tasks).
     #[serde(default)]
     pub host_ports: BTreeMap<String, Vec<HostPort>>,
+    /// Node-local bridge networks, by network ID: made when the network
+    /// is created, they stay, used or not, until it is removed.
+    #[serde(default)]
+    pub local_networks: BTreeMap<String, LocalRecord>,
 }
 
 /// One swarm network's bridge on this node.
@@ -129,6 +156,10 @@ pub struct TaskRecord {
     /// The resolv.conf handed out at attach (returned again, unchanged, by
     /// a repeated attach).
     pub resolv_conf: String,
+    /// The task's DNS names on each node-local network it is on, by
+    /// network ID (swarm networks' names come with the service records).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<String, Vec<String>>,
 }
 
 /// One interface of a task: a veth pair with `name` inside the task's
@@ -166,6 +197,41 @@ pub enum Link {
         /// The gateway bridge's address.
         gateway: Ipv4Addr,
     },
+    /// A node-local bridge network's bridge, in the driver's own
+    /// namespace.
+    Local {
+        /// The network's ID.
+        id: String,
+        /// The bridge's name.
+        bridge: String,
+        /// The bridge's address.
+        gateway: Ipv4Addr,
+        /// Whether the task's default route goes through `gateway` (the
+        /// first such network of a task without the gateway bridge).
+        default_route: bool,
+        /// An internal network's: no way out through it.
+        #[serde(default)]
+        internal: bool,
+    },
+}
+
+impl Link {
+    /// Whether the task's default route goes through this link.
+    pub fn carries_default_route(&self) -> bool {
+        match self {
+            Link::Egress { .. } => true,
+            Link::Local { default_route, .. } => *default_route,
+            Link::Network { .. } => false,
+        }
+    }
+
+    /// The network this link is on, for a swarm or node-local network.
+    pub fn network_id(&self) -> Option<&str> {
+        match self {
+            Link::Network { id, .. } | Link::Local { id, .. } => Some(id),
+            Link::Egress { .. } => None,
+        }
+    }
 }
 
 /// One kernel change, in the order [`diff`] and [`leftovers`] emit them.
@@ -217,6 +283,10 @@ pub enum Action {
     DeleteNft,
     /// Delete the gateway bridge.
     RemoveGwBridge,
+    /// Create (or complete) a node-local network's bridge.
+    CreateLocalNetwork(LocalRecord),
+    /// Delete a node-local network's bridge.
+    RemoveLocalNetwork(LocalRecord),
 }
 
 /// Kernel objects found on the node, for [`leftovers`].
@@ -243,6 +313,10 @@ pub struct Planned {
     pub ingress: bool,
     /// A network without a way out.
     pub internal: bool,
+    /// A node-local bridge network (`network` describes its bridge).
+    pub local: bool,
+    /// The task's DNS names on a node-local network.
+    pub names: Vec<String>,
 }
 
 /// Checks that `id` can name a file under the state directory.
@@ -313,6 +387,8 @@ pub fn parse_attachments(attachments: &[Attachment]) -> Result<Vec<Planned>, Pla
             address,
             ingress: n.ingress,
             internal: n.internal,
+            local: false,
+            names: Vec::new(),
         });
     }
     Ok(out)
@@ -350,11 +426,19 @@ pub fn parse_network(n: &NetworkSpec) -> Result<NetworkRecord, PlanError> {
     })
 }
 
-/// Whether the task gets an interface on the gateway bridge: yes unless
-/// every network it is on is internal. A task on no network at all gets one
-/// too (dockerd puts such tasks on its default bridge, which also leads
-/// out).
-pub fn needs_egress(planned: &[Planned]) -> bool {
+/// Whether the task gets an interface on the gateway bridge: yes on the
+/// default bridge (`default_bridge`, a standalone container's `bridge`);
+/// no with a non-internal node-local network, whose bridge leads out;
+/// otherwise yes unless every network it is on is internal. A task on no
+/// network at all gets one too (dockerd puts such tasks on its default
+/// bridge, which also leads out).
+pub fn needs_egress(planned: &[Planned], default_bridge: bool) -> bool {
+    if default_bridge {
+        return true;
+    }
+    if planned.iter().any(|p| p.local && !p.internal) {
+        return false;
+    }
     planned.is_empty() || planned.iter().any(|p| !p.internal)
 }
 
@@ -403,10 +487,11 @@ pub fn task_record(
     resolv_conf: String,
 ) -> Result<TaskRecord, PlanError> {
     check_id(task)?;
-    let mut interfaces = Vec::with_capacity(planned.len() + 1);
+    let mut interfaces: Vec<Interface> = Vec::with_capacity(planned.len() + 1);
     for p in planned {
         let name = format!("eth{}", interfaces.len());
-        interfaces.push(network_interface(state, task, p, name));
+        let iface = network_interface(state, task, p, name, &interfaces);
+        interfaces.push(iface);
     }
     if let Some(e) = egress {
         let address = next_egress_address(state, e)?;
@@ -420,30 +505,86 @@ pub fn task_record(
             link: Link::Egress { gateway: e.gateway },
         });
     }
+    route_default_via_local(&mut interfaces);
     Ok(TaskRecord {
         interfaces,
         resolv_conf,
+        names: local_names(planned),
     })
 }
 
+/// The task's names on each node-local network of `planned`.
+fn local_names(planned: &[Planned]) -> BTreeMap<String, Vec<String>> {
+    planned
+        .iter()
+        .filter(|p| p.local)
+        .map(|p| (p.network.id.clone(), p.names.clone()))
+        .collect()
+}
+
+/// Without an interface carrying the default route, the first node-local
+/// network's carries it (dockerd's gateway endpoint, internal networks
+/// included: their rules keep the traffic in).
+fn route_default_via_local(interfaces: &mut [Interface]) {
+    if interfaces.iter().any(|i| i.link.carries_default_route()) {
+        return;
+    }
+    if let Some(Link::Local { default_route, .. }) = interfaces
+        .iter_mut()
+        .map(|i| &mut i.link)
+        .find(|l| matches!(l, Link::Local { .. }))
+    {
+        *default_route = true;
+    }
+}
+
 /// `task`'s interface `name` on the planned network `p`, its peer named
-/// apart from the other peers on that network's bridge.
-fn network_interface(state: &NodeState, task: &str, p: &Planned, name: String) -> Interface {
+/// apart from the other peers in the same namespace: those on the swarm
+/// network's bridge (in its sandbox), or, for a node-local network, every
+/// node-local peer (all in the node's namespace), `siblings` (the task's
+/// interfaces made before this one) included.
+fn network_interface(
+    state: &NodeState,
+    task: &str,
+    p: &Planned,
+    name: String,
+    siblings: &[Interface],
+) -> Interface {
     let id = &p.network.id;
-    let taken = peers_on(
-        state,
-        |l| matches!(l, Link::Network { id: i, .. } if i == id),
+    let (prefix_, link, mut taken) = if p.local {
+        let link = Link::Local {
+            id: id.clone(),
+            bridge: p.network.bridge.clone(),
+            gateway: p.network.gateway,
+            default_route: false,
+            internal: p.internal,
+        };
+        let taken = peers_on(state, |l| matches!(l, Link::Local { .. }));
+        ("vl-", link, taken)
+    } else {
+        let link = Link::Network {
+            id: id.clone(),
+            bridge: p.network.bridge.clone(),
+        };
+        let taken = peers_on(
+            state,
+            |l| matches!(l, Link::Network { id: i, .. } if i == id),
+        );
+        ("vt-", link, taken)
+    };
+    taken.extend(
+        siblings
+            .iter()
+            .filter(|i| i.peer.starts_with(prefix_))
+            .map(|i| i.peer.as_str()),
     );
     Interface {
         name,
         address: p.address,
         mtu: p.network.mtu,
         mac: mac_for(p.address.addr()),
-        peer: peer_name("vt-", task, &taken),
-        link: Link::Network {
-            id: id.clone(),
-            bridge: p.network.bridge.clone(),
-        },
+        peer: peer_name(prefix_, task, &taken),
+        link,
     }
 }
 
@@ -460,7 +601,7 @@ pub fn task_record_moved(
 ) -> Result<TaskRecord, PlanError> {
     check_id(task)?;
     let kept = |i: &Interface| match &i.link {
-        Link::Network { id, .. } => planned
+        Link::Network { id, .. } | Link::Local { id, .. } => planned
             .iter()
             .any(|p| &p.network.id == id && p.address == i.address),
         Link::Egress { .. } => true,
@@ -477,16 +618,19 @@ pub fn task_record_moved(
         let id = &p.network.id;
         let present = interfaces
             .iter()
-            .any(|i| matches!(&i.link, Link::Network { id: n, .. } if n == id));
+            .any(|i| i.link.network_id() == Some(id.as_str()));
         if present {
             continue;
         }
-        interfaces.push(network_interface(state, task, p, format!("eth{next}")));
+        let iface = network_interface(state, task, p, format!("eth{next}"), &interfaces);
+        interfaces.push(iface);
         next += 1;
     }
+    route_default_via_local(&mut interfaces);
     Ok(TaskRecord {
         interfaces,
         resolv_conf: old.resolv_conf.clone(),
+        names: local_names(planned),
     })
 }
 
@@ -495,10 +639,7 @@ pub fn same_networks(rec: &TaskRecord, planned: &[Planned]) -> bool {
     let mut have: Vec<(&str, Ipv4Net)> = rec
         .interfaces
         .iter()
-        .filter_map(|i| match &i.link {
-            Link::Network { id, .. } => Some((id.as_str(), i.address)),
-            Link::Egress { .. } => None,
-        })
+        .filter_map(|i| i.link.network_id().map(|id| (id, i.address)))
         .collect();
     let mut want: Vec<(&str, Ipv4Net)> = planned
         .iter()
@@ -513,7 +654,7 @@ impl NodeState {
     /// This state with the networks of `planned` it does not have yet.
     fn with_networks(&self, planned: &[Planned]) -> NodeState {
         let mut next = self.clone();
-        for p in planned {
+        for p in planned.iter().filter(|p| !p.local) {
             next.networks
                 .entry(p.network.id.clone())
                 .or_insert_with(|| p.network.clone());
@@ -607,7 +748,7 @@ impl NodeState {
             .flat_map(|t| &t.interfaces)
             .filter_map(|i| match &i.link {
                 Link::Network { id, .. } => Some(id.as_str()),
-                Link::Egress { .. } => None,
+                Link::Egress { .. } | Link::Local { .. } => None,
             })
             .collect();
         used.extend(self.ingress.as_ref().map(|i| i.network.as_str()));
@@ -659,6 +800,8 @@ pub fn diff(before: &NodeState, after: &NodeState) -> Vec<Action> {
             out.push(Action::CreateGwBridge(e.clone()));
         }
     }
+    let (local_gone, local_new) = crate::local::changes(before, after);
+    out.extend(local_new.into_iter().map(Action::CreateLocalNetwork));
     let (rs_before, rs_after) = (Ruleset::for_state(before), Ruleset::for_state(after));
     if let Some(rs) = &rs_after {
         if rs_before.as_ref() != Some(rs) {
@@ -708,6 +851,7 @@ pub fn diff(before: &NodeState, after: &NodeState) -> Vec<Action> {
             out.push(Action::RemoveNetwork(id.clone()));
         }
     }
+    out.extend(local_gone.into_iter().map(Action::RemoveLocalNetwork));
     if rs_before.is_some() && rs_after.is_none() {
         out.push(Action::DeleteNft);
     }
@@ -764,7 +908,8 @@ pub fn leftovers(before: &NodeState, after: &NodeState, observed: &Observed) -> 
         }
     }
     let no_egress = before.egress.is_none() && after.egress.is_none();
-    if no_egress && observed.nft_table {
+    let no_table = no_egress && before.local_networks.is_empty() && after.local_networks.is_empty();
+    if no_table && observed.nft_table {
         out.push(Action::DeleteNft);
     }
     if no_egress && observed.gwbridge {
