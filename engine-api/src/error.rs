@@ -88,6 +88,7 @@ pub fn runtime_status(kind: runtime::ErrorKind) -> StatusCode {
         runtime::ErrorKind::NotFound => StatusCode::NOT_FOUND,
         runtime::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
         runtime::ErrorKind::Conflict => StatusCode::CONFLICT,
+        runtime::ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         // dockerd answers 500 when its containerd is gone.
         runtime::ErrorKind::Unavailable | runtime::ErrorKind::Internal => {
             StatusCode::INTERNAL_SERVER_ERROR
