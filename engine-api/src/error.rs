@@ -117,6 +117,12 @@ impl From<runtime::standalone::Error> for ApiError {
     }
 }
 
+impl From<runtime::networks::Error> for ApiError {
+    fn from(e: runtime::networks::Error) -> Self {
+        ApiError::new(runtime_status(e.kind()), e.to_string())
+    }
+}
+
 impl From<runtime::view::ExecError> for ApiError {
     fn from(e: runtime::view::ExecError) -> Self {
         match e {

@@ -131,12 +131,16 @@ impl OverlayDriver {
         }
         let host_ns = File::open("/proc/thread-self/ns/net")
             .map_err(Error::io("open the driver's network namespace"))?;
+        // The node-local networks' names answer again at once, for the
+        // containers that kept running.
+        let dns = dns::Dns::default();
+        dns.set_local(local::records(&state));
         Ok(OverlayDriver {
             state_dir,
             host_ns,
             host_resolv_conf: PathBuf::from(resolv::HOST_RESOLV_CONF),
             upstreams: None,
-            dns: dns::Dns::default(),
+            dns,
             vips: vip::Balancer::default(),
             overlay: overlay::Overlay::default(),
             encryption: encryption::Encryption::default(),
@@ -746,7 +750,7 @@ impl NetworkAttacher for OverlayDriver {
         Ok(self.remove_local(id).await?)
     }
 
-    async fn local_subnets_in_use(&self) -> Result<Vec<String>, ExecError> {
+    async fn local_subnets_in_use(&self) -> Result<swarm::exec::NodeSubnets, ExecError> {
         Ok(self.local_subnets().await?)
     }
 

@@ -4,6 +4,7 @@
 
 use ipnet::Ipv4Net;
 use swarm::exec::LocalNetwork;
+use swarm::exec::NodeSubnets;
 
 use super::LocalRecord;
 use crate::error::Result;
@@ -69,18 +70,20 @@ impl OverlayDriver {
     /// What a new node-local network's subnet must not overlap: the
     /// node's routes (its bridges' included) and the gateway bridge's
     /// subnet, made or as it would be picked now.
-    pub(crate) async fn local_subnets(&self) -> Result<Vec<String>> {
+    pub(crate) async fn local_subnets(&self) -> Result<NodeSubnets> {
         let host = Netlink::here()?;
-        let mut taken: Vec<Ipv4Net> = host.ipv4_routes().await?;
+        let routes: Vec<Ipv4Net> = host.ipv4_routes().await?;
         let egress = self.state.lock().await.egress.clone();
         let egress = match egress {
             Some(e) => Some(e),
             None => {
                 let ns = resolv::ipv4_nameservers(&self.host_resolv()?);
-                gwbridge::choose_egress(&taken, &ns)
+                gwbridge::choose_egress(&routes, &ns)
             }
         };
-        taken.extend(egress.map(|e| e.subnet));
-        Ok(taken.iter().map(ToString::to_string).collect())
+        Ok(NodeSubnets {
+            routes: routes.iter().map(ToString::to_string).collect(),
+            gateway_bridge: egress.map(|e| e.subnet.to_string()),
+        })
     }
 }

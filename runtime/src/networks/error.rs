@@ -14,6 +14,9 @@ pub enum Error {
     /// A name of dockerd's predefined networks.
     #[error("operation is not permitted on predefined {0} network ")]
     Predefined(String),
+    /// A second network of a driver that has one (`host`, `null`).
+    #[error("only one instance of \"{0}\" network is allowed")]
+    SingleInstance(String),
     /// A driver this node does not have.
     #[error("plugin \"{0}\" not found")]
     NoSuchDriver(String),
@@ -85,6 +88,7 @@ impl Error {
             Error::NotFound(_) | Error::NoSuchDriver(_) => ErrorKind::NotFound,
             Error::NameTaken(_) => ErrorKind::Conflict,
             Error::Predefined(_)
+            | Error::SingleInstance(_)
             | Error::Overlap
             | Error::BridgeNameTaken { .. }
             | Error::ActiveEndpoints { .. } => ErrorKind::Forbidden,

@@ -119,7 +119,9 @@ impl LocalNetworks {
                 Ok(n) => {
                     all.insert(n.id.clone(), n);
                 }
-                Err(e) => tracing::warn!(file = %path.display(), error = %e, "skipping a network record"),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "skipping a network record")
+                }
             }
         }
         Ok(LocalNetworks {
@@ -330,7 +332,9 @@ mod tests {
         let two = nets.plan(&req("two"), &InUse::default(), now()).unwrap();
         assert_eq!(two.subnet, "172.18.0.0/16");
         let err = |r: &api::NetworkCreateRequest| {
-            nets.plan(r, &InUse::default(), now()).unwrap_err().to_string()
+            nets.plan(r, &InUse::default(), now())
+                .unwrap_err()
+                .to_string()
         };
         assert_eq!(err(&req("one")), "network with name one already exists");
         assert_eq!(

@@ -31,7 +31,8 @@ pub struct Addressing {
 /// dockerd's default local address pools, in order: 172.17.0.0/16 to
 /// 172.31.0.0/16, then 192.168.0.0/20 to 192.168.240.0/20.
 pub fn default_pools() -> impl Iterator<Item = Ipv4Net> {
-    let b = (17u8..=31).filter_map(|second| Ipv4Net::new(Ipv4Addr::new(172, second, 0, 0), 16).ok());
+    let b =
+        (17u8..=31).filter_map(|second| Ipv4Net::new(Ipv4Addr::new(172, second, 0, 0), 16).ok());
     let c = (0u8..16).filter_map(|i| Ipv4Net::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).ok());
     b.chain(c)
 }
@@ -101,7 +102,10 @@ pub fn addressing(ipam: Option<&api::Ipam>, in_use: &InUse) -> Result<Addressing
         return Err(Error::Overlap);
     }
     let gateway = match given(&c.gateway) {
-        None => subnet.hosts().next().ok_or(Error::GatewayOutOfRange(subnet.to_string()))?,
+        None => subnet
+            .hosts()
+            .next()
+            .ok_or(Error::GatewayOutOfRange(subnet.to_string()))?,
         Some(g) => {
             let ip: Ipv4Addr = g.parse().map_err(|_| Error::InvalidGateway(g.clone()))?;
             if !subnet.contains(&ip) {

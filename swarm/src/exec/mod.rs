@@ -36,6 +36,7 @@ pub use network::NetworkKeys;
 pub use network::NetworkPeers;
 pub use network::NetworkRecords;
 pub use network::NetworkSpec;
+pub use network::NodeSubnets;
 pub use network::Peer;
 pub use network::PortProtocol;
 pub use network::ServiceRecords;

@@ -98,6 +98,17 @@ pub struct LocalNetwork {
     pub mtu: u32,
 }
 
+/// The subnets the node's own networking uses, for a new node-local
+/// network's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeSubnets {
+    /// The node's routes (CIDR), the default route aside.
+    pub routes: Vec<String>,
+    /// The gateway bridge's subnet (the default `bridge` network), made
+    /// or as it would be picked now.
+    pub gateway_bridge: Option<String>,
+}
+
 /// A standalone container's place on one node-local bridge network.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalAttachment {
@@ -286,6 +297,11 @@ pub trait AttachmentAllocator: Send + Sync {
     ) -> crate::error::Result<Attachment>;
     /// Gives back every address the container holds.
     async fn detach(&self, container_id: &str) -> crate::error::Result<()>;
+    /// The subnets of the swarm's networks, as far as this node knows
+    /// them (a manager knows all), for node-local networks to avoid.
+    async fn network_subnets(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Makes tasks' networks real on this node.
@@ -332,10 +348,9 @@ pub trait NetworkAttacher: Send + Sync {
         let _ = id;
         Ok(true)
     }
-    /// The subnets a new node-local network must not overlap: the node's
-    /// routes (the default route aside) and the gateway bridge's subnet.
-    async fn local_subnets_in_use(&self) -> Result<Vec<String>, ExecError> {
-        Ok(Vec::new())
+    /// What a new node-local network's subnet must not overlap.
+    async fn local_subnets_in_use(&self) -> Result<NodeSubnets, ExecError> {
+        Ok(NodeSubnets::default())
     }
     /// [`NetworkAttacher::attach`] for a standalone container, which may
     /// also be on node-local bridge networks: with a non-internal one it
