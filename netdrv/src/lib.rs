@@ -7,6 +7,8 @@
 //! `dns`), answering from the records of the last
 //! [`NetworkAttacher::update_dns`]; the same records' service VIPs are
 //! balanced by an nftables table inside each task's namespace (see `vip`).
+//! Standalone containers may also be on node-local bridge networks, whose
+//! bridges live in the driver's own namespace (see `local`).
 //!
 //! Layout under the state directory (`<data-root>/netdrv`):
 //! - `state.json`: what the driver made ([`state::NodeState`]), rewritten

@@ -6,7 +6,10 @@
 //!
 //! In the node's namespace the table holds:
 //! - the egress masquerade of the gateway bridge (dockerd: `-t nat -A
-//!   POSTROUTING -s <gwbridge subnet> ! -o docker_gwbridge -j MASQUERADE`);
+//!   POSTROUTING -s <gwbridge subnet> ! -o docker_gwbridge -j MASQUERADE`),
+//!   and the same for every non-internal node-local network's bridge (see
+//!   [`crate::local`]);
+//! - the isolation between those bridges (see `isolation.rs`);
 //! - a guard against packets from the gateway bridge to 127.0.0.0/8, which
 //!   `route_localnet` on the bridge would otherwise let tasks send to the
 //!   node's loopback services (checked before conntrack, so the replies of
@@ -15,7 +18,8 @@
 //!   on a published port are DNATed, from outside (prerouting) and from the
 //!   node itself (output), to the gateway bridge address of a host-mode
 //!   task, of one of the local tasks behind a routing-mesh port (in turn),
-//!   or of the ingress sandbox (a mesh port with a backend elsewhere),
+//!   or of the ingress sandbox (a mesh port with a backend elsewhere), or
+//!   a standalone container's address on its node-local network,
 //!   and the node's own connections, loopback included, are masqueraded
 //!   onto the bridge so the answers come back through it (dockerd: `-o
 //!   docker_gwbridge -m addrtype --src-type LOCAL -j MASQUERADE`), as are
@@ -105,7 +109,7 @@ pub struct Ruleset {
     /// each other (the sandbox's is not), so a task could not reach the
     /// mesh through its own node otherwise.
     pub from_tasks: Vec<Forward>,
-    /// The isolation between the bridges (see [`crate::isolation`]).
+    /// The isolation between the bridges (see `isolation.rs`).
     pub isolation: Isolation,
 }
 
