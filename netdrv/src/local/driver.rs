@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::gwbridge;
 use crate::netlink::Netlink;
 use crate::resolv;
+use crate::state::mac_for;
 use crate::state::PlanError;
 use crate::OverlayDriver;
 
@@ -33,9 +34,22 @@ impl OverlayDriver {
             .into());
         }
         let host = Netlink::here()?;
-        let present = host.index(&rec.bridge).await?.is_some();
+        let mac = host.mac(&rec.bridge).await?;
+        let present = mac.is_some();
         if present && current.local_networks.get(&rec.id) == Some(&rec) {
             return Ok(());
+        }
+        // A link of that name the driver did not make (another interface
+        // of the node, named by `com.docker.network.bridge.name`) is never
+        // taken over, nor deleted with the network later. The driver's
+        // bridges carry the MAC their gateway address gives (a crash may
+        // have left one unrecorded: that one is taken back).
+        if mac.is_some_and(|m| m != mac_for(rec.gateway)) {
+            return Err(PlanError::InvalidLocalNetwork {
+                network: rec.id.clone(),
+                reason: format!("the node already has an interface named {}", rec.bridge),
+            }
+            .into());
         }
         let mut before = current.clone();
         if !present {

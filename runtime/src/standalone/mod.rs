@@ -68,6 +68,8 @@ pub struct Standalone {
     bridge_id: String,
     swarm_nets: Option<Arc<dyn AttachmentAllocator>>,
     networks: Arc<crate::networks::LocalNetworks>,
+    /// Serializes the creation and removal of local networks.
+    network_op: tokio::sync::Mutex<()>,
     live: Mutex<HashMap<String, Arc<Live>>>,
 }
 
@@ -143,6 +145,7 @@ impl Standalone {
             bridge_id,
             swarm_nets,
             networks,
+            network_op: tokio::sync::Mutex::new(()),
             live: Mutex::new(HashMap::new()),
         })
     }

@@ -84,6 +84,8 @@ impl Standalone {
                 "this daemon runs without a network driver".into(),
             ));
         };
+        // One create or remove at a time: the checks see the others.
+        let _op = self.network_op.lock().await;
         let node = net.local_subnets_in_use().await?;
         let parse = |s: &String| s.parse::<ipnet::Ipv4Net>().ok();
         let mut in_use = InUse {
@@ -111,6 +113,7 @@ impl Standalone {
     /// `docker network rm` of a local network: refused while a container
     /// is attached to it, as dockerd refuses it.
     pub async fn remove_network(&self, n: &Network) -> networks::Result<()> {
+        let _op = self.network_op.lock().await;
         if let Some(net) = &self.net {
             if !net.remove_local_network(&n.id).await? {
                 return Err(networks::Error::ActiveEndpoints {
