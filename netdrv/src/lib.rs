@@ -39,6 +39,7 @@ mod ports;
 mod publish;
 pub mod resolv;
 pub mod state;
+mod task_record;
 pub mod tunnel;
 pub mod vip;
 

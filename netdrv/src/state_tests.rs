@@ -3,6 +3,7 @@ use std::net::Ipv4Addr;
 use swarm::exec::NetworkSpec;
 
 use super::*;
+use crate::gwbridge::GWBRIDGE_MTU;
 
 const NET_A: &str = "qx3f8k2m1v0c9b7n6z5y4w2ab";
 const NET_B: &str = "p0o9i8u7y6t5r4e3w2q1a2s3d";
