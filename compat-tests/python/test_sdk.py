@@ -1233,3 +1233,49 @@ def test_standalone_containers(client, image):
         assert created.attach(stdout=True, stderr=True, logs=True, stream=False) == b"made first\n"
     finally:
         created.remove()
+
+
+def test_local_bridge_network(client, image):
+    net = client.networks.create("sdk-bridge", driver="bridge", labels={"by": "sdk"})
+    try:
+        net.reload()
+        assert net.attrs["Scope"] == "local"
+        assert net.attrs["Driver"] == "bridge"
+        assert net.attrs["Labels"] == {"by": "sdk"}
+        assert net.attrs["IPAM"]["Config"][0]["Subnet"]
+        with pytest.raises(docker.errors.APIError) as e:
+            client.networks.create("sdk-bridge", driver="bridge")
+        assert e.value.status_code == 409
+        web = client.containers.run(
+            IMAGE,
+            ["httpd", "-f", "-p", "80", "-h", "/"],
+            name="sdk-web",
+            network="sdk-bridge",
+            detach=True,
+        )
+        try:
+
+            def fetch():
+                try:
+                    return client.containers.run(
+                        IMAGE,
+                        ["timeout", "2", "wget", "-qO-", "http://sdk-web/etc/hostname"],
+                        network="sdk-bridge",
+                        remove=True,
+                    )
+                except docker.errors.ContainerError:
+                    return None
+
+            assert wait_for("sdk-web by name", fetch).decode().strip() == web.id[:12]
+            net.reload()
+            assert net.attrs["Containers"][web.id]["Name"] == "sdk-web"
+            with pytest.raises(docker.errors.APIError) as e:
+                net.remove()
+            assert e.value.status_code == 403
+            assert "has active endpoints" in str(e.value)
+        finally:
+            web.remove(force=True)
+    finally:
+        net.remove()
+    with pytest.raises(docker.errors.NotFound):
+        client.networks.get("sdk-bridge")

@@ -88,6 +88,7 @@ pub fn runtime_status(kind: runtime::ErrorKind) -> StatusCode {
         runtime::ErrorKind::NotFound => StatusCode::NOT_FOUND,
         runtime::ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
         runtime::ErrorKind::Conflict => StatusCode::CONFLICT,
+        runtime::ErrorKind::Forbidden => StatusCode::FORBIDDEN,
         // dockerd answers 500 when its containerd is gone.
         runtime::ErrorKind::Unavailable | runtime::ErrorKind::Internal => {
             StatusCode::INTERNAL_SERVER_ERROR
@@ -113,6 +114,12 @@ impl From<runtime::standalone::Error> for ApiError {
             other if other.is_not_modified() => ApiError::not_modified(other.to_string()),
             other => ApiError::new(runtime_status(other.kind()), other.to_string()),
         }
+    }
+}
+
+impl From<runtime::networks::Error> for ApiError {
+    fn from(e: runtime::networks::Error) -> Self {
+        ApiError::new(runtime_status(e.kind()), e.to_string())
     }
 }
 

@@ -167,12 +167,15 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .context("open swarm state")?;
+    let local_networks = runtime::networks::LocalNetworks::open(cfg.data_root.join("networks"))
+        .context("open the local networks' records")?;
     let standalone = runtime::standalone::Standalone::new(
         containerd.clone(),
         node_env,
         Some(network),
         swarm::controlapi::network::local_id(&engine.id, "bridge"),
         Some(node.clone() as Arc<dyn swarm::exec::AttachmentAllocator>),
+        Arc::new(local_networks),
     );
     let state = AppState {
         node: node.clone(),

@@ -163,7 +163,7 @@ pub(crate) fn enable_forwarding() -> Result<()> {
 }
 
 /// Writes `value` to the sysctl file `knob` unless it already holds it.
-fn set_sysctl(knob: &str, value: &str) -> Result<()> {
+pub(crate) fn set_sysctl(knob: &str, value: &str) -> Result<()> {
     if std::fs::read_to_string(knob).is_ok_and(|v| v.trim() == value) {
         return Ok(());
     }
@@ -233,6 +233,7 @@ mod tests {
                 TaskRecord {
                     interfaces: vec![egress_iface(a)],
                     resolv_conf: String::new(),
+                    names: Default::default(),
                 },
             );
         }
@@ -254,6 +255,7 @@ mod tests {
             TaskRecord {
                 interfaces: vec![egress_iface("10.9.9.2/30")],
                 resolv_conf: String::new(),
+                names: Default::default(),
             },
         );
         assert_eq!(

@@ -81,7 +81,7 @@ fn attach(state: &NodeState, task: &str, address: &str) -> NodeState {
         aliases: vec![],
     }])
     .unwrap();
-    let e = needs_egress(&planned).then(egress);
+    let e = needs_egress(&planned, false).then(egress);
     let rec = task_record(state, task, &planned, e.as_ref(), String::new()).unwrap();
     state.with_task(task, rec, &planned, e.as_ref())
 }

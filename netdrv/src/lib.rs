@@ -7,6 +7,8 @@
 //! `dns`), answering from the records of the last
 //! [`NetworkAttacher::update_dns`]; the same records' service VIPs are
 //! balanced by an nftables table inside each task's namespace (see `vip`).
+//! Standalone containers may also be on node-local bridge networks, whose
+//! bridges live in the driver's own namespace (see `local`).
 //!
 //! Layout under the state directory (`<data-root>/netdrv`):
 //! - `state.json`: what the driver made ([`state::NodeState`]), rewritten
@@ -27,6 +29,8 @@ mod encryption;
 pub mod error;
 mod gwbridge;
 pub mod ingress;
+mod isolation;
+pub mod local;
 mod netlink;
 mod netns;
 pub mod nft;
@@ -35,6 +39,7 @@ mod ports;
 mod publish;
 pub mod resolv;
 pub mod state;
+mod task_record;
 pub mod tunnel;
 pub mod vip;
 
@@ -47,6 +52,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use swarm::exec::Attachment;
+use swarm::exec::ContainerNetworks;
 use swarm::exec::ExecError;
 use swarm::exec::HostPort;
 use swarm::exec::NetworkAttacher;
@@ -128,12 +134,16 @@ impl OverlayDriver {
         }
         let host_ns = File::open("/proc/thread-self/ns/net")
             .map_err(Error::io("open the driver's network namespace"))?;
+        // The node-local networks' names answer again at once, for the
+        // containers that kept running.
+        let dns = dns::Dns::default();
+        dns.set_local(local::records(&state));
         Ok(OverlayDriver {
             state_dir,
             host_ns,
             host_resolv_conf: PathBuf::from(resolv::HOST_RESOLV_CONF),
             upstreams: None,
-            dns: dns::Dns::default(),
+            dns,
             vips: vip::Balancer::default(),
             overlay: overlay::Overlay::default(),
             encryption: encryption::Encryption::default(),
@@ -168,6 +178,10 @@ impl OverlayDriver {
             match &i.link {
                 Link::Network { id, .. } => networks.push(id.clone()),
                 Link::Egress { .. } => egress = true,
+                Link::Local { id, internal, .. } => {
+                    networks.push(id.clone());
+                    egress |= !internal;
+                }
             }
         }
         // Without a way out (internal networks only) nothing is forwarded.
@@ -208,14 +222,23 @@ impl OverlayDriver {
         bridge::sandbox_path(&self.state_dir.join("sbox"), network_id)
     }
 
-    async fn attach_task(&self, task: &str, attachments: &[Attachment]) -> Result<TaskNetns> {
+    /// Attaches `task` to `networks`: node-local ones first, then swarm
+    /// ones, then (when it needs one) the gateway bridge. A task already
+    /// attached is moved onto them instead.
+    async fn attach_task(&self, task: &str, networks: &ContainerNetworks) -> Result<TaskNetns> {
         state::check_id(task)?;
-        let planned = state::parse_attachments(attachments)?;
+        let swarm_planned = state::parse_attachments(&networks.swarm)?;
         let mut current = self.state.lock().await;
+        let mut planned = networks
+            .local
+            .iter()
+            .map(|a| local::plan(&current, task, a))
+            .collect::<Result<Vec<_>, _>>()?;
+        planned.extend(swarm_planned);
         if let Some(rec) = current.tasks.get(task).cloned() {
             if netns::is_mounted(&self.task_netns_path(task)) {
                 let rec = if state::same_networks(&rec, &planned) {
-                    rec
+                    self.rename_task(&mut current, task, rec, &planned)?
                 } else {
                     let rec = self.move_task(&mut current, task, &rec, &planned).await?;
                     // Its server answers for the networks it had.
@@ -238,7 +261,9 @@ impl OverlayDriver {
             // A server left on a namespace that is gone.
             self.dns.stop(task).await;
         }
-        let after = self.attach_new(&host, &current, task, &planned).await?;
+        let after = self
+            .attach_new(&host, &current, task, &planned, networks.default_bridge)
+            .await?;
         let Some(rec) = after.tasks.get(task).cloned() else {
             return Err(state::PlanError::InvalidId(task.to_string()).into());
         };
@@ -287,6 +312,31 @@ impl OverlayDriver {
         Ok(record)
     }
 
+    /// `rec`, the record of attached `task`, with the node-local names of
+    /// `planned` (a renamed container), recorded if they changed.
+    fn rename_task(
+        &self,
+        current: &mut NodeState,
+        task: &str,
+        mut rec: TaskRecord,
+        planned: &[state::Planned],
+    ) -> Result<TaskRecord> {
+        let names: std::collections::BTreeMap<String, Vec<String>> = planned
+            .iter()
+            .filter(|p| p.local)
+            .map(|p| (p.network.id.clone(), p.names.clone()))
+            .collect();
+        if rec.names == names {
+            return Ok(rec);
+        }
+        rec.names = names;
+        let mut after = current.clone();
+        after.tasks.insert(task.to_string(), rec.clone());
+        self.save(&after)?;
+        *current = after;
+        Ok(rec)
+    }
+
     /// Plans `task` on top of `current`, makes it real and records it;
     /// returns the new state. On failure, whatever was made is undone.
     async fn attach_new(
@@ -295,8 +345,9 @@ impl OverlayDriver {
         current: &NodeState,
         task: &str,
         planned: &[state::Planned],
+        default_bridge: bool,
     ) -> Result<NodeState> {
-        let needs_egress = state::needs_egress(planned);
+        let needs_egress = state::needs_egress(planned, default_bridge);
         let before = self
             .still_present(current, host, planned, needs_egress)
             .await;
@@ -341,7 +392,11 @@ impl OverlayDriver {
     ) -> NodeState {
         let mut before = current.clone();
         for p in planned {
-            if !netns::is_mounted(&self.sandbox_path(&p.network.id)) {
+            if p.local {
+                if host.index(&p.network.bridge).await.ok().flatten().is_none() {
+                    before.local_networks.remove(&p.network.id);
+                }
+            } else if !netns::is_mounted(&self.sandbox_path(&p.network.id)) {
                 before.networks.remove(&p.network.id);
             }
         }
@@ -421,7 +476,8 @@ impl OverlayDriver {
                         on_ingress.push(i.address.addr());
                     }
                 }
-                Link::Egress { .. } => egress.push(i.address.addr()),
+                // Published ports are DNATed to these in the node's namespace.
+                Link::Egress { .. } | Link::Local { .. } => egress.push(i.address.addr()),
             }
         }
         let networks: Vec<&String> = rec
@@ -429,7 +485,7 @@ impl OverlayDriver {
             .iter()
             .filter_map(|i| match &i.link {
                 Link::Network { id, .. } => Some(id),
-                Link::Egress { .. } => None,
+                Link::Egress { .. } | Link::Local { .. } => None,
             })
             .collect();
         // Only a task on one of its networks can have balanced to it.
@@ -544,7 +600,8 @@ impl OverlayDriver {
             Action::AddInterface { task, iface } => self.add_interface(host, task, iface).await,
             Action::RemoveInterface { iface, .. } => match &iface.link {
                 Link::Network { id, .. } => bridge::unplug(&self.sandbox_path(id), iface).await,
-                Link::Egress { .. } => gwbridge::unplug(host, iface).await,
+                // Deleting the node's end takes the task's with it.
+                Link::Egress { .. } | Link::Local { .. } => host.delete_link(&iface.peer).await,
             },
             Action::RemoveTaskNetns(task) => {
                 netns::clear_and_remove(&self.task_netns_path(task)).await
@@ -562,6 +619,8 @@ impl OverlayDriver {
             }
             Action::DeleteNft => nft::apply(&nft::delete_table()).await,
             Action::RemoveGwBridge => gwbridge::remove(host).await,
+            Action::CreateLocalNetwork(net) => local::bridge::create(host, net).await,
+            Action::RemoveLocalNetwork(net) => local::bridge::remove(host, net).await,
         }
     }
 
@@ -577,11 +636,20 @@ impl OverlayDriver {
                 bridge::plug(&inner, &self.sandbox_path(id), bridge, iface).await?
             }
             Link::Egress { .. } => gwbridge::plug(&inner, host, &self.host_ns, iface).await?,
+            Link::Local { bridge, .. } => {
+                local::bridge::plug(&inner, host, &self.host_ns, bridge, iface).await?
+            }
         }
         let index = inner.must_index(&iface.name).await?;
         inner.ensure_address(index, iface.address).await?;
-        if let Link::Egress { gateway } = iface.link {
-            inner.ensure_default_route(gateway, index).await?;
+        match iface.link {
+            Link::Egress { gateway }
+            | Link::Local {
+                gateway,
+                default_route: true,
+                ..
+            } => inner.ensure_default_route(gateway, index).await?,
+            _ => {}
         }
         Ok(())
     }
@@ -593,13 +661,21 @@ impl OverlayDriver {
             interfaces: rec
                 .interfaces
                 .iter()
-                .filter(|i| matches!(i.link, Link::Network { .. }))
+                .filter(|i| !matches!(i.link, Link::Egress { .. }))
                 .map(|i| (i.name.clone(), i.address.to_string()))
                 .collect(),
             egress: rec.interfaces.iter().find_map(|i| match i.link {
                 Link::Egress { gateway } => Some((i.address.to_string(), gateway.to_string())),
-                Link::Network { .. } => None,
+                _ => None,
             }),
+            local: rec
+                .interfaces
+                .iter()
+                .filter_map(|i| match &i.link {
+                    Link::Local { id, .. } => Some((id.clone(), i.address.to_string())),
+                    _ => None,
+                })
+                .collect(),
         }
     }
 
@@ -617,7 +693,11 @@ impl OverlayDriver {
             f.sync_all()?;
             std::fs::rename(&tmp, &path)
         };
-        write().map_err(Error::io(format!("write {}", path.display())))
+        write().map_err(Error::io(format!("write {}", path.display())))?;
+        // Every change of the state passes here: the node-local networks'
+        // names follow their containers.
+        self.dns.set_local(local::records(state));
+        Ok(())
     }
 }
 
@@ -650,7 +730,31 @@ impl NetworkAttacher for OverlayDriver {
         task_id: &str,
         attachments: &[Attachment],
     ) -> Result<TaskNetns, ExecError> {
-        Ok(self.attach_task(task_id, attachments).await?)
+        let networks = ContainerNetworks {
+            swarm: attachments.to_vec(),
+            ..ContainerNetworks::default()
+        };
+        Ok(self.attach_task(task_id, &networks).await?)
+    }
+
+    async fn attach_container(
+        &self,
+        container_id: &str,
+        networks: &ContainerNetworks,
+    ) -> Result<TaskNetns, ExecError> {
+        Ok(self.attach_task(container_id, networks).await?)
+    }
+
+    async fn ensure_local_network(&self, net: &swarm::exec::LocalNetwork) -> Result<(), ExecError> {
+        Ok(self.ensure_local(net).await?)
+    }
+
+    async fn remove_local_network(&self, id: &str) -> Result<bool, ExecError> {
+        Ok(self.remove_local(id).await?)
+    }
+
+    async fn local_subnets_in_use(&self) -> Result<swarm::exec::NodeSubnets, ExecError> {
+        Ok(self.local_subnets().await?)
     }
 
     async fn detach(&self, task_id: &str) -> Result<(), ExecError> {

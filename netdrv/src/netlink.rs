@@ -146,6 +146,29 @@ impl Netlink {
         }
     }
 
+    /// The MAC address of the link called `name`, if there is one.
+    pub async fn mac(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match links.try_next().await {
+            Ok(found) => Ok(found.map(|m| {
+                m.attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        LinkAttribute::Address(mac) => Some(mac.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default()
+            })),
+            Err(e) if errno(&e) == Some(Errno::ENODEV) => Ok(None),
+            Err(e) => Err(Error::netlink(format!("look up link {name}"))(e)),
+        }
+    }
+
     /// The index of `name`, which must exist.
     pub async fn must_index(&self, name: &str) -> Result<u32> {
         self.index(name)

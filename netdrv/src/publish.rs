@@ -106,7 +106,7 @@ impl OverlayDriver {
     /// Runs the actions from `before` (what the kernel holds; `current`
     /// unless something went missing) to `after` and records `after`. On
     /// failure what was made is undone and `current` stays.
-    async fn move_to(
+    pub(crate) async fn move_to(
         &self,
         host: &Netlink,
         current: &mut NodeState,

@@ -22,11 +22,13 @@ use swarm::exec::Attachment;
 use swarm::exec::HostPort;
 use swarm::exec::NetworkSpec;
 
-use crate::gwbridge::next_egress_address;
-use crate::gwbridge::GWBRIDGE_MTU;
 use crate::ingress::IngressRecord;
 use crate::ingress::SandboxRuleset;
+use crate::local::LocalRecord;
 use crate::nft::Ruleset;
+pub use crate::task_record::same_networks;
+pub use crate::task_record::task_record;
+pub use crate::task_record::task_record_moved;
 
 /// dockerd's overlay MTU when the network sets none: 1500 less the 50 bytes
 /// of VXLAN encapsulation.
@@ -67,6 +69,28 @@ pub enum PlanError {
     /// Ports published for a task this driver has not attached.
     #[error("task {0} is not attached")]
     NotAttached(String),
+    /// A node-local network the driver has not made (or has removed).
+    #[error("network {0} not found")]
+    NoLocalNetwork(String),
+    /// A node-local network's settings that do not hold together.
+    #[error("network {network}: {reason}")]
+    InvalidLocalNetwork {
+        /// The network's ID.
+        network: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An address asked for outside the node-local network's subnet
+    /// (dockerd's IPAM text).
+    #[error("Invalid address {0}: It does not belong to any of this network's subnets")]
+    AddressOutside(Ipv4Addr),
+    /// An address asked for that the gateway or another container has
+    /// (dockerd's IPAM text).
+    #[error("Address already in use")]
+    AddressInUse,
+    /// No address left in a node-local network's range (dockerd's text).
+    #[error("no available IPv4 addresses on this network's address pools: {0}")]
+    LocalExhausted(String),
 }
 
 /// What the driver made on this node; persisted as `state.json`.
@@ -92,6 +116,10 @@ pub struct NodeState {
     /// Host-mode published ports, by task ID (only attached tasks).
     #[serde(default)]
     pub host_ports: BTreeMap<String, Vec<HostPort>>,
+    /// Node-local bridge networks, by network ID: made when the network
+    /// is created, they stay, used or not, until it is removed.
+    #[serde(default)]
+    pub local_networks: BTreeMap<String, LocalRecord>,
 }
 
 /// One swarm network's bridge on this node.
@@ -129,6 +157,10 @@ pub struct TaskRecord {
     /// The resolv.conf handed out at attach (returned again, unchanged, by
     /// a repeated attach).
     pub resolv_conf: String,
+    /// The task's DNS names on each node-local network it is on, by
+    /// network ID (swarm networks' names come with the service records).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<String, Vec<String>>,
 }
 
 /// One interface of a task: a veth pair with `name` inside the task's
@@ -166,6 +198,41 @@ pub enum Link {
         /// The gateway bridge's address.
         gateway: Ipv4Addr,
     },
+    /// A node-local bridge network's bridge, in the driver's own
+    /// namespace.
+    Local {
+        /// The network's ID.
+        id: String,
+        /// The bridge's name.
+        bridge: String,
+        /// The bridge's address.
+        gateway: Ipv4Addr,
+        /// Whether the task's default route goes through `gateway` (the
+        /// first such network of a task without the gateway bridge).
+        default_route: bool,
+        /// An internal network's: no way out through it.
+        #[serde(default)]
+        internal: bool,
+    },
+}
+
+impl Link {
+    /// Whether the task's default route goes through this link.
+    pub fn carries_default_route(&self) -> bool {
+        match self {
+            Link::Egress { .. } => true,
+            Link::Local { default_route, .. } => *default_route,
+            Link::Network { .. } => false,
+        }
+    }
+
+    /// The network this link is on, for a swarm or node-local network.
+    pub fn network_id(&self) -> Option<&str> {
+        match self {
+            Link::Network { id, .. } | Link::Local { id, .. } => Some(id),
+            Link::Egress { .. } => None,
+        }
+    }
 }
 
 /// One kernel change, in the order [`diff`] and [`leftovers`] emit them.
@@ -217,6 +284,10 @@ pub enum Action {
     DeleteNft,
     /// Delete the gateway bridge.
     RemoveGwBridge,
+    /// Create (or complete) a node-local network's bridge.
+    CreateLocalNetwork(LocalRecord),
+    /// Delete a node-local network's bridge.
+    RemoveLocalNetwork(LocalRecord),
 }
 
 /// Kernel objects found on the node, for [`leftovers`].
@@ -243,6 +314,10 @@ pub struct Planned {
     pub ingress: bool,
     /// A network without a way out.
     pub internal: bool,
+    /// A node-local bridge network (`network` describes its bridge).
+    pub local: bool,
+    /// The task's DNS names on a node-local network.
+    pub names: Vec<String>,
 }
 
 /// Checks that `id` can name a file under the state directory.
@@ -260,7 +335,7 @@ pub fn bridge_name(network_id: &str) -> String {
     format!("shoal-{}", prefix(network_id, 9))
 }
 
-fn prefix(s: &str, n: usize) -> &str {
+pub(crate) fn prefix(s: &str, n: usize) -> &str {
     match s.char_indices().nth(n) {
         Some((i, _)) => &s[..i],
         None => s,
@@ -313,6 +388,8 @@ pub fn parse_attachments(attachments: &[Attachment]) -> Result<Vec<Planned>, Pla
             address,
             ingress: n.ingress,
             internal: n.internal,
+            local: false,
+            names: Vec::new(),
         });
     }
     Ok(out)
@@ -350,11 +427,19 @@ pub fn parse_network(n: &NetworkSpec) -> Result<NetworkRecord, PlanError> {
     })
 }
 
-/// Whether the task gets an interface on the gateway bridge: yes unless
-/// every network it is on is internal. A task on no network at all gets one
-/// too (dockerd puts such tasks on its default bridge, which also leads
-/// out).
-pub fn needs_egress(planned: &[Planned]) -> bool {
+/// Whether the task gets an interface on the gateway bridge: yes on the
+/// default bridge (`default_bridge`, a standalone container's `bridge`);
+/// no with a non-internal node-local network, whose bridge leads out;
+/// otherwise yes unless every network it is on is internal. A task on no
+/// network at all gets one too (dockerd puts such tasks on its default
+/// bridge, which also leads out).
+pub fn needs_egress(planned: &[Planned], default_bridge: bool) -> bool {
+    if default_bridge {
+        return true;
+    }
+    if planned.iter().any(|p| p.local && !p.internal) {
+        return false;
+    }
     planned.is_empty() || planned.iter().any(|p| !p.internal)
 }
 
@@ -366,154 +451,11 @@ pub fn uses_embedded_dns(planned: &[Planned]) -> bool {
     !planned.is_empty()
 }
 
-/// A bridge-side veth name for `task`: `prefix` and the start of the task
-/// ID, unless another task already has that name on the same bridge.
-fn peer_name(prefix_: &str, task: &str, taken: &BTreeSet<&str>) -> String {
-    let first = format!("{prefix_}{}", prefix(task, 12));
-    if !taken.contains(first.as_str()) {
-        return first;
-    }
-    let stem = format!("{prefix_}{}", prefix(task, 10));
-    (0..1296u32)
-        .map(|n| {
-            let d = |v: u32| char::from_digit(v, 36).unwrap_or('0');
-            format!("{stem}{}{}", d(n / 36), d(n % 36))
-        })
-        .find(|c| !taken.contains(c.as_str()))
-        .unwrap_or(first)
-}
-
-fn peers_on(state: &NodeState, on: impl Fn(&Link) -> bool) -> BTreeSet<&str> {
-    state
-        .tasks
-        .values()
-        .flat_map(|t| &t.interfaces)
-        .filter(|i| on(&i.link))
-        .map(|i| i.peer.as_str())
-        .collect()
-}
-
-/// The record for a new task: one interface per attachment, in order, then
-/// the egress interface when `egress` is given.
-pub fn task_record(
-    state: &NodeState,
-    task: &str,
-    planned: &[Planned],
-    egress: Option<&Egress>,
-    resolv_conf: String,
-) -> Result<TaskRecord, PlanError> {
-    check_id(task)?;
-    let mut interfaces = Vec::with_capacity(planned.len() + 1);
-    for p in planned {
-        let name = format!("eth{}", interfaces.len());
-        interfaces.push(network_interface(state, task, p, name));
-    }
-    if let Some(e) = egress {
-        let address = next_egress_address(state, e)?;
-        let taken = peers_on(state, |l| matches!(l, Link::Egress { .. }));
-        interfaces.push(Interface {
-            name: format!("eth{}", interfaces.len()),
-            address,
-            mtu: GWBRIDGE_MTU,
-            mac: mac_for(address.addr()),
-            peer: peer_name("vg-", task, &taken),
-            link: Link::Egress { gateway: e.gateway },
-        });
-    }
-    Ok(TaskRecord {
-        interfaces,
-        resolv_conf,
-    })
-}
-
-/// `task`'s interface `name` on the planned network `p`, its peer named
-/// apart from the other peers on that network's bridge.
-fn network_interface(state: &NodeState, task: &str, p: &Planned, name: String) -> Interface {
-    let id = &p.network.id;
-    let taken = peers_on(
-        state,
-        |l| matches!(l, Link::Network { id: i, .. } if i == id),
-    );
-    Interface {
-        name,
-        address: p.address,
-        mtu: p.network.mtu,
-        mac: mac_for(p.address.addr()),
-        peer: peer_name("vt-", task, &taken),
-        link: Link::Network {
-            id: id.clone(),
-            bridge: p.network.bridge.clone(),
-        },
-    }
-}
-
-/// `old`, the record of an attached task, moved onto the networks of
-/// `planned` (`docker network connect`/`disconnect`): the interfaces of
-/// networks it keeps stay as they are, a new network gets a new interface
-/// (named after the highest one), a dropped network's goes. The egress
-/// interface and the resolver configuration stay.
-pub fn task_record_moved(
-    state: &NodeState,
-    task: &str,
-    old: &TaskRecord,
-    planned: &[Planned],
-) -> Result<TaskRecord, PlanError> {
-    check_id(task)?;
-    let kept = |i: &Interface| match &i.link {
-        Link::Network { id, .. } => planned
-            .iter()
-            .any(|p| &p.network.id == id && p.address == i.address),
-        Link::Egress { .. } => true,
-    };
-    let mut interfaces: Vec<Interface> =
-        old.interfaces.iter().filter(|i| kept(i)).cloned().collect();
-    let mut next = old
-        .interfaces
-        .iter()
-        .filter_map(|i| i.name.strip_prefix("eth")?.parse::<usize>().ok())
-        .max()
-        .map_or(0, |n| n + 1);
-    for p in planned {
-        let id = &p.network.id;
-        let present = interfaces
-            .iter()
-            .any(|i| matches!(&i.link, Link::Network { id: n, .. } if n == id));
-        if present {
-            continue;
-        }
-        interfaces.push(network_interface(state, task, p, format!("eth{next}")));
-        next += 1;
-    }
-    Ok(TaskRecord {
-        interfaces,
-        resolv_conf: old.resolv_conf.clone(),
-    })
-}
-
-/// Whether `rec` is on exactly the networks and addresses of `planned`.
-pub fn same_networks(rec: &TaskRecord, planned: &[Planned]) -> bool {
-    let mut have: Vec<(&str, Ipv4Net)> = rec
-        .interfaces
-        .iter()
-        .filter_map(|i| match &i.link {
-            Link::Network { id, .. } => Some((id.as_str(), i.address)),
-            Link::Egress { .. } => None,
-        })
-        .collect();
-    let mut want: Vec<(&str, Ipv4Net)> = planned
-        .iter()
-        .map(|p| (p.network.id.as_str(), p.address))
-        .collect();
-    have.sort();
-    want.sort();
-    have == want
-}
-
 impl NodeState {
     /// This state with the networks of `planned` it does not have yet.
     fn with_networks(&self, planned: &[Planned]) -> NodeState {
         let mut next = self.clone();
-        for p in planned {
+        for p in planned.iter().filter(|p| !p.local) {
             next.networks
                 .entry(p.network.id.clone())
                 .or_insert_with(|| p.network.clone());
@@ -607,7 +549,7 @@ impl NodeState {
             .flat_map(|t| &t.interfaces)
             .filter_map(|i| match &i.link {
                 Link::Network { id, .. } => Some(id.as_str()),
-                Link::Egress { .. } => None,
+                Link::Egress { .. } | Link::Local { .. } => None,
             })
             .collect();
         used.extend(self.ingress.as_ref().map(|i| i.network.as_str()));
@@ -659,6 +601,8 @@ pub fn diff(before: &NodeState, after: &NodeState) -> Vec<Action> {
             out.push(Action::CreateGwBridge(e.clone()));
         }
     }
+    let (local_gone, local_new) = crate::local::changes(before, after);
+    out.extend(local_new.into_iter().map(Action::CreateLocalNetwork));
     let (rs_before, rs_after) = (Ruleset::for_state(before), Ruleset::for_state(after));
     if let Some(rs) = &rs_after {
         if rs_before.as_ref() != Some(rs) {
@@ -708,6 +652,7 @@ pub fn diff(before: &NodeState, after: &NodeState) -> Vec<Action> {
             out.push(Action::RemoveNetwork(id.clone()));
         }
     }
+    out.extend(local_gone.into_iter().map(Action::RemoveLocalNetwork));
     if rs_before.is_some() && rs_after.is_none() {
         out.push(Action::DeleteNft);
     }
@@ -764,7 +709,8 @@ pub fn leftovers(before: &NodeState, after: &NodeState, observed: &Observed) -> 
         }
     }
     let no_egress = before.egress.is_none() && after.egress.is_none();
-    if no_egress && observed.nft_table {
+    let no_table = no_egress && before.local_networks.is_empty() && after.local_networks.is_empty();
+    if no_table && observed.nft_table {
         out.push(Action::DeleteNft);
     }
     if no_egress && observed.gwbridge {

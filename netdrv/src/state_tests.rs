@@ -3,6 +3,7 @@ use std::net::Ipv4Addr;
 use swarm::exec::NetworkSpec;
 
 use super::*;
+use crate::gwbridge::GWBRIDGE_MTU;
 
 const NET_A: &str = "qx3f8k2m1v0c9b7n6z5y4w2ab";
 const NET_B: &str = "p0o9i8u7y6t5r4e3w2q1a2s3d";
@@ -42,7 +43,7 @@ fn egress() -> Egress {
 /// The state after attaching `task` with `atts` to `state`.
 fn attach(state: &NodeState, task: &str, atts: &[Attachment]) -> NodeState {
     let planned = parse_attachments(atts).unwrap();
-    let e = needs_egress(&planned).then(egress);
+    let e = needs_egress(&planned, false).then(egress);
     let rec = task_record(state, task, &planned, e.as_ref(), "rc".into()).unwrap();
     state.with_task(task, rec, &planned, e.as_ref())
 }
@@ -104,18 +105,18 @@ fn egress_and_dns_rules() {
     ingress.ingress = true;
     let p = |atts: &[Attachment]| parse_attachments(atts).unwrap();
     let only_internal = p(&[att(internal.clone(), "10.0.1.2/24")]);
-    assert!(!needs_egress(&only_internal));
+    assert!(!needs_egress(&only_internal, false));
     assert!(uses_embedded_dns(&only_internal));
     let only_ingress = p(&[att(ingress.clone(), "10.0.0.2/24")]);
-    assert!(needs_egress(&only_ingress));
+    assert!(needs_egress(&only_ingress, false));
     assert!(
         uses_embedded_dns(&only_ingress),
         "dockerd serves 127.0.0.11 there too"
     );
     let both = p(&[att(internal, "10.0.1.2/24"), att(ingress, "10.0.0.2/24")]);
-    assert!(needs_egress(&both));
+    assert!(needs_egress(&both, false));
     assert!(uses_embedded_dns(&both));
-    assert!(needs_egress(&[]));
+    assert!(needs_egress(&[], false));
     assert!(!uses_embedded_dns(&[]));
 }
 

@@ -80,6 +80,7 @@ fn task(networks: &[&str]) -> TaskRecord {
     TaskRecord {
         interfaces,
         resolv_conf: String::new(),
+        names: Default::default(),
     }
 }
 

@@ -69,6 +69,9 @@ pub enum ErrorKind {
     InvalidArgument,
     /// The request conflicts with current state.
     Conflict,
+    /// The request is refused in the current state (dockerd's 403: a
+    /// network in use, an overlapping pool).
+    Forbidden,
     /// containerd is not reachable.
     Unavailable,
     /// Anything else.

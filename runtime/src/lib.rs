@@ -14,6 +14,7 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod logs;
+pub mod networks;
 pub mod standalone;
 pub mod usage;
 pub mod view;

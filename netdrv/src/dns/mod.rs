@@ -37,6 +37,7 @@ use hickory_proto::op::Message;
 use hickory_proto::op::ResponseCode;
 use ipnet::Ipv4Net;
 use rand::seq::SliceRandom;
+use swarm::exec::NetworkRecords;
 use swarm::exec::ServiceRecords;
 use tokio::io::AsyncReadExt;
 use tokio::io::AsyncWriteExt;
@@ -108,13 +109,37 @@ pub struct TaskView {
 #[derive(Debug, Default)]
 pub struct Dns {
     records: Arc<RwLock<Arc<Records>>>,
+    /// The two sources the shared records are built from: the swarm's
+    /// service records and the node-local networks' names.
+    sources: Mutex<(Vec<NetworkRecords>, Vec<NetworkRecords>)>,
     servers: Mutex<HashMap<String, JoinSet<()>>>,
 }
 
 impl Dns {
-    /// Replaces the records every server answers from, at once.
+    /// Replaces the swarm's records every server answers from, at once.
     pub fn update(&self, records: &ServiceRecords) {
-        let next = Arc::new(Records::new(records));
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        sources.0 = records.networks.clone();
+        self.publish(&sources);
+    }
+
+    /// Replaces the names of the node-local networks, at once.
+    pub fn set_local(&self, networks: Vec<NetworkRecords>) {
+        let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        if sources.1 == networks {
+            return;
+        }
+        sources.1 = networks;
+        self.publish(&sources);
+    }
+
+    /// Builds the shared records from both sources and swaps them in.
+    fn publish(&self, sources: &(Vec<NetworkRecords>, Vec<NetworkRecords>)) {
+        let all = ServiceRecords {
+            networks: sources.0.iter().chain(&sources.1).cloned().collect(),
+            ..ServiceRecords::default()
+        };
+        let next = Arc::new(Records::new(&all));
         match self.records.write() {
             Ok(mut g) => *g = next,
             Err(poisoned) => *poisoned.into_inner() = next,

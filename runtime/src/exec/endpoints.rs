@@ -56,6 +56,28 @@ fn mac_of(cidr: &str) -> String {
     .unwrap_or_default()
 }
 
+impl Endpoint {
+    /// An endpoint on network `network` (ID `network_id`) with `address`
+    /// (CIDR), a new endpoint ID and the MAC the driver gives the address.
+    pub fn new(
+        network: &str,
+        network_id: &str,
+        address: &str,
+        aliases: Vec<String>,
+        gateway: &str,
+    ) -> Endpoint {
+        Endpoint {
+            network: network.to_string(),
+            network_id: network_id.to_string(),
+            address: address.to_string(),
+            aliases,
+            mac: mac_of(address),
+            id: super::ids::random_hex(32),
+            gateway: gateway.to_string(),
+        }
+    }
+}
+
 impl Endpoints {
     /// The endpoints of an attached task.
     pub fn of(netns: &TaskNetns, attachments: &[Attachment]) -> Endpoints {

@@ -56,6 +56,9 @@ pub enum Error {
     /// Making the container or its network failed.
     #[error("{0}")]
     Failed(String),
+    /// Refused in the current state (403, dockerd's text).
+    #[error("{0}")]
+    Forbidden(String),
     /// Reading or writing the container's files failed.
     #[error("{op}: {source}")]
     Files {
@@ -81,6 +84,7 @@ impl Error {
                 ErrorKind::InvalidArgument
             }
             Error::NoSuchNetwork(_) => ErrorKind::NotFound,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Runtime(e) => e.kind(),
             Error::Swarm(e) => match e.kind() {
                 swarm::ErrorKind::NotFound => ErrorKind::NotFound,

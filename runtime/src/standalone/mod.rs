@@ -19,6 +19,7 @@ mod calls;
 pub mod error;
 mod io;
 mod names;
+mod networks;
 pub mod policy;
 pub mod record;
 mod run;
@@ -66,6 +67,9 @@ pub struct Standalone {
     net: Option<Arc<dyn NetworkAttacher>>,
     bridge_id: String,
     swarm_nets: Option<Arc<dyn AttachmentAllocator>>,
+    networks: Arc<crate::networks::LocalNetworks>,
+    /// Serializes the creation and removal of local networks.
+    network_op: tokio::sync::Mutex<()>,
     live: Mutex<HashMap<String, Arc<Live>>>,
 }
 
@@ -124,13 +128,15 @@ impl Live {
 impl Standalone {
     /// The standalone containers on `ctd`, networked through `net` (none:
     /// loopback only); `bridge_id` is the ID the `bridge` network is shown
-    /// with; `swarm_nets` gives addresses on swarm networks.
+    /// with; `swarm_nets` gives addresses on swarm networks; `networks`
+    /// are the node-local networks.
     pub fn new(
         ctd: Containerd,
         env: NodeEnv,
         net: Option<Arc<dyn NetworkAttacher>>,
         bridge_id: String,
         swarm_nets: Option<Arc<dyn AttachmentAllocator>>,
+        networks: Arc<crate::networks::LocalNetworks>,
     ) -> Arc<Standalone> {
         Arc::new(Standalone {
             ctd,
@@ -138,6 +144,8 @@ impl Standalone {
             net,
             bridge_id,
             swarm_nets,
+            networks,
+            network_op: tokio::sync::Mutex::new(()),
             live: Mutex::new(HashMap::new()),
         })
     }
@@ -209,10 +217,13 @@ impl Standalone {
         let id = ids::random_hex(32);
         let task = spec::as_task(&body, &id)?;
         // A swarm network is checked (and the address taken) now, so a
-        // wrong name fails the create as under dockerd.
+        // wrong name fails the create as under dockerd. A local network
+        // gives an address only when the container starts.
         if let NetworkMode::Network(n) = &mode {
-            let aliases = aliases(&id, &name, n, &body);
-            self.swarm_attach(&id, n, &aliases).await?;
+            if self.mode_network(&mode).is_none() {
+                let aliases = aliases(&id, &name, n, &body);
+                self.swarm_attach(&id, n, &aliases).await?;
+            }
         }
         let lease = format!("shoal-create-{id}");
         self.ctd.lease_create(&lease).await?;
@@ -369,14 +380,16 @@ impl Standalone {
             .save(&dir)
             .map_err(Error::files("write the container's record"))?;
         // On a swarm network the names are the allocator's: asking again
-        // with the new ones changes them on every node, address kept. A
-        // stopped container holds no address to rename.
+        // with the new ones changes them on every node, address kept; on
+        // local networks the driver's, attaching again. A stopped
+        // container holds no address to rename.
         let running = existing
             .iter()
             .any(|c| c.id == id && c.state.status.is_running());
         if running {
-            if let Err(e) = self.swarm_attachment(id, &record).await {
-                tracing::warn!(container = %id, error = %e, "renaming on the swarm network");
+            let mode = NetworkMode::of(&record.host_config())?;
+            if let Err(e) = self.attach_network(id, &mode, &record).await {
+                tracing::warn!(container = %id, error = %e, "renaming on the container's networks");
             }
         }
         let actor = self.ctd.container_actor(id).await;
@@ -485,11 +498,15 @@ impl Standalone {
         id: &str,
         record: &Record,
     ) -> Result<Option<swarm::exec::Attachment>> {
-        let NetworkMode::Network(n) = NetworkMode::of(&record.host_config())? else {
+        let mode = NetworkMode::of(&record.host_config())?;
+        let NetworkMode::Network(n) = &mode else {
             return Ok(None);
         };
-        let aliases = aliases(id, &record.name, &n, &record.config);
-        self.swarm_attach(id, &n, &aliases).await.map(Some)
+        if self.mode_network(&mode).is_some() {
+            return Ok(None);
+        }
+        let aliases = aliases(id, &record.name, n, &record.config);
+        self.swarm_attach(id, n, &aliases).await.map(Some)
     }
 }
 

@@ -23,6 +23,7 @@ use super::spec::NetworkMode;
 use super::Attached;
 use super::Live;
 use super::Standalone;
+use crate::exec::endpoints::Endpoint;
 use crate::exec::endpoints::Endpoints;
 use crate::logs::Copier;
 use crate::view::state::Status;
@@ -53,10 +54,23 @@ fn view_err(e: crate::view::Error) -> Error {
 impl Standalone {
     /// `docker start`: a container that runs already is
     /// [`Error::AlreadyStarted`] (304).
+    /// A `--rm` container that fails to start is removed, as dockerd
+    /// removes it (a `docker run --rm` waits for that).
     pub async fn start(self: &Arc<Self>, id: &str) -> Result<()> {
         let live = self.live(id);
         let _op = live.op.lock().await;
-        self.start_locked(id, &live, By::User).await
+        let started = self.start_locked(id, &live, By::User).await;
+        if let Err(e) = &started {
+            let auto_remove = self
+                .record(id)
+                .is_ok_and(|r| r.host_config().auto_remove.unwrap_or(false));
+            if auto_remove && !e.is_not_modified() {
+                if let Err(r) = self.remove_locked(id, true).await {
+                    tracing::warn!(container = %id, error = %r, "removing a --rm container that did not start");
+                }
+            }
+        }
+        started
     }
 
     async fn start_locked(self: &Arc<Self>, id: &str, live: &Arc<Live>, by: By) -> Result<()> {
@@ -407,6 +421,7 @@ impl Standalone {
     /// run (their output and exit are followed again), removes exited
     /// `--rm` ones, and starts those their restart policy says should run.
     pub async fn restore(self: &Arc<Self>) -> Result<()> {
+        self.restore_networks().await;
         for id in Standalone::ids(&self.ctd).await? {
             let live = self.live(&id);
             let _op = live.op.lock().await;
@@ -490,10 +505,13 @@ impl Standalone {
         .map_err(Error::files("open the log pipes"))
     }
 
-    /// The container's network namespace for `mode`: the gateway bridge
-    /// with its published ports for `bridge`; none for `host` (the host's)
-    /// and `none` (a new one with loopback only).
-    async fn attach_network(
+    /// The container's network namespace for `mode`, with the networks
+    /// `docker network connect` added: the gateway bridge for `bridge`,
+    /// local networks and an attachable swarm network, with the published
+    /// ports; none for `host` (the host's) and `none` (a new one with
+    /// loopback only). Called again on a running container, it moves it
+    /// onto the networks its record names now.
+    pub(super) async fn attach_network(
         &self,
         id: &str,
         mode: &NetworkMode,
@@ -502,14 +520,19 @@ impl Standalone {
         let Some(net) = &self.net else {
             return Ok((None, Vec::new()));
         };
-        let swarm_net = match mode {
-            NetworkMode::Bridge => None,
+        if matches!(mode, NetworkMode::Host | NetworkMode::None) {
+            return Ok((None, Vec::new()));
+        }
+        let plan = self.local_plan(record, mode)?;
+        let atts: Vec<swarm::exec::Attachment> = match mode {
             NetworkMode::Network(_) => self.swarm_attachment(id, record).await?,
-            NetworkMode::Host | NetworkMode::None => return Ok((None, Vec::new())),
-        };
-        let atts: Vec<swarm::exec::Attachment> = swarm_net.into_iter().collect();
+            _ => None,
+        }
+        .into_iter()
+        .collect();
+        let networks = self.container_networks(id, &record.name, &plan, mode, atts.clone());
         let ns = net
-            .attach(id, &atts)
+            .attach_container(id, &networks)
             .await
             .map_err(|e| Error::Failed(e.to_string()))?;
         // An adopted container keeps the ports it was given.
@@ -525,34 +548,25 @@ impl Standalone {
                 record.name
             )));
         }
-        let address = ns
-            .egress
-            .as_ref()
-            .map(|(a, _)| a.clone())
-            .unwrap_or_default();
-        let bridge = swarm::exec::Attachment {
-            network: swarm::exec::NetworkSpec {
-                id: self.bridge_id.clone(),
-                name: "bridge".into(),
-                ..Default::default()
-            },
-            address,
-            aliases: Vec::new(),
-        };
+        let mut endpoints = Vec::new();
+        if *mode == NetworkMode::Bridge {
+            let (address, gateway) = ns.egress.clone().unwrap_or_default();
+            endpoints.push(Endpoint::new(
+                "bridge",
+                &self.bridge_id,
+                &address,
+                Vec::new(),
+                &gateway,
+            ));
+        }
+        endpoints.extend(Self::local_endpoints(id, &plan, &ns));
+        endpoints.extend(Endpoints::of(&ns, &atts).endpoints);
         let old = Endpoints::read(&self.dir(id));
-        let eps = if atts.is_empty() {
-            let mut eps = Endpoints::of(&ns, &[bridge]).keeping_ids(old.as_ref());
-            for e in &mut eps.endpoints {
-                e.gateway = ns
-                    .egress
-                    .as_ref()
-                    .map(|(_, g)| g.clone())
-                    .unwrap_or_default();
-            }
-            eps
-        } else {
-            Endpoints::of(&ns, &atts).keeping_ids(old.as_ref())
-        };
+        let eps = Endpoints {
+            sandbox: ns.path.clone(),
+            endpoints,
+        }
+        .keeping_ids(old.as_ref());
         eps.write(&self.dir(id))
             .map_err(Error::files("record the endpoints"))?;
         Ok((Some(ns), ports))

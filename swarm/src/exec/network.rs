@@ -69,6 +69,71 @@ pub struct TaskNetns {
     /// gateway bridge, when the task has one: its way out of the node,
     /// and a standalone container's `bridge` network.
     pub egress: Option<(String, String)>,
+    /// The address (CIDR) on each node-local bridge network the container
+    /// is on, by network ID (see [`NetworkAttacher::attach_container`]).
+    pub local: BTreeMap<String, String>,
+}
+
+/// A node-local bridge network (`docker network create` with the bridge
+/// driver) as the node's driver makes it: a Linux bridge in the node's
+/// namespace holding the gateway address, with masquerade for the way out
+/// unless internal, and isolated from every other bridge.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalNetwork {
+    /// The network's ID.
+    pub id: String,
+    /// The bridge's name (`br-` and the start of the ID, or the
+    /// `com.docker.network.bridge.name` option).
+    pub bridge: String,
+    /// The subnet in CIDR form.
+    pub subnet: String,
+    /// The gateway address, without prefix.
+    pub gateway: String,
+    /// Where containers' addresses come from (CIDR, inside the subnet);
+    /// empty: the whole subnet.
+    pub ip_range: String,
+    /// `--internal`: no way out of the node and no way in.
+    pub internal: bool,
+    /// The bridge's and its ports' MTU; 0: 1500.
+    pub mtu: u32,
+}
+
+/// The subnets the node's own networking uses, for a new node-local
+/// network's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeSubnets {
+    /// The node's routes (CIDR), the default route aside.
+    pub routes: Vec<String>,
+    /// The gateway bridge's subnet (the default `bridge` network), made
+    /// or as it would be picked now.
+    pub gateway_bridge: Option<String>,
+}
+
+/// A standalone container's place on one node-local bridge network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalAttachment {
+    /// The network's ID (made with [`NetworkAttacher::ensure_local_network`]).
+    pub network_id: String,
+    /// The address asked for (`--ip`, without prefix); empty: the driver
+    /// gives the lowest free one of the network's range, or the one the
+    /// container already has there.
+    pub address: String,
+    /// The container's names on the network (its name, short ID and
+    /// `--network-alias`es), answered by the embedded DNS server of every
+    /// container on the same network.
+    pub aliases: Vec<String>,
+}
+
+/// Every network of a standalone container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerNetworks {
+    /// Node-local bridge networks, in order (first interfaces).
+    pub local: Vec<LocalAttachment>,
+    /// Attachable swarm networks (addresses from the swarm's allocator).
+    pub swarm: Vec<Attachment>,
+    /// On the node's default `bridge` (the gateway bridge), whatever else
+    /// it is on.
+    pub default_bridge: bool,
 }
 
 /// The names resolvable on one network: service names (to their VIP, or
@@ -232,6 +297,11 @@ pub trait AttachmentAllocator: Send + Sync {
     ) -> crate::error::Result<Attachment>;
     /// Gives back every address the container holds.
     async fn detach(&self, container_id: &str) -> crate::error::Result<()>;
+    /// The subnets of the swarm's networks, as far as this node knows
+    /// them (a manager knows all), for node-local networks to avoid.
+    async fn network_subnets(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Makes tasks' networks real on this node.
@@ -264,6 +334,38 @@ pub trait NetworkAttacher: Send + Sync {
     /// down or an update drops no connection (dockerd sleeps 2 s instead).
     async fn wait_unbalanced(&self, task_id: &str, limit: std::time::Duration) {
         let _ = (task_id, limit);
+    }
+    /// Makes node-local bridge network `net` real (or finds it made, after
+    /// a restart): its bridge, and its rules among all the networks'.
+    async fn ensure_local_network(&self, net: &LocalNetwork) -> Result<(), ExecError> {
+        let _ = net;
+        Err(ExecError::Unsupported)
+    }
+    /// Removes node-local bridge network `id` with its bridge and rules;
+    /// `Ok(false)` and nothing removed while a container is attached to
+    /// it. Unknown networks are no error.
+    async fn remove_local_network(&self, id: &str) -> Result<bool, ExecError> {
+        let _ = id;
+        Ok(true)
+    }
+    /// What a new node-local network's subnet must not overlap.
+    async fn local_subnets_in_use(&self) -> Result<NodeSubnets, ExecError> {
+        Ok(NodeSubnets::default())
+    }
+    /// [`NetworkAttacher::attach`] for a standalone container, which may
+    /// also be on node-local bridge networks: with a non-internal one it
+    /// leaves the node through that network's bridge instead of the
+    /// gateway bridge (unless it is on the default `bridge` too). A
+    /// repeated call moves it onto the networks given, addresses kept.
+    async fn attach_container(
+        &self,
+        container_id: &str,
+        networks: &ContainerNetworks,
+    ) -> Result<TaskNetns, ExecError> {
+        if !networks.local.is_empty() {
+            return Err(ExecError::Unsupported);
+        }
+        self.attach(container_id, &networks.swarm).await
     }
     /// Removes what belongs to tasks not in `keep` (left from a crash).
     async fn prune(&self, keep: &HashSet<String>) -> Result<(), ExecError>;

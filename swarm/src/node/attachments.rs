@@ -77,4 +77,16 @@ impl AttachmentAllocator for SwarmNode {
             Err(_) => Ok(()),
         }
     }
+
+    async fn network_subnets(&self) -> Vec<String> {
+        let Ok(m) = self.manager() else {
+            return Vec::new();
+        };
+        crate::controlapi::network::list(m.store())
+            .iter()
+            .filter_map(|n| n.api.ipam.as_ref()?.config.as_ref())
+            .flatten()
+            .filter_map(|c| c.subnet.clone())
+            .collect()
+    }
 }

@@ -151,6 +151,8 @@ fn networks(c: &ContainerInfo, eps: Option<Endpoints>) -> Value {
         let mut names = vec![c.name.clone()];
         names.extend(e.aliases.iter().cloned());
         names.push(c.id.chars().take(12).collect());
+        let mut seen = std::collections::HashSet::new();
+        names.retain(|n| seen.insert(n.clone()));
         out.insert(
             e.network.clone(),
             json!({

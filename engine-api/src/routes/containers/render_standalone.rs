@@ -180,6 +180,7 @@ pub fn inspect(v: &mut Value, c: &ContainerInfo, r: &Record) {
             ns[k] = b[k].clone();
         }
     }
+    networks(&mut v["NetworkSettings"]["Networks"], c, r);
     if network_mode(r) == "host" || network_mode(r) == "none" {
         let name = network_mode(r);
         v["NetworkSettings"]["Networks"] = json!({ name: {
@@ -189,4 +190,62 @@ pub fn inspect(v: &mut Value, c: &ContainerInfo, r: &Record) {
             "GlobalIPv6PrefixLen": 0, "DNSNames": null,
         }});
     }
+}
+
+/// `NetworkSettings.Networks` of a standalone container as dockerd keeps
+/// them: `IPAMConfig` as asked for (`--ip`), the networks connected while
+/// it was stopped, and no address, gateway or endpoint while it is not
+/// running (it holds none then).
+fn networks(nets: &mut Value, c: &ContainerInfo, r: &Record) {
+    let Some(nets) = nets.as_object_mut() else {
+        return;
+    };
+    let asked = r
+        .config
+        .networking_config
+        .as_ref()
+        .and_then(|n| n.endpoints_config.clone())
+        .unwrap_or_default();
+    let running = c.state.status.is_running();
+    if !running {
+        // Disconnected since its last run: gone from its networks.
+        let mode = match network_mode(r).as_str() {
+            "default" => "bridge".to_string(),
+            m => m.to_string(),
+        };
+        nets.retain(|name, _| *name == mode || asked.contains_key(name));
+    }
+    for (name, entry) in nets.iter_mut() {
+        entry["IPAMConfig"] = asked
+            .get(name)
+            .and_then(|e| e.ipam_config.as_ref())
+            .filter(|i| i.ipv4_address.as_deref().is_some_and(|a| !a.is_empty()))
+            .map_or(Value::Null, |i| json!({"IPv4Address": i.ipv4_address}));
+        if !running {
+            blank(entry);
+        }
+    }
+    let builtin = ["bridge", "default", "host", "none"];
+    for (name, e) in &asked {
+        if builtin.contains(&name.as_str()) || nets.contains_key(name) {
+            continue;
+        }
+        let mut entry = json!({
+            "IPAMConfig": null, "Links": null, "Aliases": e.aliases,
+            "MacAddress": "", "DriverOpts": null, "NetworkID": "", "EndpointID": "",
+            "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+        });
+        blank(&mut entry);
+        nets.insert(name.clone(), entry);
+    }
+}
+
+/// An endpoint's run-time fields emptied.
+fn blank(entry: &mut Value) {
+    for k in ["EndpointID", "Gateway", "IPAddress", "MacAddress"] {
+        entry[k] = json!("");
+    }
+    entry["IPPrefixLen"] = json!(0);
+    entry["DNSNames"] = Value::Null;
 }

@@ -1,6 +1,9 @@
 //! `/networks` routes: swarm-scoped overlay networks from the store, plus
-//! the node-local networks dockerd always lists (`host`, `none`, and
-//! `docker_gwbridge` while in a swarm).
+//! the node-local networks: those dockerd always lists (`bridge`, `host`,
+//! `none`, and `docker_gwbridge` while in a swarm) and those made with the
+//! bridge driver (see [`local`]).
+
+mod local;
 
 use axum::extract::Path;
 use axum::extract::Query;
@@ -37,7 +40,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The names of dockerd's predefined networks.
-const PREDEFINED: &[&str] = &["host", "none", "bridge"];
+const PREDEFINED: &[&str] = runtime::networks::PREDEFINED;
 
 /// The node-local networks this daemon shows.
 fn local_networks(s: &AppState) -> Vec<Value> {
@@ -92,6 +95,7 @@ fn local_networks(s: &AppState) -> Vec<Value> {
             }),
         );
     }
+    out.extend(s.standalone.networks().list().iter().map(local::view));
     out
 }
 
@@ -225,11 +229,10 @@ async fn list(
     Ok(Json(out))
 }
 
-/// `POST /networks/prune`: removes unused swarm networks picked by the
-/// `label`, `label!` and `until` filters, as dockerd does, and names them.
-///
-/// dockerd also prunes unused local networks; this daemon's local networks
-/// are all built in, and a built-in network is never pruned.
+/// `POST /networks/prune`: removes the unused local networks, then the
+/// unused swarm networks, picked by the `label`, `label!` and `until`
+/// filters, as dockerd does, and names them. A built-in network is never
+/// pruned.
 async fn prune(
     State(s): State<AppState>,
     Query(q): Query<crate::body::Query>,
@@ -237,10 +240,10 @@ async fn prune(
     let f = Filters::parse(q.get("filters").map(String::as_str))?;
     f.validate(&["label", "label!", "until"])?;
     let until = crate::until::from_filters(&f, time::OffsetDateTime::now_utc())?;
-    // A node that is not a manager has no swarm networks to prune; dockerd
-    // answers it with an empty report, not an error.
+    let mut gone = local::prune(&s, &f, until).await?;
+    // A node that is not a manager has no swarm networks to prune.
     let Ok(m) = s.node.manager() else {
-        return Ok(Json(json!({ "NetworksDeleted": null })));
+        return Ok(Json(json!({ "NetworksDeleted": go_list(gone) })));
     };
     let picked: Vec<String> = network::list(m.store())
         .iter()
@@ -259,14 +262,17 @@ async fn prune(
         })
         .map(|n| n.id().to_string())
         .collect();
-    let gone = network::prune(m.store(), &picked).await?;
-    // Go writes an empty list as null.
-    let deleted = if gone.is_empty() {
+    gone.extend(network::prune(m.store(), &picked).await?);
+    Ok(Json(json!({ "NetworksDeleted": go_list(gone) })))
+}
+
+/// A list as Go writes it: an empty one as null.
+fn go_list(names: Vec<String>) -> Value {
+    if names.is_empty() {
         Value::Null
     } else {
-        json!(gone)
-    };
-    Ok(Json(json!({ "NetworksDeleted": deleted })))
+        json!(names)
+    }
 }
 
 fn not_found(input: &str) -> ApiError {
@@ -311,7 +317,7 @@ async fn inspect(
     crate::body::query_strict_bool(&q, "verbose", crate::body::BadBool::Wrapped)?;
     let scope = q.get("scope").map(String::as_str).unwrap_or("");
     let mut v = find(&s, &id, scope)?;
-    if text(&v, "Name") == "bridge" && text(&v, "Scope") == "local" {
+    if text(&v, "Driver") == "bridge" && text(&v, "Scope") == "local" {
         let id = text(&v, "Id").to_string();
         let on = local_endpoints(&s, &id).await;
         v["Containers"] = if on.is_null() { json!({}) } else { on };
@@ -367,26 +373,19 @@ async fn create(
     State(s): State<AppState>,
     JsonBody(req): JsonBody<api::NetworkCreateRequest>,
 ) -> ApiResult<Response> {
+    if PREDEFINED.contains(&req.name.as_str()) {
+        return Err(runtime::networks::Error::Predefined(req.name.clone()).into());
+    }
     let taken_locally = local_networks(&s)
         .iter()
-        .any(|v| text(v, "Name") == req.name)
-        || PREDEFINED.contains(&req.name.as_str());
+        .any(|v| text(v, "Name") == req.name);
     if taken_locally {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("network with name {} already exists", req.name),
-        ));
+        return Err(runtime::networks::Error::NameTaken(req.name.clone()).into());
     }
     let driver = req.driver.as_deref().unwrap_or("");
     let swarm_scoped = driver == "overlay" || req.scope.as_deref() == Some("swarm");
     if !swarm_scoped {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            format!(
-                "local-scope networks (driver \"{}\") are not supported by this daemon; use --driver overlay",
-                if driver.is_empty() { "bridge" } else { driver }
-            ),
-        ));
+        return local::create(&s, &req).await;
     }
     let m = s
         .node
@@ -397,6 +396,15 @@ async fn create(
 }
 
 async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let user = s.standalone.networks().get_exact(&id).or_else(|| {
+        find(&s, &id, "local")
+            .ok()
+            .and_then(|v| s.standalone.networks().get_exact(text(&v, "Id")))
+    });
+    if let Some(n) = user {
+        s.standalone.remove_network(&n).await?;
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     if let Some(v) = local_networks(&s)
         .iter()
         .find(|v| text(v, "Id") == id || text(v, "Name") == id)
@@ -415,11 +423,11 @@ async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<
 /// The body of `/networks/{id}/connect` and `/disconnect` (dockerd's
 /// `NetworkConnect`/`NetworkDisconnect`; `Force` is not used here).
 #[derive(serde::Deserialize)]
-struct AttachmentBody {
+pub(super) struct AttachmentBody {
     #[serde(rename = "Container")]
-    container: String,
+    pub(super) container: String,
     #[serde(rename = "EndpointConfig")]
-    endpoint_config: Option<api::EndpointSettings>,
+    pub(super) endpoint_config: Option<api::EndpointSettings>,
 }
 
 async fn connect(
@@ -456,6 +464,9 @@ async fn change_attachment(
     let container = req.container.as_str();
     let env = super::containers::node_env(s);
     let c = s.runtime.container_info(&env, container).await?;
+    if c.standalone {
+        return local::change_attachment(s, &net, &c, req, connect).await;
+    }
     if text(&net, "Scope") != "swarm" {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
