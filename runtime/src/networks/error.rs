@@ -92,15 +92,16 @@ impl Error {
             | Error::Overlap
             | Error::BridgeNameTaken { .. }
             | Error::ActiveEndpoints { .. } => ErrorKind::Forbidden,
+            // dockerd answers a bad subnet or a gateway outside it with a
+            // 500; they are the caller's mistake, so a 400 with its text
+            // (KNOWN_DIFFERENCES.md).
             Error::Unsupported(_)
             | Error::InvalidGateway(_)
             | Error::InvalidRange(_)
-            | Error::InvalidOption { .. } => ErrorKind::InvalidArgument,
-            Error::NoPool
+            | Error::InvalidOption { .. }
             | Error::InvalidSubnet(_)
-            | Error::GatewayOutOfRange(_)
-            | Error::Driver(_)
-            | Error::Io { .. } => ErrorKind::Internal,
+            | Error::GatewayOutOfRange(_) => ErrorKind::InvalidArgument,
+            Error::NoPool | Error::Driver(_) | Error::Io { .. } => ErrorKind::Internal,
         }
     }
 
