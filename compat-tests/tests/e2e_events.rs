@@ -271,21 +271,18 @@ fn images_volumes_execs_and_health_have_their_events() {
     });
     let r = d.docker(&["exec", &container, "sh", "-c", "exit 3"]);
     assert_eq!(r.code, 3, "{}", r.stderr);
-    let replay = |filter: &str, format: &str| {
-        lines(&d.ok(&[
-            "events",
-            "--since",
-            &t0,
-            "--until",
-            &unix_now(),
-            "--filter",
-            filter,
-            "--format",
-            format,
-        ]))
+    // Every event since t0 that passes `filters` (the same key twice: either).
+    let replay = |filters: &[&str], format: &str| {
+        let until = unix_now();
+        let mut args = vec!["events", "--since", &t0, "--until", &until];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        args.extend(["--format", format]);
+        lines(&d.ok(&args))
     };
     let images = replay(
-        "type=image",
+        &["type=image"],
         "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}",
     );
     let want_tag = format!("image tag {image_id} shoal-test/other:v1");
@@ -301,7 +298,7 @@ fn images_volumes_execs_and_health_have_their_events() {
         "{images:?}"
     );
     let volumes = replay(
-        "type=volume",
+        &["type=volume"],
         "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.driver}}",
     );
     assert!(
@@ -316,8 +313,7 @@ fn images_volumes_execs_and_health_have_their_events() {
         ),
         "{volumes:?}"
     );
-    let mounts = replay(
-        "volume=vm",
+    let mounts = replay(&["volume=vm"],
         "{{.Action}} {{.Actor.Attributes.container}} {{.Actor.Attributes.destination}} {{index .Actor.Attributes \"read/write\"}}",
     );
     let want_mount = format!("mount {ran} /data true");
@@ -331,19 +327,10 @@ fn images_volumes_execs_and_health_have_their_events() {
     );
     // In the stream the mount comes before the start and the unmount
     // after the die.
-    let order = lines(&d.ok(&[
-        "events",
-        "--since",
-        &t0,
-        "--until",
-        &unix_now(),
-        "--filter",
-        "type=volume",
-        "--filter",
-        "type=container",
-        "--format",
+    let order = replay(
+        &["type=volume", "type=container"],
         "{{.Type}} {{.Action}} {{.Actor.ID}}",
-    ]));
+    );
     let want = [
         "volume mount vm".to_string(),
         format!("container start {ran}"),
@@ -353,7 +340,7 @@ fn images_volumes_execs_and_health_have_their_events() {
     let want: Vec<&str> = want.iter().map(String::as_str).collect();
     assert!(in_order(&order, &want), "{order:?}");
     let prune = replay(
-        "event=prune",
+        &["event=prune"],
         "{{.Type}} {{.Action}} {{.Actor.Attributes.reclaimed}}",
     );
     assert_eq!(prune, vec!["volume prune 0"]);
@@ -362,7 +349,7 @@ fn images_volumes_execs_and_health_have_their_events() {
     // exec_die.
     let short = &container[..12];
     let execs = replay(
-        &format!("container={short}"),
+        &[&format!("container={short}")],
         "{{.Action}}|{{.Actor.Attributes.exitCode}}|{{if .Actor.Attributes.execID}}id{{end}}",
     );
     assert!(
@@ -378,7 +365,7 @@ fn images_volumes_execs_and_health_have_their_events() {
     );
     let healthy = wait_for(30, "a health_status event", || {
         let h = replay(
-            "event=health_status",
+            &["event=health_status"],
             "{{.Action}} {{.Actor.Attributes.name}}",
         );
         (!h.is_empty()).then_some(h)

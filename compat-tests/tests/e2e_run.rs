@@ -18,20 +18,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::node_with_test_image as node;
 use common::wait_for;
-use common::Containerd;
 use common::Daemon;
 
 const IMAGE: &str = "shoal-test/busybox:latest";
-
-/// A private containerd and shoald on it with the test image, no swarm.
-fn node() -> Option<(Containerd, Daemon)> {
-    let ctrd = Containerd::start()?;
-    let d = Daemon::with_containerd(&ctrd);
-    let tar = common::make_test_image(d.dir.path(), false);
-    d.ok(&["load", "-i", &tar.display().to_string()]);
-    Some((ctrd, d))
-}
 
 fn inspect(d: &Daemon, c: &str, format: &str) -> String {
     d.ok(&["inspect", "-f", format, c]).trim().to_string()

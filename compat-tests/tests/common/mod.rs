@@ -710,13 +710,19 @@ impl Containerd {
     }
 }
 
-/// A private containerd, shoald on it in a one-node swarm, and the test
-/// image (`shoal-test/busybox:latest`) loaded; `None` when skipped.
-pub fn swarm_with_test_image() -> Option<(Containerd, Daemon)> {
+/// A private containerd and shoald on it with the test image
+/// (`shoal-test/busybox:latest`) loaded, no swarm; `None` when skipped.
+pub fn node_with_test_image() -> Option<(Containerd, Daemon)> {
     let ctrd = Containerd::start()?;
     let d = Daemon::with_containerd(&ctrd);
     let tar = make_test_image(d.dir.path(), false);
     d.ok(&["load", "-i", &tar.display().to_string()]);
+    Some((ctrd, d))
+}
+
+/// [`node_with_test_image`] in a one-node swarm; `None` when skipped.
+pub fn swarm_with_test_image() -> Option<(Containerd, Daemon)> {
+    let (ctrd, d) = node_with_test_image()?;
     d.ok(&["swarm", "init", "--advertise-addr", "127.0.0.1"]);
     Some((ctrd, d))
 }
