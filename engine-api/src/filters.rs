@@ -76,6 +76,12 @@ impl Filters {
         self.prefix(key, value)
     }
 
+    /// The prune calls' label test: every `label` matches `labels` and the
+    /// `label!` values, when given, do not all match.
+    pub fn prune_labels(&self, labels: Option<&std::collections::HashMap<String, String>>) -> bool {
+        self.labels("label", labels) && !(self.contains("label!") && self.labels("label!", labels))
+    }
+
     /// Label filters: every `k` or `k=v` given must match `labels`.
     pub fn labels(
         &self,

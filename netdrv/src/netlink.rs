@@ -18,6 +18,7 @@ use netlink_packet_route::link::InfoData;
 use netlink_packet_route::link::InfoKind;
 use netlink_packet_route::link::InfoVeth;
 use netlink_packet_route::link::LinkAttribute;
+use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::link::State;
 use netlink_packet_route::neighbour::NeighbourAddress;
 use netlink_packet_route::neighbour::NeighbourAttribute;
@@ -131,8 +132,8 @@ impl Netlink {
         .await
     }
 
-    /// The index of the link called `name`, if there is one.
-    pub async fn index(&self, name: &str) -> Result<Option<u32>> {
+    /// The link called `name`, if there is one.
+    async fn link(&self, name: &str) -> Result<Option<LinkMessage>> {
         let mut links = self
             .handle
             .link()
@@ -140,33 +141,28 @@ impl Netlink {
             .match_name(name.to_string())
             .execute();
         match links.try_next().await {
-            Ok(found) => Ok(found.map(|m| m.header.index)),
+            Ok(found) => Ok(found),
             Err(e) if errno(&e) == Some(Errno::ENODEV) => Ok(None),
             Err(e) => Err(Error::netlink(format!("look up link {name}"))(e)),
         }
     }
 
+    /// The index of the link called `name`, if there is one.
+    pub async fn index(&self, name: &str) -> Result<Option<u32>> {
+        Ok(self.link(name).await?.map(|m| m.header.index))
+    }
+
     /// The MAC address of the link called `name`, if there is one.
     pub async fn mac(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let mut links = self
-            .handle
-            .link()
-            .get()
-            .match_name(name.to_string())
-            .execute();
-        match links.try_next().await {
-            Ok(found) => Ok(found.map(|m| {
-                m.attributes
-                    .iter()
-                    .find_map(|a| match a {
-                        LinkAttribute::Address(mac) => Some(mac.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_default()
-            })),
-            Err(e) if errno(&e) == Some(Errno::ENODEV) => Ok(None),
-            Err(e) => Err(Error::netlink(format!("look up link {name}"))(e)),
-        }
+        Ok(self.link(name).await?.map(|m| {
+            m.attributes
+                .iter()
+                .find_map(|a| match a {
+                    LinkAttribute::Address(mac) => Some(mac.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        }))
     }
 
     /// The index of `name`, which must exist.

@@ -327,9 +327,7 @@ async fn prune(
                 .pointer("/config/Labels")
                 .and_then(|v| serde_json::from_value(v.clone()).ok());
             let old_enough = until.is_none_or(|u| created_unix(i) < u.unix_timestamp());
-            old_enough
-                && f.labels("label", labels.as_ref())
-                && !(f.contains("label!") && f.labels("label!", labels.as_ref()))
+            old_enough && f.prune_labels(labels.as_ref())
         })
         .await?;
     let items: Vec<Value> = report.items.iter().map(remove_item).collect();

@@ -90,12 +90,6 @@ pub(crate) fn bool_filter(f: &Filters, key: &str) -> ApiResult<Option<bool>> {
     }
 }
 
-/// Whether every `label!` value matches `labels` (dockerd excludes a
-/// volume only when all of them do).
-fn excluded_by_labels(f: &Filters, labels: Option<&HashMap<String, String>>) -> bool {
-    f.contains("label!") && f.labels("label!", labels)
-}
-
 /// Whether `v` passes the list filters; `used` says whether a container
 /// mounts it.
 fn listed(f: &Filters, dangling: Option<bool>, v: &Volume, used: bool) -> bool {
@@ -193,10 +187,7 @@ async fn prune(
     let (deleted, reclaimed) = s
         .runtime
         .volume_prune(&node_env(&s), |v| {
-            let labels = v.labels.as_ref();
-            (all || v.is_anonymous())
-                && f.labels("label", labels)
-                && !excluded_by_labels(&f, labels)
+            (all || v.is_anonymous()) && f.prune_labels(v.labels.as_ref())
         })
         .await?;
     Ok(Json(
@@ -279,10 +270,10 @@ mod tests {
     fn label_not_excludes_only_when_all_match() {
         let v = vol("x", Some(&[("a", "1"), ("b", "2")]));
         let f = filters(r#"{"label!":{"a=1":true}}"#);
-        assert!(excluded_by_labels(&f, v.labels.as_ref()));
+        assert!(!f.prune_labels(v.labels.as_ref()));
         let f = filters(r#"{"label!":{"a=2":true}}"#);
-        assert!(!excluded_by_labels(&f, v.labels.as_ref()));
-        assert!(!excluded_by_labels(&Filters::default(), v.labels.as_ref()));
+        assert!(f.prune_labels(v.labels.as_ref()));
+        assert!(Filters::default().prune_labels(v.labels.as_ref()));
     }
 
     #[test]

@@ -103,10 +103,7 @@ impl Local {
         if self.is_current(node, session_id) {
             Ok(())
         } else {
-            Err(Error::new(
-                crate::ErrorKind::Unavailable,
-                "rpc error: code = NotFound desc = node not registered",
-            ))
+            Err(not_registered())
         }
     }
 
@@ -253,10 +250,7 @@ impl DispatcherApi for Local {
     async fn heartbeat(&self, node_id: &str, session_id: &str) -> Result<Duration> {
         let deadline = tokio::time::Instant::now() + self.ttl();
         if !self.sessions().heartbeat(node_id, session_id, deadline) {
-            return Err(Error::new(
-                crate::ErrorKind::Unavailable,
-                "rpc error: code = NotFound desc = node not registered",
-            ));
+            return Err(not_registered());
         }
         Ok(self.heartbeat)
     }
@@ -477,4 +471,13 @@ impl DispatcherApi for Local {
             .publish(node_id, subscription_id, messages, close)
             .await)
     }
+}
+
+/// swarmkit's answer to a call on a session that is not the node's
+/// current one: the node must open a new session.
+fn not_registered() -> Error {
+    Error::new(
+        crate::ErrorKind::Unavailable,
+        "rpc error: code = NotFound desc = node not registered",
+    )
 }

@@ -26,10 +26,7 @@ pub async fn prune(
             (Some(u), Some(t)) => t < u,
             _ => true,
         };
-        let labels = Some(&c.labels);
-        old_enough
-            && f.labels("label", labels)
-            && !(f.contains("label!") && f.labels("label!", labels))
+        old_enough && f.prune_labels(Some(&c.labels))
     };
     // Standalone containers go through their own removal, which gives
     // back their network addresses.

@@ -87,18 +87,7 @@ pub async fn prune(
 ) -> ApiResult<Vec<String>> {
     let mut gone = Vec::new();
     for n in s.standalone.networks().list() {
-        let created =
-            time::OffsetDateTime::parse(&n.created, &time::format_description::well_known::Rfc3339)
-                .ok();
-        let old_enough = match (until, created) {
-            (Some(u), Some(c)) => c <= u,
-            _ => true,
-        };
-        let labels = Some(&n.labels);
-        let picked = old_enough
-            && f.labels("label", labels)
-            && !(f.contains("label!") && f.labels("label!", labels));
-        if !picked {
+        if !super::pruned(f, until, Some(&n.created), Some(&n.labels)) {
             continue;
         }
         match s.standalone.remove_network(&n).await {

@@ -247,23 +247,29 @@ async fn prune(
     };
     let picked: Vec<String> = network::list(m.store())
         .iter()
-        .filter(|n| {
-            let created = n.api.created.as_deref().and_then(|c| {
-                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
-            });
-            let old_enough = match (until, created) {
-                (Some(u), Some(c)) => c <= u,
-                _ => true,
-            };
-            let labels = n.api.labels.as_ref();
-            old_enough
-                && f.labels("label", labels)
-                && !(f.contains("label!") && f.labels("label!", labels))
-        })
+        .filter(|n| pruned(&f, until, n.api.created.as_deref(), n.api.labels.as_ref()))
         .map(|n| n.id().to_string())
         .collect();
     gone.extend(network::prune(m.store(), &picked).await?);
     Ok(Json(json!({ "NetworksDeleted": go_list(gone) })))
+}
+
+/// Whether network prune's filters pick a network created at `created`
+/// (RFC 3339) with `labels`: not after `until`, and its labels pass.
+fn pruned(
+    f: &Filters,
+    until: Option<time::OffsetDateTime>,
+    created: Option<&str>,
+    labels: Option<&std::collections::HashMap<String, String>>,
+) -> bool {
+    let created = created.and_then(|c| {
+        time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
+    });
+    let old_enough = match (until, created) {
+        (Some(u), Some(c)) => c <= u,
+        _ => true,
+    };
+    old_enough && f.prune_labels(labels)
 }
 
 /// A list as Go writes it: an empty one as null.
