@@ -5,6 +5,7 @@ use swarm::events::Actor;
 
 use crate::exec::files::NAME_LABEL;
 use crate::exec::NodeEnv;
+use crate::view::spec::MountView;
 use crate::view::spec::SpecView;
 use crate::Containerd;
 
@@ -72,17 +73,22 @@ impl Containerd {
         self.container_event(action, &actor, &all);
     }
 
-    /// Publishes dockerd's `volume mount` events (before a container's
-    /// `start`) or `volume unmount` ones (after its `die`) for the volumes
-    /// container `id` mounts.
-    pub async fn volume_mount_events(&self, env: &NodeEnv, id: &str, mount: bool) {
+    /// The volume mounts of container `id`, read from its spec in
+    /// containerd (none when it cannot be read).
+    pub async fn container_volumes(&self, env: &NodeEnv, id: &str) -> Vec<MountView> {
         let Ok(Some(json)) = self.container_spec(id).await else {
-            return;
+            return Vec::new();
         };
-        let view = SpecView::parse(&json, &env.containers_root.join(id), &env.volumes_root);
-        for m in view.mounts {
-            let Some(name) = m.name else { continue };
-            let mut actor = Actor::new(&name)
+        volume_mounts(&json, &env.containers_root.join(id), &env.volumes_root)
+    }
+
+    /// Publishes dockerd's `volume mount` events (before a container's
+    /// `start`) or `volume unmount` ones (after its `die`) for `mounts`,
+    /// the volume mounts of container `id`.
+    pub fn volume_events(&self, id: &str, mounts: &[MountView], mount: bool) {
+        for m in mounts {
+            let Some(name) = &m.name else { continue };
+            let mut actor = Actor::new(name)
                 .with("driver", crate::volumes::LOCAL_DRIVER)
                 .with("container", id);
             let action = if mount {
@@ -107,4 +113,17 @@ impl Containerd {
         }
         self.events().log("container", action, actor);
     }
+}
+
+/// The volume mounts of the OCI spec `json` of the container in `dir`.
+pub fn volume_mounts(
+    json: &[u8],
+    dir: &std::path::Path,
+    volumes_root: &std::path::Path,
+) -> Vec<MountView> {
+    SpecView::parse(json, dir, volumes_root)
+        .mounts
+        .into_iter()
+        .filter(|m| m.name.is_some())
+        .collect()
 }

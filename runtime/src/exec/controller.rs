@@ -35,6 +35,7 @@ use crate::error::Error;
 use crate::error::ErrorKind;
 use crate::images::RegistryAuth;
 use crate::logs::Copier;
+use crate::view::spec::MountView;
 use crate::volumes::VolumeStore;
 use crate::Containerd;
 
@@ -72,6 +73,10 @@ pub struct TaskController {
     // The root filesystem mounts of a container this controller made: its
     // first start needs no lookup of them, nor of a task it cannot have yet.
     made: Option<Vec<containerd_client::types::Mount>>,
+    // The volume mounts of the container, known from its spec when this
+    // controller made it (read from containerd once for an adopted one),
+    // so its start and die report them without asking containerd.
+    volumes: Option<Vec<MountView>>,
     // Set by a start of this controller, taken by the wait after it: the
     // process state is known without asking containerd.
     started: bool,
@@ -135,6 +140,7 @@ impl TaskController {
             health: None,
             check: None,
             made: None,
+            volumes: None,
             started: false,
         }
     }
@@ -147,6 +153,16 @@ impl TaskController {
         }
         if let Some(a) = &self.actor {
             self.ctd.container_event(action, a, extra);
+        }
+    }
+
+    /// Publishes the `volume mount` or `unmount` events of container `id`.
+    async fn volume_events(&mut self, id: &str, mount: bool) {
+        if self.volumes.is_none() {
+            self.volumes = Some(self.ctd.container_volumes(&self.env, id).await);
+        }
+        if let Some(v) = &self.volumes {
+            self.ctd.volume_events(id, v, mount);
         }
     }
 
@@ -230,9 +246,10 @@ impl TaskController {
         self.ctd.lease_create(&lease).await.map_err(exec_err)?;
         let created = self.create_leased(&id, &lease, &image, &image_ref).await;
         self.ctd.lease_delete(&lease).await;
-        let (mounts, actor) = created?;
+        let (mounts, actor, volumes) = created?;
         self.made = Some(mounts);
         self.actor = Some(actor);
+        self.volumes = Some(volumes);
         Ok(id)
     }
 
@@ -242,7 +259,7 @@ impl TaskController {
         lease: &str,
         image: &crate::images::ImageInfo,
         image_ref: &str,
-    ) -> Result<(Vec<containerd_client::types::Mount>, Actor), ExecError> {
+    ) -> Result<(Vec<containerd_client::types::Mount>, Actor, Vec<MountView>), ExecError> {
         let mounts = self
             .ctd
             .rootfs_prepare(id, image, lease)
@@ -295,6 +312,11 @@ impl TaskController {
                 return fail(ExecError::Fatal(e)).await;
             }
         };
+        let volume_mounts = if volumes.is_empty() {
+            Vec::new()
+        } else {
+            crate::events::volume_mounts(&spec_json, &dir, &self.env.volumes_root)
+        };
         let image_name = image
             .names
             .first()
@@ -314,7 +336,7 @@ impl TaskController {
             discard().await;
             return fail(exec_err(e)).await;
         }
-        Ok((mounts, actor))
+        Ok((mounts, actor, volume_mounts))
     }
 
     /// Makes (or finds) the task's volumes and the image's, seeding new
@@ -595,7 +617,7 @@ impl Controller for TaskController {
                 files::record_start(&self.dir(&id));
                 self.pid = Some(pid);
                 self.started = true;
-                self.ctd.volume_mount_events(&self.env, &id, true).await;
+                self.volume_events(&id, true).await;
                 self.emit(&id, "start", &[]).await;
                 Ok(())
             }
@@ -683,7 +705,7 @@ impl Controller for TaskController {
         self.pid = None;
         self.emit(&id, "die", &[("exitCode", code.to_string())])
             .await;
-        self.ctd.volume_mount_events(&self.env, &id, false).await;
+        self.volume_events(&id, false).await;
         Ok(ExitStatus { code: code as i64 })
     }
 
@@ -722,7 +744,7 @@ impl Controller for TaskController {
             self.exit_code = Some(code as i64);
             self.emit(&id, "die", &[("exitCode", code.to_string())])
                 .await;
-            self.ctd.volume_mount_events(&self.env, &id, false).await;
+            self.volume_events(&id, false).await;
             self.emit(&id, "stop", &[]).await;
         }
         self.drain_logs();
@@ -828,17 +850,12 @@ pub async fn remove_container(ctd: &Containerd, env: &NodeEnv, id: &str) -> Resu
     let spec = ctd.container_spec(id).await.map_err(exec_err)?;
     let volumes: Vec<String> = spec
         .map(|json| {
-            crate::view::spec::SpecView::parse(
-                &json,
-                &env.containers_root.join(id),
-                &env.volumes_root,
-            )
-            .mounts
-            .into_iter()
-            .filter_map(|m| m.name)
-            .collect()
+            crate::events::volume_mounts(&json, &env.containers_root.join(id), &env.volumes_root)
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.name)
+        .collect();
     delete_container(ctd, env, id).await?;
     remove_anonymous_volumes(ctd, env, &volumes).await;
     Ok(())

@@ -115,7 +115,8 @@ impl Standalone {
         record
             .save(&self.dir(id))
             .map_err(Error::files("write the container's record"))?;
-        self.ctd.volume_mount_events(&self.env, id, true).await;
+        let volumes = self.ctd.container_volumes(&self.env, id).await;
+        self.ctd.volume_events(id, &volumes, true);
         let actor = self.ctd.container_actor(id).await;
         self.ctd.container_event("start", &actor, &[]);
         let run = live.begin_run();
@@ -211,7 +212,8 @@ impl Standalone {
         let actor = self.ctd.container_actor(&id).await;
         self.ctd
             .container_event("die", &actor, &[("exitCode", code.to_string())]);
-        self.ctd.volume_mount_events(&self.env, &id, false).await;
+        let volumes = self.ctd.container_volumes(&self.env, &id).await;
+        self.ctd.volume_events(&id, &volumes, false);
         live.exits.send_modify(|e| {
             e.count += 1;
             e.code = code;
