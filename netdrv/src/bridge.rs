@@ -91,7 +91,7 @@ pub async fn plug(task: &Netlink, sandbox: &Path, bridge: &str, iface: &Interfac
     let peer = sbox.must_index(&iface.peer).await?;
     sbox.enslave(peer, br, false).await?;
     let inner = task.must_index(&iface.name).await?;
-    up_pair(task, inner, &sbox, peer).await
+    up_pair(task, inner, &sbox, peer, br).await
 }
 
 /// Deletes the sandbox side of `iface`, which takes the task side with it.

@@ -146,7 +146,7 @@ pub async fn plug_port(
     let peer = host.must_index(&iface.peer).await?;
     host.enslave(peer, br, isolated).await?;
     let inner = task.must_index(&iface.name).await?;
-    up_pair(task, inner, host, peer).await
+    up_pair(task, inner, host, peer, br).await
 }
 
 /// Deletes the host side of `iface`, which takes the task side with it.

@@ -39,6 +39,7 @@ mod ports;
 mod publish;
 pub mod resolv;
 pub mod state;
+mod task_locks;
 mod task_record;
 pub mod tunnel;
 pub mod vip;
@@ -100,6 +101,9 @@ pub struct OverlayDriver {
     overlay: overlay::Overlay,
     /// The tunnel of encrypted overlays (see `encryption`).
     encryption: encryption::Encryption,
+    /// Keeps a task's attach and detach apart while the state lock is
+    /// released for its own steps.
+    task_locks: task_locks::TaskLocks,
     state: Mutex<NodeState>,
 }
 
@@ -147,6 +151,7 @@ impl OverlayDriver {
             vips: vip::Balancer::default(),
             overlay: overlay::Overlay::default(),
             encryption: encryption::Encryption::default(),
+            task_locks: task_locks::TaskLocks::default(),
             state: Mutex::new(state),
         })
     }
@@ -228,6 +233,7 @@ impl OverlayDriver {
     async fn attach_task(&self, task: &str, networks: &ContainerNetworks) -> Result<TaskNetns> {
         state::check_id(task)?;
         let swarm_planned = state::parse_attachments(&networks.swarm)?;
+        let _task = self.task_locks.lock(task).await;
         let mut current = self.state.lock().await;
         let mut planned = networks
             .local
@@ -261,7 +267,7 @@ impl OverlayDriver {
             // A server left on a namespace that is gone.
             self.dns.stop(task).await;
         }
-        let after = self
+        let (after, own) = self
             .attach_new(&host, &current, task, &planned, networks.default_bridge)
             .await?;
         let Some(rec) = after.tasks.get(task).cloned() else {
@@ -273,8 +279,28 @@ impl OverlayDriver {
         // A task without its peers elsewhere still runs (the sync is tried
         // again with the next records).
         let _ = self.sync_overlay(&host, &current).await;
+        drop(current);
+        // The task's own namespace and interfaces: nothing another task
+        // uses, so other attaches go on meanwhile.
+        if let Err(e) = self.run_until_error(&host, &own).await {
+            let mut current = self.state.lock().await;
+            let without = current.without_tasks([task]);
+            let mut observed = Observed::default();
+            observed.task_netns.insert(task.to_string());
+            if let Err(u) = self
+                .transition(&host, &mut current, without, &observed)
+                .await
+            {
+                tracing::warn!(task, error = %u, "undoing a failed attach");
+            }
+            return Err(e);
+        }
         self.ensure_dns(task, &rec).await?;
+        // Under the state lock: a records update rewriting every task's
+        // table must not interleave with this one.
+        let current = self.state.lock().await;
         self.apply_task_vips(task, &rec, true).await?;
+        drop(current);
         let netns = self.task_netns(task, &rec);
         tracing::info!(task, "task network namespace ready");
         Ok(netns)
@@ -337,8 +363,11 @@ impl OverlayDriver {
         Ok(rec)
     }
 
-    /// Plans `task` on top of `current`, makes it real and records it;
-    /// returns the new state. On failure, whatever was made is undone.
+    /// Plans `task` on top of `current`, makes what it shares with other
+    /// tasks (networks, rules) and records it; returns the new state and
+    /// the task's own steps (its namespace and interfaces), which the
+    /// caller runs without the state lock. On failure, whatever was made
+    /// is undone.
     async fn attach_new(
         &self,
         host: &Netlink,
@@ -346,7 +375,7 @@ impl OverlayDriver {
         task: &str,
         planned: &[state::Planned],
         default_bridge: bool,
-    ) -> Result<NodeState> {
+    ) -> Result<(NodeState, Vec<state::Action>)> {
         let needs_egress = state::needs_egress(planned, default_bridge);
         let before = self
             .still_present(current, host, planned, needs_egress)
@@ -362,10 +391,8 @@ impl OverlayDriver {
         let resolv_conf = resolv::for_task(&host_resolv, state::uses_embedded_dns(planned));
         let record = state::task_record(&before, task, planned, egress.as_ref(), resolv_conf)?;
         let after = before.with_task(task, record, planned, egress.as_ref());
-        let applied = match self
-            .run_until_error(host, &state::diff(&before, &after))
-            .await
-        {
+        let (own, shared) = state::split_task_actions(state::diff(&before, &after), task);
+        let applied = match self.run_until_error(host, &shared).await {
             Ok(()) => self.save(&after),
             Err(e) => Err(e),
         };
@@ -376,7 +403,7 @@ impl OverlayDriver {
             }
             return Err(e);
         }
-        Ok(after)
+        Ok((after, own))
     }
 
     /// `current` without the shared objects this attach needs that have
@@ -433,6 +460,7 @@ impl OverlayDriver {
             // No such task can have been attached.
             return Ok(());
         }
+        let _task = self.task_locks.lock(task).await;
         let mut current = self.state.lock().await;
         // Its sockets pin the namespace: closed before it goes.
         self.dns.stop(task).await;

@@ -66,7 +66,8 @@ pub struct Netlink {
 const PAIR_UP_WAIT: Duration = Duration::from_secs(2);
 
 /// Sets the task end of a veth pair up (its peer, on a bridge, already is)
-/// and waits, bounded, until the kernel reports both ends operationally up.
+/// and waits, bounded, until the kernel reports both ends and the bridge
+/// operationally up.
 ///
 /// Carrier changes are applied by a kernel work queue, which also attaches
 /// the links' queueing disciplines and moves the bridge port to forwarding;
@@ -79,10 +80,14 @@ pub async fn up_pair(
     inner_index: u32,
     outer: &Netlink,
     outer_index: u32,
+    bridge_index: u32,
 ) -> Result<()> {
     inner.up(inner_index).await?;
+    // The bridge's own carrier follows its first port's, through the same
+    // queue: until then it drops what it sends (the replies).
     let up = inner.wait_up(inner_index, PAIR_UP_WAIT).await?
-        && outer.wait_up(outer_index, PAIR_UP_WAIT).await?;
+        && outer.wait_up(outer_index, PAIR_UP_WAIT).await?
+        && outer.wait_up(bridge_index, PAIR_UP_WAIT).await?;
     if !up {
         tracing::warn!(
             inner_index,

@@ -36,6 +36,10 @@ use crate::error::Result;
 /// unmount of a namespace file too, instead of keeping a copy that pins the
 /// namespace alive. Idempotent.
 pub fn prepare_dir(dir: &Path) -> Result<()> {
+    // Tasks' namespaces are made concurrently: two first calls must not
+    // both bind the directory onto itself.
+    static PREPARING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = PREPARING.lock().unwrap_or_else(|p| p.into_inner());
     std::fs::create_dir_all(dir).map_err(Error::io(format!("create {}", dir.display())))?;
     let shared = || {
         mount(

@@ -591,6 +591,16 @@ fn interface_actions<'a>(
     })
 }
 
+/// `actions` split into those on `task`'s own namespace and interfaces
+/// (first) and the rest, each in its order.
+pub fn split_task_actions(actions: Vec<Action>, task: &str) -> (Vec<Action>, Vec<Action>) {
+    actions.into_iter().partition(|a| match a {
+        Action::CreateTaskNetns(t) | Action::RemoveTaskNetns(t) => t == task,
+        Action::AddInterface { task: t, .. } | Action::RemoveInterface { task: t, .. } => t == task,
+        _ => false,
+    })
+}
+
 /// The actions that turn the kernel state `before` describes into the one
 /// `after` describes. A task in both changes only the interfaces that
 /// differ (it moved between networks).

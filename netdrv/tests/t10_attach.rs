@@ -476,3 +476,53 @@ fn t80_a_task_moves_between_networks() {
         assert_eq!(mounted_netns_files(&dir.join("sbox")), 0);
     });
 }
+
+#[test]
+fn t90_many_tasks_attach_and_detach_at_once() {
+    isolated("t90_many_tasks_attach_and_detach_at_once", || async {
+        let state = StateDir::new();
+        let dir = state.path.clone();
+        let driver = std::sync::Arc::new(OverlayDriver::new(dir.clone()).unwrap());
+        let net = network(NET, "10.0.3.0/24", "10.0.3.1", false);
+        // What a node starting a service's replicas does: every task's
+        // attach at once, first ones making the network and gateway bridge.
+        let tasks: Vec<String> = (0..24).map(|i| format!("tc{i:023}")).collect();
+        let attaches = tasks.iter().enumerate().map(|(i, t)| {
+            let (driver, net, t) = (driver.clone(), net.clone(), t.clone());
+            async move {
+                driver
+                    .attach(&t, &on(&net, &format!("10.0.3.{}/24", i + 10)))
+                    .await
+            }
+        });
+        let attached = futures::future::join_all(attaches).await;
+        for (t, a) in tasks.iter().zip(&attached) {
+            let a = a.as_ref().unwrap_or_else(|e| panic!("{t}: {e}"));
+            assert_eq!(links(Some(&a.path)).len(), 3, "{t}");
+        }
+        // Each reaches the others over the one network.
+        let first = attached[0].as_ref().unwrap();
+        assert!(ping(&first.path, "10.0.3.33"));
+        assert!(ping(&attached[23].as_ref().unwrap().path, "10.0.3.10"));
+        assert_eq!(mounted_netns_files(&dir.join("netns")), tasks.len());
+
+        // A restarted driver finds every one of them recorded.
+        let again = OverlayDriver::new(dir.clone()).unwrap();
+        let keep: HashSet<String> = tasks.iter().cloned().collect();
+        again.prune(&keep).await.unwrap();
+        assert_eq!(mounted_netns_files(&dir.join("netns")), tasks.len());
+        drop(again);
+
+        let detaches = tasks.iter().map(|t| {
+            let (driver, t) = (driver.clone(), t.clone());
+            async move { driver.detach(&t).await }
+        });
+        for d in futures::future::join_all(detaches).await {
+            d.unwrap();
+        }
+        assert_eq!(mounted_netns_files(&dir.join("netns")), 0);
+        assert_eq!(mounted_netns_files(&dir.join("sbox")), 0);
+        assert_eq!(links(None), ["lo"]);
+        assert!(!nft_table_exists());
+    });
+}

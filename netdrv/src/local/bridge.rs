@@ -56,5 +56,5 @@ pub async fn plug(
     let peer = host.must_index(&iface.peer).await?;
     host.enslave(peer, br, false).await?;
     let inner = task.must_index(&iface.name).await?;
-    up_pair(task, inner, host, peer).await
+    up_pair(task, inner, host, peer, br).await
 }

@@ -212,6 +212,9 @@ impl TaskController {
     }
 
     async fn create(&mut self) -> Result<String, ExecError> {
+        // Step times, logged at debug: they show where a task's create
+        // spends its time under load (the density bench's timeline).
+        let mut steps = StepTimes::start();
         let c = container_spec(&self.task);
         let image_ref = c.image.clone().unwrap_or_default();
         // A local image wins (loaded images have no registry); otherwise
@@ -238,14 +241,20 @@ impl TaskController {
             }
             Err(e) => return Err(exec_err(e)),
         };
+        steps.mark("image");
         self.check = Some(health::resolve(&self.task, &image.config));
         let id = ids::random_hex(32);
         // Everything made below is leased until the container record refers
         // to it: containerd collects unreferenced snapshots at any time.
         let lease = format!("shoal-create-{id}");
         self.ctd.lease_create(&lease).await.map_err(exec_err)?;
-        let created = self.create_leased(&id, &lease, &image, &image_ref).await;
+        steps.mark("lease");
+        let created = self
+            .create_leased(&mut steps, &id, &lease, &image, &image_ref)
+            .await;
         self.ctd.lease_delete(&lease).await;
+        steps.mark("unlease");
+        tracing::debug!(task = self.task_id(), steps = %steps, "task container created");
         let (mounts, actor, volumes) = created?;
         self.made = Some(mounts);
         self.actor = Some(actor);
@@ -255,6 +264,7 @@ impl TaskController {
 
     async fn create_leased(
         &self,
+        steps: &mut StepTimes,
         id: &str,
         lease: &str,
         image: &crate::images::ImageInfo,
@@ -278,10 +288,12 @@ impl TaskController {
         if let Err(e) = std::fs::create_dir_all(&dir) {
             return fail(ExecError::Fatal(format!("create {}: {e}", dir.display()))).await;
         }
+        steps.mark("rootfs");
         let dep_files = match secrets::materialize(&dir, &self.task, self.deps.as_ref()).await {
             Ok(f) => f,
             Err(e) => return fail(e).await,
         };
+        steps.mark("secrets");
         let netns = match self.attach_networks().await {
             Ok(Some((netns, atts))) => {
                 if let Err(e) = super::endpoints::Endpoints::of(&netns, &atts).write(&dir) {
@@ -292,10 +304,12 @@ impl TaskController {
             Ok(None) => None,
             Err(e) => return fail(e).await,
         };
+        steps.mark("network");
         let volumes = match self.prepare_volumes(image, &mounts).await {
             Ok(v) => v,
             Err(e) => return fail(e).await,
         };
+        steps.mark("volumes");
         // A container that is not made leaves no anonymous volume behind.
         let discard = || async {
             let names: Vec<String> = volumes
@@ -312,6 +326,7 @@ impl TaskController {
                 return fail(ExecError::Fatal(e)).await;
             }
         };
+        steps.mark("spec");
         let volume_mounts = if volumes.is_empty() {
             Vec::new()
         } else {
@@ -336,6 +351,7 @@ impl TaskController {
             discard().await;
             return fail(exec_err(e)).await;
         }
+        steps.mark("container");
         Ok((mounts, actor, volume_mounts))
     }
 
@@ -895,6 +911,38 @@ pub async fn delete_container(ctd: &Containerd, env: &NodeEnv, id: &str) -> Resu
     secrets::release(&dir);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Wall time of each step of a task container's create, for the debug log.
+struct StepTimes {
+    last: std::time::Instant,
+    steps: Vec<(&'static str, Duration)>,
+}
+
+impl StepTimes {
+    fn start() -> StepTimes {
+        StepTimes {
+            last: std::time::Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Ends step `name` now.
+    fn mark(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.steps.push((name, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for StepTimes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (name, d)) in self.steps.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{name}={}ms", d.as_millis())?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
