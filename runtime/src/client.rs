@@ -41,6 +41,8 @@ struct Inner {
     // Task ID -> container ID: a task's container is found without a
     // labelled listing of every container per task.
     tasks: crate::containers::TaskIndex,
+    // The leases container creations under way share.
+    leases: crate::leases::CreationLeases,
 }
 
 impl std::fmt::Debug for Containerd {
@@ -63,6 +65,7 @@ impl Containerd {
                 unpack: tokio::sync::Mutex::new(()),
                 images: Default::default(),
                 tasks: Default::default(),
+                leases: Default::default(),
             }),
             events: swarm::events::EventBus::new(),
         }
@@ -101,6 +104,10 @@ impl Containerd {
 
     pub(crate) fn task_index(&self) -> &crate::containers::TaskIndex {
         &self.inner.tasks
+    }
+
+    pub(crate) fn creation_leases(&self) -> &crate::leases::CreationLeases {
+        &self.inner.leases
     }
 
     /// The gRPC channel, connecting first if needed.

@@ -162,17 +162,6 @@ impl Containerd {
         self.remove_snapshot(key).await
     }
 
-    /// A lease that protects what a container creation makes until the
-    /// container record exists; delete it afterwards with [`Self::lease_delete`].
-    pub async fn lease_create(&self, id: &str) -> Result<()> {
-        self.create_lease(id).await
-    }
-
-    /// Deletes a lease made by [`Self::lease_create`].
-    pub async fn lease_delete(&self, id: &str) {
-        self.delete_lease(id).await
-    }
-
     /// Creates the container record.
     pub async fn container_create(&self, c: NewContainer) -> Result<()> {
         let mut client = ContainersClient::new(self.channel().await?);

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 pub mod images;
+pub mod leases;
 pub mod logs;
 pub mod networks;
 pub mod standalone;

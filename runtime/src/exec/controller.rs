@@ -246,13 +246,12 @@ impl TaskController {
         let id = ids::random_hex(32);
         // Everything made below is leased until the container record refers
         // to it: containerd collects unreferenced snapshots at any time.
-        let lease = format!("shoal-create-{id}");
-        self.ctd.lease_create(&lease).await.map_err(exec_err)?;
+        let lease = self.ctd.creation_lease().await.map_err(exec_err)?;
         steps.mark("lease");
         let created = self
-            .create_leased(&mut steps, &id, &lease, &image, &image_ref)
+            .create_leased(&mut steps, &id, lease.id(), &image, &image_ref)
             .await;
-        self.ctd.lease_delete(&lease).await;
+        lease.release().await;
         steps.mark("unlease");
         tracing::debug!(task = self.task_id(), steps = %steps, "task container created");
         let (mounts, actor, volumes) = created?;

@@ -225,12 +225,11 @@ impl Standalone {
                 self.swarm_attach(&id, n, &aliases).await?;
             }
         }
-        let lease = format!("shoal-create-{id}");
-        self.ctd.lease_create(&lease).await?;
+        let lease = self.ctd.creation_lease().await?;
         let made = self
-            .create_leased(&id, &lease, &name, body, &image, task)
+            .create_leased(&id, lease.id(), &name, body, &image, task)
             .await;
-        self.ctd.lease_delete(&lease).await;
+        lease.release().await;
         if made.is_err() {
             self.ctd.snapshot_remove(&id).await;
             let _ = std::fs::remove_dir_all(self.dir(&id));
