@@ -715,10 +715,14 @@ impl OverlayDriver {
             path: path.clone(),
             source,
         })?;
+        // Replaced whole by a rename, never synced: a crash of shoald leaves
+        // the old or the new file, and what a power loss could cost is moot,
+        // for the kernel objects it describes die with the boot (records of
+        // another boot are dropped on load). Syncing every task's attach
+        // made a node's task starts wait on the disk one after the other.
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(&body)?;
-            f.sync_all()?;
             std::fs::rename(&tmp, &path)
         };
         write().map_err(Error::io(format!("write {}", path.display())))?;
@@ -742,10 +746,12 @@ fn without_unkept(state: &NodeState, keep: &HashSet<String>) -> NodeState {
 
 fn load(path: &Path) -> Result<NodeState> {
     match std::fs::read(path) {
-        Ok(body) => serde_json::from_slice(&body).map_err(|source| Error::State {
-            path: path.to_path_buf(),
-            source,
-        }),
+        // An unsynced file a power loss left empty or torn: nothing it
+        // named survived the reboot anyway.
+        Ok(body) => Ok(serde_json::from_slice(&body).unwrap_or_else(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "unreadable network state; starting without it");
+            NodeState::default()
+        })),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(NodeState::default()),
         Err(e) => Err(Error::io(format!("read {}", path.display()))(e)),
     }

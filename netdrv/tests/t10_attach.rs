@@ -526,3 +526,23 @@ fn t90_many_tasks_attach_and_detach_at_once() {
         assert!(!nft_table_exists());
     });
 }
+
+#[test]
+fn t95_a_torn_state_file_is_started_without() {
+    isolated("t95_a_torn_state_file_is_started_without", || async {
+        let state = StateDir::new();
+        let dir = state.path.clone();
+        // What a power loss may leave of a file replaced without a sync.
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("state.json"), b"{\"boot_id\": \"12").unwrap();
+        let driver = OverlayDriver::new(dir.clone()).unwrap();
+        let net = network(NET, "10.0.1.0/24", "10.0.1.1", false);
+        let a = driver
+            .attach(TASK_A, &on(&net, "10.0.1.5/24"))
+            .await
+            .unwrap();
+        assert!(ping(&a.path, "10.0.1.1"));
+        driver.detach(TASK_A).await.unwrap();
+        assert_eq!(mounted_netns_files(&dir.join("netns")), 0);
+    });
+}
