@@ -1,0 +1,142 @@
+//! One manager on a really slow disk (its data root on a loop device whose
+//! writes the kernel throttles): as a follower it must not slow the
+//! cluster's writes down, and as the leader the cluster must stay
+//! available. Latencies are printed, not asserted: this machine's timing
+//! is not the test's to judge.
+
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
+
+use compat_tests::cluster::slowdisk::SlowDisk;
+use compat_tests::cluster::swarm;
+use compat_tests::cluster::wait_for;
+use compat_tests::cluster::writes;
+use compat_tests::cluster::writes::Ack;
+use compat_tests::cluster::writes::Writes;
+use compat_tests::cluster::Engine;
+use compat_tests::cluster::Lab;
+use compat_tests::cluster::Node;
+
+/// Write requests a second the slow disk serves its engine.
+const SLOW_IOPS: u32 = 5;
+/// Writes measured per phase.
+const PER_PHASE: usize = 20;
+
+/// Writes through `via` until [`PER_PHASE`] are acknowledged or a minute
+/// has passed; prints their latencies and returns them.
+fn phase(via: &Arc<Node>, prefix: &str, what: &str) -> (Vec<Ack>, usize) {
+    let w = Writes::start(via.clone(), prefix);
+    let _ = compat_tests::cluster::procs::try_wait_for(Duration::from_secs(60), || {
+        (w.acked().len() >= PER_PHASE).then_some(())
+    });
+    let failed = w.failed();
+    let acked = w.stop();
+    let [p50, p90, p99, max] = writes::percentiles(&acked);
+    println!(
+        "{what}: {} writes acknowledged, {failed} failed; latency p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        acked.len(),
+        ms(p50),
+        ms(p90),
+        ms(p99),
+        ms(max)
+    );
+    (acked, failed)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Restarts managers other than `want` one at a time (each back before the
+/// next) until `want` leads; at most `tries` elections. The hostname that
+/// leads at the end.
+fn make_leader(nodes: &[Arc<Node>], want: &Node, tries: usize) -> String {
+    let mut leader = String::new();
+    for _ in 0..tries {
+        leader = wait_for(60, "a leader", || swarm::leader(want));
+        if leader == want.hostname() {
+            break;
+        }
+        let current = nodes
+            .iter()
+            .find(|n| n.hostname() == leader)
+            .expect("the leader is a lab node");
+        current.kill_engine();
+        let old = leader.clone();
+        leader = wait_for(60, "a new leader", || {
+            swarm::leader(want).filter(|l| *l != old)
+        });
+        current.start_engine().expect("the old leader's engine");
+        wait_for(60, "the old leader reachable again", || {
+            let rows = swarm::node_ls(want)?;
+            let r = rows.iter().find(|r| r.hostname == old)?;
+            (r.status == "Ready" && r.manager_status == "Reachable").then_some(())
+        });
+    }
+    leader
+}
+
+#[test]
+fn e2e_cluster_slow_disk_manager() {
+    if let Some(why) = SlowDisk::missing() {
+        if std::env::var_os("SHOAL_REQUIRE_CONTAINERD").is_some() {
+            panic!("a slow disk is required here: {why}");
+        }
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 3, 0);
+    let (n2, n3) = (&nodes[1], &nodes[2]);
+    let disk = SlowDisk::attach(n3.clone()).expect("node3's data root on a loop device");
+    wait_for(60, "node3 reachable on its new disk", || {
+        let rows = swarm::node_ls(n2)?;
+        let r = rows.iter().find(|r| r.hostname == "node3")?;
+        (r.status == "Ready" && r.manager_status == "Reachable").then_some(())
+    });
+    let mut all = Vec::new();
+    let (a, _) = phase(n2, "fast", "all disks fast");
+    all.extend(a);
+
+    // A slow follower: the two fast managers are a quorum of their own.
+    disk.throttle(SLOW_IOPS).expect("throttle node3's disk");
+    let before = disk.writes();
+    let (a, _) = phase(n2, "slowf", "node3's disk slow, node3 a follower");
+    assert!(a.len() >= PER_PHASE / 2, "writes stalled: {}", a.len());
+    println!(
+        "node3's engine sent {} write requests to its slow disk meanwhile",
+        disk.writes() - before
+    );
+    all.extend(a);
+
+    // A slow leader: the cluster stays available, leadership may move.
+    disk.throttle(0).expect("lift the throttle");
+    let leader = make_leader(&nodes, n3, 4);
+    println!("leader before throttling: {leader}");
+    if leader == "node3" {
+        disk.throttle(SLOW_IOPS).expect("throttle node3's disk");
+        let started = Instant::now();
+        let (a, _) = phase(n2, "slowl", "node3's disk slow, node3 the leader");
+        assert!(!a.is_empty(), "no write acknowledged with a slow leader");
+        all.extend(a);
+        let now = wait_for(60, "a leader", || swarm::leader(n2));
+        println!(
+            "leader after {:.0} s of writes with a slow leader: {now}",
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        println!("node3 never won an election in 4 tries: slow-leader phase not run");
+    }
+
+    // Nothing acknowledged is lost, on any manager.
+    disk.throttle(0).expect("lift the throttle");
+    for m in &nodes {
+        let what = format!("every acknowledged write on node{}", m.n());
+        wait_for(60, &what, || {
+            writes::missing_on(m, &all).filter(Vec::is_empty)
+        });
+    }
+}
