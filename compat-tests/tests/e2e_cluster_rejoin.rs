@@ -224,6 +224,7 @@ fn e2e_cluster_manager_rejoins_after_wipe() {
     let leader = wait_for(60, "a leader among the two left", || {
         swarm::leader(n3).filter(|l| l != "node1")
     });
+    let elected = killed.elapsed();
     let r = n3.docker_within(
         Duration::from_secs(30),
         &["secret", "create", "after", "-"],
@@ -231,7 +232,8 @@ fn e2e_cluster_manager_rejoins_after_wipe() {
     );
     assert!(r.success(), "{r:?}");
     println!(
-        "manager wipe: {leader} leads {:.1}s after node1 died",
+        "manager wipe: {leader} leads {:.1} s after node1 died, first write {:.1} s after",
+        elected.as_secs_f64(),
         killed.elapsed().as_secs_f64()
     );
     wait_for(30, "the write on the other manager", || {

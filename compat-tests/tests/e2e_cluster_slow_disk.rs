@@ -20,12 +20,14 @@ use compat_tests::cluster::Node;
 
 /// Write requests a second the slow disk serves its engine.
 const SLOW_IOPS: u32 = 5;
+/// Synchronous writes timed to show how slow the disk is.
+const PROBE_WRITES: u32 = 5;
 /// Writes measured per phase.
 const PER_PHASE: usize = 20;
 
 /// Writes through `via` until [`PER_PHASE`] are acknowledged or a minute
 /// has passed; prints their latencies and returns them.
-fn phase(via: &Arc<Node>, prefix: &str, what: &str) -> (Vec<Ack>, usize) {
+fn phase(via: &Arc<Node>, prefix: &str, what: &str) -> (Vec<Ack>, Vec<String>) {
     let w = Writes::start(via.clone(), prefix);
     let _ = compat_tests::cluster::procs::try_wait_for(Duration::from_secs(60), || {
         (w.acked().len() >= PER_PHASE).then_some(())
@@ -34,8 +36,9 @@ fn phase(via: &Arc<Node>, prefix: &str, what: &str) -> (Vec<Ack>, usize) {
     let acked = w.stop();
     let [p50, p90, p99, max] = writes::percentiles(&acked);
     println!(
-        "{what}: {} writes acknowledged, {failed} failed; latency p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        "{what}: {} writes acknowledged, {} failed {failed:?}; latency p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         acked.len(),
+        failed.len(),
         ms(p50),
         ms(p90),
         ms(p99),
@@ -97,12 +100,22 @@ fn e2e_cluster_slow_disk_manager() {
         let r = rows.iter().find(|r| r.hostname == "node3")?;
         (r.status == "Ready" && r.manager_status == "Reachable").then_some(())
     });
+    println!(
+        "node3's disk unthrottled: {} synchronous 4 KiB writes take {:.0} ms",
+        PROBE_WRITES,
+        ms(disk.probe(PROBE_WRITES).expect("probe the disk"))
+    );
     let mut all = Vec::new();
     let (a, _) = phase(n2, "fast", "all disks fast");
     all.extend(a);
 
     // A slow follower: the two fast managers are a quorum of their own.
     disk.throttle(SLOW_IOPS).expect("throttle node3's disk");
+    println!(
+        "node3's disk: {} synchronous 4 KiB writes take {:.0} ms",
+        PROBE_WRITES,
+        ms(disk.probe(PROBE_WRITES).expect("probe the slow disk"))
+    );
     let before = disk.writes();
     let (a, _) = phase(n2, "slowf", "node3's disk slow, node3 a follower");
     assert!(a.len() >= PER_PHASE / 2, "writes stalled: {}", a.len());

@@ -113,6 +113,24 @@ impl SlowDisk {
         .context("set the write throttle")
     }
 
+    /// How long `count` synchronous 4 KiB writes to the data root take for
+    /// a process in the engine's throttled cgroup (a `dd` in the node).
+    pub fn probe(&self, count: u32) -> anyhow::Result<Duration> {
+        let script = "echo $$ > \"$1/cgroup.procs\" && \
+             dd if=/dev/zero of=\"$2/.slowdisk-probe\" bs=4k count=\"$3\" oflag=dsync 2>/dev/null; \
+             r=$?; rm -f \"$2/.slowdisk-probe\"; exit $r";
+        let (cg, root) = (
+            self.cgroup.display().to_string(),
+            self.node.data_root().display().to_string(),
+        );
+        let started = std::time::Instant::now();
+        let out = self
+            .node
+            .run(&["sh", "-c", script, "sh", &cg, &root, &count.to_string()]);
+        anyhow::ensure!(out.success(), "the probe failed: {out:?}");
+        Ok(started.elapsed())
+    }
+
     /// How many write requests the engine's cgroup sent to the device.
     pub fn writes(&self) -> u64 {
         let stats = std::fs::read_to_string(self.cgroup.join("blkio.throttle.io_serviced"))

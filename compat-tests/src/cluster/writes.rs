@@ -32,7 +32,7 @@ pub struct Ack {
 pub struct Writes {
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<Ack>>>,
-    failed: Arc<Mutex<usize>>,
+    failed: Arc<Mutex<Vec<String>>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -41,7 +41,7 @@ impl Writes {
     pub fn start(n: Arc<Node>, prefix: &str) -> Writes {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(Vec::new()));
-        let failed = Arc::new(Mutex::new(0));
+        let failed = Arc::new(Mutex::new(Vec::new()));
         let thread = {
             let (stop, acked, failed) = (stop.clone(), acked.clone(), failed.clone());
             let prefix = prefix.to_string();
@@ -62,7 +62,7 @@ impl Writes {
                         let took = at - started;
                         lock(&acked).push(Ack { name, at, took });
                     } else {
-                        *lock(&failed) += 1;
+                        lock(&failed).push(r.stderr.trim().to_string());
                         // A failed call (no leader yet) is retried under a
                         // new name, not hammered.
                         std::thread::sleep(Duration::from_millis(50));
@@ -88,9 +88,9 @@ impl Writes {
         lock(&self.acked).iter().filter(|a| a.at > t).count()
     }
 
-    /// How many writes failed so far.
-    pub fn failed(&self) -> usize {
-        *lock(&self.failed)
+    /// The errors of the writes that failed so far.
+    pub fn failed(&self) -> Vec<String> {
+        lock(&self.failed).clone()
     }
 
     /// Stops the thread and returns every acknowledged write.
