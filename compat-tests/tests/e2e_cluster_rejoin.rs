@@ -75,8 +75,6 @@ fn e2e_cluster_worker_rejoins_after_wipe() {
         "web",
         "--replicas",
         "2",
-        "--replicas-max-per-node",
-        "1",
         "--constraint",
         "node.role==worker",
         TEST_IMAGE,
@@ -103,6 +101,10 @@ fn e2e_cluster_worker_rejoins_after_wipe() {
         let row = rows.iter().find(|r| r.0 == old)?;
         (row.1 == "Down").then_some(())
     });
+    // Its task runs again on the worker left.
+    wait_for(60, "both replicas on node3", || {
+        swarm::running_on(n1, "web").filter(|h| h == &["node3", "node3"])
+    });
 
     // It joins again as a new node.
     let token = n1.ok(&["swarm", "join-token", "-q", "worker"]);
@@ -121,10 +123,11 @@ fn e2e_cluster_worker_rejoins_after_wipe() {
     assert!(!rows.iter().any(|r| r.0 == old), "{rows:?}");
     assert_eq!(rows.len(), 3, "{rows:?}");
 
-    // The replica that had to wait for a second worker runs on it.
+    // New tasks go to the new node, the least loaded.
     n2.load_test_image().expect("test image");
-    wait_for(60, "a replica on each worker again", || {
-        swarm::running_on(n1, "web").filter(|h| h == &["node2", "node3"])
+    n1.ok(&["service", "scale", "-d", "web=3"]);
+    wait_for(60, "the third replica on the new node", || {
+        swarm::running_on(n1, "web").filter(|h| h == &["node2", "node3", "node3"])
     });
     let filter = "label=com.docker.swarm.service.name=web";
     wait_for(30, "the task's container on the new node", || {
