@@ -111,6 +111,7 @@ fn e2e_cluster_slow_disk_manager() {
         ms(disk.probe(PROBE_WRITES).expect("probe the disk"))
     );
     let mut all = Vec::new();
+    println!("leader: {:?}", swarm::leader(n2));
     let (a, _) = phase(n2, "fast", "all disks fast");
     all.extend(a);
 
@@ -122,6 +123,7 @@ fn e2e_cluster_slow_disk_manager() {
         ms(disk.probe(PROBE_WRITES).expect("probe the slow disk"))
     );
     let before = disk.writes();
+    println!("leader: {:?}", swarm::leader(n2));
     let (a, _) = phase(n2, "slowf", "node3's disk slow, node3 a follower");
     assert!(a.len() >= PER_PHASE / 2, "writes stalled: {}", a.len());
     println!(
