@@ -2,47 +2,17 @@
 //! machine dies under a stream of writes, a worker dies whole or goes
 //! silent, and they come back.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 use std::time::Instant;
 
 use compat_tests::cluster::image::TEST_IMAGE;
 use compat_tests::cluster::swarm;
 use compat_tests::cluster::wait_for;
+use compat_tests::cluster::writes;
+use compat_tests::cluster::writes::secrets_on;
+use compat_tests::cluster::writes::Writes;
 use compat_tests::cluster::Engine;
 use compat_tests::cluster::Lab;
-use compat_tests::cluster::Node;
-
-/// Creates secrets `w0`, `w1`, ... through `n` one after another until
-/// `stop` (at most 600 writes); returns the names whose create was
-/// acknowledged, with when.
-fn writer(n: Arc<Node>, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<(String, Instant)>>>) {
-    for i in 0..600 {
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        let name = format!("w{i}");
-        let r = n.docker_within(
-            Duration::from_secs(30),
-            &["secret", "create", &name, "-"],
-            Some(b"payload"),
-        );
-        if r.success() {
-            acked.lock().unwrap().push((name, Instant::now()));
-        } else {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn secrets_on(n: &Node) -> Option<Vec<String>> {
-    let r = n.docker(&["secret", "ls", "--format", "{{.Name}}"]);
-    r.success()
-        .then(|| r.stdout.lines().map(str::to_string).collect())
-}
 
 #[test]
 fn e2e_cluster_leader_killed_under_writes() {
@@ -53,42 +23,24 @@ fn e2e_cluster_leader_killed_under_writes() {
     let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
     assert_eq!(swarm::leader(n2).as_deref(), Some("node1"));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let w = {
-        let (n, s, a) = (n2.clone(), stop.clone(), acked.clone());
-        std::thread::spawn(move || writer(n, s, a))
-    };
+    let w = Writes::start(n2.clone(), "w");
     wait_for(60, "writes acknowledged through a follower", || {
-        (acked.lock().unwrap().len() >= 5).then_some(())
+        (w.acked().len() >= 5).then_some(())
     });
     n1.kill_node();
     let killed = Instant::now();
     // The API answers again through the other managers: a new leader, and
     // a write acknowledged after the crash.
     wait_for(60, "a write acknowledged after the leader died", || {
-        acked
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(_, at)| *at > killed)
-            .then_some(())
+        (w.acked_after(killed) > 0).then_some(())
     });
     let new_leader = wait_for(30, "a new leader", || {
         swarm::leader(n3).filter(|l| l != "node1")
     });
-    stop.store(true, Ordering::Relaxed);
-    w.join().unwrap();
+    let acked = w.stop();
     // No acknowledged write is lost, on either surviving manager.
-    let want: Vec<String> = acked
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(n, _)| n.clone())
-        .collect();
     for m in [n2, n3] {
-        let have = secrets_on(m).expect("secret ls");
-        let missing: Vec<&String> = want.iter().filter(|w| !have.contains(w)).collect();
+        let missing = writes::missing_on(m, &acked).expect("secret ls");
         assert!(missing.is_empty(), "node{} lost {missing:?}", m.n());
     }
     // The dead manager shows as such.
@@ -106,8 +58,7 @@ fn e2e_cluster_leader_killed_under_writes() {
             .then_some(())
     });
     wait_for(30, "node1 has every acknowledged write", || {
-        let have = secrets_on(n1)?;
-        want.iter().all(|w| have.contains(w)).then_some(())
+        writes::missing_on(n1, &acked).filter(Vec::is_empty)
     });
     assert_ne!(new_leader, "node1");
 }

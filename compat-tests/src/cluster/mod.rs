@@ -35,7 +35,9 @@ pub mod lab;
 pub mod node;
 pub mod ns;
 pub mod procs;
+pub mod slowdisk;
 pub mod swarm;
+pub mod writes;
 
 pub use cli::Cli;
 pub use cli::Run;

@@ -257,7 +257,9 @@ impl Node {
         .with_context(|| format!("node{}'s containerd did not answer within 30s", self.n))
     }
 
-    fn start_engine(&self) -> anyhow::Result<()> {
+    /// Starts the engine on its data root (after [`Node::stop_engine`] or
+    /// [`Node::kill_engine`]); returns once it answers.
+    pub fn start_engine(&self) -> anyhow::Result<()> {
         let init = self.procs().init_pid.context("the node is not running")?;
         anyhow::ensure!(self.procs().engine.is_none(), "the engine is running");
         let engine = self.lab.engine;
@@ -340,11 +342,38 @@ impl Node {
         }
     }
 
+    /// Stops only the engine as an operator would: SIGTERM to its PID,
+    /// SIGKILL if it has not ended within `grace`. Returns once it has
+    /// ended.
+    pub fn stop_engine(&self, grace: Duration) {
+        let (child, pid) = {
+            let mut p = self.procs();
+            (p.engine.take(), p.engine_pid.take())
+        };
+        if let Some(pid) = pid {
+            procs::signal(pid, Signal::SIGTERM);
+            if procs::try_wait_for(grace, || (!procs::alive(pid)).then_some(())).is_none() {
+                procs::signal(pid, Signal::SIGKILL);
+            }
+        }
+        if let Some(mut c) = child {
+            if !procs::reap(&mut c, Duration::from_secs(20)) {
+                procs::kill_child(&mut c);
+            }
+        }
+    }
+
     /// Starts the engine again on the same data root (after
     /// [`Node::kill_engine`]); returns once it answers.
     pub fn restart_engine(&self) -> anyhow::Result<()> {
         self.kill_engine();
         self.start_engine()
+    }
+
+    /// The engine's data root (`--data-root`), as the host and the node
+    /// both see it unless something was mounted over it inside the node.
+    pub fn data_root(&self) -> PathBuf {
+        self.engine_paths().data_root
     }
 
     /// Sets the node's link on the LAN down: everything it sends or is sent

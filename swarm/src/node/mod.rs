@@ -132,6 +132,7 @@ impl SwarmNode {
         });
         tokio::spawn(node.clone().watch_roles());
         let Some(state) = NodeState::load(&node.swarm_dir())? else {
+            tokio::spawn(node.clone().remove_orphaned_tasks());
             return Ok(node);
         };
         if state.role == Role::Worker {
@@ -166,6 +167,21 @@ impl SwarmNode {
             }
         }
         Ok(node)
+    }
+
+    /// Removes the task containers of a swarm this node no longer knows
+    /// (its swarm state was wiped while they ran: shoald leaves tasks
+    /// running when it stops), as `swarm leave` removes them: no swarm
+    /// will ever claim them, and dockerd on a wiped data root shows none.
+    /// Under the lifecycle lock, so a join cannot start in between.
+    async fn remove_orphaned_tasks(self: Arc<Self>) {
+        let _g = self.lifecycle.lock().await;
+        let Some(e) = self.cfg.executor.as_ref().filter(|_| self.is_inactive()) else {
+            return;
+        };
+        if let Err(e) = e.prune(&Default::default()).await {
+            tracing::warn!(error = %e, "removing the tasks of a forgotten swarm failed");
+        }
     }
 
     fn swarm_dir(&self) -> PathBuf {

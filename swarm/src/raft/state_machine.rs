@@ -155,6 +155,9 @@ impl StateMachine {
                 )
             })?;
             sm.state.restore(tables);
+            if let Some(id) = meta.last_log_id {
+                sm.state.applied_without_change(id.index);
+            }
             sm.last_applied = meta.last_log_id;
             sm.membership = meta.last_membership;
         }
@@ -224,10 +227,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for e in entries {
             self.last_applied = Some(e.log_id);
             match e.payload {
-                EntryPayload::Blank => {}
+                // A new leader waits for its term's blank entry to be
+                // applied before it starts its loops: it must count.
+                EntryPayload::Blank => self.state.applied_without_change(e.log_id.index),
                 EntryPayload::Normal(p) => self.state.apply(e.log_id.index, &p.actions),
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(e.log_id), m);
+                    self.state.applied_without_change(e.log_id.index);
                 }
             }
             out.push(());
@@ -263,6 +269,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let tables = StoreSnapshot::decode(&data).map_err(err)?;
         self.files.save(meta, &data)?;
         self.state.restore(tables);
+        // The image may end with entries that changed nothing in it.
+        if let Some(id) = meta.last_log_id {
+            self.state.applied_without_change(id.index);
+        }
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         Ok(())

@@ -69,6 +69,20 @@ impl SharedState {
         self.applied.send_replace(index);
     }
 
+    /// Records that the entry at `index` was applied though it holds
+    /// nothing for the store (a term's blank entry, a membership change):
+    /// whoever waits for it goes on. The tables' own index stays at the
+    /// last entry that changed them.
+    pub fn applied_without_change(&self, index: u64) {
+        self.applied.send_if_modified(|i| {
+            let later = index > *i;
+            if later {
+                *i = index;
+            }
+            later
+        });
+    }
+
     /// Replaces the whole state (snapshot install or restart).
     pub fn restore(&self, tables: Tables) {
         let index = tables.last_index;

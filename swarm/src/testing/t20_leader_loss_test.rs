@@ -203,3 +203,32 @@ async fn t22_a_write_in_flight_when_the_leader_stops_fails_with_no_leader() -> R
     assert!(is_no_leader(&e), "{e}");
     c.shutdown().await
 }
+
+/// The leader stops when nobody writes: the new leader's first entry of
+/// its term (a blank one) must count as applied, or a manager waiting for
+/// its log to be applied before it leads (and any caller waiting for its
+/// log index) waits for a write that is not coming.
+#[tokio::test(start_paused = true)]
+async fn t24_a_quiet_new_leader_has_applied_its_whole_log() -> Result<()> {
+    let mut c = TestCluster::new(3).await?;
+    let old = c.wait_leader(WAIT).await?;
+    create_secret(&c.node(old).store(), "before").await?;
+    c.wait_synced(WAIT).await?;
+    c.stop(old).await?;
+    let new = c.wait_new_leader(old, WAIT).await?;
+    let last = c
+        .wait_for(WAIT, "the new term's entry committed", |c| {
+            let m = c.node(new).metrics();
+            let last = m.last_log_index?;
+            (m.last_applied.map(|l| l.index) == Some(last)).then_some(last)
+        })
+        .await?;
+    let store = c.node(new).store();
+    let state = store.state();
+    assert!(
+        state.wait_applied(last, Duration::from_secs(1)).await,
+        "the store's applied index stays at {} below the log's {last}",
+        state.applied_index()
+    );
+    c.shutdown().await
+}
