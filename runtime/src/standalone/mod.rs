@@ -19,6 +19,7 @@ mod calls;
 pub mod error;
 mod io;
 mod names;
+mod net_events;
 mod networks;
 pub mod policy;
 pub mod record;
@@ -107,6 +108,8 @@ struct Live {
     run: std::sync::atomic::AtomicU64,
     /// The last restart delay.
     delay: Mutex<Option<std::time::Duration>>,
+    /// The networks its endpoints are on while it runs.
+    joined: Mutex<Vec<net_events::Joined>>,
 }
 
 impl Live {
@@ -121,6 +124,7 @@ impl Live {
             no_restart: watch::channel(false).0,
             run: std::sync::atomic::AtomicU64::new(0),
             delay: Mutex::new(None),
+            joined: Mutex::new(Vec::new()),
         }
     }
 }
@@ -388,7 +392,7 @@ impl Standalone {
             .any(|c| c.id == id && c.state.status.is_running());
         if running {
             let mode = NetworkMode::of(&record.host_config())?;
-            if let Err(e) = self.attach_network(id, &mode, &record).await {
+            if let Err(e) = self.attach_network(id, &mode, &record, true).await {
                 tracing::warn!(container = %id, error = %e, "renaming on the container's networks");
             }
         }
