@@ -142,7 +142,7 @@ pub fn get(store: &Store, input: &str) -> Result<Network> {
 /// `GET /networks` (swarm networks only).
 /// One node an overlay network spans, as `docker network inspect` lists
 /// it under `Peers`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct NetworkPeer {
     /// The node's name on the overlay (dockerd: hostname and a short ID).
     pub name: String,
@@ -187,6 +187,46 @@ pub fn peers(store: &Store, network_id: &str) -> Vec<NetworkPeer> {
         out.sort();
         out
     })
+}
+
+/// One swarm network a node is on, with the nodes it spans: what a
+/// worker, which holds no copy of the store, shows of it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeNetwork {
+    /// The network.
+    pub network: Network,
+    /// The nodes it spans (`Peers`).
+    pub peers: Vec<NetworkPeer>,
+}
+
+/// The swarm networks node `node_id` is on, oldest first, as dockerd's
+/// worker shows them: those its live tasks and standalone containers hold
+/// an address on, and the ingress network once the node has its
+/// routing-mesh address.
+pub fn on_node(store: &Store, node_id: &str) -> Vec<NodeNetwork> {
+    let mut nets: Vec<Network> = store.view(|v| {
+        let t = v.tables();
+        let mut ids: std::collections::BTreeSet<&str> = t
+            .iter::<Task>()
+            .filter(|task| task.node_id() == Some(node_id))
+            .filter(|task| crate::allocator::vip::holds_addresses(task))
+            .flat_map(|task| task.networks.iter().map(|a| a.network_id.as_str()))
+            .collect();
+        let meshed = t
+            .get::<crate::model::Node>(node_id)
+            .is_some_and(|n| n.ingress_address.is_some());
+        t.iter::<Network>()
+            .filter(|n| ids.remove(n.id()) || (meshed && alloc::is_ingress(n)))
+            .cloned()
+            .collect()
+    });
+    nets.sort_by(|a, b| a.api.created.cmp(&b.api.created));
+    nets.into_iter()
+        .map(|n| NodeNetwork {
+            peers: peers(store, n.id()),
+            network: n,
+        })
+        .collect()
 }
 
 pub fn list(store: &Store) -> Vec<Network> {
