@@ -435,4 +435,34 @@ mod tests {
             format!("rpc error: code = FailedPrecondition desc = network {nid} is in use by service {sid}")
         );
     }
+
+    #[tokio::test]
+    async fn a_node_sees_only_the_networks_it_holds_addresses_on() {
+        let store = Store::in_memory();
+        let mut attachable = req("att");
+        attachable.attachable = Some(true);
+        let att = create(&store, attachable).await.unwrap();
+        let mut other = req("other");
+        other.attachable = Some(true);
+        create(&store, other).await.unwrap();
+        let on =
+            |node: &str, container: &str, network: &str| super::super::attachment::AttachRequest {
+                node_id: node.into(),
+                container_id: container.into(),
+                network: network.into(),
+                aliases: Vec::new(),
+            };
+        super::super::attachment::attach(&store, &on("node1", "c1", "att"))
+            .await
+            .unwrap();
+        super::super::attachment::attach(&store, &on("node2", "c2", "other"))
+            .await
+            .unwrap();
+        let seen: Vec<String> = on_node(&store, "node1")
+            .iter()
+            .map(|n| n.network.id().to_string())
+            .collect();
+        assert_eq!(seen, vec![att]);
+        assert!(on_node(&store, "node3").is_empty());
+    }
 }
