@@ -123,8 +123,18 @@ fn e2e_cluster_worker_shows_its_swarm_networks() {
     assert_eq!(v["Attachable"], true);
     assert_eq!(v["Containers"][a1]["Name"], "a1");
 
-    // The others are not found, with dockerd's text.
+    assert_eq!(v["Labels"], serde_json::json!({}));
+
+    // The others are not found, with dockerd's text; the ones shown are
+    // the managers' to remove.
     let err = n2.fail(&["network", "inspect", "other"]);
+    assert!(err.contains("network other not found"), "{err}");
+    let err = n2.fail(&["network", "rm", "ov"]);
+    assert!(
+        err.contains("This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state."),
+        "{err}"
+    );
+    let err = n2.fail(&["network", "rm", "other"]);
     assert!(err.contains("network other not found"), "{err}");
     lab.teardown();
 }

@@ -220,7 +220,7 @@ async fn list(
         nets.sort_by(|a, b| a.api.created.cmp(&b.api.created));
         all.extend(nets.iter().map(swarm_view));
     } else if let Some(nets) = worker_networks(&s).await {
-        all.extend(nets.iter().map(|n| swarm_view(&n.network)));
+        all.extend(nets.iter().map(worker_view));
     }
     let mut out = Vec::new();
     for v in all {
@@ -285,6 +285,16 @@ async fn worker_networks(s: &AppState) -> Option<Vec<network::NodeNetwork>> {
             None
         }
     }
+}
+
+/// dockerd's worker's view of a swarm network it is on: the cluster's
+/// object with its labels as a map (`{}` where a manager shows null).
+fn worker_view(n: &network::NodeNetwork) -> Value {
+    let mut v = swarm_view(&n.network);
+    if v["Labels"].is_null() {
+        v["Labels"] = json!({});
+    }
+    v
 }
 
 /// The network of `nets` that `input` names: full ID, name, then a unique
@@ -367,7 +377,7 @@ async fn inspect(
                     .map(|p| json!({"Name": p.name, "IP": p.ip}))
                     .collect(),
             );
-            swarm_view(&n.network)
+            worker_view(n)
         }
         Err(e) => return Err(e),
     };
@@ -471,7 +481,17 @@ async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<
             format!("{name} is a pre-defined network and cannot be removed"),
         ));
     }
-    let m = s.node.manager().map_err(|_| not_found(&id))?;
+    let m = match s.node.manager() {
+        Ok(m) => m,
+        // A worker refuses a swarm network it shows as dockerd's does;
+        // any other is not found.
+        Err(e) => {
+            let shown = worker_networks(&s)
+                .await
+                .is_some_and(|nets| pick(&nets, &id).is_some());
+            return Err(if shown { e.into() } else { not_found(&id) });
+        }
+    };
     network::remove(m.store(), &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
