@@ -2,7 +2,8 @@
 //! holds no copy of the cluster's networks: as dockerd's worker, it shows
 //! the swarm networks its tasks and attachable containers are on (scope
 //! swarm, the cluster's ID and addresses, its own containers, the peers)
-//! and not the others.
+//! and not the others; an attachable container's joining is its network
+//! event.
 
 use std::collections::BTreeSet;
 
@@ -13,6 +14,14 @@ use compat_tests::cluster::wait_for;
 use compat_tests::cluster::Engine;
 use compat_tests::cluster::Lab;
 use compat_tests::cluster::Node;
+
+/// Now as the CLI takes it: seconds since the epoch with a fraction.
+fn now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", d.as_secs(), d.subsec_nanos())
+}
 
 /// The names `docker network ls --filter scope=swarm` shows on `n`.
 fn swarm_names(n: &Node) -> BTreeSet<String> {
@@ -66,6 +75,7 @@ fn e2e_cluster_worker_shows_its_swarm_networks() {
         "600",
     ]);
     let web = container_on(n2, "web");
+    let t0 = now();
     let a1 = n2.ok(&[
         "run",
         "-d",
@@ -122,6 +132,21 @@ fn e2e_cluster_worker_shows_its_swarm_networks() {
     let v = inspect(n2, "att");
     assert_eq!(v["Attachable"], true);
     assert_eq!(v["Containers"][a1]["Name"], "a1");
+    // Its joining is a network event of the worker, as dockerd tells it.
+    let until = now();
+    let events = n2.ok(&[
+        "events",
+        "--since",
+        &t0,
+        "--until",
+        &until,
+        "--filter",
+        "type=network",
+        "--format",
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}} {{.Actor.Attributes.container}}",
+    ]);
+    let want = format!("connect {} att overlay {a1}", v["Id"].as_str().unwrap());
+    assert!(events.lines().any(|l| l == want), "{events}");
 
     assert_eq!(v["Labels"], serde_json::json!({}));
 
