@@ -148,6 +148,12 @@ fn main() {
             "crate::exec::Attachment",
         ))
         .method(unary(
+            "node_networks",
+            "NodeNetworks",
+            "crate::dispatcher::wire::SessionRef",
+            "crate::dispatcher::wire::NodeNetworksReply",
+        ))
+        .method(unary(
             "detach_network",
             "DetachNetwork",
             "crate::dispatcher::wire::DetachNetworkRequest",

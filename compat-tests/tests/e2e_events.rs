@@ -375,3 +375,117 @@ fn images_volumes_execs_and_health_have_their_events() {
         "{healthy:?}"
     );
 }
+
+#[test]
+fn local_networks_and_their_containers_have_network_events() {
+    let Some((_ctrd, d)) = common::node_with_test_image() else {
+        return;
+    };
+    let t0 = unix_now();
+    let id = |out: String| out.trim().to_string();
+    let loc = id(d.ok(&["network", "create", "loc"]));
+    let c1 = id(d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "loc",
+        IMAGE,
+        "sleep",
+        "300",
+    ]));
+    let loc2 = id(d.ok(&["network", "create", "loc2"]));
+    // Connected and disconnected while it runs.
+    d.ok(&["network", "connect", "loc2", "c1"]);
+    d.ok(&["network", "disconnect", "loc2", "c1"]);
+    // A stopped container: dockerd tells the disconnect, not the connect
+    // (nothing is attached until it starts).
+    let c2 = id(d.ok(&[
+        "create",
+        "--name",
+        "c2",
+        "--network",
+        "loc",
+        IMAGE,
+        "sleep",
+        "300",
+    ]));
+    d.ok(&["network", "connect", "loc2", "c2"]);
+    d.ok(&["network", "disconnect", "loc2", "c2"]);
+    d.ok(&["stop", "-t", "0", "c1"]);
+    d.ok(&["start", "c1"]);
+    d.ok(&["rm", "-f", "c1", "c2"]);
+    d.ok(&["network", "rm", "loc2"]);
+    // On the default bridge.
+    let b1 = id(d.ok(&["run", "-d", "--name", "b1", IMAGE, "sleep", "300"]));
+    d.ok(&["rm", "-f", "b1"]);
+    let bridge = id(d.ok(&["network", "inspect", "-f", "{{.Id}}", "bridge"]));
+
+    let until = unix_now();
+    let replay = |filters: &[&str], format: &str| {
+        let mut args = vec!["events", "--since", &t0, "--until", &until];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        args.extend(["--format", format]);
+        lines(&d.ok(&args))
+    };
+    let got = replay(
+        &["type=network"],
+        "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} {{.Actor.Attributes.type}} \
+         {{.Actor.Attributes.container}} {{.Scope}}",
+    );
+    let ev = |action: &str, net: &str, name: &str, container: &str| {
+        format!("{action} {net} {name} bridge {container} local")
+    };
+    let want = vec![
+        ev("create", &loc, "loc", "<no value>"),
+        ev("connect", &loc, "loc", &c1),
+        ev("create", &loc2, "loc2", "<no value>"),
+        ev("connect", &loc2, "loc2", &c1),
+        ev("disconnect", &loc2, "loc2", &c1),
+        ev("disconnect", &loc2, "loc2", &c2),
+        ev("disconnect", &loc, "loc", &c1),
+        ev("connect", &loc, "loc", &c1),
+        ev("disconnect", &loc, "loc", &c1),
+        ev("destroy", &loc2, "loc2", "<no value>"),
+        ev("connect", &bridge, "bridge", &b1),
+        ev("disconnect", &bridge, "bridge", &b1),
+    ];
+    assert_eq!(got, want);
+
+    // In the stream a container joins its networks before its start and
+    // leaves them after its die (up to its second start: a forced removal
+    // kills and detaches at once).
+    let order = replay(
+        &[
+            "type=network",
+            "type=container",
+            "event=connect",
+            "event=disconnect",
+            "event=start",
+            "event=die",
+        ],
+        "{{.Type}} {{.Action}} {{.Actor.ID}}{{.Actor.Attributes.container}}",
+    );
+    let c1_lines: Vec<String> = order
+        .into_iter()
+        .filter(|l| l.contains(&c1))
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .take(8)
+        .collect();
+    assert_eq!(
+        c1_lines,
+        [
+            "network connect",
+            "container start",
+            "network connect",
+            "network disconnect",
+            "container die",
+            "network disconnect",
+            "network connect",
+            "container start",
+        ],
+    );
+}

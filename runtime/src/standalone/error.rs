@@ -59,6 +59,14 @@ pub enum Error {
     /// Refused in the current state (403, dockerd's text).
     #[error("{0}")]
     Forbidden(String),
+    /// `docker update` of limits that conflict with the container's.
+    #[error("Cannot update container {id}: {message}")]
+    UpdateConflict {
+        /// The container's full ID.
+        id: String,
+        /// dockerd's reason.
+        message: String,
+    },
     /// Reading or writing the container's files failed.
     #[error("{op}: {source}")]
     Files {
@@ -79,7 +87,8 @@ impl Error {
             | Error::AlreadyPaused(_)
             | Error::NotPaused(_)
             | Error::StartPaused
-            | Error::AttachPaused(_) => ErrorKind::Conflict,
+            | Error::AttachPaused(_)
+            | Error::UpdateConflict { .. } => ErrorKind::Conflict,
             Error::InvalidName(_) | Error::Invalid(_) | Error::Unsupported(_) | Error::SameName => {
                 ErrorKind::InvalidArgument
             }

@@ -19,9 +19,11 @@ mod calls;
 pub mod error;
 mod io;
 mod names;
+mod net_events;
 mod networks;
 pub mod policy;
 pub mod record;
+pub mod resources;
 mod run;
 pub mod spec;
 
@@ -107,6 +109,8 @@ struct Live {
     run: std::sync::atomic::AtomicU64,
     /// The last restart delay.
     delay: Mutex<Option<std::time::Duration>>,
+    /// The networks its endpoints are on while it runs.
+    joined: Mutex<Vec<net_events::Joined>>,
 }
 
 impl Live {
@@ -121,6 +125,7 @@ impl Live {
             no_restart: watch::channel(false).0,
             run: std::sync::atomic::AtomicU64::new(0),
             delay: Mutex::new(None),
+            joined: Mutex::new(Vec::new()),
         }
     }
 }
@@ -183,7 +188,17 @@ impl Standalone {
         if !name.is_empty() && !names::is_valid(&name) {
             return Err(Error::InvalidName(name));
         }
-        let hc = body.host_config.clone().unwrap_or_default();
+        let mut body = body;
+        let hc = body.host_config.get_or_insert_with(Default::default);
+        resources::check(&resources::asked(hc), &resources::HostCpus::probe()).map_err(
+            |r| match r {
+                resources::Refused::Invalid(m) | resources::Refused::Conflict(m) => {
+                    Error::Invalid(m)
+                }
+            },
+        )?;
+        resources::at_create(hc);
+        let hc = hc.clone();
         let policy = Policy::from_api(hc.restart_policy.as_ref()).map_err(Error::Invalid)?;
         if hc.auto_remove.unwrap_or(false) && policy.restarts() {
             return Err(Error::Invalid(
@@ -327,6 +342,7 @@ impl Standalone {
         };
         let mut oci = crate::exec::spec::build(&ctx).map_err(Error::Invalid)?;
         spec::adjust(&mut oci, &mode, hc.privileged.unwrap_or(false));
+        resources::apply(&mut oci, &hc);
         let hostname = if mode == NetworkMode::Host {
             self.env.hostname.clone()
         } else {
@@ -387,7 +403,7 @@ impl Standalone {
             .any(|c| c.id == id && c.state.status.is_running());
         if running {
             let mode = NetworkMode::of(&record.host_config())?;
-            if let Err(e) = self.attach_network(id, &mode, &record).await {
+            if let Err(e) = self.attach_network(id, &mode, &record, true).await {
                 tracing::warn!(container = %id, error = %e, "renaming on the container's networks");
             }
         }
@@ -413,20 +429,40 @@ impl Standalone {
         Ok(())
     }
 
-    /// `docker update --restart`: a new restart policy.
-    pub async fn set_restart_policy(&self, id: &str, p: api::RestartPolicy) -> Result<()> {
-        let policy = Policy::from_api(Some(&p)).map_err(Error::Invalid)?;
+    /// `docker update`: a new restart policy and new limits, checked and
+    /// merged as dockerd does, applied at once to a running container and
+    /// kept in its record for its next starts.
+    pub async fn update(&self, id: &str, u: api::ContainerUpdateBody) -> Result<()> {
+        let refused = |r: resources::Refused| match r {
+            resources::Refused::Invalid(m) => Error::Invalid(m),
+            resources::Refused::Conflict(message) => Error::UpdateConflict {
+                id: id.to_string(),
+                message,
+            },
+        };
+        resources::check(&u, &resources::HostCpus::probe()).map_err(refused)?;
         let live = self.live(id);
         let _op = live.op.lock().await;
         let mut record = self.record(id)?;
-        let mut hc = record.host_config();
-        if hc.auto_remove.unwrap_or(false) && policy.restarts() {
-            return Err(Error::Invalid(
-                "Restart policy cannot be updated because AutoRemove is enabled for the container"
-                    .into(),
-            ));
+        let old = record.host_config();
+        let mut hc = resources::merge(&old, &u).map_err(refused)?;
+        if let Some(p) = u.restart_policy {
+            let policy = Policy::from_api(Some(&p)).map_err(Error::Invalid)?;
+            if hc.auto_remove.unwrap_or(false) && policy.restarts() {
+                return Err(Error::Invalid(
+                    "Restart policy cannot be updated because AutoRemove is enabled for the container"
+                        .into(),
+                ));
+            }
+            hc.restart_policy = Some(p);
         }
-        hc.restart_policy = Some(p);
+        let running = self.ctd.task_state(id).await?.is_some_and(|p| p.running);
+        if running && resources::linux(&hc) != resources::linux(&old) {
+            self.ctd
+                .task_update(id, &resources::linux(&hc))
+                .await
+                .map_err(|e| Error::Failed(format!("Cannot update container {id}: {e}")))?;
+        }
         record.config.host_config = Some(hc);
         record
             .save(&self.dir(id))

@@ -21,6 +21,7 @@ use swarm::model::api;
 
 use super::error::Error;
 use super::error::Result;
+use super::net_events;
 use super::record::Record;
 use super::spec::NetworkMode;
 use super::Standalone;
@@ -107,6 +108,7 @@ impl Standalone {
             }
             return Err(e);
         }
+        net_events::local_network_event(&self.ctd, "create", &n);
         Ok(n)
     }
 
@@ -122,7 +124,9 @@ impl Standalone {
                 });
             }
         }
-        self.networks.delete(&n.id)
+        self.networks.delete(&n.id)?;
+        net_events::local_network_event(&self.ctd, "destroy", n);
+        Ok(())
     }
 
     /// Makes every recorded local network again on the node (at the
@@ -314,7 +318,14 @@ impl Standalone {
             .networking_config
             .get_or_insert_with(Default::default)
             .endpoints_config = Some(eps);
-        self.apply_networks(c, &mut record, &mode, before).await
+        self.apply_networks(c, &mut record, &mode, before).await?;
+        // A running container's leaving is told by its move; dockerd tells
+        // a stopped one's too.
+        if !c.state.status.is_running() {
+            let left = net_events::Joined::new(&n.id, &n.name, networks::BRIDGE_DRIVER);
+            net_events::network_event(&self.ctd, "disconnect", &c.id, &left);
+        }
+        Ok(())
     }
 
     /// Saves `record` with its new networks and, when the container runs,
@@ -334,11 +345,11 @@ impl Standalone {
         if !c.state.status.is_running() {
             return Ok(());
         }
-        if let Err(e) = self.attach_network(&c.id, mode, record).await {
+        if let Err(e) = self.attach_network(&c.id, mode, record, true).await {
             if let Err(u) = before.save(&dir) {
                 tracing::warn!(container = %c.id, error = %u, "restoring a container's record");
             }
-            if let Err(u) = self.attach_network(&c.id, mode, &before).await {
+            if let Err(u) = self.attach_network(&c.id, mode, &before, true).await {
                 tracing::warn!(container = %c.id, error = %u, "restoring a container's networks");
             }
             return Err(e);

@@ -17,6 +17,9 @@ use swarm::exec::TaskNetns;
 use super::error::Error;
 use super::error::Result;
 use super::io;
+use super::net_events;
+use super::net_events::Joined;
+use super::net_events::OVERLAY_DRIVER;
 use super::policy;
 use super::policy::Policy;
 use super::spec::NetworkMode;
@@ -26,12 +29,16 @@ use super::Standalone;
 use crate::exec::endpoints::Endpoint;
 use crate::exec::endpoints::Endpoints;
 use crate::logs::Copier;
+use crate::networks::BRIDGE_DRIVER;
 use crate::view::state::Status;
 use crate::view::ContainerInfo;
 
 const SIGKILL: u32 = 9;
 /// How often the monitor asks again while containerd is away.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long a stop waits for the monitor to tell the `die` before the
+/// container leaves its networks.
+const DIE_WAIT: Duration = Duration::from_secs(5);
 
 /// Who starts a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +98,7 @@ impl Standalone {
         let hc = record.host_config();
         let mode = NetworkMode::of(&hc)?;
         record.run.published.clear();
-        let (netns, published) = self.attach_network(id, &mode, &record).await?;
+        let (netns, published) = self.attach_network(id, &mode, &record, true).await?;
         record.run.published = published;
         let started = self.launch(id, live, &record, netns.as_ref()).await;
         let copier = match started {
@@ -302,7 +309,14 @@ impl Standalone {
                 tracing::warn!(container = %c.id, error = %e, "recording a stop");
             }
         }
-        self.ctd.container_stop(c, signal, timeout).await
+        let mut exits = live.exits.subscribe();
+        let before = exits.borrow().count;
+        self.ctd.container_stop(c, signal, timeout).await?;
+        // As under dockerd, it leaves its networks after its `die` (told
+        // by its monitor, which detaches it once this stop lets go).
+        let _ = tokio::time::timeout(DIE_WAIT, exits.wait_for(|e| e.count > before)).await;
+        self.set_joined(&c.id, Vec::new(), true);
+        Ok(())
     }
 
     /// `docker kill`: with the container's stop signal the restart policy
@@ -471,8 +485,9 @@ impl Standalone {
         let hc = record.host_config();
         let mode = NetworkMode::of(&hc)?;
         // The driver's attach is idempotent: it brings back what lived in
-        // the previous daemon (the DNS server, port checks).
-        self.attach_network(id, &mode, record).await?;
+        // the previous daemon (the DNS server, port checks). Its networks
+        // were joined under that daemon: no events.
+        self.attach_network(id, &mode, record, false).await?;
         let dir = self.dir(id);
         let (copier, _, _) = self.copy_output(id, live)?;
         {
@@ -512,12 +527,14 @@ impl Standalone {
     /// local networks and an attachable swarm network, with the published
     /// ports; none for `host` (the host's) and `none` (a new one with
     /// loopback only). Called again on a running container, it moves it
-    /// onto the networks its record names now.
+    /// onto the networks its record names now. With `announce`, the
+    /// networks joined and left are told as dockerd's network events.
     pub(super) async fn attach_network(
         &self,
         id: &str,
         mode: &NetworkMode,
         record: &super::record::Record,
+        announce: bool,
     ) -> Result<(Option<TaskNetns>, Vec<HostPort>)> {
         let Some(net) = &self.net else {
             return Ok((None, Vec::new()));
@@ -551,7 +568,9 @@ impl Standalone {
             )));
         }
         let mut endpoints = Vec::new();
+        let mut joined = Vec::new();
         if *mode == NetworkMode::Bridge {
+            joined.push(Joined::new(&self.bridge_id, "bridge", BRIDGE_DRIVER));
             let (address, gateway) = ns.egress.clone().unwrap_or_default();
             endpoints.push(Endpoint::new(
                 "bridge",
@@ -563,6 +582,16 @@ impl Standalone {
         }
         endpoints.extend(Self::local_endpoints(id, &plan, &ns));
         endpoints.extend(Endpoints::of(&ns, &atts).endpoints);
+        joined.extend(
+            plan.networks
+                .iter()
+                .map(|(n, _)| Joined::new(&n.id, &n.name, BRIDGE_DRIVER)),
+        );
+        joined.extend(
+            atts.iter()
+                .map(|a| Joined::new(&a.network.id, &a.network.name, OVERLAY_DRIVER)),
+        );
+        self.set_joined(id, joined, announce);
         let old = Endpoints::read(&self.dir(id));
         let eps = Endpoints {
             sandbox: ns.path.clone(),
@@ -574,7 +603,25 @@ impl Standalone {
         Ok((Some(ns), ports))
     }
 
+    /// Records that container `id` is on `now`, telling the networks left
+    /// and joined when `announce`.
+    fn set_joined(&self, id: &str, now: Vec<Joined>, announce: bool) {
+        let live = self.live(id);
+        let mut held = live.joined.lock().unwrap_or_else(|e| e.into_inner());
+        if announce {
+            let (left, joined) = net_events::changes(&held, &now);
+            for n in left {
+                net_events::network_event(&self.ctd, "disconnect", id, n);
+            }
+            for n in joined {
+                net_events::network_event(&self.ctd, "connect", id, n);
+            }
+        }
+        *held = now;
+    }
+
     async fn detach_network(&self, id: &str) {
+        self.set_joined(id, Vec::new(), true);
         if let Some(net) = &self.net {
             if let Err(e) = net.detach(id).await {
                 tracing::warn!(container = %id, error = %e, "detaching a container's network");

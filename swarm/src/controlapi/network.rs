@@ -142,7 +142,7 @@ pub fn get(store: &Store, input: &str) -> Result<Network> {
 /// `GET /networks` (swarm networks only).
 /// One node an overlay network spans, as `docker network inspect` lists
 /// it under `Peers`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct NetworkPeer {
     /// The node's name on the overlay (dockerd: hostname and a short ID).
     pub name: String,
@@ -187,6 +187,46 @@ pub fn peers(store: &Store, network_id: &str) -> Vec<NetworkPeer> {
         out.sort();
         out
     })
+}
+
+/// One swarm network a node is on, with the nodes it spans: what a
+/// worker, which holds no copy of the store, shows of it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeNetwork {
+    /// The network.
+    pub network: Network,
+    /// The nodes it spans (`Peers`).
+    pub peers: Vec<NetworkPeer>,
+}
+
+/// The swarm networks node `node_id` is on, oldest first, as dockerd's
+/// worker shows them: those its live tasks and standalone containers hold
+/// an address on, and the ingress network once the node has its
+/// routing-mesh address.
+pub fn on_node(store: &Store, node_id: &str) -> Vec<NodeNetwork> {
+    let mut nets: Vec<Network> = store.view(|v| {
+        let t = v.tables();
+        let mut ids: std::collections::BTreeSet<&str> = t
+            .iter::<Task>()
+            .filter(|task| task.node_id() == Some(node_id))
+            .filter(|task| crate::allocator::vip::holds_addresses(task))
+            .flat_map(|task| task.networks.iter().map(|a| a.network_id.as_str()))
+            .collect();
+        let meshed = t
+            .get::<crate::model::Node>(node_id)
+            .is_some_and(|n| n.ingress_address.is_some());
+        t.iter::<Network>()
+            .filter(|n| ids.remove(n.id()) || (meshed && alloc::is_ingress(n)))
+            .cloned()
+            .collect()
+    });
+    nets.sort_by(|a, b| a.api.created.cmp(&b.api.created));
+    nets.into_iter()
+        .map(|n| NodeNetwork {
+            peers: peers(store, n.id()),
+            network: n,
+        })
+        .collect()
 }
 
 pub fn list(store: &Store) -> Vec<Network> {
@@ -394,5 +434,35 @@ mod tests {
             e.message(),
             format!("rpc error: code = FailedPrecondition desc = network {nid} is in use by service {sid}")
         );
+    }
+
+    #[tokio::test]
+    async fn a_node_sees_only_the_networks_it_holds_addresses_on() {
+        let store = Store::in_memory();
+        let mut attachable = req("att");
+        attachable.attachable = Some(true);
+        let att = create(&store, attachable).await.unwrap();
+        let mut other = req("other");
+        other.attachable = Some(true);
+        create(&store, other).await.unwrap();
+        let on =
+            |node: &str, container: &str, network: &str| super::super::attachment::AttachRequest {
+                node_id: node.into(),
+                container_id: container.into(),
+                network: network.into(),
+                aliases: Vec::new(),
+            };
+        super::super::attachment::attach(&store, &on("node1", "c1", "att"))
+            .await
+            .unwrap();
+        super::super::attachment::attach(&store, &on("node2", "c2", "other"))
+            .await
+            .unwrap();
+        let seen: Vec<String> = on_node(&store, "node1")
+            .iter()
+            .map(|n| n.network.id().to_string())
+            .collect();
+        assert_eq!(seen, vec![att]);
+        assert!(on_node(&store, "node3").is_empty());
     }
 }

@@ -91,6 +91,13 @@ pub trait DispatcherApi: Send + Sync {
         session_id: &str,
         container_id: &str,
     ) -> Result<()>;
+    /// The swarm networks `node_id`'s tasks and standalone containers are
+    /// on, with their peers (a worker's `docker network ls/inspect`).
+    async fn node_networks(
+        &self,
+        node_id: &str,
+        session_id: &str,
+    ) -> Result<Vec<crate::controlapi::network::NodeNetwork>>;
     /// The DNS names the node's tasks resolve, kept current.
     async fn service_records(
         &self,

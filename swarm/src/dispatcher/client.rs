@@ -399,6 +399,24 @@ impl DispatcherApi for Remote {
         )
     }
 
+    async fn node_networks(
+        &self,
+        _node_id: &str,
+        session_id: &str,
+    ) -> Result<Vec<crate::controlapi::network::NodeNetwork>> {
+        let (mut c, _) = self.bound()?;
+        let reply: NodeNetworksReply = timed(
+            tokio::time::timeout(
+                CALL_TIMEOUT,
+                c.node_networks(SessionRef {
+                    session_id: session_id.to_string(),
+                }),
+            )
+            .await,
+        )?;
+        Ok(reply.networks)
+    }
+
     async fn detach_network(
         &self,
         _node_id: &str,

@@ -302,6 +302,19 @@ impl Dispatcher for DispatcherService {
         Ok(Response::new(a))
     }
 
+    async fn node_networks(
+        &self,
+        req: Request<SessionRef>,
+    ) -> Result<Response<NodeNetworksReply>, Status> {
+        let (node, local) = self.caller(&req)?;
+        let r = req.into_inner();
+        let networks = local
+            .node_networks(&node, &r.session_id)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(NodeNetworksReply { networks }))
+    }
+
     async fn detach_network(
         &self,
         req: Request<DetachNetworkRequest>,

@@ -300,6 +300,15 @@ impl DispatcherApi for Local {
         crate::controlapi::attachment::detach_on(&self.store, node_id, container_id).await
     }
 
+    async fn node_networks(
+        &self,
+        node_id: &str,
+        session_id: &str,
+    ) -> Result<Vec<crate::controlapi::network::NodeNetwork>> {
+        self.require_session(node_id, session_id)?;
+        Ok(crate::controlapi::network::on_node(&self.store, node_id))
+    }
+
     async fn task_dependency(
         &self,
         node_id: &str,

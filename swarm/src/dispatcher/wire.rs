@@ -165,3 +165,10 @@ pub struct DetachNetworkRequest {
     /// The container.
     pub container_id: String,
 }
+
+/// `Dispatcher.NodeNetworks` reply: the swarm networks the node is on.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NodeNetworksReply {
+    /// The networks with their peers.
+    pub networks: Vec<crate::controlapi::network::NodeNetwork>,
+}

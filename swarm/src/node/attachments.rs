@@ -1,6 +1,7 @@
 //! The node's side of standalone containers on swarm networks: a manager
 //! writes the attachment into the store itself; a worker asks the leader's
-//! dispatcher over its session (swarmkit's `ResourceAllocator`).
+//! dispatcher over its session (swarmkit's `ResourceAllocator`), and for
+//! the networks it shows.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,12 +23,30 @@ use crate::exec::AttachmentAllocator;
 /// change in progress) before `docker run --network` fails.
 const SESSION_WAIT: Duration = Duration::from_secs(10);
 
+/// How long a worker's `docker network ls/inspect` waits for its session.
+const VIEW_WAIT: Duration = Duration::from_secs(2);
+
 impl SwarmNode {
     fn worker_node(&self) -> Option<Arc<WorkerNode>> {
         match &*self.phase.read().unwrap_or_else(|e| e.into_inner()) {
             Phase::Worker(w) => Some(w.clone()),
             _ => None,
         }
+    }
+
+    /// On a worker, the swarm networks its tasks and standalone containers
+    /// are on, asked of the leader over its session; `None` on a node that
+    /// is no worker (a manager reads its own store).
+    pub async fn worker_networks(
+        &self,
+    ) -> Option<Result<Vec<crate::controlapi::network::NodeNetwork>>> {
+        let w = self.worker_node()?;
+        let asked = async {
+            let (remote, session) = w.session(VIEW_WAIT).await?;
+            let node = &w.node_state().node_id;
+            remote.node_networks(node, &session).await
+        };
+        Some(asked.await)
     }
 }
 

@@ -13,7 +13,6 @@ use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::Json;
 use runtime::view::ContainerInfo;
-use serde::Deserialize;
 use serde_json::json;
 use swarm::model::api;
 
@@ -132,37 +131,41 @@ pub(super) async fn rename(
     Ok(no_content())
 }
 
-/// What `docker update` may change here.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub(super) struct UpdateBody {
-    restart_policy: Option<api::RestartPolicy>,
-}
+/// The fields of `POST /containers/{id}/update` this daemon applies; any
+/// other one set is refused, saying so.
+const UPDATABLE: &[&str] = &[
+    "RestartPolicy",
+    "Memory",
+    "MemorySwap",
+    "NanoCpus",
+    "CpuShares",
+    "CpuPeriod",
+    "CpuQuota",
+    "CpusetCpus",
+    "PidsLimit",
+];
 
-/// `POST /containers/{id}/update`: the restart policy (resource changes
-/// are not supported yet and say so).
+/// `POST /containers/{id}/update`: the restart policy and the memory,
+/// CPU and pids limits (`runtime::standalone` checks, merges and applies
+/// them).
 pub(super) async fn update(
     State(s): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let c = standalone(find(&s, &id).await?)?;
-    let other = body
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .any(|(k, v)| !k.eq_ignore_ascii_case("RestartPolicy") && !is_zero(v))
-        })
-        .unwrap_or(false);
-    if other {
-        return Err(ApiError::bad_request(
-            "Cannot update container: only the restart policy can be updated on this daemon",
-        ));
+    let other = body.as_object().and_then(|o| {
+        o.iter()
+            .find(|(k, v)| !UPDATABLE.iter().any(|u| k.eq_ignore_ascii_case(u)) && !is_zero(v))
+            .map(|(k, _)| k.clone())
+    });
+    if let Some(field) = other {
+        return Err(ApiError::bad_request(format!(
+            "Cannot update container: {field} cannot be updated on this daemon"
+        )));
     }
-    let typed: UpdateBody = crate::body::decode(body.to_string().as_bytes())?;
-    if let Some(p) = typed.restart_policy {
-        s.standalone.set_restart_policy(&c.id, p).await?;
-    }
+    let typed: api::ContainerUpdateBody = crate::body::decode(body.to_string().as_bytes())?;
+    s.standalone.update(&c.id, typed).await?;
     Ok(Json(json!({ "Warnings": null })))
 }
 

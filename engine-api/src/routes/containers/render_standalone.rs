@@ -154,6 +154,16 @@ pub fn inspect(v: &mut Value, c: &ContainerInfo, r: &Record) {
         "Name": hc.restart_policy.as_ref().and_then(|p| p.name).map(|n| n.to_string()).filter(|n| !n.is_empty()).unwrap_or_else(|| "no".into()),
         "MaximumRetryCount": hc.restart_policy.as_ref().and_then(|p| p.maximum_retry_count).unwrap_or(0),
     });
+    // The limits as recorded: `docker update` changes them in the record
+    // (and the running task), not in the spec containerd holds.
+    host["Memory"] = json!(hc.memory.unwrap_or(0));
+    host["MemorySwap"] = json!(hc.memory_swap.unwrap_or(0));
+    host["NanoCpus"] = json!(hc.nano_cpus.unwrap_or(0));
+    host["CpuShares"] = json!(hc.cpu_shares.unwrap_or(0));
+    host["CpuPeriod"] = json!(hc.cpu_period.unwrap_or(0));
+    host["CpuQuota"] = json!(hc.cpu_quota.unwrap_or(0));
+    host["CpusetCpus"] = json!(hc.cpuset_cpus.clone().unwrap_or_default());
+    host["PidsLimit"] = json!(hc.pids_limit);
     host["AutoRemove"] = json!(hc.auto_remove.unwrap_or(false));
     host["Privileged"] = json!(hc.privileged.unwrap_or(false));
     host["PublishAllPorts"] = json!(hc.publish_all_ports.unwrap_or(false));

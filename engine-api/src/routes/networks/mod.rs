@@ -219,6 +219,8 @@ async fn list(
         let mut nets = network::list(m.store());
         nets.sort_by(|a, b| a.api.created.cmp(&b.api.created));
         all.extend(nets.iter().map(swarm_view));
+    } else if let Some(nets) = worker_networks(&s).await {
+        all.extend(nets.iter().map(worker_view));
     }
     let mut out = Vec::new();
     for v in all {
@@ -272,6 +274,45 @@ fn pruned(
     old_enough && f.prune_labels(labels)
 }
 
+/// On a worker, the swarm networks it is on, as the leader knows them
+/// (none while it has no session: dockerd's worker, too, shows only what
+/// it has joined).
+async fn worker_networks(s: &AppState) -> Option<Vec<network::NodeNetwork>> {
+    match s.node.worker_networks().await? {
+        Ok(nets) => Some(nets),
+        Err(e) => {
+            tracing::debug!(error = %e, "asking the leader for this worker's networks");
+            None
+        }
+    }
+}
+
+/// dockerd's worker's view of a swarm network it is on: the cluster's
+/// object with its labels as a map (`{}` where a manager shows null).
+fn worker_view(n: &network::NodeNetwork) -> Value {
+    let mut v = swarm_view(&n.network);
+    if v["Labels"].is_null() {
+        v["Labels"] = json!({});
+    }
+    v
+}
+
+/// The network of `nets` that `input` names: full ID, name, then a unique
+/// ID prefix, as dockerd resolves names.
+fn pick<'a>(nets: &'a [network::NodeNetwork], input: &str) -> Option<&'a network::NodeNetwork> {
+    let exact = nets.iter().find(|n| n.network.id() == input).or_else(|| {
+        nets.iter()
+            .find(|n| n.network.api.name.as_deref() == Some(input))
+    });
+    exact.or_else(|| {
+        let mut by_prefix = nets.iter().filter(|n| n.network.id().starts_with(input));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(n), None) if !input.is_empty() => Some(n),
+            _ => None,
+        }
+    })
+}
+
 /// A list as Go writes it: an empty one as null.
 fn go_list(names: Vec<String>) -> Value {
     if names.is_empty() {
@@ -322,7 +363,24 @@ async fn inspect(
     // dockerd refuses a `verbose` Go cannot read before it looks.
     crate::body::query_strict_bool(&q, "verbose", crate::body::BadBool::Wrapped)?;
     let scope = q.get("scope").map(String::as_str).unwrap_or("");
-    let mut v = find(&s, &id, scope)?;
+    let mut peers: Option<Vec<Value>> = None;
+    let mut v = match find(&s, &id, scope) {
+        Ok(v) => v,
+        // A worker has no copy of the cluster's networks: the leader
+        // tells it the ones it is on.
+        Err(e) if scope != "local" && s.node.manager().is_err() => {
+            let nets = worker_networks(&s).await.unwrap_or_default();
+            let n = pick(&nets, &id).ok_or(e)?;
+            peers = Some(
+                n.peers
+                    .iter()
+                    .map(|p| json!({"Name": p.name, "IP": p.ip}))
+                    .collect(),
+            );
+            worker_view(n)
+        }
+        Err(e) => return Err(e),
+    };
     if text(&v, "Driver") == "bridge" && text(&v, "Scope") == "local" {
         let id = text(&v, "Id").to_string();
         let on = local_endpoints(&s, &id).await;
@@ -332,7 +390,9 @@ async fn inspect(
         let id = text(&v, "Id").to_string();
         v["Containers"] = local_endpoints(&s, &id).await;
         // dockerd lists the nodes an overlay spans once this node is on it.
-        if let (Ok(m), false) = (s.node.manager(), v["Containers"].is_null()) {
+        if let Some(p) = peers.filter(|p| !p.is_empty()) {
+            v["Peers"] = Value::Array(p);
+        } else if let (Ok(m), false) = (s.node.manager(), v["Containers"].is_null()) {
             let peers: Vec<Value> = network::peers(m.store(), &id)
                 .into_iter()
                 .map(|p| json!({"Name": p.name, "IP": p.ip}))
@@ -421,7 +481,17 @@ async fn remove(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<
             format!("{name} is a pre-defined network and cannot be removed"),
         ));
     }
-    let m = s.node.manager().map_err(|_| not_found(&id))?;
+    let m = match s.node.manager() {
+        Ok(m) => m,
+        // A worker refuses a swarm network it shows as dockerd's does;
+        // any other is not found.
+        Err(e) => {
+            let shown = worker_networks(&s)
+                .await
+                .is_some_and(|nets| pick(&nets, &id).is_some());
+            return Err(if shown { e.into() } else { not_found(&id) });
+        }
+    };
     network::remove(m.store(), &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
