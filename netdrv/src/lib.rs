@@ -234,6 +234,8 @@ impl OverlayDriver {
         state::check_id(task)?;
         let swarm_planned = state::parse_attachments(&networks.swarm)?;
         let _task = self.task_locks.lock(task).await;
+        let host = Netlink::here()?;
+        let egress_present = self.egress_present(&host).await;
         let mut current = self.state.lock().await;
         let mut planned = networks
             .local
@@ -256,7 +258,6 @@ impl OverlayDriver {
                 return Ok(self.task_netns(task, &rec));
             }
         }
-        let host = Netlink::here()?;
         if current.tasks.contains_key(task) {
             // Recorded, but the namespace is gone: make it anew.
             let without = current.without_tasks([task]);
@@ -268,7 +269,14 @@ impl OverlayDriver {
             self.dns.stop(task).await;
         }
         let (after, own) = self
-            .attach_new(&host, &current, task, &planned, networks.default_bridge)
+            .attach_new(
+                &host,
+                &current,
+                task,
+                &planned,
+                networks.default_bridge,
+                egress_present,
+            )
             .await?;
         let Some(rec) = after.tasks.get(task).cloned() else {
             return Err(state::PlanError::InvalidId(task.to_string()).into());
@@ -317,7 +325,9 @@ impl OverlayDriver {
         planned: &[state::Planned],
     ) -> Result<TaskRecord> {
         let host = Netlink::here()?;
-        let before = self.still_present(current, &host, planned, false).await;
+        let before = self
+            .still_present(current, &host, planned, false, true)
+            .await;
         let record = state::task_record_moved(&before, task, old, planned)?;
         let after = before.with_moved_task(task, record.clone(), planned);
         let applied = match self
@@ -375,10 +385,11 @@ impl OverlayDriver {
         task: &str,
         planned: &[state::Planned],
         default_bridge: bool,
+        egress_present: bool,
     ) -> Result<(NodeState, Vec<state::Action>)> {
         let needs_egress = state::needs_egress(planned, default_bridge);
         let before = self
-            .still_present(current, host, planned, needs_egress)
+            .still_present(current, host, planned, needs_egress, egress_present)
             .await;
         let egress = match (needs_egress, &current.egress) {
             (false, _) => None,
@@ -407,15 +418,16 @@ impl OverlayDriver {
     }
 
     /// `current` without the shared objects this attach needs that have
-    /// gone missing behind the driver's back (a network's sandbox, the
-    /// gateway bridge or the nftables table deleted by hand), so the
-    /// attach makes them again.
+    /// gone missing behind the driver's back (a network's sandbox, or, as
+    /// `egress_present` found, the gateway bridge or the nftables table
+    /// deleted by hand), so the attach makes them again.
     async fn still_present(
         &self,
         current: &NodeState,
         host: &Netlink,
         planned: &[state::Planned],
         needs_egress: bool,
+        egress_present: bool,
     ) -> NodeState {
         let mut before = current.clone();
         for p in planned {
@@ -427,14 +439,19 @@ impl OverlayDriver {
                 before.networks.remove(&p.network.id);
             }
         }
-        if needs_egress && before.egress.is_some() {
-            let bridge = host.index(gwbridge::GWBRIDGE).await.ok().flatten();
-            let table = nft::table_exists().await.unwrap_or(false);
-            if bridge.is_none() || !table {
-                before.egress = None;
-            }
+        if needs_egress && !egress_present {
+            before.egress = None;
         }
         before
+    }
+
+    /// Whether the gateway bridge and the `ip shoal` table exist. Looked at
+    /// before an attach takes the state lock: it forks `nft`, and a node's
+    /// attaches waited on each other for it. Either removed meanwhile is
+    /// made again by the next attach.
+    async fn egress_present(&self, host: &Netlink) -> bool {
+        let bridge = host.index(gwbridge::GWBRIDGE).await.ok().flatten();
+        bridge.is_some() && nft::table_exists().await.unwrap_or(false)
     }
 
     fn host_resolv(&self) -> Result<String> {
