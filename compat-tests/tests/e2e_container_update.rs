@@ -209,6 +209,32 @@ fn update_changes_limits_live_and_keeps_them() {
     assert_eq!(l.pids, "max");
     assert_eq!(host_config(&d, "u1")["PidsLimit"], 0);
 
+    // A memory reservation: the soft limit, checked as dockerd checks it.
+    for (args, want) in [
+        (
+            &["--memory-reservation", "1m"][..],
+            "Minimum memory reservation allowed is 6MB",
+        ),
+        (
+            &["--memory", "16m", "--memory-reservation", "24m"][..],
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ),
+    ] {
+        let mut all = vec!["update"];
+        all.extend_from_slice(args);
+        all.push("u1");
+        let err = d.fail(&all);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    d.ok(&["update", "--memory-reservation", "24m", "u1"]);
+    assert_eq!(host_config(&d, "u1")["MemoryReservation"], 24 << 20);
+    let soft = if v2() {
+        cat(&d, "u1", "/sys/fs/cgroup/memory.low")
+    } else {
+        cat(&d, "u1", "/sys/fs/cgroup/memory/memory.soft_limit_in_bytes")
+    };
+    assert_eq!(soft, (24u64 << 20).to_string());
+
     // A created container takes its limits at its start.
     d.ok(&["create", "--name", "u2", IMAGE, "sleep", "600"]);
     d.ok(&[

@@ -195,7 +195,9 @@ impl Drop for Recorder {
 
 async fn wait_for(path: &Path) {
     for _ in 0..100 {
-        if path.exists() {
+        // The file appears at bind, before the socket listens: a connect
+        // is what says it is ready.
+        if UnixStream::connect(path).await.is_ok() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

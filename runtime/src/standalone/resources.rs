@@ -1,5 +1,5 @@
 //! The cgroup limits of a standalone container (`--memory`,
-//! `--memory-swap`, `--cpus`, `--cpu-shares`, `--cpu-quota`,
+//! `--memory-swap`, `--memory-reservation`, `--cpus`, `--cpu-shares`, `--cpu-quota`,
 //! `--cpu-period`, `--cpuset-cpus`, `--pids-limit`), as dockerd checks
 //! them, merges a `docker update` into them and hands them to runc.
 //!
@@ -92,6 +92,15 @@ pub fn check(u: &api::ContainerUpdateBody, cpus: &HostCpus) -> Result<(), Refuse
     if memory > 0 && swap > 0 && swap < memory {
         return invalid("Minimum memoryswap limit should be larger than memory limit, see usage");
     }
+    let reservation = u.memory_reservation.unwrap_or(0);
+    if reservation > 0 && reservation < MIN_MEMORY {
+        return invalid("Minimum memory reservation allowed is 6MB");
+    }
+    if memory > 0 && reservation > 0 && memory < reservation {
+        return invalid(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        );
+    }
     let nano = u.nano_cpus.unwrap_or(0);
     let period = u.cpu_period.unwrap_or(0);
     let quota = u.cpu_quota.unwrap_or(0);
@@ -139,6 +148,7 @@ pub fn asked(hc: &api::HostConfig) -> api::ContainerUpdateBody {
     api::ContainerUpdateBody {
         memory: hc.memory,
         memory_swap: hc.memory_swap,
+        memory_reservation: hc.memory_reservation,
         nano_cpus: hc.nano_cpus,
         cpu_shares: hc.cpu_shares,
         cpu_period: hc.cpu_period,
@@ -185,6 +195,9 @@ pub fn merge(
     if let Some(s) = set(u.memory_swap) {
         out.memory_swap = Some(s);
     }
+    if let Some(r) = set(u.memory_reservation) {
+        out.memory_reservation = Some(r);
+    }
     if let Some(n) = set(u.nano_cpus) {
         out.nano_cpus = Some(n);
     }
@@ -225,12 +238,18 @@ pub fn at_create(hc: &mut api::HostConfig) {
 pub fn linux(hc: &api::HostConfig) -> LinuxResources {
     let mut res = LinuxResources::default();
     let memory = hc.memory.unwrap_or(0);
-    if memory > 0 {
+    let reservation = hc.memory_reservation.unwrap_or(0);
+    if memory > 0 || reservation > 0 {
         let mut m = LinuxMemory::default();
-        m.set_limit(Some(memory));
-        let swap = hc.memory_swap.unwrap_or(0);
-        if swap != 0 {
-            m.set_swap(Some(swap));
+        if memory > 0 {
+            m.set_limit(Some(memory));
+            let swap = hc.memory_swap.unwrap_or(0);
+            if swap != 0 {
+                m.set_swap(Some(swap));
+            }
+        }
+        if reservation > 0 {
+            m.set_reservation(Some(reservation));
         }
         res.set_memory(Some(m));
     }
@@ -332,6 +351,21 @@ mod tests {
                 ..u()
             }),
             "Minimum memoryswap limit should be larger than memory limit, see usage"
+        );
+        assert_eq!(
+            refused(api::ContainerUpdateBody {
+                memory_reservation: Some(1 << 20),
+                ..u()
+            }),
+            "Minimum memory reservation allowed is 6MB"
+        );
+        assert_eq!(
+            refused(api::ContainerUpdateBody {
+                memory: Some(16 << 20),
+                memory_reservation: Some(24 << 20),
+                ..u()
+            }),
+            "Minimum memory limit can not be less than memory reservation limit, see usage"
         );
         assert_eq!(
             refused(api::ContainerUpdateBody {

@@ -137,6 +137,7 @@ const UPDATABLE: &[&str] = &[
     "RestartPolicy",
     "Memory",
     "MemorySwap",
+    "MemoryReservation",
     "NanoCpus",
     "CpuShares",
     "CpuPeriod",

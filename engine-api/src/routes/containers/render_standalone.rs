@@ -158,6 +158,7 @@ pub fn inspect(v: &mut Value, c: &ContainerInfo, r: &Record) {
     // (and the running task), not in the spec containerd holds.
     host["Memory"] = json!(hc.memory.unwrap_or(0));
     host["MemorySwap"] = json!(hc.memory_swap.unwrap_or(0));
+    host["MemoryReservation"] = json!(hc.memory_reservation.unwrap_or(0));
     host["NanoCpus"] = json!(hc.nano_cpus.unwrap_or(0));
     host["CpuShares"] = json!(hc.cpu_shares.unwrap_or(0));
     host["CpuPeriod"] = json!(hc.cpu_period.unwrap_or(0));
