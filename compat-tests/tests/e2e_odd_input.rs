@@ -468,3 +468,28 @@ fn networks_prune_removes_unused_swarm_networks() {
     assert_eq!(out.trim(), "", "{out}");
     assert_eq!(swarm_networks(&d), ["ingress", "used"]);
 }
+
+#[test]
+fn a_network_without_a_name_is_refused() {
+    let d = Daemon::start();
+    for body in [
+        "null",
+        "{}",
+        r#"{"Name": ""}"#,
+        r#"{"Name": "", "Driver": "overlay"}"#,
+    ] {
+        assert_eq!(
+            refused(&d, "POST", "/v1.41/networks/create", Some(body)),
+            (400, "invalid name: ".to_string()),
+            "{body}"
+        );
+    }
+    let (code, body) = d.curl("GET", "/v1.41/networks", None);
+    assert_eq!(code, 200, "{body}");
+    let names: Vec<Value> = serde_json::from_str::<Vec<Value>>(&body)
+        .unwrap()
+        .into_iter()
+        .map(|n| n["Name"].clone())
+        .collect();
+    assert!(!names.contains(&json!("")), "{names:?}");
+}

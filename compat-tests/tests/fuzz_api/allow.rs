@@ -29,11 +29,6 @@ pub fn allowed(op: &str, status: u16, message: &str) -> Option<&'static str> {
         {
             "mode change or rename: 501 as dockerd"
         }
-        // Not dockerd's answer: dockerd creates local bridge, macvlan and
-        // null networks; shoald has swarm-scoped networks only and says so.
-        ("NetworkCreate", 501) if message.starts_with("local-scope networks") => {
-            "local-scope driver: shoald has none (501)"
-        }
         _ => return None,
     };
     Some(reason)

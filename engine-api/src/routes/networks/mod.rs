@@ -439,6 +439,10 @@ async fn create(
     State(s): State<AppState>,
     JsonBody(req): JsonBody<api::NetworkCreateRequest>,
 ) -> ApiResult<Response> {
+    if req.name.is_empty() {
+        // libnetwork's words; dockerd 20.10 answers them with a 500.
+        return Err(ApiError::bad_request("invalid name: "));
+    }
     if PREDEFINED.contains(&req.name.as_str()) {
         return Err(runtime::networks::Error::Predefined(req.name.clone()).into());
     }
