@@ -103,6 +103,9 @@ fn follower_and_replay_show_what_dockerd_shows() {
         let text = std::fs::read_to_string(&out).unwrap_or_default();
         text.contains("config create").then_some(())
     });
+    // `docker info` counts it.
+    let listeners = d.ok(&["info", "--format", "{{.NEventsListener}}"]);
+    assert_eq!(listeners.trim(), "1");
     d.ok(&["config", "create", "c1", &common::temp_file(&d, "c1", b"c")]);
     d.ok(&["secret", "create", "s1", &common::temp_file(&d, "s1", b"s")]);
     d.ok(&[

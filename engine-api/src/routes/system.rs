@@ -185,6 +185,10 @@ async fn info(
     if let Some(c) = swarm.get_mut("Cluster") {
         super::swarm::null_addr_pool(c);
     }
+    // dockerd has the key even with no managers to name (outside a swarm).
+    if let Some(o) = swarm.as_object_mut() {
+        o.entry("RemoteManagers").or_insert(serde_json::Value::Null);
+    }
     let kernel = kernel_version();
     // Counts of what this node's containerd holds; zero while it is away.
     let env = super::containers::node_env(&s);
@@ -226,7 +230,7 @@ async fn info(
         "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs",
         "CgroupVersion": "2",
-        "NEventsListener": 0,
+        "NEventsListener": s.events.listeners(),
         "KernelVersion": kernel,
         "OperatingSystem": os_name(),
         "OSVersion": "",

@@ -61,7 +61,7 @@ pub async fn negotiate(mut req: Request, next: Next) -> Response {
             return ApiError::not_found("page not found").into_response();
         };
         if v > MAX {
-            return with_headers(
+            return with_version_headers(
                 ApiError::bad_request(format!(
                     "client version {v} is too new. Maximum supported API version is {MAX}"
                 ))
@@ -77,7 +77,7 @@ pub async fn negotiate(mut req: Request, next: Next) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             );
-            return with_headers(r);
+            return with_version_headers(r);
         }
         version = v;
         let new_path = match req.uri().query() {
@@ -89,13 +89,27 @@ pub async fn negotiate(mut req: Request, next: Next) -> Response {
         }
     }
     req.extensions_mut().insert(version);
-    with_headers(next.run(req).await)
+    let r = next.run(req).await;
+    // dockerd's router answers unknown routes outside its middlewares.
+    if r.extensions().get::<Unrouted>().is_some() {
+        return r;
+    }
+    let mut r = with_version_headers(r);
+    r.headers_mut()
+        .insert("Docker-Experimental", HeaderValue::from_static("false"));
+    r
 }
 
-fn with_headers(mut r: Response) -> Response {
+/// Marks the answer to a route that does not exist.
+#[derive(Clone, Copy)]
+struct Unrouted;
+
+/// The headers dockerd's version middleware sets on every answer, its
+/// version errors included (which go out before the experimental one is
+/// set).
+fn with_version_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert("Api-Version", HeaderValue::from_static(MAX_STR));
-    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Ostype", HeaderValue::from_static("linux"));
     h.insert(
         header::SERVER,
@@ -108,7 +122,9 @@ const MAX_STR: &str = "1.50";
 
 /// The body-less 404 dockerd gives for unknown routes.
 pub async fn page_not_found() -> Response {
-    ApiError::not_found("page not found").into_response()
+    let mut r = ApiError::not_found("page not found").into_response();
+    r.extensions_mut().insert(Unrouted);
+    r
 }
 
 /// An empty 200 body (dockerd's answer to several POSTs).

@@ -206,6 +206,11 @@ impl EventBus {
         }
     }
 
+    /// How many subscriptions are open (`docker info`'s `NEventsListener`).
+    pub fn listeners(&self) -> usize {
+        self.inner.tx.receiver_count()
+    }
+
     /// Tells every follower the daemon is stopping; their streams end.
     pub fn close(&self) {
         self.inner.closed.cancel();
