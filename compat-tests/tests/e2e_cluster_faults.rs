@@ -5,7 +5,6 @@
 use std::time::Duration;
 use std::time::Instant;
 
-use compat_tests::cluster::image::TEST_IMAGE;
 use compat_tests::cluster::swarm;
 use compat_tests::cluster::wait_for;
 use compat_tests::cluster::writes;
@@ -73,22 +72,7 @@ fn e2e_cluster_dead_and_silent_workers_tasks_move() {
     for n in &nodes {
         n.load_test_image().expect("test image");
     }
-    n1.ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "5",
-        "--replicas-max-per-node",
-        "2",
-        TEST_IMAGE,
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-    ]);
+    swarm::create_httpd(n1, "web", 5, &["--replicas-max-per-node", "2"]);
     let hosts = wait_for(90, "five replicas, one per node", || {
         swarm::running_on(n1, "web").filter(|h| h.len() == 5)
     });
@@ -199,22 +183,7 @@ fn e2e_cluster_every_node_restarted() {
     for n in &nodes {
         n.load_test_image().expect("image");
     }
-    n1.ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "4",
-        "--replicas-max-per-node",
-        "1",
-        TEST_IMAGE,
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-    ]);
+    swarm::create_httpd(n1, "web", 4, &["--replicas-max-per-node", "1"]);
     wait_for(90, "a replica per node", || {
         swarm::running_on(n1, "web").filter(|h| h.len() == 4)
     });
@@ -290,22 +259,7 @@ fn e2e_cluster_quorum_lost_then_force_new_cluster() {
         Some(b"x"),
     );
     assert!(r.success(), "{r:?}");
-    n1.ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "2",
-        "--constraint",
-        "node.role==worker",
-        TEST_IMAGE,
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-    ]);
+    swarm::create_httpd(n1, "web", 2, &["--constraint", "node.role==worker"]);
     wait_for(60, "web running on the worker", || {
         swarm::running_on(n1, "web").filter(|h| h.len() == 2)
     });

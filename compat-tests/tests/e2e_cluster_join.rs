@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use compat_tests::cluster::image::TEST_IMAGE;
+use compat_tests::cluster::swarm;
 use compat_tests::cluster::wait_for;
 use compat_tests::cluster::Engine;
 use compat_tests::cluster::Lab;
@@ -121,22 +121,7 @@ fn e2e_cluster_three_managers_two_workers() {
     for n in &nodes {
         n.load_test_image().expect("load the test image");
     }
-    n2.ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "5",
-        "--replicas-max-per-node",
-        "1",
-        TEST_IMAGE,
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-    ]);
+    swarm::create_httpd(n2, "web", 5, &["--replicas-max-per-node", "1"]);
     let hosts = wait_for(90, "five running replicas, one per node", || {
         let out = n1.ok(&[
             "service",

@@ -5,7 +5,6 @@
 use std::time::Duration;
 use std::time::Instant;
 
-use compat_tests::cluster::image::TEST_IMAGE;
 use compat_tests::cluster::swarm;
 use compat_tests::cluster::wait_for;
 use compat_tests::cluster::writes;
@@ -67,22 +66,7 @@ fn e2e_cluster_worker_rejoins_after_wipe() {
     for n in [n2, n3] {
         n.load_test_image().expect("test image");
     }
-    n1.ok(&[
-        "service",
-        "create",
-        "-d",
-        "--name",
-        "web",
-        "--replicas",
-        "2",
-        "--constraint",
-        "node.role==worker",
-        TEST_IMAGE,
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-    ]);
+    swarm::create_httpd(n1, "web", 2, &["--constraint", "node.role==worker"]);
     wait_for(90, "a replica on each worker", || {
         swarm::running_on(n1, "web").filter(|h| h == &["node2", "node3"])
     });

@@ -126,3 +126,22 @@ pub fn container_on(n: &Node, svc: &str) -> String {
         },
     )
 }
+
+/// `docker service create -d --name NAME --replicas N FLAGS... IMAGE httpd
+/// -f -p 80` through `n`: the busybox web server the cluster tests place
+/// and move around. Panics with the CLI's output when it fails.
+pub fn create_httpd(n: &Node, name: &str, replicas: usize, flags: &[&str]) {
+    let replicas = replicas.to_string();
+    let mut args = vec![
+        "service",
+        "create",
+        "-d",
+        "--name",
+        name,
+        "--replicas",
+        &replicas,
+    ];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[super::image::TEST_IMAGE, "httpd", "-f", "-p", "80"]);
+    n.ok(&args);
+}
