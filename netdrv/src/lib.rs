@@ -50,6 +50,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use swarm::exec::Attachment;
@@ -104,6 +105,10 @@ pub struct OverlayDriver {
     /// Keeps a task's attach and detach apart while the state lock is
     /// released for its own steps.
     task_locks: task_locks::TaskLocks,
+    /// How many times the gateway bridge was made (with its rules): an
+    /// attach that found it missing before taking the state lock knows
+    /// from this whether another attach made it meanwhile.
+    egress_made: std::sync::atomic::AtomicU64,
     state: Mutex<NodeState>,
 }
 
@@ -152,6 +157,7 @@ impl OverlayDriver {
             overlay: overlay::Overlay::default(),
             encryption: encryption::Encryption::default(),
             task_locks: task_locks::TaskLocks::default(),
+            egress_made: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(state),
         })
     }
@@ -235,8 +241,11 @@ impl OverlayDriver {
         let swarm_planned = state::parse_attachments(&networks.swarm)?;
         let _task = self.task_locks.lock(task).await;
         let host = Netlink::here()?;
+        let made = self.egress_made.load(Ordering::SeqCst);
         let egress_present = self.egress_present(&host).await;
         let mut current = self.state.lock().await;
+        // Missing when looked at, but made since by another attach.
+        let egress_present = egress_present || self.egress_made.load(Ordering::SeqCst) != made;
         let mut planned = networks
             .local
             .iter()
@@ -626,7 +635,11 @@ impl OverlayDriver {
     async fn run(&self, host: &Netlink, action: &Action) -> Result<()> {
         tracing::debug!(?action, "netdrv");
         match action {
-            Action::CreateGwBridge(e) => gwbridge::create(host, e).await,
+            Action::CreateGwBridge(e) => {
+                gwbridge::create(host, e).await?;
+                self.egress_made.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
             Action::ApplyNft(rs) => nft::apply(&rs.to_nftables()).await,
             Action::CreateNetwork(net) => {
                 netns::prepare_dir(&self.state_dir.join("sbox"))?;
