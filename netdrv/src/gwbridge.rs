@@ -99,12 +99,24 @@ pub fn next_egress_address(state: &NodeState, egress: &Egress) -> Result<Ipv4Net
 ///   routed back out of the bridge it came in by, and must keep going
 ///   through the node (bridge ports are isolated from each other).
 pub async fn create(host: &Netlink, egress: &Egress) -> Result<()> {
-    let br = host
-        .ensure_bridge(GWBRIDGE, GWBRIDGE_MTU, mac_for(egress.gateway))
+    create_routed(host, GWBRIDGE, GWBRIDGE_MTU, egress.gateway, egress.subnet).await
+}
+
+/// Creates (or completes) bridge `name` with `gateway` on `subnet` and the
+/// settings [`create`] explains, and turns on IPv4 forwarding: the gateway
+/// bridge, and node-local networks' bridges, which publish ports the same
+/// way.
+pub async fn create_routed(
+    host: &Netlink,
+    name: &str,
+    mtu: u32,
+    gateway: Ipv4Addr,
+    subnet: Ipv4Net,
+) -> Result<()> {
+    let br = host.ensure_bridge(name, mtu, mac_for(gateway)).await?;
+    host.ensure_address(br, with_prefix(gateway, subnet))
         .await?;
-    host.ensure_address(br, with_prefix(egress.gateway, egress.subnet))
-        .await?;
-    let conf = format!("/proc/sys/net/ipv4/conf/{GWBRIDGE}");
+    let conf = format!("/proc/sys/net/ipv4/conf/{name}");
     set_sysctl(&format!("{conf}/route_localnet"), "1")?;
     set_sysctl(&format!("{conf}/send_redirects"), "0")?;
     enable_forwarding()
@@ -121,7 +133,7 @@ pub async fn remove(host: &Netlink) -> Result<()> {
 /// plugs the peer into the gateway bridge as an isolated port, and returns
 /// once both ends are up.
 pub async fn plug(task: &Netlink, host: &Netlink, host_ns: &File, iface: &Interface) -> Result<()> {
-    plug_port(task, host, host_ns, iface, true).await
+    plug_port(task, host, host_ns, GWBRIDGE, iface, true).await
 }
 
 /// [`plug`], with the bridge port isolated or not. The ingress sandbox's
@@ -135,6 +147,7 @@ pub async fn plug_port(
     task: &Netlink,
     host: &Netlink,
     host_ns: &File,
+    bridge: &str,
     iface: &Interface,
     isolated: bool,
 ) -> Result<()> {
@@ -142,7 +155,7 @@ pub async fn plug_port(
     host.delete_link(&iface.peer).await?;
     task.add_veth(&iface.name, iface.mac, iface.mtu, &iface.peer, host_ns)
         .await?;
-    let br = host.must_index(GWBRIDGE).await?;
+    let br = host.must_index(bridge).await?;
     let peer = host.must_index(&iface.peer).await?;
     host.enslave(peer, br, isolated).await?;
     let inner = task.must_index(&iface.name).await?;

@@ -324,7 +324,7 @@ pub async fn create(
 ) -> Result<()> {
     let sbox = Netlink::in_netns(sandbox).await?;
     let iface = &record.iface;
-    gwbridge::plug_port(&sbox, host, host_ns, iface, false).await?;
+    gwbridge::plug_port(&sbox, host, host_ns, gwbridge::GWBRIDGE, iface, false).await?;
     let index = sbox.must_index(&iface.name).await?;
     sbox.ensure_address(index, iface.address).await?;
     if let Link::Egress { gateway } = iface.link {

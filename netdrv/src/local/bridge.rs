@@ -5,12 +5,8 @@ use std::fs::File;
 
 use super::LocalRecord;
 use crate::error::Result;
-use crate::gwbridge::enable_forwarding;
-use crate::gwbridge::set_sysctl;
-use crate::netlink::up_pair;
+use crate::gwbridge;
 use crate::netlink::Netlink;
-use crate::state::mac_for;
-use crate::state::with_prefix;
 use crate::state::Interface;
 
 /// Creates (or completes) the network's bridge with its gateway address
@@ -20,15 +16,7 @@ use crate::state::Interface;
 /// anything else from the bridge to 127.0.0.0/8), and no ICMP redirects
 /// are sent for a container reaching its own node's published port.
 pub async fn create(host: &Netlink, net: &LocalRecord) -> Result<()> {
-    let br = host
-        .ensure_bridge(&net.bridge, net.mtu, mac_for(net.gateway))
-        .await?;
-    host.ensure_address(br, with_prefix(net.gateway, net.subnet))
-        .await?;
-    let conf = format!("/proc/sys/net/ipv4/conf/{}", net.bridge);
-    set_sysctl(&format!("{conf}/route_localnet"), "1")?;
-    set_sysctl(&format!("{conf}/send_redirects"), "0")?;
-    enable_forwarding()
+    gwbridge::create_routed(host, &net.bridge, net.mtu, net.gateway, net.subnet).await
 }
 
 /// Deletes the network's bridge (its remaining ports are unplugged, not
@@ -48,13 +36,5 @@ pub async fn plug(
     bridge: &str,
     iface: &Interface,
 ) -> Result<()> {
-    // A peer of that name can only be a leftover of an interrupted attach.
-    host.delete_link(&iface.peer).await?;
-    task.add_veth(&iface.name, iface.mac, iface.mtu, &iface.peer, host_ns)
-        .await?;
-    let br = host.must_index(bridge).await?;
-    let peer = host.must_index(&iface.peer).await?;
-    host.enslave(peer, br, false).await?;
-    let inner = task.must_index(&iface.name).await?;
-    up_pair(task, inner, host, peer, br).await
+    gwbridge::plug_port(task, host, host_ns, bridge, iface, false).await
 }
