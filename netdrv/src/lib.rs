@@ -242,10 +242,14 @@ impl OverlayDriver {
         let _task = self.task_locks.lock(task).await;
         let host = Netlink::here()?;
         let made = self.egress_made.load(Ordering::SeqCst);
-        let egress_present = self.egress_present(&host).await;
+        // A task whose namespace is there is attached already (after a
+        // restart, every task): it makes nothing shared, so no look.
+        let looked = if netns::is_mounted(&self.task_netns_path(task)) {
+            None
+        } else {
+            Some(self.egress_present(&host).await)
+        };
         let mut current = self.state.lock().await;
-        // Missing when looked at, but made since by another attach.
-        let egress_present = egress_present || self.egress_made.load(Ordering::SeqCst) != made;
         let mut planned = networks
             .local
             .iter()
@@ -284,7 +288,8 @@ impl OverlayDriver {
                 task,
                 &planned,
                 networks.default_bridge,
-                egress_present,
+                looked,
+                made,
             )
             .await?;
         let Some(rec) = after.tasks.get(task).cloned() else {
@@ -394,9 +399,16 @@ impl OverlayDriver {
         task: &str,
         planned: &[state::Planned],
         default_bridge: bool,
-        egress_present: bool,
+        looked: Option<bool>,
+        made: u64,
     ) -> Result<(NodeState, Vec<state::Action>)> {
         let needs_egress = state::needs_egress(planned, default_bridge);
+        let egress_present = match looked {
+            // Missing when looked at, but made since by another attach.
+            Some(present) => present || self.egress_made.load(Ordering::SeqCst) != made,
+            // Not looked at (a namespace no record explains): look now.
+            None => !needs_egress || self.egress_present(host).await,
+        };
         let before = self
             .still_present(current, host, planned, needs_egress, egress_present)
             .await;
