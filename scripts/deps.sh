@@ -6,9 +6,9 @@ need=()
 # registry on a loopback port (the package's own service, if it starts one on
 # :5000, is left alone). openssl makes the TLS tests' certificates; procps
 # gives `docker top` its ps; faketime (libfaketime) moves a test daemon's
-# wall clock.
+# wall clock; e2fsprogs and mount make the slow-disk test's loop filesystem.
 for pkg in containerd runc tini nftables conntrack iproute2 busybox-static curl python3-venv protobuf-compiler \
-    docker-registry apache2-utils openssl procps faketime; do
+    docker-registry apache2-utils openssl procps faketime e2fsprogs mount; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
