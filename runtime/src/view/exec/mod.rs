@@ -412,13 +412,14 @@ impl Execs {
     ) -> Result<Session, ExecError> {
         let exec = &live.exec;
         exec.begin()?;
+        // Told before the process runs, as dockerd tells it (a failed start
+        // too): a process that ends at once would otherwise show its
+        // `exec_die` first.
+        let action = format!("exec_start: {}", exec.command_line());
+        ctd.exec_event(&exec.container_id, &action, &exec.id, &[])
+            .await;
         match launch(ctd, exec, live.init_pid, console, attach).await {
-            Ok(s) => {
-                let action = format!("exec_start: {}", exec.command_line());
-                ctd.exec_event(&exec.container_id, &action, &exec.id, &[])
-                    .await;
-                Ok(s)
-            }
+            Ok(s) => Ok(s),
             Err(e) => {
                 let (code, err) = e.classify();
                 exec.ended(code);
