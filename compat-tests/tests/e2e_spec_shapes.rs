@@ -8,7 +8,8 @@
 //!   given update config keeps its zero `Parallelism`). The expected JSON
 //!   below is what dockerd 20.10.24 answered to the same bodies.
 //! - Jobs: `JobStatus` on the service, `JobIteration` on tasks, iteration 0
-//!   first (`{}`), one more per update; no update config allowed.
+//!   first (`{}`), one more per update; no update config allowed; a task of
+//!   an earlier run that never reached a node is deleted.
 //! - Secret and config references: refused with swarmkit's texts when
 //!   malformed or when no stored object has that ID and name.
 //! - Older `/v1.NN/` prefixes: request fields newer than the version are
@@ -206,6 +207,106 @@ fn jobs_carry_their_status_and_iteration() {
     // The same fields at an older prefix: dockerd writes them at every version.
     let old = get(&d, "/v1.30/services/batch");
     assert_eq!(old["JobStatus"]["JobIteration"], json!({"Index": 1}));
+}
+
+/// A task's network attachments carry each network's spec as dockerd 20.10
+/// shows it: the default ingress names no driver and an IPAM of no driver;
+/// a network made by the CLI names the default IPAM driver and, with a
+/// subnet, the gateway the allocator gave it.
+#[test]
+fn attachment_specs_are_the_networks_as_dockerd_shows_them() {
+    let d = Daemon::with_swarm();
+    d.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.9.0.0/24",
+        "sub",
+    ]);
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "pub",
+        "-p",
+        "8080:80",
+        "--network",
+        "sub",
+        "--constraint",
+        "node.labels.nosuch==1",
+        "busybox",
+        "true",
+    ]);
+    let specs = wait_for(20, "the task's attachments", || {
+        let all = get(&d, "/v1.41/tasks");
+        let t = all.as_array()?.first()?.clone();
+        let nets = t["NetworksAttachments"].as_array()?.clone();
+        (nets.len() == 2).then(|| {
+            nets.iter()
+                .map(|n| n["Network"]["Spec"].clone())
+                .collect::<Vec<_>>()
+        })
+    });
+    let by_name = |name: &str| {
+        specs
+            .iter()
+            .find(|s| s["Name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {specs:?}"))
+    };
+    assert_eq!(
+        by_name("ingress"),
+        json!({"Name": "ingress", "Labels": {}, "DriverConfiguration": {}, "Ingress": true,
+               "IPAMOptions": {"Driver": {}}, "Scope": "swarm"})
+    );
+    assert_eq!(
+        by_name("sub"),
+        json!({"Name": "sub", "Labels": {}, "DriverConfiguration": {"Name": "overlay"},
+               "IPAMOptions": {"Driver": {"Name": "default"},
+                               "Configs": [{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.1"}]},
+               "Scope": "swarm"})
+    );
+}
+
+/// As swarmkit: a task of an earlier iteration that never reached a node is
+/// deleted when the job runs again, so `service ps` lists the new run only.
+#[test]
+fn an_earlier_job_run_that_never_reached_a_node_leaves_no_task() {
+    let d = Daemon::with_swarm();
+    d.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "stuck",
+        "--mode",
+        "replicated-job",
+        "--constraint",
+        "node.labels.nosuch==1",
+        "busybox",
+        "true",
+    ]);
+    let ids = || {
+        let out = d.ok(&["service", "ps", "-q", "--no-trunc", "stuck"]);
+        out.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let first = wait_for(20, "the first run's task", || {
+        let v = ids();
+        (v.len() == 1).then_some(v)
+    });
+    d.ok(&["service", "update", "-d", "--force", "stuck"]);
+    let now = wait_for(20, "only the second run's task", || {
+        let v = ids();
+        (v.len() == 1 && v != first).then_some(v)
+    });
+    let (code, _) = d.curl("GET", &format!("/v1.41/tasks/{}", first[0]), None);
+    assert_eq!(code, 404, "the first run's task is deleted");
+    let t = get(&d, &format!("/v1.41/tasks/{}", now[0]));
+    assert_eq!(t["JobIteration"], json!({"Index": 1}), "{t}");
+    assert_eq!(t["Status"]["State"], "pending", "{t}");
 }
 
 #[test]

@@ -129,6 +129,13 @@ fn apply(tx: &mut Tx<'_>, a: Action) -> crate::Result<()> {
             }
             _ => Ok(()),
         },
+        Action::Remove(id) => match tx.get::<Task>(&id) {
+            Some(mut t) if t.desired_state() != TaskState::REMOVE => {
+                t.api.desired_state = Some(TaskState::REMOVE);
+                tx.update(t)
+            }
+            _ => Ok(()),
+        },
         Action::Delete(id) => match tx.get::<Task>(&id) {
             Some(_) => tx.delete::<Task>(&id),
             None => Ok(()),

@@ -31,12 +31,14 @@ pub fn reconcile(s: &Service, tasks: &[&Task], now: time::OffsetDateTime, now_st
         .copied()
         .filter(|t| t.spec_version == s.spec_version)
         .collect();
-    for t in tasks
-        .iter()
-        .filter(|t| t.spec_version != s.spec_version && is_wanted(t) && is_alive(t))
-    {
+    // As swarmkit: a task of an earlier iteration that has not ended is
+    // marked for removal; the reaper deletes it once stopped, or at once if
+    // it never reached a node.
+    for t in tasks.iter().filter(|t| {
+        t.spec_version != s.spec_version && is_alive(t) && t.desired_state() != TaskState::REMOVE
+    }) {
         plan.actions
-            .push(Action::Shutdown(t.api.id.clone().unwrap_or_default()));
+            .push(Action::Remove(t.api.id.clone().unwrap_or_default()));
     }
     let completed = current
         .iter()
@@ -131,5 +133,31 @@ mod tests {
         assert!(reconcile(&s, &[&done, &done2, &done3], NOW, "now")
             .actions
             .is_empty());
+    }
+
+    #[test]
+    fn tasks_of_an_earlier_iteration_not_ended_are_marked_for_removal() {
+        let mut s = job(1, 1);
+        let mut pending = new_task(&s, None, None, "now");
+        pending.api.id = Some("old".into());
+        pending.api.status.as_mut().unwrap().state = Some(TaskState::PENDING);
+        let mut done = new_task(&s, Some(1), None, "now");
+        done.api.id = Some("done".into());
+        done.api.status.as_mut().unwrap().state = Some(TaskState::COMPLETE);
+        s.spec_version = 2;
+        let p = reconcile(&s, &[&pending, &done], NOW, "now");
+        assert!(p.actions.contains(&Action::Remove("old".into())));
+        assert!(
+            !p.actions.contains(&Action::Remove("done".into())),
+            "a completed task of the earlier run stays history"
+        );
+        assert_eq!(
+            p.actions
+                .iter()
+                .filter(|a| matches!(a, Action::Create(_)))
+                .count(),
+            1,
+            "the new iteration starts its task"
+        );
     }
 }

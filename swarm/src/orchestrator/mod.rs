@@ -39,6 +39,9 @@ pub enum Action {
     Create(Box<Task>),
     /// Set the task's desired state to shutdown.
     Shutdown(String),
+    /// Set the task's desired state to remove: it stops, and the reaper
+    /// deletes it once it has stopped or if it never reached a node.
+    Remove(String),
     /// Delete the task from the store.
     Delete(String),
     /// Mark the task as built from the service's current spec (no restart needed).

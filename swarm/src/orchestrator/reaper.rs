@@ -16,21 +16,33 @@ fn is_current(t: &Task) -> bool {
     is_wanted(t) && is_alive(t)
 }
 
+/// Whether a task marked for removal can go at once (swarmkit's reaper):
+/// it never reached a node, or it has stopped.
+fn is_removed(t: &Task) -> bool {
+    t.desired_state() == TaskState::REMOVE
+        && (t.state() < TaskState::ASSIGNED || t.state() >= TaskState::COMPLETE)
+}
+
 /// Deletions that bring one service's tasks within `limit` per slot (or per
 /// node for global services), oldest first. As in swarmkit the limit counts
 /// the current task too, and a task no longer wanted goes even if its node
 /// has not reported it stopped (the node drops it from its assignments).
+/// Tasks marked for removal go first, whatever the limit.
 pub fn trim(tasks: &[&Task], limit: i64) -> Vec<Action> {
     let limit = limit.max(0) as usize;
+    let mut out = Vec::new();
     let mut groups: BTreeMap<(i64, &str), Vec<&Task>> = BTreeMap::new();
     for t in tasks {
+        if is_removed(t) {
+            out.push(Action::Delete(t.api.id.clone().unwrap_or_default()));
+            continue;
+        }
         let key = match t.api.slot.filter(|s| *s > 0) {
             Some(slot) => (slot, ""),
             None => (0, t.node_id().unwrap_or("")),
         };
         groups.entry(key).or_default().push(t);
     }
-    let mut out = Vec::new();
     for (_, mut all) in groups {
         if all.len() <= limit {
             continue;
@@ -118,6 +130,30 @@ mod tests {
             trim(&refs, 0).len(),
             2,
             "the current task survives a zero limit"
+        );
+    }
+
+    #[test]
+    fn a_task_marked_for_removal_goes_once_stopped_or_if_never_assigned() {
+        let with = |id: &str, state: TaskState| {
+            let mut t = old(id, 1, "1");
+            t.api.desired_state = Some(TaskState::REMOVE);
+            t.api.status.as_mut().unwrap().state = Some(state);
+            t
+        };
+        let ts = [
+            with("pending", TaskState::PENDING),
+            with("running", TaskState::RUNNING),
+            with("stopped", TaskState::SHUTDOWN),
+        ];
+        let refs: Vec<&Task> = ts.iter().collect();
+        assert_eq!(
+            trim(&refs, 5),
+            vec![
+                Action::Delete("pending".into()),
+                Action::Delete("stopped".into())
+            ],
+            "the running one waits until its node stops it"
         );
     }
 }

@@ -168,6 +168,7 @@ impl Sim {
                     t.api.desired_state = Some(TaskState::SHUTDOWN);
                 }
             }
+            Action::Remove(id) => self.task_mut(&id).api.desired_state = Some(TaskState::REMOVE),
             Action::Delete(id) => self.tasks.retain(|t| t.api.id.as_deref() != Some(&id)),
             Action::Bless(id, v) => self.task_mut(&id).spec_version = v,
             Action::UpdateStatus(_, st) => self.s.api.update_status = Some(st),
