@@ -253,11 +253,13 @@ pub fn new_network(spec: api::NetworkCreateRequest) -> Network {
 }
 
 /// The default routing-mesh network swarmkit creates with a new cluster.
+/// Its spec names no driver (the overlay is the default) and an IPAM of no
+/// driver, as swarmkit's does, so clients see the same spec.
 pub fn ingress_network() -> Network {
     new_network(api::NetworkCreateRequest {
         name: INGRESS_NAME.to_string(),
-        driver: Some("overlay".into()),
         ingress: Some(true),
+        ipam: Some(api::Ipam::default()),
         ..Default::default()
     })
 }

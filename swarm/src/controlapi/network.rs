@@ -105,6 +105,13 @@ pub async fn create(store: &Store, mut req: api::NetworkCreateRequest) -> Result
     if req.driver.as_deref().unwrap_or("").is_empty() {
         req.driver = Some("overlay".into());
     }
+    // dockerd names the default IPAM driver in the spec when the request
+    // has an IPAM section that names none.
+    if let Some(ipam) = req.ipam.as_mut() {
+        if ipam.driver.as_deref().unwrap_or("").is_empty() {
+            ipam.driver = Some("default".into());
+        }
+    }
     validate(&req)?;
     let n = alloc::new_network(req);
     let id = n.id().to_string();

@@ -134,11 +134,21 @@ pub fn cluster_view(n: &Network) -> Value {
     let mut spec = json!({
         "Name": a.name,
         "Labels": a.labels.clone().unwrap_or_default(),
-        "DriverConfiguration": {"Name": a.driver},
+        "DriverConfiguration": {},
         "Scope": "swarm",
     });
+    // The spec as the client gave it (Go's `omitempty`): swarmkit's default
+    // ingress names no driver and an empty IPAM driver.
+    if let Some(d) = sp.driver.as_ref().filter(|d| !d.is_empty()) {
+        spec["DriverConfiguration"]["Name"] = json!(d);
+    }
     if let Some(o) = sp.options.clone().filter(|o| !o.is_empty()) {
         spec["DriverConfiguration"]["Options"] = json!(o);
+    }
+    let ipam = a.ipam.clone().unwrap_or_default();
+    let allocated = ipam.config.clone().unwrap_or_default();
+    if let Some(asked) = &sp.ipam {
+        spec["IPAMOptions"] = spec_ipam(asked, &allocated);
     }
     for (key, on) in [
         ("Attachable", a.attachable),
@@ -149,10 +159,7 @@ pub fn cluster_view(n: &Network) -> Value {
             spec[key] = json!(true);
         }
     }
-    let ipam = a.ipam.clone().unwrap_or_default();
-    let configs: Vec<Value> = ipam
-        .config
-        .unwrap_or_default()
+    let configs: Vec<Value> = allocated
         .iter()
         .map(|c| json!({"Subnet": c.subnet, "Gateway": c.gateway}))
         .collect();
@@ -175,6 +182,47 @@ pub fn cluster_view(n: &Network) -> Value {
             "Configs": configs,
         },
     })
+}
+
+/// A spec's `IPAMOptions` as swarmkit keeps them: what the client asked
+/// for, each subnet with the gateway the allocator gave it.
+fn spec_ipam(asked: &api::Ipam, allocated: &[api::IpamConfig]) -> Value {
+    let mut driver = json!({});
+    if let Some(d) = asked.driver.as_ref().filter(|d| !d.is_empty()) {
+        driver["Name"] = json!(d);
+    }
+    if let Some(o) = asked.options.as_ref().filter(|o| !o.is_empty()) {
+        driver["Options"] = json!(o);
+    }
+    let mut out = json!({"Driver": driver});
+    let configs: Vec<Value> = asked
+        .config
+        .iter()
+        .flatten()
+        .map(|c| {
+            let gateway = c.gateway.clone().or_else(|| {
+                allocated
+                    .iter()
+                    .find(|g| g.subnet == c.subnet)
+                    .and_then(|g| g.gateway.clone())
+            });
+            let mut v = json!({});
+            for (key, val) in [
+                ("Subnet", &c.subnet),
+                ("Range", &c.ip_range),
+                ("Gateway", &gateway),
+            ] {
+                if let Some(x) = val.as_ref().filter(|x| !x.is_empty()) {
+                    v[key] = json!(x);
+                }
+            }
+            v
+        })
+        .collect();
+    if !configs.is_empty() {
+        out["Configs"] = json!(configs);
+    }
+    out
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> &'a str {
@@ -389,6 +437,11 @@ async fn inspect(
     if text(&v, "Scope") == "swarm" {
         let id = text(&v, "Id").to_string();
         v["Containers"] = local_endpoints(&s, &id).await;
+        // Once this node is on the network dockerd answers from its local
+        // copy, whose labels are a map even when the spec has none.
+        if !v["Containers"].is_null() && v["Labels"].is_null() {
+            v["Labels"] = json!({});
+        }
         // dockerd lists the nodes an overlay spans once this node is on it.
         if let Some(p) = peers.filter(|p| !p.is_empty()) {
             v["Peers"] = Value::Array(p);
