@@ -105,6 +105,9 @@ pub struct Summary {
     pub exchanges: usize,
     /// Exchanges with no difference.
     pub matched: usize,
+    /// Exchanges whose status and body match, headers aside (every answer
+    /// names its own server and API version).
+    pub same_body: usize,
     /// Exchanges with at least one difference (accepted ones included).
     pub differ: usize,
     /// Differences not accepted by the known list.
@@ -124,6 +127,9 @@ impl Report {
             ..Default::default()
         };
         for r in &self.results {
+            if r.error.is_none() && r.diffs.iter().all(|d| d.at.starts_with("header.")) {
+                s.same_body += 1;
+            }
             if r.diffs.is_empty() && r.error.is_none() {
                 s.matched += 1;
                 continue;
@@ -226,8 +232,8 @@ impl Report {
     /// The closing line: `compat: N exchanges, M match, K differ`.
     pub fn closing_line(summary: &Summary) -> String {
         format!(
-            "compat: {} exchanges, {} match, {} differ",
-            summary.exchanges, summary.matched, summary.differ
+            "compat: {} exchanges, {} match, {} with the same status and body (headers aside), {} differ",
+            summary.exchanges, summary.matched, summary.same_body, summary.differ
         )
     }
 }
@@ -276,13 +282,14 @@ mod tests {
             Summary {
                 exchanges: 3,
                 matched: 1,
+                same_body: 2,
                 differ: 2,
                 unlisted: 1
             }
         );
         assert_eq!(
             Report::closing_line(&s),
-            "compat: 3 exchanges, 1 match, 2 differ"
+            "compat: 3 exchanges, 1 match, 2 with the same status and body (headers aside), 2 differ"
         );
         let text = rep.render(&k, false);
         assert!(text.contains("04-services:3:status"));
