@@ -18,6 +18,7 @@
 //!   killed: time to the first acknowledged write after the kill, and
 //!   acknowledged writes missing afterwards.
 
+pub mod load;
 pub mod report;
 pub mod scenarios;
 

@@ -94,6 +94,22 @@ impl Cli {
         }
     }
 
+    /// Starts `docker ARGS` for a caller that reads its output as it comes
+    /// (`logs -f`), stdout piped, killed after `limit` at the latest.
+    pub fn spawn(&self, limit: Duration, args: &[&str]) -> std::io::Result<std::process::Child> {
+        Command::new("timeout")
+            .args(["-k", "5", &limit.as_secs().max(1).to_string()])
+            .arg(docker_bin())
+            .args(args)
+            .env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", &self.config_dir)
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+    }
+
     /// Runs `docker ARGS` with `input` on stdin, killed after `limit` (then
     /// the result's code is [`TIMED_OUT`]). Never panics on the command's
     /// outcome; panics only when `timeout` itself cannot be started.

@@ -441,6 +441,16 @@ impl Node {
         self.cli.run(limit, args, input)
     }
 
+    /// Starts the stock CLI against this node's engine for a caller that
+    /// reads its output as it comes, killed after `limit` at the latest.
+    pub fn docker_spawn(
+        &self,
+        limit: Duration,
+        args: &[&str],
+    ) -> std::io::Result<std::process::Child> {
+        self.cli.spawn(limit, args)
+    }
+
     /// Runs the CLI; stdout on success, else an error with its output.
     pub fn try_ok(&self, args: &[&str]) -> anyhow::Result<String> {
         self.docker(args)

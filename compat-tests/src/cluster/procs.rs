@@ -48,6 +48,18 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// The kernel's unit of `/proc/PID/stat` times (`USER_HZ`, 100 on Linux
+/// whatever the kernel's own tick).
+pub const USER_HZ: u64 = 100;
+
+/// User plus system CPU time of `pid` in [`USER_HZ`] ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let user: u64 = stat_field(&stat, 11)?.parse().ok()?;
+    let system: u64 = stat_field(&stat, 12)?.parse().ok()?;
+    Some(user + system)
+}
+
 /// Field `n` after the command name of a `/proc/PID/stat` line (0 = state,
 /// 1 = parent PID): the name may hold spaces and parentheses, so fields are
 /// counted from its last `)`.

@@ -20,6 +20,24 @@ pub enum StoreAction {
     Remove(Kind, String),
 }
 
+/// Whether an update changes what other transactions read of its kind (see
+/// `check`): a service's status (update and job status, its VIPs) changes
+/// with every task the leader schedules and is read by no call but the
+/// one that writes that service, which its version checks; its spec,
+/// published ports and pending removal are read by others.
+fn read_relevant(t: &Tables, o: &Object) -> bool {
+    let Object::Service(new) = o else {
+        return true;
+    };
+    let Some(old) = t.get::<crate::model::Service>(&new.api.id.clone().unwrap_or_default()) else {
+        return true;
+    };
+    let ports = |s: &crate::model::Service| s.api.endpoint.as_ref().and_then(|e| e.ports.clone());
+    old.api.spec != new.api.spec
+        || ports(old) != ports(new)
+        || old.pending_delete != new.pending_delete
+}
+
 /// Applies `actions` (one committed entry) at raft `index`; returns the events.
 ///
 /// Deterministic: every replica applying the same entry ends in the same state.
@@ -30,7 +48,9 @@ pub fn apply_actions(t: &mut Tables, index: u64, actions: &[StoreAction]) -> Vec
     for a in actions {
         match a {
             StoreAction::Create(o) | StoreAction::Update(o) => {
-                t.mark_changed(o.kind(), index);
+                if matches!(a, StoreAction::Create(_)) || read_relevant(t, o) {
+                    t.mark_changed(o.kind(), index);
+                }
                 let mut o = o.clone();
                 set_version(&mut o, index);
                 let action = if matches!(a, StoreAction::Create(_)) {

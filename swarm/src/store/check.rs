@@ -133,4 +133,30 @@ mod tests {
             "a service changed after the base"
         );
     }
+
+    #[test]
+    fn a_service_status_written_by_the_leader_leaves_other_calls_valid() {
+        use crate::model::Service;
+        use crate::store::apply_actions;
+        let mut t = Tables::default();
+        let mut svc = Service::default();
+        svc.api.id = Some("s".into());
+        svc.api.spec = Some(api::ServiceSpec {
+            name: Some("web".into()),
+            ..Default::default()
+        });
+        apply_actions(&mut t, 5, &[StoreAction::Create(svc.clone().into_object())]);
+        let create = vec![StoreAction::Create(secret("b", "two", 0).into_object())];
+        let mut status = t.get::<Service>("s").unwrap().clone();
+        status.api.update_status = Some(api::ServiceUpdateStatus::default());
+        apply_actions(&mut t, 6, &[StoreAction::Update(status.into_object())]);
+        assert!(
+            still_valid(&t, 5, &create),
+            "an update status is read by no other call"
+        );
+        let mut spec = t.get::<Service>("s").unwrap().clone();
+        spec.api.spec.as_mut().unwrap().labels = Some([("a".into(), "b".into())].into());
+        apply_actions(&mut t, 7, &[StoreAction::Update(spec.into_object())]);
+        assert!(!still_valid(&t, 6, &create), "a spec change is");
+    }
 }

@@ -114,8 +114,15 @@ impl SharedState {
     }
 }
 
-/// How many times an update is run again after its writes went stale.
-const STALE_RETRIES: usize = 16;
+/// How long an update is run again after its writes went stale. Bounded
+/// by time, not by a count: under a stream of writes on the leader a
+/// non-leader's call can go stale many times in a row (the load run saw 16
+/// in a row for 1 create in 20).
+const STALE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Stale tries after which each further one first waits a random while
+/// (up to the try's number in milliseconds, at most 100), so calls that
+/// keep colliding fall out of step.
+const STALE_EAGER: u32 = 3;
 /// How long an update waits to catch up with the leader before running again.
 const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -170,7 +177,15 @@ impl Store {
     /// up and runs `f` again (so `f` may run more than once).
     pub async fn update<R>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<R>) -> Result<R> {
         let _guard = self.write.lock().await;
-        for _ in 0..STALE_RETRIES {
+        let deadline = tokio::time::Instant::now() + STALE_LIMIT;
+        let mut tries = 0u32;
+        while tries == 0 || tokio::time::Instant::now() < deadline {
+            tries += 1;
+            if tries > STALE_EAGER {
+                let ms =
+                    rand::Rng::gen_range(&mut rand::thread_rng(), 0..=u64::from(tries).min(100));
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
             let (result, actions, base) = self.state.read(|t| {
                 let mut tx = Tx::new(t);
                 let r = f(&mut tx);
