@@ -113,6 +113,32 @@ impl Disk<'_> {
     }
 }
 
+/// `done`, told from a blocking task of the caller's runtime when that
+/// runtime is a current-thread one.
+///
+/// Why: a paused test clock (tokio's test-util, current-thread runtimes
+/// only) jumps to the next timer whenever the runtime has nothing to run,
+/// and a write on the writer thread is invisible to it: raft's timeouts
+/// would fire while a commit of a few milliseconds runs, as if it took
+/// seconds. A blocking task that waits for the write holds that clock. On
+/// the daemon's multi-thread runtime nothing changes.
+fn clock_held(done: Done) -> Done {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) if rt.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread => {
+            let (tx, rx) = std::sync::mpsc::channel::<Result<(), std::io::Error>>();
+            rt.spawn_blocking(move || {
+                if let Ok(r) = rx.recv() {
+                    done(r);
+                }
+            });
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            })
+        }
+        _ => done,
+    }
+}
+
 /// The later of two log IDs (by index).
 fn later(a: Option<LogId<NodeId>>, b: Option<LogId<NodeId>>) -> Option<LogId<NodeId>> {
     a.into_iter().chain(b).max_by_key(|l| l.index)
@@ -249,7 +275,7 @@ impl LogStore {
     pub(crate) fn append_then(&self, entries: Vec<Entry>, done: Done) -> Result<(), SErr> {
         let last = entries.last().map(|e| e.log_id);
         self.writer
-            .submit(Write::Append(entries.into()), Some(done), |t| {
+            .submit(Write::Append(entries.into()), Some(clock_held(done)), |t| {
                 if last.is_some() {
                     t.last = last;
                 }
@@ -415,7 +441,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         });
         let vote = *vote;
         self.writer
-            .submit(Write::Vote(vote), Some(done), |t| t.vote = Some(vote))
+            .submit(Write::Vote(vote), Some(clock_held(done)), |t| {
+                t.vote = Some(vote)
+            })
             .map_err(write_err)?;
         rx.await
             .map_err(|_| write_err("the log writer has stopped".into()))?
