@@ -37,7 +37,7 @@ pub(crate) fn damaged(file: &Path, what: &str) -> Error {
     ))
 }
 
-/// Opens the log at `path` and checks all of it ([`LogStore::verify`]).
+/// Opens the log at `path` and checks all of it ([`LogStore::open_verified`]).
 /// Returns the log and its purged log ID, or the refusal.
 pub(crate) fn open_log(
     path: &Path,
@@ -48,12 +48,7 @@ pub(crate) fn open_log(
     if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
         return Err(damaged(path, "it is empty"));
     }
-    let opened = quiet_panics(|| {
-        let log = LogStore::open_waiting_db(path, sealer)
-            .map_err(|e| format!("it does not open as a log database ({e})"))?;
-        let purged = log.verify()?;
-        Ok((log, purged))
-    });
+    let opened = quiet_panics(|| LogStore::open_verified(path, sealer));
     match opened {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(what)) | Err(what) => Err(damaged(path, &what)),

@@ -7,6 +7,7 @@ mod integrity;
 // openraft fixes the storage error type (large); boxing it locally buys nothing.
 #[allow(clippy::result_large_err)]
 mod log_store;
+mod log_writer;
 pub mod membership;
 pub mod network;
 mod proposer;
