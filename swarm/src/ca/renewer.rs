@@ -148,7 +148,8 @@ struct Pace {
 }
 
 impl Pace {
-    /// When `pem` is due, picking it the first time it is asked about.
+    /// When `pem` became valid and when it is due (picked the first time it
+    /// is asked about); `None` when its validity cannot be read.
     fn due_of(&mut self, pem: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
         let (from, to) = validity(pem)?;
         let at = match &self.due {
@@ -159,8 +160,8 @@ impl Pace {
         Some((from, at))
     }
 
-    /// How long to sleep before looking again: out the hold, else until
-    /// the due time (at most [`RECHECK`]).
+    /// How long to sleep before looking again: until the hold ends, else
+    /// until the due time (at most [`RECHECK`]).
     fn wait(&mut self, pem: &str) -> Duration {
         let now = Instant::now();
         match self.hold.filter(|h| *h > now) {
