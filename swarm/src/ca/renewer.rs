@@ -135,15 +135,16 @@ pub async fn renew(tls: &Arc<TlsState>, addrs: &[String]) -> Result<(NodeCerts, 
 
 /// The certificate the renewer is waiting on: when it is due (picked once
 /// per certificate, at random within its window) and whether it is being
-/// kept past that because it arrived already due.
+/// kept past that because it arrived already due. Its methods take the
+/// wall-clock and monotonic times from the caller.
 #[derive(Default)]
 struct Pace {
     /// The certificate's PEM and its due time.
     due: Option<(String, OffsetDateTime)>,
     /// No renewal on time before this (monotonic: no clock jump moves it).
     hold: Option<Instant>,
-    /// Whether the clock being ahead was logged since the last certificate
-    /// that arrived in time.
+    /// Whether the clock being ahead was reported since the last
+    /// certificate that arrived in time.
     warned: bool,
 }
 
@@ -160,51 +161,64 @@ impl Pace {
         Some((from, at))
     }
 
-    /// How long to sleep before looking again: until the hold ends, else
-    /// until the due time (at most [`RECHECK`]).
-    fn wait(&mut self, pem: &str) -> Duration {
-        let now = Instant::now();
-        match self.hold.filter(|h| *h > now) {
-            Some(h) => h - now,
-            None => wait_until_due(OffsetDateTime::now_utc(), self.due_of(pem).map(|d| d.1)),
+    /// How long to sleep at `now` (`mono` on the monotonic clock) before
+    /// looking again: until the hold ends, else until the due time (at most
+    /// [`RECHECK`]).
+    fn wait(&mut self, pem: &str, now: OffsetDateTime, mono: Instant) -> Duration {
+        match self.hold.filter(|h| *h > mono) {
+            Some(h) => h - mono,
+            None => wait_until_due(now, self.due_of(pem).map(|d| d.1)),
         }
     }
 
-    /// Whether `pem` is to be renewed now (the hold is out and it is due).
-    fn renew_now(&mut self, pem: &str) -> bool {
-        if self.hold.is_some_and(|h| Instant::now() < h) {
+    /// Whether `pem` is to be renewed at `now` (`mono`): the hold is out
+    /// and it is due.
+    fn renew_now(&mut self, pem: &str, now: OffsetDateTime, mono: Instant) -> bool {
+        if self.hold.is_some_and(|h| mono < h) {
             return false;
         }
         self.hold = None;
-        self.due_of(pem)
-            .is_none_or(|(_, at)| OffsetDateTime::now_utc() >= at)
+        self.due_of(pem).is_none_or(|(_, at)| now >= at)
     }
 
-    /// Takes note of `pem`, renewed from a request made at `asked`: when it
-    /// is already due, holds it for [`AHEAD_BACKOFF`] and says why, once.
-    fn renewed(&mut self, pem: &str, asked: OffsetDateTime) {
-        let now = OffsetDateTime::now_utc();
+    /// Takes note of `pem`, asked for at `asked` and received at `now`
+    /// (`mono`): when it is already due, holds it for [`AHEAD_BACKOFF`],
+    /// else ends any hold.
+    /// Returns the lead to warn about the first time it is so since the
+    /// last certificate that arrived in time.
+    fn renewed(
+        &mut self,
+        pem: &str,
+        asked: OffsetDateTime,
+        now: OffsetDateTime,
+        mono: Instant,
+    ) -> Option<Duration> {
         let ahead = self
             .due_of(pem)
             .and_then(|(from, at)| ahead_of_ca(asked, now, from, at));
         let Some(by) = ahead else {
+            // In time (a rotation may renew during a hold): nothing to keep.
+            self.hold = None;
             self.warned = false;
-            return;
+            return None;
         };
-        self.hold = Some(Instant::now() + AHEAD_BACKOFF);
-        if !std::mem::replace(&mut self.warned, true) {
-            let s = by.as_secs();
-            tracing::warn!(
-                ahead_s = s,
-                "this node's clock is ahead of the CA's by about {}m{:02}s: the certificate \
-                 it just received is already due by this clock; it is renewed again every {} \
-                 minutes until the clocks agree",
-                s / 60,
-                s % 60,
-                AHEAD_BACKOFF.as_secs() / 60
-            );
-        }
+        self.hold = Some(mono + AHEAD_BACKOFF);
+        (!std::mem::replace(&mut self.warned, true)).then_some(by)
     }
+}
+
+/// Logs that this node's clock is `by` ahead of the CA's.
+fn warn_ahead(by: Duration) {
+    let s = by.as_secs();
+    tracing::warn!(
+        ahead_s = s,
+        "this node's clock is ahead of the CA's by about {}m{:02}s: the certificate it just \
+         received is already due by this clock; it is renewed again every {} minutes until \
+         the clocks agree",
+        s / 60,
+        s % 60,
+        AHEAD_BACKOFF.as_secs() / 60
+    );
 }
 
 /// Renews `tls`'s certificate (of CA generation `issued`) when it is due,
@@ -228,7 +242,11 @@ pub async fn run(
             .as_mut()
             .is_some_and(|d| *d.borrow_and_update() != issued);
         if !stale {
-            let wait = pace.wait(&tls.certs().cert_pem);
+            let wait = pace.wait(
+                &tls.certs().cert_pem,
+                OffsetDateTime::now_utc(),
+                Instant::now(),
+            );
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 r = async {
@@ -244,7 +262,11 @@ pub async fn run(
                 }
                 _ = tokio::time::sleep(wait) => {}
             }
-            if !pace.renew_now(&tls.certs().cert_pem) {
+            if !pace.renew_now(
+                &tls.certs().cert_pem,
+                OffsetDateTime::now_utc(),
+                Instant::now(),
+            ) {
                 continue;
             }
         }
@@ -260,7 +282,10 @@ pub async fn run(
                     tracing::info!(generation, "node certificate renewed");
                     issued = generation;
                     retry = FIRST_RETRY;
-                    pace.renewed(&certs.cert_pem, asked);
+                    let now = OffsetDateTime::now_utc();
+                    if let Some(by) = pace.renewed(&certs.cert_pem, asked, now, Instant::now()) {
+                        warn_ahead(by);
+                    }
                     continue;
                 }
             }
@@ -380,5 +405,78 @@ mod tests {
         let due = asked - 7 * MIN;
         let by = ahead_of_ca(asked, asked, from, due).expect("ahead");
         assert_eq!(by, Duration::from_secs(7 * 60));
+    }
+
+    /// A node certificate signed when the CA's clock read `ca_now`, for an
+    /// hour, as the issuer makes it.
+    fn hour_cert(ca_now: OffsetDateTime) -> String {
+        use crate::ca::identity::Role;
+        let ca = crate::ca::root::generate(1).unwrap();
+        let issuer = crate::ca::issuer::Issuer::new(&ca.cert_pem, &ca.key_pem).unwrap();
+        let key = crate::ca::csr::new_key_and_csr().unwrap();
+        let expiry = time::Duration::hours(1);
+        issuer
+            .issue_between(
+                &key.csr_pem,
+                "n1",
+                Role::Worker,
+                "c1",
+                ca_now - BACKDATE,
+                ca_now + expiry,
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_certificate_that_arrives_due_is_held_five_minutes_and_reported_once() {
+        let ca_now = datetime!(2026-01-01 12:00 UTC);
+        let ours = ca_now + 50 * MIN;
+        let mono = Instant::now();
+        let mut pace = Pace::default();
+        let first = hour_cert(ca_now);
+        let by = pace.renewed(&first, ours, ours, mono);
+        assert_eq!(by, Some(Duration::from_secs(50 * 60)));
+        // Held: no renewal before five minutes on the monotonic clock,
+        // whatever the wall clock says.
+        let s = Duration::from_secs;
+        assert_eq!(pace.wait(&first, ours, mono + s(1)), s(299));
+        assert!(!pace.renew_now(&first, ours + 40 * MIN, mono + s(299)));
+        assert!(pace.renew_now(&first, ours, mono + s(300)));
+        // Still ahead at the next one: held again, not reported again.
+        let second = hour_cert(ca_now + 5 * MIN);
+        let later = mono + s(301);
+        assert_eq!(
+            pace.renewed(&second, ours + 5 * MIN, ours + 5 * MIN, later),
+            None
+        );
+        assert_eq!(pace.wait(&second, ours, later), AHEAD_BACKOFF);
+        // The clocks agree again: no hold, and a later lead is reported.
+        let third = hour_cert(ca_now + 10 * MIN);
+        let now = ca_now + 10 * MIN;
+        let back = mono + s(700);
+        assert_eq!(pace.renewed(&third, now, now, back), None);
+        assert_eq!(pace.hold, None);
+        assert!(!pace.renew_now(&third, now - time::Duration::seconds(1), back));
+        let fourth = hour_cert(ca_now + 20 * MIN);
+        assert!(pace
+            .renewed(&fourth, ours + 20 * MIN, ours + 20 * MIN, back)
+            .is_some());
+    }
+
+    #[test]
+    fn a_jump_past_the_due_time_is_renewed_at_the_next_look() {
+        let ca_now = datetime!(2026-01-01 12:00 UTC);
+        let mono = Instant::now();
+        let mut pace = Pace::default();
+        let cert = hour_cert(ca_now);
+        assert_eq!(pace.renewed(&cert, ca_now, ca_now, mono), None);
+        // Not due yet: look again within ten seconds.
+        let wait = pace.wait(&cert, ca_now - time::Duration::seconds(1), mono);
+        assert!(wait <= RECHECK && wait > Duration::ZERO, "{wait:?}");
+        assert!(!pace.renew_now(&cert, ca_now - time::Duration::seconds(1), mono));
+        // The clock jumped 50 minutes: due at the next look.
+        let jumped = ca_now + 50 * MIN;
+        assert_eq!(pace.wait(&cert, jumped, mono + RECHECK), Duration::ZERO);
+        assert!(pace.renew_now(&cert, jumped, mono + RECHECK));
     }
 }
