@@ -28,6 +28,7 @@
 pub mod api;
 pub mod cgroups;
 pub mod cli;
+pub mod clock;
 pub mod engine;
 pub mod image;
 pub mod init;

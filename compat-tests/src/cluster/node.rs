@@ -57,6 +57,8 @@ pub struct Node {
     dir: PathBuf,
     cli: Cli,
     procs: Mutex<Procs>,
+    /// Extra environment of this node's engine, after the lab's.
+    engine_env: Mutex<Vec<(String, String)>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -86,6 +88,7 @@ impl Node {
                 net_holder: Some(holder),
                 ..Procs::default()
             }),
+            engine_env: Mutex::new(Vec::new()),
         };
         let veth = node.lan_link();
         let peer = pid.to_string();
@@ -267,6 +270,7 @@ impl Node {
         let mut child = ns::command_in(init, NODE_NS, engine.binary()?)
             .args(engine.args(&self.engine_paths(), &self.cgroup_parent()))
             .envs(self.lab.engine_env())
+            .envs(self.engine_env())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -299,6 +303,24 @@ impl Node {
             Some(false) => anyhow::bail!("{engine} on node{} exited at start", self.n),
             None => anyhow::bail!("{engine} on node{} did not answer within 90s", self.n),
         }
+    }
+
+    /// Starts this node's engine from its next start on with `key=value`
+    /// in its environment, over the lab's (see [`super::Lab::set_engine_env`]):
+    /// a knob for one node only, such as libfaketime on its clock. Takes
+    /// effect at [`Node::restart_engine`] or the next boot.
+    pub fn set_engine_env(&self, key: &str, value: &str) {
+        let mut env = self.engine_env.lock().unwrap_or_else(|e| e.into_inner());
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_string(), value.to_string()));
+    }
+
+    /// The extra environment this node's engine starts with.
+    fn engine_env(&self) -> Vec<(String, String)> {
+        self.engine_env
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Kills the whole node with SIGKILL to its PID-namespace init: the

@@ -26,11 +26,22 @@ pub fn form(lab: &Lab, managers: usize, workers: usize) -> Vec<Arc<Node>> {
     let nodes: Vec<Arc<Node>> = (0..managers + workers)
         .map(|_| lab.add_node().expect("add a node"))
         .collect();
+    form_on(&nodes, managers, &[]);
+    nodes
+}
+
+/// A swarm on `nodes` (running, in no swarm): the first inits with
+/// `init_flags`, the next `managers - 1` join as managers, the rest as
+/// workers. Panics with the CLI's output when a step fails.
+pub fn form_on(nodes: &[Arc<Node>], managers: usize, init_flags: &[&str]) {
     let n1 = &nodes[0];
-    n1.ok(&["swarm", "init", "--advertise-addr", &n1.addr()]);
+    let addr = n1.addr();
+    let mut init = vec!["swarm", "init", "--advertise-addr", &addr];
+    init.extend_from_slice(init_flags);
+    n1.ok(&init);
     let manager_token = n1.ok(&["swarm", "join-token", "-q", "manager"]);
     let worker_token = n1.ok(&["swarm", "join-token", "-q", "worker"]);
-    let remote = format!("{}:2377", n1.addr());
+    let remote = format!("{addr}:2377");
     for (i, n) in nodes.iter().enumerate().skip(1) {
         let token = if i < managers {
             &manager_token
@@ -39,7 +50,6 @@ pub fn form(lab: &Lab, managers: usize, workers: usize) -> Vec<Arc<Node>> {
         };
         n.ok(&["swarm", "join", "--token", token.trim(), &remote]);
     }
-    nodes
 }
 
 /// `docker node ls` on `n`, sorted by hostname; `None` when the call fails.

@@ -37,8 +37,9 @@ use crate::error::Result;
 /// How far a new certificate's validity starts in the past. Nodes' clocks
 /// differ; a certificate that is "not yet valid" on a peer whose clock is a
 /// little behind would fail every handshake, so swarmkit backdates by an hour
-/// and so does this issuer.
-const BACKDATE: time::Duration = time::Duration::hours(1);
+/// and so does this issuer. The renewer reads the issuer's clock back from
+/// it.
+pub(crate) const BACKDATE: time::Duration = time::Duration::hours(1);
 
 /// The root CA, ready to sign node certificates.
 pub struct Issuer {
