@@ -14,7 +14,8 @@
 //!    orchestrator, the scheduler and the API carry them; no container
 //!    runs, so the machine's 2 cores measure the control plane), then
 //!    update a tenth of them.
-//! 5. Checks: every manager lists every service and task (nothing
+//! 5. The clients go on for a while over the loaded cluster.
+//! 6. Checks: every manager lists every service and task (nothing
 //!    dropped), every follower saw a line in the last seconds (no hang),
 //!    and the figures: request latency percentiles, errors, each
 //!    manager's peak RSS and CPU time.
@@ -56,6 +57,8 @@ pub struct Options {
     pub followers: usize,
     /// Concurrent creators.
     pub creators: usize,
+    /// How long the pollers and followers go on once everything is listed.
+    pub hold: Duration,
 }
 
 /// What one engine's run measured.
@@ -230,6 +233,8 @@ pub fn run(engine: Engine, opts: &Options) -> anyhow::Result<Outcome> {
         }
     }
 
+    // The steady state: everything created, the clients still at it.
+    std::thread::sleep(opts.hold);
     stop.store(true, Ordering::Relaxed);
     for p in pollers {
         p.join().expect("poller thread");
@@ -408,9 +413,11 @@ impl Follower {
     }
 
     /// Ends it; the lines it read and how long it had been silent.
-    fn finish(mut self) -> (usize, Duration) {
+    fn finish(self) -> (usize, Duration) {
         let quiet = self.last.lock().unwrap().elapsed();
-        procs::kill_child(&mut self.child);
+        // SIGTERM: `timeout` passes it on to the CLI, whose end closes the
+        // pipe the reader waits on (a SIGKILL would leave the CLI running).
+        procs::terminate(self.child, Duration::from_secs(5));
         let _ = self.reader.join();
         (self.lines.load(Ordering::Relaxed), quiet)
     }

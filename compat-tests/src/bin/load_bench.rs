@@ -35,6 +35,9 @@ struct Args {
     /// Concurrent creators.
     #[arg(long, default_value_t = 4)]
     creators: usize,
+    /// Seconds the clients go on once everything is listed.
+    #[arg(long, default_value_t = 30)]
+    hold_secs: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         pollers: a.pollers.clamp(1, 500),
         followers: a.followers.clamp(1, 200),
         creators: a.creators.clamp(1, 16),
+        hold: std::time::Duration::from_secs(a.hold_secs.min(3600)),
     };
     let mut failed = false;
     for e in engines {
