@@ -142,8 +142,15 @@ async fn list(
         "_up-to-date",
     ])?;
     // dockerd resolves these filters to objects first: an unknown one is a 404.
+    // With a service filter (what `docker service ps` sends) only those
+    // services' tasks are read: copying every task of a large cluster under
+    // the store's lock for each poll starved its writers.
+    let mut scope: Option<Vec<String>> = None;
     for want in f.get("service") {
-        swarm::controlapi::service::get(m.store(), want)?;
+        let svc = swarm::controlapi::service::get(m.store(), want)?;
+        scope
+            .get_or_insert_with(Vec::new)
+            .push(svc.api.id.clone().unwrap_or_default());
     }
     for want in f.get("node") {
         node::get(m.store(), want)?;
@@ -151,15 +158,33 @@ async fn list(
     let (tasks, cx, nets) = m.store().view(|v| {
         let nets = network_map(v);
         let t = v.tables();
-        let services = t
-            .iter::<Service>()
-            .map(|s| (s.api.id.clone().unwrap_or_default(), s.clone()))
-            .collect();
+        let services = match &scope {
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| t.get::<Service>(id))
+                .map(|s| (s.api.id.clone().unwrap_or_default(), s.clone()))
+                .collect(),
+            None => t
+                .iter::<Service>()
+                .map(|s| (s.api.id.clone().unwrap_or_default(), s.clone()))
+                .collect(),
+        };
+        let candidates: Vec<Task> = match &scope {
+            Some(ids) => {
+                // In ID order, as the whole list comes.
+                let mut some: Vec<Task> =
+                    ids.iter().flat_map(|id| v.tasks_by_service(id)).collect();
+                some.sort_by(|a, b| a.api.id.cmp(&b.api.id));
+                some.dedup_by(|a, b| a.api.id == b.api.id);
+                some
+            }
+            None => t.iter::<Task>().cloned().collect(),
+        };
         (
             // Standalone containers' network attachments are no API tasks.
-            t.iter::<Task>()
+            candidates
+                .into_iter()
                 .filter(|t| !swarm::controlapi::attachment::is_attachment(t))
-                .cloned()
                 .collect::<Vec<_>>(),
             Ctx {
                 services,
