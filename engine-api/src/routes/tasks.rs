@@ -148,9 +148,12 @@ async fn list(
     let mut scope: Option<Vec<String>> = None;
     for want in f.get("service") {
         let svc = swarm::controlapi::service::get(m.store(), want)?;
-        scope
-            .get_or_insert_with(Vec::new)
-            .push(svc.api.id.clone().unwrap_or_default());
+        let ids = scope.get_or_insert_with(Vec::new);
+        let id = svc.api.id.clone().unwrap_or_default();
+        // A service named twice (by name and by ID) is read once.
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
     }
     for want in f.get("node") {
         node::get(m.store(), want)?;
@@ -158,28 +161,24 @@ async fn list(
     let (tasks, cx, nets) = m.store().view(|v| {
         let nets = network_map(v);
         let t = v.tables();
-        let services = match &scope {
-            Some(ids) => ids
-                .iter()
-                .filter_map(|id| t.get::<Service>(id))
-                .map(|s| (s.api.id.clone().unwrap_or_default(), s.clone()))
-                .collect(),
-            None => t
-                .iter::<Service>()
-                .map(|s| (s.api.id.clone().unwrap_or_default(), s.clone()))
-                .collect(),
-        };
-        let candidates: Vec<Task> = match &scope {
+        let (services, candidates): (Vec<&Service>, Vec<Task>) = match &scope {
             Some(ids) => {
                 // In ID order, as the whole list comes.
                 let mut some: Vec<Task> =
                     ids.iter().flat_map(|id| v.tasks_by_service(id)).collect();
                 some.sort_by(|a, b| a.api.id.cmp(&b.api.id));
-                some.dedup_by(|a, b| a.api.id == b.api.id);
-                some
+                let services = ids.iter().filter_map(|id| t.get::<Service>(id)).collect();
+                (services, some)
             }
-            None => t.iter::<Task>().cloned().collect(),
+            None => (
+                t.iter::<Service>().collect(),
+                t.iter::<Task>().cloned().collect(),
+            ),
         };
+        let services = services
+            .into_iter()
+            .map(|s| (s.api.id.clone().unwrap_or_default(), s.clone()))
+            .collect();
         (
             // Standalone containers' network attachments are no API tasks.
             candidates

@@ -8,6 +8,8 @@ use super::EventAction;
 use super::Tables;
 use crate::model::Kind;
 use crate::model::Object;
+use crate::model::Service;
+use crate::model::StoreObject;
 
 /// One change in a transaction. Versions are assigned at apply time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,10 +31,12 @@ fn read_relevant(t: &Tables, o: &Object) -> bool {
     let Object::Service(new) = o else {
         return true;
     };
-    let Some(old) = t.get::<crate::model::Service>(&new.api.id.clone().unwrap_or_default()) else {
+    let Some(old) = t.get::<Service>(new.id()) else {
         return true;
     };
-    let ports = |s: &crate::model::Service| s.api.endpoint.as_ref().and_then(|e| e.ports.clone());
+    fn ports(s: &Service) -> Option<&Vec<crate::model::api::EndpointPortConfig>> {
+        s.api.endpoint.as_ref()?.ports.as_ref()
+    }
     old.api.spec != new.api.spec
         || ports(old) != ports(new)
         || old.pending_delete != new.pending_delete
