@@ -169,6 +169,22 @@ fn three_nodes(env: &[(&str, &str)]) -> Option<(Lab, Vec<std::sync::Arc<Node>>)>
     Some((lab, nodes))
 }
 
+/// busybox httpd with a CGI script answering the client address it sees
+/// (`/cgi-bin/peer`) and a 3,000,000-byte file (`/big`).
+const PEER_CGI: &str = "mkdir -p /w/cgi-bin && \
+    printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /w/cgi-bin/peer && \
+    chmod +x /w/cgi-bin/peer && head -c 3000000 /dev/zero > /w/big && exec httpd -f -p 80 -h /w";
+
+/// The IPv4 address in busybox httpd's `REMOTE_ADDR` (it listens on IPv6:
+/// `[::ffff:10.99.0.2]`).
+fn ipv4_of(remote_addr: &str) -> String {
+    let a = remote_addr
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    a.strip_prefix("::ffff:").unwrap_or(a).to_string()
+}
+
 /// The hostname of container `c` (its short ID, as under dockerd).
 fn hostname(c: &str) -> String {
     c[..12].to_string()
@@ -342,6 +358,64 @@ fn e2e_cluster_overlay_across_nodes() {
         });
         assert_eq!(seen.len(), 2, "node{}: {seen:?}", n.n());
     }
+
+    // Beyond dockerd (moby issue 25526): a replica reached through the mesh
+    // sees the client's own address, through a node without a task of the
+    // service (node1), through one with a replica beside one elsewhere
+    // (node2), and with a large answer (the way back is sized to the
+    // ingress network). The node's own connections keep showing the node.
+    service(
+        n1,
+        "peer",
+        &[
+            "--replicas",
+            "2",
+            "--constraint",
+            "node.role==worker",
+            "--placement-pref",
+            "spread=node.id",
+            "--publish",
+            "9300:80",
+        ],
+        &["sh", "-c", PEER_CGI],
+    );
+    wait_for(90, "peer on both workers", || {
+        swarm::running_on(n1, "peer").filter(|h| *h == vec!["node2", "node3"])
+    });
+    let client = lab.client_addr();
+    for n in [n1, n2] {
+        let url = format!("http://{}:9300/cgi-bin/peer", n.addr());
+        let seen = wait_for(60, &format!("peer through node{}", n.n()), || {
+            let seen: BTreeSet<String> = (0..6)
+                .filter_map(|_| lab.client(&["curl", "-sf", "-m", "3", &url]).ok())
+                .map(|a| ipv4_of(&a))
+                .collect();
+            (!seen.is_empty()).then_some(seen)
+        });
+        assert_eq!(seen, BTreeSet::from([client.clone()]), "node{}", n.n());
+        let big = format!("http://{}:9300/big", n.addr());
+        for _ in 0..4 {
+            let got = lab
+                .client(&["sh", "-c", &format!("curl -sf -m 10 {big} | wc -c")])
+                .expect("a large answer through the mesh");
+            assert_eq!(got.trim(), "3000000", "node{}", n.n());
+        }
+    }
+    // node1's own connection: the replica sees node1's address on the
+    // ingress network (10.0.0.0/24), as under dockerd.
+    let own = n1.run(&[
+        "curl",
+        "-sf",
+        "-m",
+        "3",
+        "http://127.0.0.1:9300/cgi-bin/peer",
+    ]);
+    assert!(own.success(), "{}", own.stderr);
+    assert!(
+        ipv4_of(&own.stdout).starts_with("10.0.0."),
+        "{}",
+        own.stdout
+    );
 
     // A node lost: its replicas leave tasks.NAME on the survivors, their
     // replacements join it, and the mesh goes on without it.

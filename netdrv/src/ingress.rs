@@ -215,6 +215,12 @@ pub struct SandboxRuleset {
     /// The source of connections towards backends; `None`: masquerade
     /// (the bridge's gateway address).
     pub source: Option<Ipv4Addr>,
+    /// The node-local sources `source` replaces (the gateway bridge's
+    /// subnet: the node's own connections and its tasks'); others keep
+    /// theirs, and the backends send the answers back to this sandbox
+    /// by layer 2 (see [`crate::return_path`]). `0.0.0.0/0`: every
+    /// source. Unused without `source`.
+    pub local_sources: Ipv4Net,
 }
 
 const PREROUTING: &str = "prerouting";
@@ -231,6 +237,7 @@ impl SandboxRuleset {
             bridge: bridge_name(&record.network),
             ports: record.ports.clone(),
             source: record.lb_address.map(|a| a.addr()),
+            local_sources: record.iface.address.trunc(),
         }
     }
 
@@ -289,15 +296,32 @@ impl SandboxRuleset {
             batch.add(rule(PREROUTING, expr));
         }
         let out = match self.source {
-            Some(a) => Statement::SNAT(Some(NAT {
-                addr: Some(Expression::String(a.to_string().into())),
-                family: None,
-                port: None,
-                flags: None,
-            })),
-            None => Statement::Masquerade(None),
+            // A client's own address is kept: the backend sees it. An
+            // address of this node's gateway bridge would mean nothing
+            // on another node (every node has the same subnet), and a
+            // task balanced to itself would drop its own address as a
+            // martian source.
+            Some(a) => {
+                let mut out = vec![nft::oifname(&self.bridge)];
+                let local = self.local_sources;
+                if local.prefix_len() > 0 {
+                    out.push(nft::ip_in(
+                        "saddr",
+                        local.network(),
+                        local.prefix_len().into(),
+                    ));
+                }
+                out.push(Statement::SNAT(Some(NAT {
+                    addr: Some(Expression::String(a.to_string().into())),
+                    family: None,
+                    port: None,
+                    flags: None,
+                })));
+                out
+            }
+            None => vec![nft::oifname(&self.bridge), Statement::Masquerade(None)],
         };
-        batch.add(rule(POSTROUTING, vec![nft::oifname(&self.bridge), out]));
+        batch.add(rule(POSTROUTING, out));
         batch.to_nftables()
     }
 }

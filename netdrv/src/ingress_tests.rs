@@ -251,6 +251,7 @@ fn sandbox_doc(backends: &[&str]) -> serde_json::Value {
             backends: backends.iter().map(|b| b.parse().unwrap()).collect(),
         }],
         source: None,
+        local_sources: "172.18.0.0/16".parse().unwrap(),
     };
     serde_json::to_value(ruleset.to_nftables()).unwrap()
 }
@@ -308,4 +309,26 @@ fn sandbox_single_backend_and_none() {
     );
     // No backend: no rule, the sandbox refuses by itself.
     assert_eq!(sandbox_doc(&[]), sandbox_want(None));
+}
+
+#[test]
+fn sandbox_with_a_node_address_keeps_clients_and_translates_only_the_node() {
+    let ruleset = SandboxRuleset {
+        inbound: "gw0".into(),
+        bridge: "shoal-ingress00".into(),
+        ports: Vec::new(),
+        source: Some("10.0.0.9".parse().unwrap()),
+        local_sources: "172.18.0.0/16".parse().unwrap(),
+    };
+    let doc = serde_json::to_value(ruleset.to_nftables()).unwrap();
+    let last = doc["nftables"].as_array().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        last,
+        json!({"add": {"rule": {"family": "ip", "table": "shoal", "chain": "postrouting", "expr": [
+            {"match": {"left": {"meta": {"key": "oifname"}}, "right": "shoal-ingress00", "op": "=="}},
+            {"match": {"left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                "right": {"prefix": {"addr": "172.18.0.0", "len": 16}}, "op": "=="}},
+            {"snat": {"addr": "10.0.0.9"}}
+        ]}}})
+    );
 }

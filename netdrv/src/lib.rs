@@ -38,6 +38,7 @@ pub mod overlay;
 mod ports;
 mod publish;
 pub mod resolv;
+mod return_path;
 pub mod state;
 mod task_locks;
 mod task_record;
@@ -110,6 +111,9 @@ pub struct OverlayDriver {
     /// from this whether another attach made it meanwhile.
     egress_made: std::sync::atomic::AtomicU64,
     state: Mutex<NodeState>,
+    /// Whether the kernel takes tasks' return paths (see `return_path`),
+    /// found out once.
+    return_paths: tokio::sync::OnceCell<bool>,
 }
 
 impl std::fmt::Debug for OverlayDriver {
@@ -159,6 +163,7 @@ impl OverlayDriver {
             task_locks: task_locks::TaskLocks::default(),
             egress_made: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(state),
+            return_paths: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -256,6 +261,10 @@ impl OverlayDriver {
             .map(|a| local::plan(&current, task, a))
             .collect::<Result<Vec<_>, _>>()?;
         planned.extend(swarm_planned);
+        let ingress = planned
+            .iter()
+            .find(|p| p.ingress)
+            .map(|p| p.network.id.clone());
         if let Some(rec) = current.tasks.get(task).cloned() {
             if netns::is_mounted(&self.task_netns_path(task)) {
                 let rec = if state::same_networks(&rec, &planned) {
@@ -267,6 +276,8 @@ impl OverlayDriver {
                     rec
                 };
                 self.ensure_dns(task, &rec).await?;
+                self.ensure_return_path(task, &rec, ingress.as_deref())
+                    .await;
                 self.apply_task_vips(task, &rec, false).await?;
                 return Ok(self.task_netns(task, &rec));
             }
@@ -318,6 +329,8 @@ impl OverlayDriver {
             return Err(e);
         }
         self.ensure_dns(task, &rec).await?;
+        self.ensure_return_path(task, &rec, ingress.as_deref())
+            .await;
         // Under the state lock: a records update rewriting every task's
         // table must not interleave with this one.
         let current = self.state.lock().await;
@@ -326,6 +339,34 @@ impl OverlayDriver {
         let netns = self.task_netns(task, &rec);
         tracing::info!(task, "task network namespace ready");
         Ok(netns)
+    }
+
+    /// Gives `task` (record `rec`) the way back of routing-mesh
+    /// connections when it is on the ingress network `ingress` (see
+    /// [`return_path`]). A kernel that refuses the tables leaves the task
+    /// running; only mesh connections taken by a sandbox go unanswered.
+    async fn ensure_return_path(&self, task: &str, rec: &TaskRecord, ingress: Option<&str>) {
+        let Some(path) = ingress.and_then(|id| return_path::ReturnPath::for_task(rec, id)) else {
+            return;
+        };
+        if !self.return_paths_work().await {
+            return;
+        }
+        if let Err(e) = return_path::apply(&self.task_netns_path(task), &path).await {
+            tracing::warn!(task, error = %e, "no way back for routing-mesh connections");
+        }
+    }
+
+    /// Whether this kernel takes tasks' return paths, tried once.
+    async fn return_paths_work(&self) -> bool {
+        *self
+            .return_paths
+            .get_or_init(|| async {
+                tokio::task::spawn_blocking(return_path::kernel_takes_it)
+                    .await
+                    .unwrap_or(false)
+            })
+            .await
     }
 
     /// Moves attached `task` (record `old`) onto the networks of `planned`
@@ -682,7 +723,13 @@ impl OverlayDriver {
                 ingress::create(host, &self.host_ns, &sbox, rec).await
             }
             Action::ApplyIngressNft { network, ruleset } => {
-                ingress::apply(&self.sandbox_path(network), ruleset).await
+                let mut ruleset = ruleset.clone();
+                if !self.return_paths_work().await {
+                    // The tasks could not send answers back to a client's
+                    // own address: every source is translated.
+                    ruleset.local_sources = ipnet::Ipv4Net::default();
+                }
+                ingress::apply(&self.sandbox_path(network), &ruleset).await
             }
             Action::RemoveIngress(rec) => {
                 ingress::remove(host, &self.sandbox_path(&rec.network), rec).await

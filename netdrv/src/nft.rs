@@ -526,7 +526,7 @@ fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
 }
 
 /// `ip FIELD ADDR/LEN`
-fn ip_in(field: &'static str, addr: Ipv4Addr, len: u32) -> Statement<'static> {
+pub(crate) fn ip_in(field: &'static str, addr: Ipv4Addr, len: u32) -> Statement<'static> {
     matches(
         payload("ip", field),
         Expression::Named(NamedExpression::Prefix(Prefix {
