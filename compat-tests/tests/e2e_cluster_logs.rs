@@ -133,3 +133,91 @@ fn e2e_cluster_service_logs_from_every_node() {
         "a followed service's lines from the nodes its new tasks run on"
     );
 }
+
+/// The numbers of the `tick-N` lines in `lines`, in order.
+fn ticks(lines: &[String]) -> Vec<u64> {
+    lines
+        .iter()
+        .filter_map(|l| l.rsplit("tick-").next()?.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn e2e_cluster_service_logs_follow_outlives_the_leader() {
+    let Some(lab) = Lab::for_test(Engine::Shoald) else {
+        return;
+    };
+    let nodes = swarm::form(&lab, 3, 1);
+    let (n1, n2, n4) = (&nodes[0], &nodes[1], &nodes[3]);
+    n4.load_test_image().expect("image");
+    n1.ok(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "tick",
+        "--constraint",
+        "node.hostname==node4",
+        TEST_IMAGE,
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.2; done",
+    ]);
+    wait_for(90, "the tick task", || {
+        swarm::running_on(n1, "tick").filter(|h| h.len() == 1)
+    });
+    // Followed through node2, which does not lead; node1 leads (it made the
+    // swarm) until its shoald is killed.
+    let mut child = Command::new("timeout")
+        .args(["-k", "5", "90"])
+        .arg(docker_bin())
+        .args(["service", "logs", "-f", "--tail", "0", "tick"])
+        .env("DOCKER_HOST", n2.docker_host())
+        .env("DOCKER_CONFIG", n2.dir().join("cli-config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker service logs -f");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut lines: Vec<String> = Vec::new();
+    let mut read_until = |limit: Duration, enough: &dyn Fn(&[String]) -> bool| {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline && !enough(&lines) {
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+                lines.push(l);
+            }
+        }
+        lines.clone()
+    };
+    let before = read_until(Duration::from_secs(30), &|l| ticks(l).len() >= 10);
+    assert!(ticks(&before).len() >= 10, "lines before: {before:?}");
+    n1.kill_engine();
+    let at_kill = ticks(&before).len();
+    // 40 more lines is 8 s of the task's output: well past a new leader.
+    let after = read_until(Duration::from_secs(60), &|l| ticks(l).len() >= at_kill + 40);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = reader.join();
+    let seen = ticks(&after);
+    assert!(
+        seen.len() >= at_kill + 40,
+        "the follower went quiet after the leader died: {} lines, {} before the kill",
+        seen.len(),
+        at_kill
+    );
+    // None lost and none twice across the move to the new leader.
+    for w in seen.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "a gap or a repeat: {seen:?}");
+    }
+}

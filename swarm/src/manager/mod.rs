@@ -13,6 +13,7 @@ mod connector;
 pub mod init;
 pub mod keymanager;
 mod leadership;
+mod log_follow;
 mod reachability;
 mod roles;
 mod rotation;
@@ -525,17 +526,19 @@ impl Manager {
     }
 
     /// Subscribes to the logs of the selected tasks on every node, through
-    /// the leader's broker (this manager's own when it leads).
+    /// the leader's broker (this manager's own when it leads); a following
+    /// subscription moves to the next leader when leadership moves.
     pub async fn subscribe_logs(
         &self,
         selector: crate::exec::LogSelector,
         options: crate::exec::LogOptions,
     ) -> Result<tokio::sync::mpsc::Receiver<crate::exec::LogMessage>> {
-        if let Some(local) = self.slot.borrow().clone().filter(|l| l.is_serving()) {
-            return Ok(local.broker().subscribe(selector, options));
-        }
-        let addr = services::leader_addr(&self.raft).ok_or_else(Error::no_leader)?;
-        services::subscribe_logs(&self.channels, &addr, selector, options).await
+        let source = log_follow::LogSource {
+            slot: self.slot.subscribe(),
+            raft: self.raft.clone(),
+            channels: self.channels.clone(),
+        };
+        source.follow(selector, options).await
     }
 
     /// Waits until this manager leads.
