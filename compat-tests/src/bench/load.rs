@@ -362,8 +362,15 @@ fn poll(
             let t = Instant::now();
             match api.request("GET", &path, None, REQUEST_LIMIT) {
                 Ok(r) if r.status == 200 => lat.lock().unwrap().push(t.elapsed()),
-                _ => {
-                    errs.fetch_add(1, Ordering::Relaxed);
+                other => {
+                    // The first few, so a run says what failed.
+                    if errs.fetch_add(1, Ordering::Relaxed) < 5 {
+                        let why = match other {
+                            Ok(r) => format!("{} {}", r.status, r.body.trim()),
+                            Err(e) => format!("{e:#}"),
+                        };
+                        eprintln!("   poll GET {path}: {why}");
+                    }
                 }
             }
         }

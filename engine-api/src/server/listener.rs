@@ -367,6 +367,9 @@ where
     let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
+        // A client that sends its request and closes its side (socat,
+        // `nc -N`) still gets the answer, as from Go's server.
+        .half_close(true)
         .timer(TokioTimer::new())
         .header_read_timeout(header_read_timeout());
     let conn = builder.serve_connection_with_upgrades(io, svc);
