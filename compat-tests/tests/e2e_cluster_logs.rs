@@ -30,6 +30,56 @@ fn hosts_in(out: &str, text: &str) -> Vec<String> {
     hosts
 }
 
+/// `docker service logs -f ARGS...` of the stock CLI through `node`, under
+/// `timeout` (bounded at `limit_secs`); its lines arrive on `lines`.
+struct Follower {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Follower {
+    fn start(node: &compat_tests::cluster::Node, limit_secs: u32, args: &[&str]) -> Follower {
+        let mut child = Command::new("timeout")
+            .args(["-k", "5", &limit_secs.to_string()])
+            .arg(docker_bin())
+            .args(["service", "logs", "-f"])
+            .args(args)
+            .env("DOCKER_HOST", node.docker_host())
+            .env("DOCKER_CONFIG", node.dir().join("cli-config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker service logs -f");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Follower {
+            child,
+            lines,
+            reader,
+        }
+    }
+
+    /// Ends the CLI: SIGTERM reaches it through `timeout` (a SIGKILL would
+    /// orphan it with the pipe open).
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        drop(self.lines);
+        let _ = self.reader.join();
+    }
+}
+
 #[test]
 fn e2e_cluster_service_logs_from_every_node() {
     let Some(lab) = Lab::for_test(Engine::Shoald) else {
@@ -87,31 +137,12 @@ fn e2e_cluster_service_logs_from_every_node() {
     wait_for(60, "the first grow task", || {
         swarm::running_on(n1, "grow").filter(|h| h.len() == 1)
     });
-    let mut child = Command::new("timeout")
-        .args(["-k", "5", "60"])
-        .arg(docker_bin())
-        .args(["service", "logs", "-f", "grow"])
-        .env("DOCKER_HOST", n2.docker_host())
-        .env("DOCKER_CONFIG", n2.dir().join("cli-config"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker service logs -f");
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let follower = Follower::start(n2, 60, &["grow"]);
     n1.ok(&["service", "scale", "-d", "grow=4"]);
     let deadline = Instant::now() + Duration::from_secs(45);
     let mut seen: Vec<String> = Vec::new();
     while Instant::now() < deadline && seen.len() < 4 {
-        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+        let Ok(line) = follower.lines.recv_timeout(Duration::from_secs(1)) else {
             continue;
         };
         for h in hosts_in(&line, "grow-line") {
@@ -120,13 +151,7 @@ fn e2e_cluster_service_logs_from_every_node() {
             }
         }
     }
-    // SIGTERM reaches the CLI through `timeout` (a SIGKILL would orphan it
-    // with the pipe open).
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let _ = reader.join();
+    follower.stop();
     seen.sort();
     assert_eq!(
         seen, all,
@@ -168,31 +193,12 @@ fn e2e_cluster_service_logs_follow_outlives_the_leader() {
     });
     // Followed through node2, which does not lead; node1 leads (it made the
     // swarm) until its shoald is killed.
-    let mut child = Command::new("timeout")
-        .args(["-k", "5", "90"])
-        .arg(docker_bin())
-        .args(["service", "logs", "-f", "--tail", "0", "tick"])
-        .env("DOCKER_HOST", n2.docker_host())
-        .env("DOCKER_CONFIG", n2.dir().join("cli-config"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("docker service logs -f");
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let follower = Follower::start(n2, 90, &["--tail", "0", "tick"]);
     let mut lines: Vec<String> = Vec::new();
     let mut read_until = |limit: Duration, enough: &dyn Fn(&[String]) -> bool| {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline && !enough(&lines) {
-            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            if let Ok(l) = follower.lines.recv_timeout(Duration::from_millis(200)) {
                 lines.push(l);
             }
         }
@@ -204,11 +210,7 @@ fn e2e_cluster_service_logs_follow_outlives_the_leader() {
     let at_kill = ticks(&before).len();
     // 40 more lines is 8 s of the task's output: well past a new leader.
     let after = read_until(Duration::from_secs(60), &|l| ticks(l).len() >= at_kill + 40);
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let _ = reader.join();
+    follower.stop();
     let seen = ticks(&after);
     assert!(
         seen.len() >= at_kill + 40,
