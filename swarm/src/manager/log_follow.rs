@@ -2,7 +2,8 @@
 //!
 //! Log subscriptions live in the leader's broker, which ends with its term:
 //! a follower's stream would end (or, through the CLI, look hung) whenever
-//! leadership moves, as dockerd's do (moby issues 38640 and 41733). Here a
+//! leadership moves: the hang dockerd's users report (moby issues 38640 and
+//! 41733). Here a
 //! following subscription is opened again on whichever manager leads next,
 //! from just after the last line it passed on, until its client hangs up.
 
