@@ -32,6 +32,7 @@ pub mod ingress;
 mod isolation;
 pub mod local;
 mod netlink;
+mod netlink_io;
 mod netns;
 pub mod nft;
 pub mod overlay;

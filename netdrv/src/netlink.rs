@@ -117,21 +117,15 @@ fn tolerate(r: Result<(), rtnetlink::Error>, ok: &[Errno]) -> Result<(), rtnetli
 impl Netlink {
     /// A connection in the calling thread's namespace (the driver's own).
     pub fn here() -> Result<Self> {
-        let (conn, handle, _) =
-            rtnetlink::new_connection().map_err(Error::io("open netlink socket"))?;
-        tokio::spawn(conn);
+        let handle = crate::netlink_io::connect().map_err(Error::io("open netlink socket"))?;
         Ok(Netlink { handle })
     }
 
     /// A connection inside the namespace bound at `path`: the socket is
     /// opened on a thread that entered it.
     pub async fn in_netns(path: &Path) -> Result<Self> {
-        let rt = tokio::runtime::Handle::current();
         netns::run_in(path, move || {
-            let _in_runtime = rt.enter();
-            let (conn, handle, _) =
-                rtnetlink::new_connection().map_err(Error::io("open netlink socket"))?;
-            rt.spawn(conn);
+            let handle = crate::netlink_io::connect().map_err(Error::io("open netlink socket"))?;
             Ok(Netlink { handle })
         })
         .await

@@ -398,10 +398,7 @@ pub async fn remove_leftovers(cfg: &TunnelConfig) -> Result<()> {
 
 /// A netlink handle in the caller's namespace, for rules and routes.
 fn handle() -> Result<rtnetlink::Handle> {
-    let (conn, handle, _) =
-        rtnetlink::new_connection().map_err(Error::io("open netlink socket"))?;
-    tokio::spawn(conn);
-    Ok(handle)
+    crate::netlink_io::connect().map_err(Error::io("open netlink socket"))
 }
 
 /// The tunnel socket, with large buffers (forced past the sysctl limits:
