@@ -262,7 +262,7 @@ impl DispatcherApi for Local {
         updates: Vec<StatusUpdate>,
     ) -> Result<()> {
         self.store
-            .update(|tx| {
+            .update_batched(|tx| {
                 for u in &updates {
                     apply_status(tx, node_id, u)?;
                 }

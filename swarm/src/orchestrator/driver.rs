@@ -1,5 +1,6 @@
 //! The orchestrator driver: watches commits, reconciles the services they
-//! touched, and commits the resulting actions in one transaction per batch.
+//! touched, and commits the resulting actions in one transaction per batch
+//! (in raft entries of a bounded size: `Store::update_batched`).
 //! It owns the updater's memory of each update in progress
 //! ([`update::Run`]) and the wake-ups the reconcilers ask for (restart
 //! delays, update delays, monitoring periods, held stop-first starts).
@@ -195,7 +196,7 @@ async fn pass(
     runs: &mut Runs,
 ) -> crate::Result<Vec<(String, Option<Duration>)>> {
     store
-        .update(|tx| {
+        .update_batched(|tx| {
             let now = time::OffsetDateTime::now_utc();
             let nodes = tx.list::<Node>();
             let ids: Vec<String> = match dirty {

@@ -87,6 +87,13 @@ pub const ELECTION_MIN_MS: u64 = 450;
 /// The longest election timeout (ms), also the leader lease.
 pub const ELECTION_MAX_MS: u64 = 700;
 
+/// The most entries one AppendEntries carries. openraft bounds each by
+/// the heartbeat interval, so a follower catching up must get its entries
+/// in pieces it can take in that time even on a loaded machine: entries
+/// of the reconcilers hold up to 200 tasks each (`Store::update_batched`),
+/// and openraft's default of 300 such entries would be tens of megabytes.
+pub const MAX_PAYLOAD_ENTRIES: u64 = 32;
+
 /// Raft tuning shared by every manager.
 #[derive(Debug, Clone)]
 pub struct RaftSettings {
@@ -150,6 +157,7 @@ where
             n => SnapshotPolicy::LogsSinceLast(n),
         },
         max_in_snapshot_log_to_keep: settings.keep_logs,
+        max_payload_entries: MAX_PAYLOAD_ENTRIES,
         ..Default::default()
     };
     let config = Arc::new(

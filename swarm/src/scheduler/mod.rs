@@ -118,7 +118,7 @@ pub async fn pass_scoped(store: &Store, scope: &Scope) -> crate::Result<usize> {
     }
     let decisions = schedule(&nodes, &active, &queue);
     store
-        .update(|tx| {
+        .update_batched(|tx| {
             let mut assigned = 0;
             for d in &decisions {
                 let Some(mut t) = tx.get::<Task>(d.task_id()) else {

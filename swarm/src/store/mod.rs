@@ -123,6 +123,9 @@ const STALE_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 /// (up to the try's number in milliseconds, at most 100), so calls that
 /// keep colliding fall out of step.
 const STALE_EAGER: u32 = 3;
+/// The most changes [`Store::update_batched`] puts in one raft entry
+/// (swarmkit's `MaxChangesPerTransaction`).
+pub const MAX_CHANGES_PER_ENTRY: usize = 200;
 /// How long an update waits to catch up with the leader before running again.
 const CATCH_UP: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -166,6 +169,41 @@ impl Store {
         self.state.read(|t| f(&ReadTx::new(t)))
     }
 
+    /// Waits until this node has applied every write acknowledged anywhere
+    /// before the call. A manager that does not lead serves reads from its
+    /// own copy, which may not yet hold a write just acknowledged through
+    /// another manager (dockerd sends every read to the leader instead).
+    /// False when it could not (no leader, or not caught up in time).
+    pub async fn catch_up(&self) -> bool {
+        match self.proposer.read_index().await {
+            Ok(None) => true,
+            Ok(Some(index)) => self.state.wait_applied(index, CATCH_UP).await,
+            Err(_) => false,
+        }
+    }
+
+    /// Runs the read `f`; when it finds nothing, once more after
+    /// [`Self::catch_up`], so an object created through another manager
+    /// just before is found here too. Reads that find their object pay
+    /// nothing.
+    pub async fn read_fresh<R>(&self, f: impl Fn(&Store) -> Result<R>) -> Result<R> {
+        match f(self) {
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                if !self.catch_up().await {
+                    return Err(e);
+                }
+                f(self)
+            }
+            r => r,
+        }
+    }
+
+    /// The read index another manager asked this one for
+    /// (`Cluster.ReadIndex`): fails unless this node leads.
+    pub async fn read_index_here(&self) -> Result<u64> {
+        self.proposer.read_index_here().await
+    }
+
     /// Runs `f` in a write transaction and commits its changes.
     ///
     /// Transactions are serialized. When this returns `Ok`, every change is
@@ -175,10 +213,33 @@ impl Store {
     /// On a manager that does not lead, the leader commits the changes only
     /// if what they write is unchanged there; otherwise this node catches
     /// up and runs `f` again (so `f` may run more than once).
-    pub async fn update<R>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+    pub async fn update<R>(&self, f: impl FnMut(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        self.commit(f, usize::MAX).await
+    }
+
+    /// [`Self::update`] for the reconcilers (orchestrator, scheduler, task
+    /// status), whose changes each stand alone: a transaction of more than
+    /// [`MAX_CHANGES_PER_ENTRY`] changes is committed as several raft
+    /// entries of at most that many, in order (swarmkit's `store.Batch`).
+    /// One entry of a thousand tasks is megabytes, and an AppendEntries
+    /// must reach a follower within a heartbeat interval: on a loaded
+    /// machine such an entry never did, and the cluster lost its leader for
+    /// good. Readers may see the first entries before the last; a change
+    /// that went stale after some entries committed runs `f` again, which
+    /// finds those already done.
+    pub async fn update_batched<R>(&self, f: impl FnMut(&mut Tx<'_>) -> Result<R>) -> Result<R> {
+        self.commit(f, MAX_CHANGES_PER_ENTRY).await
+    }
+
+    async fn commit<R>(
+        &self,
+        mut f: impl FnMut(&mut Tx<'_>) -> Result<R>,
+        per_entry: usize,
+    ) -> Result<R> {
         let _guard = self.write.lock().await;
         let deadline = tokio::time::Instant::now() + STALE_LIMIT;
         let mut tries = 0u32;
+        let mut caught_up = false;
         while tries == 0 || tokio::time::Instant::now() < deadline {
             tries += 1;
             if tries > STALE_EAGER {
@@ -191,11 +252,22 @@ impl Store {
                 let r = f(&mut tx);
                 (r, tx.into_actions(), t.last_index)
             });
-            let r = result?;
+            let r = match result {
+                // What this call names may have been created through another
+                // manager a moment ago: look again once caught up.
+                Err(e) if e.kind() == crate::ErrorKind::NotFound && !caught_up => {
+                    caught_up = true;
+                    if self.catch_up().await {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                r => r?,
+            };
             if actions.is_empty() {
                 return Ok(r);
             }
-            match self.proposer.propose(base, actions).await? {
+            match self.propose_in_entries(base, actions, per_entry).await? {
                 Proposed::Committed(_) => return Ok(r),
                 Proposed::Stale(index) => {
                     self.state.wait_applied(index, CATCH_UP).await;
@@ -206,6 +278,29 @@ impl Store {
             crate::ErrorKind::Unavailable,
             "rpc error: code = Unavailable desc = the store kept changing under this update; try again",
         ))
+    }
+
+    /// Proposes `actions` as entries of at most `per_entry` actions each,
+    /// in order; stops at the first that is stale.
+    async fn propose_in_entries(
+        &self,
+        base: u64,
+        mut actions: Vec<StoreAction>,
+        per_entry: usize,
+    ) -> Result<Proposed> {
+        if actions.len() <= per_entry {
+            return self.proposer.propose(base, actions).await;
+        }
+        let mut last = Proposed::Committed(base);
+        while !actions.is_empty() {
+            let rest = actions.split_off(per_entry.min(actions.len()));
+            last = self.proposer.propose(base, actions).await?;
+            if matches!(last, Proposed::Stale(_)) {
+                break;
+            }
+            actions = rest;
+        }
+        Ok(last)
     }
 
     /// Commits a transaction another manager built on its state at index
