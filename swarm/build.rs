@@ -68,6 +68,12 @@ fn main() {
             "crate::raft::wire::ProposeReply",
         ))
         .method(unary(
+            "read_index",
+            "ReadIndex",
+            "crate::raft::wire::ReadIndexRequest",
+            "crate::raft::wire::ReadIndexReply",
+        ))
+        .method(unary(
             "leave",
             "Leave",
             "crate::raft::wire::LeaveRequest",

@@ -74,10 +74,8 @@ async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let m = s.node.manager()?;
-    Ok(Json(crate::wire::object_out(&config::view(&config::get(
-        m.store(),
-        &id,
-    )?))))
+    let c = m.store().read_fresh(|st| config::get(st, &id)).await?;
+    Ok(Json(crate::wire::object_out(&config::view(&c))))
 }
 
 async fn update(

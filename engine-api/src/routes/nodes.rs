@@ -73,7 +73,8 @@ async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let m = s.node.manager()?;
-    Ok(Json(to_json(&node::get(m.store(), &id)?)))
+    let n = m.store().read_fresh(|st| node::get(st, &id)).await?;
+    Ok(Json(to_json(&n)))
 }
 
 /// A `NodeSpec` body with its role and availability as text, for dockerd's

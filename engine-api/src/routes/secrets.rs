@@ -87,10 +87,8 @@ async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let m = s.node.manager()?;
-    Ok(Json(crate::wire::object_out(&secret::view(&secret::get(
-        m.store(),
-        &id,
-    )?))))
+    let sec = m.store().read_fresh(|st| secret::get(st, &id)).await?;
+    Ok(Json(crate::wire::object_out(&secret::view(&sec))))
 }
 
 async fn update(

@@ -184,7 +184,7 @@ async fn inspect(
 ) -> ApiResult<Json<serde_json::Value>> {
     let defaults = query_strict_bool(&q, "insertDefaults", BadBool::Wrapped)?.unwrap_or(false);
     let m = s.node.manager()?;
-    let svc = service::get(m.store(), &id)?;
+    let svc = m.store().read_fresh(|st| service::get(st, &id)).await?;
     Ok(Json(to_json(&svc, defaults, version)))
 }
 
@@ -225,7 +225,7 @@ async fn logs(
     Query(q): Query<crate::body::Query>,
 ) -> ApiResult<Response> {
     let m = s.node.manager()?;
-    let svc = service::get(m.store(), &id)?;
+    let svc = m.store().read_fresh(|st| service::get(st, &id)).await?;
     let tty = svc
         .spec()
         .task_template

@@ -147,7 +147,10 @@ async fn list(
     // the store's lock for each poll starved its writers.
     let mut scope: Option<Vec<String>> = None;
     for want in f.get("service") {
-        let svc = swarm::controlapi::service::get(m.store(), want)?;
+        let svc = m
+            .store()
+            .read_fresh(|st| swarm::controlapi::service::get(st, want))
+            .await?;
         let ids = scope.get_or_insert_with(Vec::new);
         let id = svc.api.id.clone().unwrap_or_default();
         // A service named twice (by name and by ID) is read once.
@@ -156,7 +159,7 @@ async fn list(
         }
     }
     for want in f.get("node") {
-        node::get(m.store(), want)?;
+        m.store().read_fresh(|st| node::get(st, want)).await?;
     }
     let (tasks, cx, nets) = m.store().view(|v| {
         let nets = network_map(v);
@@ -207,7 +210,7 @@ async fn inspect(
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let m = s.node.manager()?;
-    let t = task::get(m.store(), &id)?;
+    let t = m.store().read_fresh(|st| task::get(st, &id)).await?;
     let nets = m.store().view(network_map);
     Ok(Json(to_json(&t, &nets, version)))
 }
@@ -220,7 +223,7 @@ async fn logs(
     Query(q): Query<crate::body::Query>,
 ) -> ApiResult<axum::response::Response> {
     let m = s.node.manager()?;
-    let t = task::get(m.store(), &id)?;
+    let t = m.store().read_fresh(|st| task::get(st, &id)).await?;
     let tty = t
         .api
         .spec

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use openraft::error::CheckIsLeaderError;
 use openraft::error::ClientWriteError;
 use openraft::error::RaftError;
 
@@ -18,6 +19,7 @@ use crate::error::ErrorKind;
 use crate::error::Result;
 use crate::raft::wire::ProposeReply;
 use crate::raft::wire::ProposeRequest;
+use crate::raft::wire::ReadIndexRequest;
 use crate::store::Proposed;
 use crate::store::Proposer;
 use crate::store::SharedState;
@@ -43,6 +45,9 @@ pub trait Forwarder: Send + Sync {
         base: u64,
         actions: Vec<StoreAction>,
     ) -> Result<ProposeReply>;
+
+    /// Asks the leader at `addr` for its read index (`Cluster.ReadIndex`).
+    async fn read_index(&self, addr: &str) -> Result<u64>;
 }
 
 /// [`Forwarder`] over the managers' gRPC channels.
@@ -65,6 +70,17 @@ impl Forwarder for GrpcForwarder {
             Ok(Err(s)) if crate::transport::status::is_transport(&s) => Err(Error::no_leader()),
             Ok(Err(s)) => Err(crate::transport::status::from_status(&s)),
             Ok(Ok(r)) => Ok(r.into_inner()),
+        }
+    }
+
+    async fn read_index(&self, addr: &str) -> Result<u64> {
+        let mut client = ClusterClient::new(self.0.get(addr)?);
+        let call = client.read_index(ReadIndexRequest {});
+        match tokio::time::timeout(COMMIT_TIMEOUT, call).await {
+            Err(_) => Err(Error::no_leader()),
+            Ok(Err(s)) if crate::transport::status::is_transport(&s) => Err(Error::no_leader()),
+            Ok(Err(s)) => Err(crate::transport::status::from_status(&s)),
+            Ok(Ok(r)) => Ok(r.into_inner().index),
         }
     }
 }
@@ -193,6 +209,37 @@ impl Proposer for RaftProposer {
 
     async fn propose_here(&self, base: u64, actions: Vec<StoreAction>) -> Result<Proposed> {
         self.write(base, actions, false).await
+    }
+
+    async fn read_index(&self) -> Result<Option<u64>> {
+        let m = self.raft.metrics().borrow().clone();
+        match m.current_leader {
+            // The leader applies a write before acknowledging it.
+            Some(l) if l == m.id => Ok(None),
+            Some(l) => {
+                let addr = m
+                    .membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.addr.clone())
+                    .ok_or_else(Error::no_leader)?;
+                let forwarder = self.forwarder.as_ref().ok_or_else(Error::no_leader)?;
+                forwarder.read_index(&addr).await.map(Some)
+            }
+            None => Err(Error::no_leader()),
+        }
+    }
+
+    async fn read_index_here(&self) -> Result<u64> {
+        // Confirms with a quorum that this node still leads, then waits
+        // until it has applied what it had committed.
+        match tokio::time::timeout(COMMIT_TIMEOUT, self.raft.ensure_linearizable()).await {
+            Ok(Ok(log_id)) => Ok(log_id.map_or(0, |l| l.index)),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) | Err(_) => {
+                Err(Error::no_leader())
+            }
+            Ok(Err(e)) => Err(Error::new(ErrorKind::Unavailable, format!("raft: {e}"))),
+        }
     }
 }
 

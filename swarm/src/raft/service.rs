@@ -217,6 +217,17 @@ impl Cluster for ClusterService {
         }
     }
 
+    async fn read_index(
+        &self,
+        req: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexReply>, Status> {
+        auth::require(&req, &self.cluster_id, &[Role::Manager])?;
+        match self.store.read_index_here().await {
+            Ok(index) => Ok(Response::new(ReadIndexReply { index })),
+            Err(e) => Err(to_status(&e)),
+        }
+    }
+
     async fn leave(&self, req: Request<LeaveRequest>) -> Result<Response<LeaveReply>, Status> {
         let peer = auth::require(&req, &self.cluster_id, &[Role::Manager])?;
         let l = req.into_inner();

@@ -65,6 +65,19 @@ pub enum ProposeReply {
     Stale(u64),
 }
 
+/// `Cluster.ReadIndex`: what a manager that does not lead asks the leader
+/// before it reads again something it did not find.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReadIndexRequest {}
+
+/// `Cluster.ReadIndex` reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexReply {
+    /// The leader's read index: once a manager has applied through it, its
+    /// reads see every write acknowledged before the call.
+    pub index: u64,
+}
+
 /// `Cluster.Leave`: remove a manager from the raft membership.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LeaveRequest {

@@ -31,4 +31,18 @@ pub trait Proposer: Send + Sync {
     async fn propose_here(&self, base: u64, actions: Vec<StoreAction>) -> Result<Proposed> {
         self.propose(base, actions).await
     }
+
+    /// The index this node must have applied for a read here to see every
+    /// write acknowledged anywhere before the call (raft's read index,
+    /// asked of the leader). `None` when this node's applied state already
+    /// is that: it leads, or it is the only copy.
+    async fn read_index(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// [`Self::read_index`] answered on the leader for another manager,
+    /// never forwarded: fails when this node does not lead.
+    async fn read_index_here(&self) -> Result<u64> {
+        Ok(0)
+    }
 }

@@ -65,16 +65,38 @@ impl Forwarder for SimForwarder {
             Err(_) => Err(Error::no_leader()),
             Ok(Ok(Proposed::Committed(i))) => Ok(ProposeReply::Committed(i)),
             Ok(Ok(Proposed::Stale(i))) => Ok(ProposeReply::Stale(i)),
-            Ok(Err(e)) => {
-                // The error crosses the wire as a gRPC status and comes back
-                // as the gRPC forwarder would return it.
-                let status = to_status(&e);
-                if is_transport(&status) {
-                    Err(Error::no_leader())
-                } else {
-                    Err(from_status(&status))
-                }
-            }
+            Ok(Err(e)) => Err(across_the_wire(&e)),
         }
+    }
+
+    async fn read_index(&self, addr: &str) -> Result<u64> {
+        let to = Router::node_of(addr).ok_or_else(Error::no_leader)?;
+        let from = self.from;
+        self.router
+            .leg(from, to, from, to)
+            .await
+            .map_err(|_| Error::no_leader())?;
+        let store = self.router.store(to).ok_or_else(Error::no_leader)?;
+        let outcome = tokio::time::timeout(FORWARD_TIMEOUT, store.read_index_here()).await;
+        self.router
+            .leg(from, to, to, from)
+            .await
+            .map_err(|_| Error::no_leader())?;
+        match outcome {
+            Err(_) => Err(Error::no_leader()),
+            Ok(Ok(index)) => Ok(index),
+            Ok(Err(e)) => Err(across_the_wire(&e)),
+        }
+    }
+}
+
+/// The error crosses the wire as a gRPC status and comes back as the gRPC
+/// forwarder would return it.
+fn across_the_wire(e: &Error) -> Error {
+    let status = to_status(e);
+    if is_transport(&status) {
+        Error::no_leader()
+    } else {
+        from_status(&status)
     }
 }
