@@ -16,11 +16,14 @@
 //!   then node5's link set down: time until all replicas run elsewhere;
 //! - b: writes every 100 ms through a manager while the leader's node is
 //!   killed: time to the first acknowledged write after the kill, and
-//!   acknowledged writes missing afterwards.
+//!   acknowledged writes missing afterwards;
+//! - g (with `--tasks N`, after f): N replicas over all 5 nodes until all
+//!   run, with the per-task timeline (see [`spread`]).
 
 pub mod load;
 pub mod report;
 pub mod scenarios;
+pub mod spread;
 
 use std::collections::BTreeMap;
 
@@ -80,6 +83,8 @@ pub struct Options {
     pub reps: u32,
     /// Secret writes in scenario d.
     pub writes: u32,
+    /// Replicas of scenario g (0: not run).
+    pub tasks: u32,
 }
 
 /// Runs every repetition for every engine and returns the figures. Never

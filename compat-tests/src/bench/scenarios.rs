@@ -89,6 +89,9 @@ pub fn repetition(engine: Engine, rep: u32, opts: &Options, figs: &mut Figures) 
         r.skip(&["f", "c"], "needs the workers of a2");
     } else {
         r.step("f idle memory", idle_memory);
+        if opts.tasks > 0 {
+            r.step("g many replicas", |r| many_replicas(r, opts.tasks));
+        }
         r.step("c dead worker", dead_worker);
     }
     r.step("b leader failover", leader_failover);
@@ -247,20 +250,26 @@ fn create_service(node: &Node, name: &str, extra: &[&str]) -> anyhow::Result<()>
 
 /// Removes a service and waits until no node runs a container of it.
 fn remove_service(r: &Rep<'_>, name: &str, nodes: &[usize]) -> anyhow::Result<()> {
+    remove_service_within(r, name, nodes, Duration::from_secs(120))
+}
+
+/// [`remove_service`] with its own time limit.
+fn remove_service_within(
+    r: &Rep<'_>,
+    name: &str,
+    nodes: &[usize],
+    limit: Duration,
+) -> anyhow::Result<()> {
     r.node(1).try_ok(&["service", "rm", name])?;
-    poll(
-        Duration::from_secs(120),
-        "the service's containers to go",
-        || {
-            nodes
-                .iter()
-                .all(|n| {
-                    let ps = r.node(*n).docker(&["ps", "-q"]);
-                    ps.success() && ps.stdout.trim().is_empty()
-                })
-                .then_some(())
-        },
-    )
+    poll(limit, "the service's containers to go", || {
+        nodes
+            .iter()
+            .all(|n| {
+                let ps = r.node(*n).docker(&["ps", "-q"]);
+                ps.success() && ps.stdout.trim().is_empty()
+            })
+            .then_some(())
+    })
 }
 
 fn replicas_30(r: &mut Rep<'_>) -> anyhow::Result<()> {
@@ -294,6 +303,37 @@ fn replicas_30(r: &mut Rep<'_>) -> anyhow::Result<()> {
     );
     r.add("e. service create --replicas 30 -> 30 running (s)", took);
     remove_service(r, "many", &[1, 2, 3])
+}
+
+/// Scenario g: `tasks` replicas over every node, timed per task.
+fn many_replicas(r: &mut Rep<'_>, tasks: u32) -> anyhow::Result<()> {
+    let limit = Duration::from_secs(60 + u64::from(tasks));
+    let got = match super::spread::run(&r.node(1), &r.nodes, "spread", tasks, limit) {
+        Ok(got) => got,
+        Err(e) => {
+            for n in 1..=3 {
+                eprintln!(
+                    "   node{n}'s engine log, last lines:\n{}",
+                    r.node(n).logs_tail()
+                );
+            }
+            return Err(e);
+        }
+    };
+    let nodes = r.nodes.len();
+    r.add(
+        &format!("g. {tasks} replicas over {nodes} nodes -> all running (s)"),
+        got.all_running,
+    );
+    for (state, (p50, p90)) in &got.timeline {
+        r.add(&format!("g. per task, first seen {state}: p50 (s)"), *p50);
+        r.add(&format!("g. per task, first seen {state}: p90 (s)"), *p90);
+    }
+    r.add("g. engine CPU, all nodes (s)", got.engine_cpu);
+    r.add("g. containerd CPU, all nodes (s)", got.containerd_cpu);
+    eprintln!("   running per node: {:?}", got.per_node);
+    let all: Vec<usize> = (1..=nodes).collect();
+    remove_service_within(r, "spread", &all, limit)
 }
 
 fn idle_memory(r: &mut Rep<'_>) -> anyhow::Result<()> {

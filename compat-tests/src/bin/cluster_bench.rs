@@ -33,6 +33,9 @@ struct Args {
     /// Sequential secret writes in scenario d.
     #[arg(long, default_value_t = 300)]
     writes: u32,
+    /// Replicas of scenario g, spread over all nodes (0: not run).
+    #[arg(long, default_value_t = 0)]
+    tasks: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         engines: runnable,
         reps: args.reps,
         writes: args.writes.clamp(10, 100_000),
+        tasks: args.tasks.min(5_000),
     };
     let figs = bench::run(&opts);
     println!("{}", bench::report::render(&figs, &engines));
