@@ -157,7 +157,7 @@ async fn a_batched_update_commits_large_transactions_in_bounded_entries() {
     let store = Store::in_memory();
     let n = 2 * MAX_CHANGES_PER_ENTRY + 50;
     let made: Vec<Service> = (0..n).map(|i| service(&format!("s{i}"))).collect();
-    let rx = store.subscribe();
+    let mut rx = store.subscribe();
     store
         .update_batched(|tx| {
             for s in &made {
@@ -170,15 +170,24 @@ async fn a_batched_update_commits_large_transactions_in_bounded_entries() {
     // Every change is there, in three entries of at most the bound, in order.
     let versions: Vec<u64> = made
         .iter()
-        .map(|s| store.view(|tx| tx.get::<Service>(s.id())).unwrap().version())
+        .map(|s| {
+            store
+                .view(|tx| tx.get::<Service>(s.id()))
+                .unwrap()
+                .version()
+        })
         .collect();
     assert_eq!(versions[0], 1);
     assert_eq!(versions[MAX_CHANGES_PER_ENTRY - 1], 1);
     assert_eq!(versions[MAX_CHANGES_PER_ENTRY], 2);
     assert_eq!(versions[n - 1], 3);
-    let mut rx = rx;
-    let sizes: Vec<usize> = (0..3).map(|_| rx.try_recv().unwrap().events.len()).collect();
-    assert_eq!(sizes, vec![MAX_CHANGES_PER_ENTRY, MAX_CHANGES_PER_ENTRY, 50]);
+    let sizes: Vec<usize> = (0..3)
+        .map(|_| rx.try_recv().unwrap().events.len())
+        .collect();
+    assert_eq!(
+        sizes,
+        vec![MAX_CHANGES_PER_ENTRY, MAX_CHANGES_PER_ENTRY, 50]
+    );
     // A plain update stays one entry, whatever its size.
     let more: Vec<Service> = (0..n).map(|i| service(&format!("t{i}"))).collect();
     store
