@@ -80,6 +80,9 @@ pub struct TaskController {
     // Set by a start of this controller, taken by the wait after it: the
     // process state is known without asking containerd.
     started: bool,
+    // Shared by the node's controllers: bounds the task processes started
+    // and removed at once (see `ContainerdExecutor`).
+    starts: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// How a runtime error shows in a task: retried when containerd is away,
@@ -142,6 +145,24 @@ impl TaskController {
             made: None,
             volumes: None,
             started: false,
+            starts: None,
+        }
+    }
+
+    /// Starts and removes this task's process and namespace only while
+    /// `limit` has a permit free.
+    pub fn with_start_limit(mut self, limit: Arc<tokio::sync::Semaphore>) -> Self {
+        self.starts = Some(limit);
+        self
+    }
+
+    /// Waits for a turn at work that spawns runc or takes the kernel's
+    /// network lock (see `ContainerdExecutor`); `None`: no bound.
+    async fn heavy_work(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        // The semaphore is never closed: no permit only means no bound.
+        match &self.starts {
+            Some(limit) => limit.clone().acquire_owned().await.ok(),
+            None => None,
         }
     }
 
@@ -613,6 +634,7 @@ impl Controller for TaskController {
             None => self.ctd.snapshot_mounts(&id).await.map_err(exec_err)?,
         };
         let tty = container_spec(&self.task).tty.unwrap_or(false);
+        let permit = self.heavy_work().await;
         let started = async {
             self.ctd
                 .task_create(
@@ -627,6 +649,7 @@ impl Controller for TaskController {
             self.ctd.task_start(&id).await
         }
         .await;
+        drop(permit);
         match started {
             Ok(pid) => {
                 files::record_start(&self.dir(&id));
@@ -763,7 +786,9 @@ impl Controller for TaskController {
             self.emit(&id, "stop", &[]).await;
         }
         self.drain_logs();
+        let permit = self.heavy_work().await;
         self.release_network().await;
+        drop(permit);
         self.health = None;
         self.pid = None;
         Ok(())
@@ -803,6 +828,7 @@ impl Controller for TaskController {
     }
 
     async fn remove(&mut self) -> Result<(), ExecError> {
+        let _permit = self.heavy_work().await;
         if let Some(id) = self.existing().await? {
             self.finish_logs().await;
             // The record names the container; read it before it goes.

@@ -100,6 +100,17 @@ pub struct ContainerdExecutor {
     ctd: Containerd,
     env: Arc<NodeEnv>,
     net: Option<Arc<dyn NetworkAttacher>>,
+    starts: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many task processes a node starts or removes at once: two per core.
+/// Each is a runc (and often a shim) process of its own, and a removal also
+/// tears down a network namespace under the kernel's one network lock;
+/// 200 at once per node left the daemon's raft too little CPU to answer
+/// its peers in time (the cluster lost its leader starting 1,000 tasks),
+/// and the machine does the same work either way.
+fn concurrent_starts() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| 2 * n.get())
 }
 
 impl std::fmt::Debug for ContainerdExecutor {
@@ -119,6 +130,7 @@ impl ContainerdExecutor {
             ctd,
             env: Arc::new(env),
             net: None,
+            starts: Arc::new(tokio::sync::Semaphore::new(concurrent_starts())),
         }
     }
 
@@ -162,7 +174,8 @@ impl Executor for ContainerdExecutor {
             task.clone(),
             deps,
             self.net.clone(),
-        )))
+        )
+        .with_start_limit(self.starts.clone())))
     }
 
     async fn update_dns(&self, records: &swarm::exec::ServiceRecords) -> Result<(), ExecError> {
