@@ -168,14 +168,16 @@ impl Executor for ContainerdExecutor {
         task: &Task,
         deps: Arc<dyn swarm::exec::DependencyGetter>,
     ) -> Result<Box<dyn Controller>, ExecError> {
-        Ok(Box::new(TaskController::new(
-            self.ctd.clone(),
-            self.env.clone(),
-            task.clone(),
-            deps,
-            self.net.clone(),
-        )
-        .with_start_limit(self.starts.clone())))
+        Ok(Box::new(
+            TaskController::new(
+                self.ctd.clone(),
+                self.env.clone(),
+                task.clone(),
+                deps,
+                self.net.clone(),
+            )
+            .with_start_limit(self.starts.clone()),
+        ))
     }
 
     async fn update_dns(&self, records: &swarm::exec::ServiceRecords) -> Result<(), ExecError> {
