@@ -194,6 +194,14 @@ impl TestCluster {
         self.nodes.keys().copied().collect()
     }
 
+    /// A node other than `leader`.
+    pub fn a_follower(&self, leader: NodeId) -> NodeId {
+        self.ids()
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a cluster of more than one node")
+    }
+
     /// The IDs of the running nodes.
     pub fn running_ids(&self) -> Vec<NodeId> {
         self.nodes

@@ -47,11 +47,7 @@ async fn t10_a_write_through_each_manager_is_visible_on_all() -> Result<()> {
 async fn t11_a_follower_write_returns_after_the_follower_applied_it() -> Result<()> {
     let c = TestCluster::new(3).await?;
     let leader = c.wait_leader(WAIT).await?;
-    let follower = c
-        .ids()
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("three nodes");
+    let follower = c.a_follower(leader);
     let lag = Duration::from_millis(30);
     c.router()
         .faults()
@@ -84,11 +80,7 @@ async fn t11_a_follower_write_returns_after_the_follower_applied_it() -> Result<
 async fn t12_a_follower_that_cannot_apply_does_not_acknowledge() -> Result<()> {
     let c = TestCluster::new(3).await?;
     let leader = c.wait_leader(WAIT).await?;
-    let follower = c
-        .ids()
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("three nodes");
+    let follower = c.a_follower(leader);
     // Longer than openraft's append deadline (the heartbeat interval):
     // every append to the follower times out; its own calls are fast.
     c.router()
@@ -113,11 +105,7 @@ async fn t12_a_follower_that_cannot_apply_does_not_acknowledge() -> Result<()> {
 async fn t13_a_follower_finds_what_another_manager_just_acknowledged() -> Result<()> {
     let c = TestCluster::new(3).await?;
     let leader = c.wait_leader(WAIT).await?;
-    let follower = c
-        .ids()
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("three nodes");
+    let follower = c.a_follower(leader);
     c.router()
         .faults()
         .set_link_latency(leader, follower, Some(Duration::from_millis(30)));

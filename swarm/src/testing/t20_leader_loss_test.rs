@@ -177,11 +177,7 @@ async fn t21_stopped_leader_restarts_as_follower_with_every_write() -> Result<()
 async fn t22_a_write_in_flight_when_the_leader_stops_fails_with_no_leader() -> Result<()> {
     let mut c = TestCluster::new(3).await?;
     let leader = c.wait_leader(WAIT).await?;
-    let follower = c
-        .ids()
-        .into_iter()
-        .find(|id| *id != leader)
-        .expect("three nodes");
+    let follower = c.a_follower(leader);
     // Slow replication: the commit takes a while, the shutdown lands in it.
     for id in c.ids() {
         c.router()
