@@ -48,7 +48,7 @@ impl LogSource {
         if let Some(local) = local {
             return Ok(local.broker().subscribe(selector, options));
         }
-        let addr = services::leader_addr(&self.raft).ok_or_else(Error::no_leader)?;
+        let addr = crate::raft::membership::leader_addr(&self.raft).ok_or_else(Error::no_leader)?;
         services::subscribe_logs(&self.channels, &addr, selector, options).await
     }
 

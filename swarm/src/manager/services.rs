@@ -28,23 +28,11 @@ use crate::transport::Channels;
 /// catch up by log or snapshot first).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The leader's address, as `raft` knows it.
-pub fn leader_addr(raft: &crate::raft::ShoalRaft) -> Option<String> {
-    let m = raft.metrics().borrow().clone();
-    let leader = m.current_leader?;
-    let addr = m
-        .membership_config
-        .nodes()
-        .find(|(id, _)| **id == leader)
-        .map(|(_, n)| n.addr.clone());
-    addr
-}
-
 struct RaftLeader(crate::raft::ShoalRaft);
 
 impl LeaderHint for RaftLeader {
     fn leader_addr(&self) -> Option<String> {
-        leader_addr(&self.0)
+        crate::raft::membership::leader_addr(&self.0)
     }
 }
 

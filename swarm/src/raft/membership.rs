@@ -39,6 +39,18 @@ pub fn members(raft: &ShoalRaft) -> Vec<(NodeId, String)> {
     m.nodes().map(|(id, n)| (*id, n.addr.clone())).collect()
 }
 
+/// The leader's address, as this node knows it.
+pub fn leader_addr(raft: &ShoalRaft) -> Option<String> {
+    let m = raft.metrics().borrow().clone();
+    let leader = m.current_leader?;
+    let addr = m
+        .membership_config
+        .nodes()
+        .find(|(id, _)| **id == leader)
+        .map(|(_, n)| n.addr.clone());
+    addr
+}
+
 /// The voters, as this node knows them.
 pub fn voters(raft: &ShoalRaft) -> BTreeSet<NodeId> {
     let m = raft.metrics().borrow().membership_config.clone();

@@ -64,24 +64,27 @@ impl Forwarder for GrpcForwarder {
         let mut client = ClusterClient::new(self.0.get(addr)?)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
-        let call = client.propose(ProposeRequest { base, actions });
-        match tokio::time::timeout(COMMIT_TIMEOUT, call).await {
-            Err(_) => Err(Error::no_leader()),
-            Ok(Err(s)) if crate::transport::status::is_transport(&s) => Err(Error::no_leader()),
-            Ok(Err(s)) => Err(crate::transport::status::from_status(&s)),
-            Ok(Ok(r)) => Ok(r.into_inner()),
-        }
+        leader_answer(client.propose(ProposeRequest { base, actions })).await
     }
 
     async fn read_index(&self, addr: &str) -> Result<u64> {
         let mut client = ClusterClient::new(self.0.get(addr)?);
-        let call = client.read_index(ReadIndexRequest {});
-        match tokio::time::timeout(COMMIT_TIMEOUT, call).await {
-            Err(_) => Err(Error::no_leader()),
-            Ok(Err(s)) if crate::transport::status::is_transport(&s) => Err(Error::no_leader()),
-            Ok(Err(s)) => Err(crate::transport::status::from_status(&s)),
-            Ok(Ok(r)) => Ok(r.into_inner().index),
-        }
+        let reply = leader_answer(client.read_index(ReadIndexRequest {})).await?;
+        Ok(reply.index)
+    }
+}
+
+/// The answer of a call to the leader, bounded by [`COMMIT_TIMEOUT`]; a
+/// timeout or a transport failure means the swarm has no leader (whether
+/// a forwarded write happened is then unknown).
+async fn leader_answer<T>(
+    call: impl std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T> {
+    match tokio::time::timeout(COMMIT_TIMEOUT, call).await {
+        Err(_) => Err(Error::no_leader()),
+        Ok(Err(s)) if crate::transport::status::is_transport(&s) => Err(Error::no_leader()),
+        Ok(Err(s)) => Err(crate::transport::status::from_status(&s)),
+        Ok(Ok(r)) => Ok(r.into_inner()),
     }
 }
 
@@ -212,22 +215,18 @@ impl Proposer for RaftProposer {
     }
 
     async fn read_index(&self) -> Result<Option<u64>> {
-        let m = self.raft.metrics().borrow().clone();
-        match m.current_leader {
-            // The leader applies a write before acknowledging it.
-            Some(l) if l == m.id => Ok(None),
-            Some(l) => {
-                let addr = m
-                    .membership_config
-                    .membership()
-                    .get_node(&l)
-                    .map(|n| n.addr.clone())
-                    .ok_or_else(Error::no_leader)?;
-                let forwarder = self.forwarder.as_ref().ok_or_else(Error::no_leader)?;
-                forwarder.read_index(&addr).await.map(Some)
-            }
-            None => Err(Error::no_leader()),
+        let leads = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            m.current_leader == Some(m.id)
+        };
+        // The leader applies a write before acknowledging it.
+        if leads {
+            return Ok(None);
         }
+        let addr = super::membership::leader_addr(&self.raft).ok_or_else(Error::no_leader)?;
+        let forwarder = self.forwarder.as_ref().ok_or_else(Error::no_leader)?;
+        forwarder.read_index(&addr).await.map(Some)
     }
 
     async fn read_index_here(&self) -> Result<u64> {
