@@ -82,7 +82,7 @@ pub struct TaskController {
     started: bool,
     // Shared by the node's controllers: bounds the task processes started
     // and removed at once (see `ContainerdExecutor`).
-    starts: Option<Arc<tokio::sync::Semaphore>>,
+    heavy_work_limit: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// How a runtime error shows in a task: retried when containerd is away,
@@ -145,14 +145,14 @@ impl TaskController {
             made: None,
             volumes: None,
             started: false,
-            starts: None,
+            heavy_work_limit: None,
         }
     }
 
     /// Starts and removes this task's process and namespace only while
     /// `limit` has a permit free.
-    pub fn with_start_limit(mut self, limit: Arc<tokio::sync::Semaphore>) -> Self {
-        self.starts = Some(limit);
+    pub fn with_heavy_work_limit(mut self, limit: Arc<tokio::sync::Semaphore>) -> Self {
+        self.heavy_work_limit = Some(limit);
         self
     }
 
@@ -160,7 +160,7 @@ impl TaskController {
     /// network lock (see `ContainerdExecutor`); `None`: no bound.
     async fn heavy_work(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         // The semaphore is never closed: no permit only means no bound.
-        match &self.starts {
+        match &self.heavy_work_limit {
             Some(limit) => limit.clone().acquire_owned().await.ok(),
             None => None,
         }

@@ -100,7 +100,7 @@ pub struct ContainerdExecutor {
     ctd: Containerd,
     env: Arc<NodeEnv>,
     net: Option<Arc<dyn NetworkAttacher>>,
-    starts: Arc<tokio::sync::Semaphore>,
+    heavy_work_limit: Arc<tokio::sync::Semaphore>,
 }
 
 /// How many task processes a node starts or removes at once: two per core.
@@ -109,7 +109,7 @@ pub struct ContainerdExecutor {
 /// 200 at once per node left the daemon's raft too little CPU to answer
 /// its peers in time (the cluster lost its leader starting 1,000 tasks),
 /// and the machine does the same work either way.
-fn concurrent_starts() -> usize {
+fn heavy_work_at_once() -> usize {
     std::thread::available_parallelism().map_or(2, |n| 2 * n.get())
 }
 
@@ -130,7 +130,7 @@ impl ContainerdExecutor {
             ctd,
             env: Arc::new(env),
             net: None,
-            starts: Arc::new(tokio::sync::Semaphore::new(concurrent_starts())),
+            heavy_work_limit: Arc::new(tokio::sync::Semaphore::new(heavy_work_at_once())),
         }
     }
 
@@ -176,7 +176,7 @@ impl Executor for ContainerdExecutor {
                 deps,
                 self.net.clone(),
             )
-            .with_start_limit(self.starts.clone()),
+            .with_heavy_work_limit(self.heavy_work_limit.clone()),
         ))
     }
 
